@@ -1,0 +1,160 @@
+"""Play games between two players, many at once, with seats alternating.
+
+Players act on a batch of states where it is their turn. The AlphaZero agent searches all of
+its games in one batched search per move; the reference players (uniform random, pyspiel's C++
+MCTSBot with random rollouts, a perfect player from the exact solver) act game by game.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyspiel
+
+from .engines import SpielEngine
+from .search import BatchedMCTS, select_actions
+
+
+class Player(Protocol):
+    name: str
+
+    def act(self, states: list) -> np.ndarray: ...
+
+
+class AgentPlayer:
+    """A network + batched MCTS; no root noise; `temperature` at every move (0 = most visited)."""
+
+    def __init__(self, model, engine: SpielEngine, simulations: int, c_puct: float = 2.0,
+                 temperature: float = 0.0, seed: int = 0, name: str = "agent", device="cpu"):
+        from .selfplay import make_evaluator
+        self.name = name
+        self.engine = engine
+        self.temperature = temperature
+        self.mcts = BatchedMCTS(engine, make_evaluator(model, device), simulations, c_puct)
+        self.rng = np.random.default_rng([seed, 31337])
+
+    def act(self, states: list) -> np.ndarray:
+        res = self.mcts.run(states, None, noise=False)
+        return select_actions(res.visits, self.temperature, self.rng)
+
+
+class RandomPlayer:
+    def __init__(self, seed: int = 0, name: str = "random"):
+        self.name = name
+        self.rng = np.random.default_rng([seed, 4242])
+
+    def act(self, states: list) -> np.ndarray:
+        return np.array([self.rng.choice(s.legal_actions()) for s in states])
+
+
+class SpielMCTSPlayer:
+    """pyspiel's C++ MCTSBot with a random-rollout evaluator (OpenSpiel's defaults: uct_c = 2,
+    one rollout per leaf, solver on)."""
+
+    def __init__(self, game: pyspiel.Game, simulations: int, seed: int = 0, uct_c: float = 2.0,
+                 rollouts: int = 1, solve: bool = True):
+        self.name = f"spiel-mcts-{simulations}"
+        evaluator = pyspiel.RandomRolloutEvaluator(rollouts, seed)
+        self.bot = pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, solve, seed, False)
+
+    def act(self, states: list) -> np.ndarray:
+        return np.array([self.bot.step(s) for s in states])
+
+
+class PerfectPlayer:
+    """Plays a game-theoretically optimal move, uniformly at random among the optimal ones."""
+
+    def __init__(self, game: pyspiel.Game, seed: int = 0):
+        from .oracles import Solver
+        self.name = "perfect"
+        self.solver = Solver(game)
+        self.rng = np.random.default_rng([seed, 999])
+
+    def act(self, states: list) -> np.ndarray:
+        out = []
+        for s in states:
+            vals = self.solver.action_values(s)
+            best = max(vals.values())
+            out.append(self.rng.choice([a for a, v in vals.items() if v == best]))
+        return np.array(out)
+
+
+@dataclass
+class MatchResult:
+    wins: int
+    draws: int
+    losses: int
+    games: list[dict[str, Any]]
+
+    @property
+    def n(self) -> int:
+        return self.wins + self.draws + self.losses
+
+    @property
+    def score(self) -> float:
+        return (self.wins + 0.5 * self.draws) / max(self.n, 1)
+
+
+def play_match(engine: SpielEngine, a: Player, b: Player, games: int, progress: bool = False) -> MatchResult:
+    """`games` games of `a` against `b`; `a` takes player 0 in even-numbered games."""
+    states = engine.new_states(games)
+    seats = [(a, b) if i % 2 == 0 else (b, a) for i in range(games)]
+    actions: list[list[int]] = [[] for _ in range(games)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=games, desc=f"{a.name} vs {b.name}", unit="game")
+    live = [i for i in range(games)]
+    while live:
+        for who in (a, b):
+            mine = [i for i in live if not states[i].is_terminal()
+                    and seats[i][states[i].current_player()] is who]
+            if mine:
+                acts = who.act([states[i] for i in mine])
+                for i, act in zip(mine, acts):
+                    states[i].apply_action(int(act))
+                    actions[i].append(int(act))
+        still = [i for i in live if not states[i].is_terminal()]
+        if bar is not None:
+            bar.update(len(live) - len(still))
+        live = still
+    if bar is not None:
+        bar.close()
+    w = d = l = 0
+    rows = []
+    for i, s in enumerate(states):
+        r = s.returns()
+        ra = r[0] if i % 2 == 0 else r[1]
+        w += ra > 0
+        d += ra == 0
+        l += ra < 0
+        rows.append({"seat0": seats[i][0].name, "seat1": seats[i][1].name, "actions": actions[i],
+                     "return0": r[0], "return1": r[1], "length": len(actions[i])})
+    return MatchResult(int(w), int(d), int(l), rows)
+
+
+def make_opponent(kind: str, engine: SpielEngine, simulations: int, seed: int) -> Player:
+    from .errors import UserError
+    if kind == "random":
+        return RandomPlayer(seed)
+    if kind == "mcts":
+        return SpielMCTSPlayer(engine.spiel_game, simulations, seed)
+    if kind == "perfect":
+        return PerfectPlayer(engine.spiel_game, seed)
+    raise UserError(f"unknown opponent '{kind}' (choose random, mcts or perfect)")
+
+
+def evaluate_checkpoint(checkpoint: Path, opponent: str, games: int, simulations: int,
+                        opponent_simulations: int, seed: int = 0, temperature: float = 0.0,
+                        progress: bool = False) -> MatchResult:
+    from .train import load_model
+    model, meta = load_model(checkpoint)
+    cfg = meta["config"]
+    engine = SpielEngine(cfg["game"])
+    agent = AgentPlayer(model, engine, simulations, cfg["c_puct"], temperature, seed,
+                        name=f"{meta.get('run', 'agent')}@{meta['step']}")
+    opp = make_opponent(opponent, engine, opponent_simulations, seed)
+    return play_match(engine, agent, opp, games, progress)

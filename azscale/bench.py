@@ -1,0 +1,106 @@
+"""Self-play speed, measured (never asserted in a timed test).
+
+`bench_selfplay` plays self-play for a fixed time in `actors` processes (one core each) and
+reports simulations/s, states/s, the mean network batch and the share of time spent in the
+network. In the same run it measures pyspiel's C++ MCTSBot with a random-rollout evaluator on
+the same game and budget, in the same number of processes, and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from typing import Any
+
+# The paper's per-agent budget (PAPER.md section 3): 10,000 learner steps of 6,553 states.
+PAPER_STATES_PER_AGENT = 10_000 * 6_553
+
+
+def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, out) -> None:
+    import torch
+    torch.set_num_threads(1)
+    from .config import from_dict
+    from .selfplay import Actor
+    actor = Actor(from_dict(cfg_dict), index)
+    actor.play(10**12, 0, deadline=time.perf_counter() + min(2.0, seconds / 5))  # warm-up
+    t0 = time.perf_counter()
+    p = actor.play(10**12, 0, deadline=t0 + seconds)
+    wall = time.perf_counter() - t0
+    # every move searched = `simulations` simulations in each game in flight
+    out.put({"sims": p.simulations, "states": p.simulations / actor.cfg.simulations,
+             "calls": p.net_calls, "net_states": p.net_states, "net_s": p.net_seconds, "wall": wall})
+
+
+def _baseline(game: str, simulations: int, seconds: float, seed: int, out) -> None:
+    import pyspiel
+    g = pyspiel.load_game(game)
+    bot = pyspiel.MCTSBot(g, pyspiel.RandomRolloutEvaluator(1, seed), 2.0, simulations, 1000,
+                          False, seed, False)
+    t0 = time.perf_counter()
+    sims = 0
+    state = g.new_initial_state()
+    while time.perf_counter() - t0 < seconds:
+        if state.is_terminal():
+            state = g.new_initial_state()
+        state.apply_action(bot.step(state))
+        sims += simulations
+    out.put({"sims": sims, "wall": time.perf_counter() - t0})
+
+
+def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args_for(i), q)) for i in range(n)]
+    for p in procs:
+        p.start()
+    res = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return res
+
+
+def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
+                   baseline: bool = True) -> dict[str, Any]:
+    actors = actors or os.cpu_count() or 1
+    ours = _in_processes(_ours, lambda i: (cfg.to_dict(), i, seconds), actors)
+    wall = max(r["wall"] for r in ours)
+    sims = sum(r["sims"] for r in ours)
+    states = sum(r["states"] for r in ours)
+    out: dict[str, Any] = {
+        "game": cfg.game, "family": cfg.family, "width": cfg.width, "depth": cfg.depth,
+        "simulations_per_move": cfg.simulations, "games_in_flight": cfg.games_in_flight,
+        "actors": actors, "seconds": round(wall, 2),
+        "simulations_per_s": sims / wall, "states_per_s": states / wall,
+        "mean_net_batch": sum(r["net_states"] for r in ours) / max(sum(r["calls"] for r in ours), 1),
+        "net_time_share": sum(r["net_s"] for r in ours) / sum(r["wall"] for r in ours),
+    }
+    if states:
+        out["paper_agent_hours"] = PAPER_STATES_PER_AGENT / (states / wall) / 3600
+    if baseline:
+        base = _in_processes(_baseline, lambda i: (cfg.game, cfg.simulations, seconds, i), actors)
+        bsims = sum(r["sims"] for r in base) / max(r["wall"] for r in base)
+        out["baseline"] = "pyspiel MCTSBot, random rollouts, C++"
+        out["baseline_simulations_per_s"] = bsims
+        out["ratio_vs_baseline"] = out["simulations_per_s"] / bsims
+    return out
+
+
+def format_bench(r: dict[str, Any]) -> str:
+    lines = [
+        f"self-play benchmark: {r['game']}, {r['family']} width {r['width']} depth {r['depth']}, "
+        f"{r['simulations_per_move']} simulations/move, {r['games_in_flight']} games in flight "
+        f"per actor, {r['actors']} actor process(es), {r['seconds']} s",
+        f"  simulations/s       {r['simulations_per_s']:>14,.0f}",
+        f"  states/s            {r['states_per_s']:>14,.1f}",
+        f"  mean network batch  {r['mean_net_batch']:>14,.1f}",
+        f"  network time share  {r['net_time_share']:>14.1%}",
+    ]
+    if "paper_agent_hours" in r:
+        lines.append(f"  paper-scale agent   {r['paper_agent_hours']:>14,.1f} h "
+                     f"({PAPER_STATES_PER_AGENT:,} states at this rate)")
+    if "baseline_simulations_per_s" in r:
+        lines += [f"  baseline: {r['baseline']}, same processes",
+                  f"  baseline sims/s     {r['baseline_simulations_per_s']:>14,.0f}",
+                  f"  ratio (ours/base)   {r['ratio_vs_baseline']:>14.2f}x"]
+    return "\n".join(lines)

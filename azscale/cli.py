@@ -1,0 +1,138 @@
+"""The `azscale` command line. Thin: parse, call one function, say where the results went.
+
+Problems the user can fix (unknown game, bad settings, a foreign or damaged file, a locked run)
+are printed as one line, `azscale: error: ...`, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Train AlphaZero agents of many sizes on OpenSpiel games and study their "
+                       "scaling (Zipf-distributed game states, Elo scaling, inverse scaling).")
+bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements that print figures.")
+app.add_typer(bench_app, name="bench")
+
+GAME_HELP = ("OpenSpiel game, optionally with parameters, e.g. connect_four or "
+             "'connect_four(rows=4,columns=5)'")
+SET_HELP = "Override any setting, e.g. --set c_puct=1.5 (repeatable; see games/<game>.toml)"
+
+
+def _config(game, preset, width, seed, sets, **named):
+    from .config import parse_overrides, resolve
+    overrides = parse_overrides(sets or [])
+    overrides.update({k: v for k, v in named.items() if v is not None})
+    if width is not None:
+        overrides["width"] = width
+    if seed is not None:
+        overrides["seed"] = seed
+    return resolve(game, preset, overrides)
+
+
+@app.command()
+def sizes(game: str = typer.Argument(..., help=GAME_HELP),
+          family: str = typer.Option("mlp", help="Model family: mlp (the paper's) or resnet"),
+          depth: Optional[int] = typer.Option(None, help="Hidden layers (mlp) or residual blocks (resnet); default 2"),
+          extra: bool = typer.Option(False, "--extra", help="Also list the paper's 1.5x widths"),
+          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table")):
+    """List the size axis of a game: model id, width, depth and exact parameter count."""
+    from .nets import sizes as list_sizes
+    rows = list_sizes(game, family, depth=depth, extra=extra)
+    if as_json:
+        typer.echo(json.dumps([{"id": s.id, "family": s.family, "width": s.width, "depth": s.depth,
+                                "params": s.params} for s in rows], indent=2))
+        return
+    typer.echo(f"{'id':<16}{'width':>7}{'depth':>7}{'params':>12}   game {game}")
+    for s in rows:
+        typer.echo(f"{s.id:<16}{s.width:>7}{s.depth:>7}{s.params:>12,}")
+
+
+@app.command()
+def train(game: str = typer.Argument(..., help=GAME_HELP),
+          run_dir: Path = typer.Option(..., "--run-dir", help="Run directory; rerunning the same command resumes it"),
+          preset: str = typer.Option("cpu", help="paper (the paper's settings), cpu (2-core scale) or smoke (seconds)"),
+          width: Optional[int] = typer.Option(None, help="Network width w (paper: 4, 8, ..., 256)"),
+          seed: Optional[int] = typer.Option(None, help="Random seed (same seed + one actor = same games)"),
+          family: Optional[str] = typer.Option(None, help="mlp or resnet"),
+          steps: Optional[int] = typer.Option(None, help="Learner steps"),
+          simulations: Optional[int] = typer.Option(None, "--sims", help="MCTS simulations per move"),
+          actors: Optional[int] = typer.Option(None, help="Self-play processes"),
+          games_in_flight: Optional[int] = typer.Option(None, help="Games searched together by each actor"),
+          device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
+          sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+          max_minutes: Optional[float] = typer.Option(None, help="Stop (resumably) after this many minutes"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
+          tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars")):
+    """Train one AlphaZero agent; rerun the same command to resume after an interruption."""
+    from .train import train as run_train
+    cfg = _config(game, preset, width, seed, sets, family=family, steps=steps, simulations=simulations,
+                  actors=actors, games_in_flight=games_in_flight, device=device)
+    summary = run_train(cfg, run_dir, quiet=quiet, tensorboard=tensorboard,
+                        max_seconds=None if max_minutes is None else max_minutes * 60)
+    state = "finished" if summary["finished"] else "stopped (rerun to resume)"
+    typer.echo(f"{state}: step {summary['step']}/{summary['steps']}, {summary['games']:,} games, "
+               f"{summary['states']:,} states, {summary['params']:,} parameters -> {run_dir}")
+
+
+@app.command()
+def evaluate(run: Path = typer.Argument(..., help="A run directory (its last checkpoint) or a checkpoint file"),
+             opponent: str = typer.Option("random", help="random, mcts (pyspiel MCTSBot, random rollouts) or perfect"),
+             games: int = typer.Option(100, help="Games, seats alternating"),
+             simulations: int = typer.Option(300, "--sims", help="The agent's simulations per move"),
+             opponent_sims: int = typer.Option(300, help="MCTSBot's simulations per move"),
+             temperature: float = typer.Option(0.0, help="Agent move temperature (0 = most visited)"),
+             seed: int = typer.Option(0, help="Random seed"),
+             quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Play a trained agent (no noise) against a reference player and print W/D/L."""
+    from .arena import evaluate_checkpoint
+    from .train import latest_checkpoint
+    if games < 1:
+        raise UserError("--games must be >= 1")
+    ckpt = latest_checkpoint(run) if run.is_dir() else run
+    res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
+                              progress=not quiet)
+    typer.echo(json.dumps({"checkpoint": str(ckpt), "opponent": opponent, "games": res.n,
+                           "wins": res.wins, "draws": res.draws, "losses": res.losses,
+                           "score": round(res.score, 4)}))
+
+
+@bench_app.command("selfplay")
+def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
+                   width: int = typer.Option(64, help="Network width"),
+                   simulations: int = typer.Option(300, "--sims", help="Simulations per move"),
+                   games_in_flight: int = typer.Option(256, help="Games searched together per actor"),
+                   actors: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+                   seconds: float = typer.Option(20.0, help="Seconds of play to measure"),
+                   family: str = typer.Option("mlp", help="mlp or resnet"),
+                   baseline: bool = typer.Option(True, help="Also measure pyspiel's MCTSBot"),
+                   as_json: bool = typer.Option(False, "--json", help="Print JSON")):
+    """Self-play throughput (simulations/s, states/s) against pyspiel's C++ MCTSBot."""
+    from .bench import bench_selfplay as run_bench, format_bench
+    from .config import resolve
+    cfg = resolve(game, "paper", {"width": width, "simulations": simulations, "family": family,
+                                  "games_in_flight": games_in_flight})
+    res = run_bench(cfg, seconds, actors, baseline)
+    typer.echo(json.dumps(res, indent=2) if as_json else format_bench(res))
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        print(f"azscale: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("azscale: interrupted (rerun the same command to resume)", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Typed training settings: `games/<game>.toml` presets plus command-line overrides.
+
+Every value is checked here, with the field named, before any work starts. The fully resolved
+settings are written into every run directory (`config.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+# The paper's 17 log-spaced checkpoints for a 10,000-step run (PAPER.md section 3).
+PAPER_CHECKPOINTS = (20, 30, 50, 70, 100, 150, 230, 340, 510, 770, 1150, 1730, 2590, 3880,
+                     5820, 8730, 10000)
+PRESETS = ("paper", "cpu", "smoke")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    game: str = "tic_tac_toe"
+    # network
+    family: str = "mlp"
+    width: int = 16
+    depth: int = 2
+    # self-play search
+    simulations: int = 300
+    c_puct: float = 2.0
+    dirichlet_alpha: float = 1.0
+    dirichlet_epsilon: float = 0.25
+    temperature: float = 1.0
+    temperature_drop: int = 15
+    games_in_flight: int = 256
+    actors: int = 1
+    # learner
+    buffer_size: int = 65536
+    reuse: int = 10
+    updates_per_step: int = 64
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    steps: int = 10000
+    checkpoints: int = 17
+    # bookkeeping
+    seed: int = 0
+    device: str = "auto"
+    snapshot_seconds: float = 60.0
+
+    @property
+    def states_per_step(self) -> int:
+        """New self-play states the learner waits for before each step (buffer / reuse)."""
+        return max(1, self.buffer_size // self.reuse)
+
+    def checkpoint_steps(self) -> list[int]:
+        return checkpoint_schedule(self.steps, self.checkpoints)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return validate(dataclasses.replace(self, **changes))
+
+
+_FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+_CASTS = {"int": int, "float": float, "str": str}
+
+
+def checkpoint_schedule(steps: int, count: int = 17) -> list[int]:
+    """The paper's log-spaced checkpoint steps rescaled to `steps`; the last one is always `steps`.
+
+    With steps=10000 and count=17 this is exactly the paper's list. Other counts are spaced
+    log-uniformly between 0.2% of the run and its end, like the paper's.
+    """
+    if steps < 1:
+        raise UserError(f"steps must be >= 1, got {steps}")
+    if count == len(PAPER_CHECKPOINTS):
+        raw = [s * steps / 10000 for s in PAPER_CHECKPOINTS]
+    else:
+        import numpy as np
+        raw = list(np.geomspace(max(steps * 0.002, 1), steps, max(count, 1)))
+    out = sorted({min(steps, max(1, round(s))) for s in raw})
+    if out[-1] != steps:
+        out.append(steps)
+    return out
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _FIELD_TYPES:
+        known = ", ".join(sorted(_FIELD_TYPES))
+        raise UserError(f"unknown setting '{name}' (known settings: {known})")
+    kind = _CASTS[_FIELD_TYPES[name]]
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if kind is int and isinstance(value, str):
+            return int(float(value)) if value.strip().lower().replace("e", "").isdigit() else int(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"setting '{name}' must be {_FIELD_TYPES[name]}, got {value!r}") from None
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Reject impossible settings, naming the field."""
+    positive_ints = ("width", "depth", "simulations", "games_in_flight", "actors", "buffer_size",
+                     "reuse", "updates_per_step", "batch_size", "steps", "checkpoints")
+    for name in positive_ints:
+        if getattr(cfg, name) < 1:
+            raise UserError(f"setting '{name}' must be >= 1, got {getattr(cfg, name)}")
+    if cfg.family not in ("mlp", "resnet"):
+        raise UserError(f"setting 'family' must be 'mlp' or 'resnet', got {cfg.family!r}")
+    if cfg.c_puct <= 0:
+        raise UserError(f"setting 'c_puct' must be > 0, got {cfg.c_puct}")
+    if cfg.dirichlet_alpha <= 0:
+        raise UserError(f"setting 'dirichlet_alpha' must be > 0, got {cfg.dirichlet_alpha}")
+    if not 0 <= cfg.dirichlet_epsilon <= 1:
+        raise UserError(f"setting 'dirichlet_epsilon' must be in [0, 1], got {cfg.dirichlet_epsilon}")
+    if cfg.temperature < 0:
+        raise UserError(f"setting 'temperature' must be >= 0, got {cfg.temperature}")
+    if cfg.temperature_drop < 0:
+        raise UserError(f"setting 'temperature_drop' must be >= 0, got {cfg.temperature_drop}")
+    if cfg.learning_rate <= 0:
+        raise UserError(f"setting 'learning_rate' must be > 0, got {cfg.learning_rate}")
+    if cfg.weight_decay < 0:
+        raise UserError(f"setting 'weight_decay' must be >= 0, got {cfg.weight_decay}")
+    if cfg.batch_size > cfg.buffer_size:
+        raise UserError(f"setting 'batch_size' ({cfg.batch_size}) exceeds 'buffer_size' ({cfg.buffer_size})")
+    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise UserError(f"setting 'device' must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.snapshot_seconds < 0:
+        raise UserError(f"setting 'snapshot_seconds' must be >= 0, got {cfg.snapshot_seconds}")
+    return cfg
+
+
+def games_dir() -> Path:
+    """Where the per-game settings files live: $AZSCALE_GAMES, the installed copy, or the repo."""
+    env = os.environ.get("AZSCALE_GAMES")
+    if env:
+        return Path(env)
+    installed = Path(__file__).parent / "_games"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / "games"
+
+
+def base_name(game: str) -> str:
+    """`connect_four(rows=4,columns=5)` -> `connect_four`."""
+    return game.split("(", 1)[0].strip()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+
+
+def preset_values(game: str, preset: str) -> dict[str, Any]:
+    """The settings a preset gives for a game: the game's file if it has one, else `_default`."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset '{preset}' (choose one of {', '.join(PRESETS)})")
+    path = games_dir() / f"{base_name(game)}.toml"
+    if not path.exists():
+        path = games_dir() / "_default.toml"
+    data = _read_toml(path)
+    values: dict[str, Any] = dict(data.get("paper", {}))
+    if preset != "paper":
+        values.update(data.get(preset, {}))
+    return values
+
+
+def resolve(game: str, preset: str = "cpu", overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Preset values for `game`, then overrides; every value coerced and checked."""
+    values = preset_values(game, preset)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values["game"] = game
+    kwargs = {k: _coerce(k, v) for k, v in values.items()}
+    return validate(TrainConfig(**kwargs))
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["simulations=50", "c_puct=1.5"]` -> dict; the values are coerced by `resolve`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"override '{item}' must look like name=value")
+        key, value = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        _coerce(key, value)  # fail early, naming the field
+        out[key] = value
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    return validate(TrainConfig(**{k: _coerce(k, v) for k, v in data.items() if k in known}))

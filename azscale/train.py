@@ -1,0 +1,304 @@
+"""Training: self-play actors feed a replay buffer; the learner updates the network.
+
+One learner step, top to bottom (the paper's scheme, PAPER.md section 3):
+  1. the actors play with the current network until `states_per_step` (= buffer / reuse) new
+     states from finished games have arrived;
+  2. those states enter the replay buffer (a ring of `buffer_size` states);
+  3. the learner runs `updates_per_step` Adam updates on minibatches of `batch_size` states
+     sampled from the buffer; loss = policy cross-entropy to the search's visit distribution
+     + value MSE to the game outcome + weight_decay/2 * sum of squared weights (L2 in the loss);
+  4. the step's games go to `games/part-<step>.parquet`, its numbers to `metrics.jsonl`, the
+     weights to `checkpoints/step-<step>.pt` at the log-spaced checkpoint steps, and, when due,
+     everything needed to continue to `checkpoints/resume.pt`.
+Actors wait while the learner works, which makes a run exactly reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import runs
+from .config import TrainConfig, from_dict
+from .engines import make_engine
+from .errors import UserError
+from .nets import FRAME_SIDE_TO_MOVE, build, param_count
+from .selfplay import ActorPool, resolve_device
+
+CHECKPOINT_FORMAT = "azscale.checkpoint/1"
+RESUME_FORMAT = "azscale.resume/1"
+# Settings a resumed run may change; any other difference is refused.
+RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds"}
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_size: int, num_actions: int):
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_size), np.float32)
+        self.legal = np.zeros((capacity, num_actions), bool)
+        self.policy = np.zeros((capacity, num_actions), np.float32)
+        self.value = np.zeros(capacity, np.float32)
+        self.size = 0
+        self.pos = 0
+
+    def add(self, obs, legal, policy, value) -> None:
+        n = len(obs)
+        if n >= self.capacity:
+            obs, legal, policy, value = obs[-self.capacity:], legal[-self.capacity:], \
+                policy[-self.capacity:], value[-self.capacity:]
+            n = self.capacity
+        idx = (self.pos + np.arange(n)) % self.capacity
+        self.obs[idx], self.legal[idx], self.policy[idx], self.value[idx] = obs, legal, policy, value
+        self.pos = int((self.pos + n) % self.capacity)
+        self.size = int(min(self.capacity, self.size + n))
+
+    def state(self) -> dict[str, Any]:
+        n = self.size
+        return {"obs": self.obs[:n].copy(), "legal": self.legal[:n].copy(),
+                "policy": self.policy[:n].copy(), "value": self.value[:n].copy(),
+                "pos": self.pos, "size": self.size}
+
+    def load(self, st: dict[str, Any]) -> None:
+        n = st["size"]
+        self.obs[:n], self.legal[:n], self.policy[:n], self.value[:n] = \
+            st["obs"], st["legal"], st["policy"], st["value"]
+        self.size, self.pos = n, st["pos"]
+
+
+def l2_penalty(model: torch.nn.Module) -> torch.Tensor:
+    """sum(w^2)/2 over weights (biases excluded), as OpenSpiel's AlphaZero adds to its loss."""
+    return sum((p * p).sum() for n, p in model.named_parameters() if not n.endswith("bias")) / 2
+
+
+def learner_update(model, optimizer, buffer: ReplayBuffer, cfg: TrainConfig, rng, device) -> dict[str, float]:
+    model.train()
+    totals = {"loss_policy": 0.0, "loss_value": 0.0, "loss_l2": 0.0}
+    for _ in range(cfg.updates_per_step):
+        idx = rng.integers(0, buffer.size, size=cfg.batch_size)
+        obs = torch.from_numpy(buffer.obs[idx]).to(device)
+        legal = torch.from_numpy(buffer.legal[idx]).to(device)
+        target_p = torch.from_numpy(buffer.policy[idx]).to(device)
+        target_v = torch.from_numpy(buffer.value[idx]).to(device)
+        logits, v = model(obs)
+        logp = torch.log_softmax(logits.masked_fill(~legal, -1e9), dim=1)
+        loss_p = -(target_p * logp).sum(1).mean()
+        loss_v = F.mse_loss(v, target_v)
+        loss_l2 = cfg.weight_decay * l2_penalty(model)
+        loss = loss_p + loss_v + loss_l2
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        totals["loss_policy"] += loss_p.item()
+        totals["loss_value"] += loss_v.item()
+        totals["loss_l2"] += loss_l2.item()
+    model.eval()
+    return {k: v / cfg.updates_per_step for k, v in totals.items()}
+
+
+def checkpoint_payload(model, cfg: TrainConfig, step: int, games: int, states: int, run: str) -> dict[str, Any]:
+    return {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
+            "states": states, "run": run, "params": param_count(model),
+            "value_frame": FRAME_SIDE_TO_MOVE,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint or resume file, or fail with one line naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UserError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict) or data.get("format") not in (CHECKPOINT_FORMAT, RESUME_FORMAT):
+        raise UserError(f"{path}: not an azscale checkpoint")
+    return data
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A network from a checkpoint, in eval mode, and the checkpoint's metadata."""
+    data = load_checkpoint(path)
+    cfg = from_dict(data["config"])
+    engine = make_engine(cfg.game)
+    model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth)
+    model.load_state_dict(data["model"])
+    model.to(device).eval()
+    return model, data
+
+
+def _check_resume(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
+    """Return the stored config if `run_dir` holds a compatible run, None if it is new."""
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        leftovers = [p.name for p in run_dir.iterdir() if p.name != ".lock"] if run_dir.exists() else []
+        if leftovers:
+            raise UserError(f"{run_dir} is not empty and is not an azscale run "
+                            f"(found {', '.join(sorted(leftovers)[:3])}); choose another --run-dir")
+        return None
+    try:
+        stored = json.loads(cfg_path.read_text())["settings"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{cfg_path}: damaged run configuration; move the run away or delete it") from None
+    diffs = sorted(k for k, v in cfg.to_dict().items() if stored.get(k) != v and k not in RESUMABLE_CHANGES)
+    if diffs:
+        desc = ", ".join(f"{k} (run has {stored.get(k)!r}, asked {cfg.to_dict()[k]!r})" for k in diffs)
+        raise UserError(f"{run_dir} holds a run with different settings: {desc}")
+    return from_dict(stored)
+
+
+def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: bool = False,
+          tensorboard: bool = False, max_seconds: float | None = None) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir`. Returns a summary of the finished run."""
+    run_dir = Path(run_dir)
+    run_name = run_name or run_dir.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with runs.RunLock(run_dir):
+        return _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds)
+
+
+def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
+    stored = _check_resume(run_dir, cfg)
+    engine = make_engine(cfg.game)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions)
+    rng = np.random.default_rng([cfg.seed, 104729])
+    resume_path = run_dir / "checkpoints" / "resume.pt"
+    step, games_total, states_total, wall_before = 0, 0, 0, 0.0
+    actor_snaps = None
+
+    if stored is not None and resume_path.exists():
+        snap = load_checkpoint(resume_path)
+        model.load_state_dict(snap["model"])
+        optimizer.load_state_dict(snap["optimizer"])
+        buffer.load(snap["buffer"])
+        rng.bit_generator.state = snap["learner_rng"]
+        torch.set_rng_state(snap["torch_rng"])
+        step, games_total, states_total = snap["step"], snap["games"], snap["states"]
+        wall_before = snap.get("wall_seconds", 0.0)
+        actor_snaps = snap["actors"]
+        runs.truncate_after(run_dir, step)
+    else:
+        for sub in ("games", "checkpoints"):
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    runs.atomic_write_json(run_dir / "config.json", {
+        "settings": cfg.to_dict(), "run": run_name, "engine": engine.name,
+        "params": param_count(model), "value_frame": FRAME_SIDE_TO_MOVE,
+        "obs_shape": list(engine.obs_shape), "num_actions": engine.num_actions,
+        "checkpoint_steps": cfg.checkpoint_steps(), "states_per_step": cfg.states_per_step,
+        "environment": runs.environment()})
+    (run_dir / "games").mkdir(exist_ok=True)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    if step == 0:
+        runs.atomic_torch_save(run_dir / "checkpoints" / "step-000000.pt",
+                               checkpoint_payload(model, cfg, 0, 0, 0, run_name))
+
+    writer = None
+    if tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--tensorboard needs the tensorboard package "
+                            "(pip install 'azscale[tensorboard]')") from None
+        writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=step + 1)
+
+    pool = ActorPool(cfg, cfg.actors, model, device)
+    ckpt_steps = set(cfg.checkpoint_steps())
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step",
+                   dynamic_ncols=True)
+    t_start = time.perf_counter()
+    last_snapshot = time.perf_counter()
+    try:
+        if actor_snaps is not None:
+            pool.restore(actor_snaps)
+        while step < cfg.steps:
+            if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+                break
+            t0 = time.perf_counter()
+            played = pool.play(cfg.states_per_step, step, run_name)
+            t_play = time.perf_counter() - t0
+            rows = []
+            for p in played:
+                buffer.add(p.obs, p.legal, p.policy, p.value)
+                for g in p.games:
+                    g["game_id"] = games_total + len(rows)
+                    rows.append(g)
+            new_states = sum(len(p.obs) for p in played)
+            t1 = time.perf_counter()
+            losses = learner_update(model, optimizer, buffer, cfg, rng, device)
+            t_learn = time.perf_counter() - t1
+            step += 1
+            games_total += len(rows)
+            states_total += new_states
+            runs.write_games_part(run_dir, step, rows, cfg.game)
+            sims = sum(p.simulations for p in played)
+            net_calls = sum(p.net_calls for p in played)
+            record = {
+                "step": step, **losses, "games": len(rows), "games_total": games_total,
+                "states": new_states, "states_total": states_total,
+                "buffer_fill": buffer.size / buffer.capacity,
+                "states_per_s": new_states / max(t_play, 1e-9),
+                "simulations_per_s": sims / max(t_play, 1e-9),
+                "mean_net_batch": sum(p.net_states for p in played) / max(net_calls, 1),
+                "selfplay_seconds": t_play, "learner_seconds": t_learn,
+                "wall_seconds": wall_before + time.perf_counter() - t_start,
+                "mean_game_length": float(np.mean([r["length"] for r in rows])) if rows else 0.0,
+                "p0_win_rate": float(np.mean([r["return0"] > 0 for r in rows])) if rows else 0.0,
+            }
+            runs.append_metrics(run_dir, record)
+            if writer is not None:
+                for k, v in record.items():
+                    if k != "step":
+                        writer.add_scalar(k, v, step)
+            if step in ckpt_steps:
+                runs.atomic_torch_save(run_dir / "checkpoints" / f"step-{step:06d}.pt",
+                                       checkpoint_payload(model, cfg, step, games_total, states_total, run_name))
+            due = time.perf_counter() - last_snapshot >= cfg.snapshot_seconds
+            if due or step in ckpt_steps or step == cfg.steps:
+                _write_resume(resume_path, model, optimizer, buffer, rng, pool, cfg, step,
+                              games_total, states_total, wall_before + time.perf_counter() - t_start)
+                last_snapshot = time.perf_counter()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(states_s=f"{record['states_per_s']:.0f}",
+                                loss_v=f"{losses['loss_value']:.3f}", games=games_total)
+    finally:
+        pool.close()
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    return {"run_dir": str(run_dir), "step": step, "steps": cfg.steps, "games": games_total,
+            "states": states_total, "params": param_count(model),
+            "finished": step >= cfg.steps}
+
+
+def _write_resume(path, model, optimizer, buffer, rng, pool, cfg, step, games, states, wall):
+    runs.atomic_torch_save(path, {
+        "format": RESUME_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
+        "states": states, "wall_seconds": wall, "value_frame": FRAME_SIDE_TO_MOVE,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(), "buffer": buffer.state(),
+        "learner_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+        "actors": pool.snapshot()})
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    ckpts = sorted(Path(run_dir).glob("checkpoints/step-*.pt"))
+    if not ckpts:
+        raise UserError(f"{run_dir}: no checkpoints (is it an azscale run directory?)")
+    return ckpts[-1]
