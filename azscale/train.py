@@ -225,8 +225,18 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
     try:
         if actor_snaps is not None:
             pool.restore(actor_snaps)
+        saved_step = step
+
+        def save_resume():
+            nonlocal saved_step
+            _write_resume(resume_path, model, optimizer, buffer, rng, pool, cfg, step,
+                          games_total, states_total, wall_before + time.perf_counter() - t_start)
+            saved_step = step
+
         while step < cfg.steps:
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+                if saved_step != step:  # a time-limited stop keeps everything played so far
+                    save_resume()
                 break
             t0 = time.perf_counter()
             played = pool.play(cfg.states_per_step, step, run_name)
@@ -269,8 +279,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
                                        checkpoint_payload(model, cfg, step, games_total, states_total, run_name))
             due = time.perf_counter() - last_snapshot >= cfg.snapshot_seconds
             if due or step in ckpt_steps or step == cfg.steps:
-                _write_resume(resume_path, model, optimizer, buffer, rng, pool, cfg, step,
-                              games_total, states_total, wall_before + time.perf_counter() - t_start)
+                save_resume()
                 last_snapshot = time.perf_counter()
             if bar is not None:
                 bar.update(1)

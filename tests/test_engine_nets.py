@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from azscale.engines import SpielEngine
+from azscale.errors import UserError
+from azscale.nets import sizes
+
+PAPER_COUNTS = {
+    "connect_four": [608, 1304, 2984, 7496, 21128, 66824, 231944],
+    "pentago": (1941, 299553),
+    "oware": (155, 203015),
+    "checkers": (3909, 411393),
+}
+
+
+@pytest.mark.parametrize("game", list(PAPER_COUNTS))
+def test_parameter_counts_equal_the_papers(game):
+    counts = [s.params for s in sizes(game)]
+    want = PAPER_COUNTS[game]
+    if len(want) == 7:
+        assert counts == want
+    else:
+        assert (counts[0], counts[-1]) == want
+    # and the paper's closed form, for every width
+    eng = SpielEngine(game)
+    for s in sizes(game, extra=True):
+        w = s.width
+        assert s.params == 3 * w * w + (eng.obs_size + eng.num_actions + 5) * w + eng.num_actions + 1
+
+
+@pytest.mark.parametrize("game,why", [
+    ("backgammon", "chance nodes"), ("kuhn_poker", "imperfect information"),
+    ("goofspiel", "simultaneous moves"), ("chinese_checkers(players=3)", "3 players"),
+    ("matrix_pd", "general-sum"), ("no_such_game", "unknown OpenSpiel game"),
+])
+def test_games_outside_the_class_are_refused(game, why):
+    with pytest.raises(UserError, match=why):
+        SpielEngine(game)
+
+
+def test_game_parameters_are_accepted():
+    eng = SpielEngine("connect_four(rows=4,columns=5)")
+    assert eng.num_actions == 5 and eng.obs_shape == (3, 4, 5)
+
+
+def test_expand_is_functional_and_info_is_right():
+    eng = SpielEngine("tic_tac_toe")
+    roots = eng.new_states(2)
+    kids, info = eng.expand(roots, np.array([4, 0]))
+    assert all(len(r.history()) == 0 for r in roots)
+    assert info.player.tolist() == [1, 1] and not info.terminal.any()
+    assert info.legal.sum(1).tolist() == [8, 8] and not info.legal[0, 4] and not info.legal[1, 0]
+    won = eng.replay([0, 3, 1, 4, 2])          # x takes the top row
+    term = eng.info([won])
+    assert term.terminal[0] and term.returns[0].tolist() == [1.0, -1.0] and term.player[0] == -1
