@@ -104,6 +104,45 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
                            "score": round(res.score, 4)}))
 
 
+@app.command("random-games")
+def random_games_cmd(game: str = typer.Argument(..., help=GAME_HELP),
+                     games: int = typer.Option(100_000, help="Number of games"),
+                     seed: int = typer.Option(0, help="Random seed (same seed = same games)"),
+                     out: Path = typer.Option(..., help="Output directory (a games table, like a run's)"),
+                     workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+                     quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Record uniformly random games (the paper's random-play baseline); rerun to resume."""
+    from .analysis.baselines import random_games
+    if games < 1:
+        raise UserError("--games must be >= 1")
+    n = random_games(game, games, seed, out, workers=workers, progress=not quiet)
+    typer.echo(f"{n:,} new random games ({games:,} in all) -> {out}/games")
+
+
+@app.command()
+def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or games tables (pooled into 'combined')"),
+         out: Path = typer.Option(..., help="Output directory: states.parquet, fits.json, summary.md, figures"),
+         window: str = typer.Option("all", help="Games of each run: all, last70 (the paper's), steps:A-B"),
+         kind: Optional[List[str]] = typer.Option(None, help="Only games of this kind (selfplay, match, random)"),
+         temperature: Optional[float] = typer.Option(None, help="Only games played at this temperature"),
+         first_moves: Optional[int] = typer.Option(None, help="Count only states within the first K moves"),
+         fit_window: str = typer.Option("paper", help="paper (each game's window from the paper), ranks:LO-HI or counts:HI-LO"),
+         weight: Optional[str] = typer.Option(None, help="LS weight: 2/sqrt(rank), 2/rank or none (default: the window's)"),
+         bootstrap: int = typer.Option(0, help="Bootstrap resamples of games for confidence intervals (e.g. 100)"),
+         mle: bool = typer.Option(True, help="Also run the maximum-likelihood (Clauset) fit"),
+         workers: Optional[int] = typer.Option(None, help="Replay processes (default: all cores)"),
+         seed: int = typer.Option(0, help="Bootstrap seed")):
+    """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents."""
+    import os
+    from .analysis.zipf_report import zipf_analysis
+    res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
+                        bootstrap, workers or os.cpu_count() or 1, seed, mle)
+    for c in res["curves"]:
+        fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
+        typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")
+    typer.echo(f"-> {out}/summary.md, fits.json, states.parquet, rank_frequency.png/.svg")
+
+
 @bench_app.command("selfplay")
 def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
                    width: int = typer.Option(64, help="Network width"),

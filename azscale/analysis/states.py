@@ -1,0 +1,228 @@
+"""The states table: every distinct state in a selection of recorded games, with its visit count.
+
+Games are replayed through OpenSpiel from their recorded actions, so the analysis can never
+disagree with the rules and works on games produced anywhere.
+
+State key (`KEY_SCHEME`): the first 8 bytes (little-endian, as uint64) of BLAKE2b over the UTF-8
+text of OpenSpiel's `str(state)` after each move; the initial and terminal states are not
+counted (the paper's identity, PAPER.md section 4). BLAKE2b is unsalted, so keys are identical
+across processes and machines (Python's `hash()` is not). For Oware and Checkers `str(state)`
+drops the move counter and repetition history, so equal keys can hide different histories, as
+in the paper.
+
+Outcome frame (`FRAME`): `outcome_p0` is the mean final return of player 0 over the state's
+occurrences; `player` says who is to move there, so `outcome_stm = outcome_p0` if player is 0,
+else `-outcome_p0` (see `outcome_side_to_move`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+KEY_SCHEME = "openspiel-str-blake2b64/1"
+FRAME = "player0"
+STATES_TABLE = "states"
+STATES_VERSION = "1"
+
+
+def state_key(text: str) -> int:
+    """The stable 64-bit key of one state string."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+@dataclass
+class Selection:
+    """Which games and moves a states table counts; stored with every table."""
+    runs: list[str] = field(default_factory=list)
+    window: str = "all"              # all | lastNN (last NN% of each run's games by id) | steps:A-B
+    kinds: list[str] = field(default_factory=list)   # empty = every kind
+    first_moves: int | None = None   # count only states after the first K moves of each game
+    temperature: float | None = None
+    games: int = 0                   # games counted
+    visits: int = 0                  # visits counted
+
+
+@dataclass
+class Visits:
+    """One row per counted visit."""
+    key: np.ndarray       # uint64
+    turn: np.ndarray      # int32, moves played to reach the state (1 = after the first move)
+    outcome0: np.ndarray  # float32, final return of player 0 in that game
+    player: np.ndarray    # int8, player to move in the state
+    game: np.ndarray      # int64, which game (an index chosen by the caller)
+
+
+def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequence[int],
+                  return0: Sequence[float], first_moves: int | None = None) -> Visits:
+    """Replay games and list every non-initial, non-terminal state they pass through."""
+    import pyspiel
+    from ..engines.spiel import load_spiel_game
+
+    g = load_spiel_game(game)
+    b2 = hashlib.blake2b
+    digests: list[bytes] = []
+    turns: list[int] = []
+    players: list[int] = []
+    owners: list[int] = []
+    outs: list[float] = []
+    for acts, gid, r0 in zip(actions, game_ids, return0):
+        s = g.new_initial_state()
+        limit = len(acts) if first_moves is None else min(len(acts), first_moves)
+        for t in range(limit):
+            try:
+                s.apply_action(int(acts[t]))
+            except pyspiel.SpielError as exc:
+                from ..errors import UserError
+                raise UserError(f"game {gid}: action {acts[t]} at move {t + 1} is illegal in "
+                                f"{game} ({str(exc).strip()[:80]}); is this the right game?") from None
+            if s.is_terminal():
+                break
+            digests.append(b2(str(s).encode(), digest_size=8).digest())
+            turns.append(t + 1)
+            players.append(s.current_player())
+            owners.append(gid)
+            outs.append(r0)
+    n = len(digests)
+    key = np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64) if n else np.zeros(0, np.uint64)
+    return Visits(key, np.asarray(turns, np.int32), np.asarray(outs, np.float32),
+                  np.asarray(players, np.int8), np.asarray(owners, np.int64))
+
+
+def _replay_chunk(args):
+    return replay_visits(*args)
+
+
+def replay_parallel(game: str, actions, game_ids, return0, first_moves=None, workers: int = 1) -> Visits:
+    """`replay_visits` over `workers` processes; results concatenated in game order."""
+    n = len(actions)
+    if workers <= 1 or n < 2000:
+        return replay_visits(game, actions, game_ids, return0, first_moves)
+    import multiprocessing as mp
+    bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
+    chunks = [(game, actions[a:b], game_ids[a:b], return0[a:b], first_moves)
+              for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        parts = pool.map(_replay_chunk, chunks)
+    return Visits(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                    ("key", "turn", "outcome0", "player", "game")))
+
+
+def aggregate(v: Visits) -> dict[str, np.ndarray]:
+    """Per distinct key: count, mean turn, mean outcome (player 0), player to move, and the
+    first occurrence (game id, turn) from which the state can be rebuilt by replay."""
+    if len(v.key) == 0:
+        empty = np.zeros(0)
+        return {"key": empty.astype(np.uint64), "count": empty.astype(np.int64),
+                "mean_turn": empty, "outcome_p0": empty, "player": empty.astype(np.int8),
+                "example_game": empty.astype(np.int64), "example_turn": empty.astype(np.int32)}
+    order = np.argsort(v.key, kind="stable")
+    k = v.key[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    count = np.diff(np.r_[starts, len(k)])
+    first = order[starts]
+    return {
+        "key": k[starts],
+        "count": count.astype(np.int64),
+        "mean_turn": np.add.reduceat(v.turn[order].astype(np.float64), starts) / count,
+        "outcome_p0": np.add.reduceat(v.outcome0[order].astype(np.float64), starts) / count,
+        "player": v.player[first],
+        "example_game": v.game[first],
+        "example_turn": v.turn[first],
+    }
+
+
+def states_table(agg: dict[str, np.ndarray], game: str, selection: Selection) -> pa.Table:
+    """Rows sorted by decreasing count (ties by key, so the order is reproducible), with rank."""
+    order = np.lexsort((agg["key"], -agg["count"]))
+    cols = {name: agg[name][order] for name in agg}
+    cols["rank"] = np.arange(1, len(order) + 1, dtype=np.int64)
+    table = pa.table({"rank": cols["rank"], "key": pa.array(cols["key"], pa.uint64()),
+                      "count": cols["count"], "mean_turn": cols["mean_turn"],
+                      "outcome_p0": cols["outcome_p0"], "player": cols["player"],
+                      "example_run": pa.array(cols.get("example_run", np.full(len(order), "", object)),
+                                              pa.string()).dictionary_encode(),
+                      "example_game": cols["example_game"], "example_turn": cols["example_turn"]})
+    meta = {"azscale.table": STATES_TABLE, "azscale.version": STATES_VERSION, "game": game,
+            "key_scheme": KEY_SCHEME, "frame": FRAME, "selection": json.dumps(asdict(selection))}
+    return table.replace_schema_metadata(meta)
+
+
+def outcome_side_to_move(outcome_p0: np.ndarray, player: np.ndarray) -> np.ndarray:
+    """Convert a player-0 outcome to the frame of the player to move in the state."""
+    return np.where(np.asarray(player) == 1, -np.asarray(outcome_p0), np.asarray(outcome_p0))
+
+
+def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = (),
+                 temperature: float | None = None) -> pa.Table:
+    """Apply a selection to a games table. `window`: all, lastNN (the last NN% of each run's
+    games by game id, the paper's `last70`), or steps:A-B (games whose network step is in A..B)."""
+    from ..errors import UserError
+    import pyarrow.compute as pc
+
+    t = table
+    if kinds:
+        t = t.filter(pc.is_in(t["kind"], pa.array(list(kinds))))
+    if temperature is not None:
+        t = t.filter(pc.abs(pc.subtract(t["temperature"], pa.scalar(temperature, pa.float32()))) < 1e-6)
+    if window == "all":
+        return t
+    if window.startswith("last"):
+        try:
+            pct = float(window[4:])
+        except ValueError:
+            raise UserError(f"window '{window}' must look like last70") from None
+        if not 0 < pct <= 100:
+            raise UserError(f"window '{window}': the percentage must be in (0, 100]")
+        keep = []
+        for run in pc.unique(t["run"]).to_pylist():
+            sub = t.filter(pc.equal(t["run"], run)).sort_by("game_id")
+            n = sub.num_rows
+            keep.append(sub.slice(n - int(round(n * pct / 100)), n))
+        return pa.concat_tables(keep) if keep else t.slice(0, 0)
+    if window.startswith("steps:"):
+        try:
+            a, b = (int(x) for x in window[6:].split("-"))
+        except ValueError:
+            raise UserError(f"window '{window}' must look like steps:100-500") from None
+        return t.filter(pc.and_(pc.greater_equal(t["net_step"], a), pc.less_equal(t["net_step"], b)))
+    raise UserError(f"unknown window '{window}' (use all, lastNN such as last70, or steps:A-B)")
+
+
+def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = (),
+                 temperature: float | None = None, first_moves: int | None = None,
+                 workers: int = 1, keep_visits: bool = False) -> tuple[pa.Table, Visits | None]:
+    """Select games, replay them, and return the states table (and the visits, on request)."""
+    from ..errors import UserError
+    import pyarrow.compute as pc
+
+    sel = select_games(games, window, kinds, temperature)
+    names = pc.unique(sel["game"]).to_pylist() if sel.num_rows else []
+    if len(names) > 1:
+        raise UserError(f"the selected games mix several games ({', '.join(names)}); analyse one game at a time")
+    if not names:
+        raise UserError("the selection holds no games")
+    game = names[0]
+    # visits are tagged with the selection's row index (unique even when runs are pooled)
+    v = replay_parallel(game, sel["actions"].to_pylist(), list(range(sel.num_rows)),
+                        sel["return0"].to_pylist(), first_moves, workers)
+    selection = Selection(runs=sorted(pc.unique(sel["run"]).to_pylist()), window=window,
+                          kinds=list(kinds), first_moves=first_moves, temperature=temperature,
+                          games=sel.num_rows, visits=int(len(v.key)))
+    agg = aggregate(v)
+    rows = agg.pop("example_game")
+    agg["example_run"] = sel["run"].to_numpy(zero_copy_only=False)[rows] if len(rows) else np.zeros(0, object)
+    agg["example_game"] = sel["game_id"].to_numpy()[rows] if len(rows) else np.zeros(0, np.int64)
+    return states_table(agg, game, selection), (v if keep_visits else None)
+
+
+def table_meta(table: pa.Table) -> dict[str, Any]:
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    if "selection" in meta:
+        meta["selection"] = json.loads(meta["selection"])
+    return meta

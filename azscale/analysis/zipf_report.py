@@ -1,0 +1,132 @@
+"""`azscale zipf`: states tables, fits and figures for one or more runs, per run and pooled."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from .. import runs
+from ..config import base_name
+from ..errors import UserError
+from .states import FRAME, KEY_SCHEME, Visits, aggregate, build_states, select_games, states_table, Selection
+from .zipf import FitResult, fit_all, plot_rank_frequency, window_for
+
+
+def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | None) -> dict[str, Any]:
+    """`paper` (the paper's window for this game; when every selected game is random play, the
+    paper's random-play window), `ranks:LO-HI` or `counts:HI-LO`."""
+    if spec == "paper":
+        w = window_for("random" if list(kinds) == ["random"] else base_name(game))
+    else:
+        try:
+            kind, rng = spec.split(":")
+            lo, hi = rng.split("-")
+            w = {"kind": kind, "lo": float(lo), "hi": hi if hi == "n/100" else float(hi),
+                 "weight": "2/sqrt(rank)"}
+        except ValueError:
+            raise UserError(f"fit window '{spec}' must be paper, ranks:LO-HI or counts:HI-LO") from None
+        if kind not in ("ranks", "counts"):
+            raise UserError(f"fit window '{spec}' must be paper, ranks:LO-HI or counts:HI-LO")
+    if weight:
+        w["weight"] = weight
+    return w
+
+
+def _index_visits(v: Visits) -> tuple[np.ndarray, np.ndarray, int]:
+    """State index and dense game index per visit, for the bootstrap."""
+    _, state_idx = np.unique(v.key, return_inverse=True)
+    games, game_idx = np.unique(v.game, return_inverse=True)
+    return state_idx.ravel(), game_idx.ravel(), len(games)
+
+
+def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds: Sequence[str] = (),
+                  temperature: float | None = None, first_moves: int | None = None,
+                  fit_window: str = "paper", weight: str | None = None, bootstrap: int = 0,
+                  workers: int = 1, seed: int = 0, mle: bool = True) -> dict[str, Any]:
+    out = Path(out)
+    tables = [runs.read_games(s) for s in sources]
+    per_run: list[tuple[str, pa.Table]] = []
+    for src, t in zip(sources, tables):
+        names = sorted(set(t["run"].to_pylist()))
+        per_run.append((",".join(names) or Path(src).name, t))
+    games_all = pa.concat_tables([t for _, t in per_run])
+    games_names = sorted(set(games_all["game"].to_pylist()))
+    if len(games_names) != 1:
+        raise UserError(f"the inputs mix several games ({', '.join(games_names)}); analyse one game at a time")
+    game = games_names[0]
+    present = sorted(set(select_games(games_all, window, kinds, temperature)["kind"].to_pylist()))
+    fw = parse_fit_window(fit_window, game, present, weight)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"game": game, "key_scheme": KEY_SCHEME, "outcome_frame": FRAME,
+                               "selection": {"window": window, "kinds": list(kinds),
+                                             "temperature": temperature, "first_moves": first_moves},
+                               "fit_window": fw, "exponent_convention": "frequency ∝ rank^-alpha",
+                               "curves": []}
+    curves = []
+    pooled_visits: list[Visits] = []
+    offset = 0
+    for label, t in per_run:
+        st, v = build_states(t, window, kinds, temperature, first_moves, workers, keep_visits=True)
+        fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
+                       seed=seed, mle=mle)
+        curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits})
+        results["curves"].append(_curve_record(label, st, fits))
+        v.game = v.game + offset      # keep games distinct when pooling
+        offset = int(v.game.max()) + 1 if len(v.game) else offset
+        pooled_visits.append(v)
+        if len(per_run) == 1:
+            runs.atomic_write_table(out / "states.parquet", st)
+    if len(per_run) > 1:
+        v = Visits(*(np.concatenate([getattr(p, f) for p in pooled_visits]) for f in
+                     ("key", "turn", "outcome0", "player", "game")))
+        sel = select_games(games_all, window, kinds, temperature)
+        meta = Selection(runs=sorted(set(sel["run"].to_pylist())), window=window, kinds=list(kinds),
+                         first_moves=first_moves, temperature=temperature, games=sel.num_rows,
+                         visits=int(len(v.key)))
+        st = states_table(aggregate(v), game, meta)
+        fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
+                       seed=seed, mle=mle)
+        curves.append({"label": "combined", "counts": st["count"].to_numpy(), "fits": fits})
+        results["curves"].append(_curve_record("combined", st, fits))
+        runs.atomic_write_table(out / "states.parquet", st)
+    figs = plot_rank_frequency(curves, out / "rank_frequency", title=f"{game}: state visits ({window})")
+    results["figures"] = [Path(f).name for f in figs]
+    runs.atomic_write_json(out / "fits.json", results)
+    runs.atomic_write_text(out / "summary.md", summary_markdown(results))
+    return results
+
+
+def _curve_record(label: str, st: pa.Table, fits: list[FitResult]) -> dict[str, Any]:
+    counts = st["count"].to_numpy()
+    return {"label": label, "distinct_states": int(len(counts)), "visits": int(counts.sum()),
+            "games": json.loads(st.schema.metadata[b"selection"])["games"],
+            "fits": [f.to_dict() for f in fits]}
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def summary_markdown(res: dict[str, Any]) -> str:
+    sel = res["selection"]
+    lines = [f"# Zipf analysis: {res['game']}", "",
+             f"- state key: `{res['key_scheme']}` (initial and terminal states excluded)",
+             f"- game window: `{sel['window']}`; kinds: {sel['kinds'] or 'all'}; temperature: "
+             f"{sel['temperature'] if sel['temperature'] is not None else 'all'}; first moves: "
+             f"{sel['first_moves'] or 'all'}",
+             f"- exponents: rank-frequency convention, {res['exponent_convention']}; MLE converted "
+             f"from the counts' power law by alpha = 1/(gamma - 1)", "",
+             "| curve | games | visits | distinct states | method | alpha | 95% CI | fit range | weight |",
+             "| --- | ---: | ---: | ---: | --- | ---: | --- | --- | --- |"]
+    for c in res["curves"]:
+        for f in c["fits"]:
+            ci = "n/a" if math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+            lines.append(f"| {c['label']} | {c['games']:,} | {c['visits']:,} | {c['distinct_states']:,} | "
+                         f"{f['method']} | {_fmt(f['alpha'])} | {ci} | {f['window']} | {f['weight']} |")
+    lines += ["", "Figures: " + ", ".join(res.get("figures", [])), ""]
+    return "\n".join(lines)
