@@ -131,16 +131,28 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          bootstrap: int = typer.Option(0, help="Bootstrap resamples of games for confidence intervals (e.g. 100)"),
          mle: bool = typer.Option(True, help="Also run the maximum-likelihood (Clauset) fit"),
          workers: Optional[int] = typer.Option(None, help="Replay processes (default: all cores)"),
-         seed: int = typer.Option(0, help="Bootstrap seed")):
+         seed: int = typer.Option(0, help="Bootstrap seed"),
+         symmetry: bool = typer.Option(False, "--symmetry", help="Symmetry-reduced state keys (connect_four mirror, tic_tac_toe D4)"),
+         late_turn: float = typer.Option(40, help="A state is late when its mean turn is >= this")):
     """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents."""
     import os
     from .analysis.zipf_report import zipf_analysis
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
-                        bootstrap, workers or os.cpu_count() or 1, seed, mle)
+                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn)
     for c in res["curves"]:
         fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
         typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")
     typer.echo(f"-> {out}/summary.md, fits.json, states.parquet, rank_frequency.png/.svg")
+
+
+@app.command("import-openspiel")
+def import_openspiel_cmd(src: Path = typer.Argument(..., help="An OpenSpiel AlphaZero output folder (log-actor-*.txt) or one log"),
+                         game: str = typer.Option(..., help="The OpenSpiel game the run played"),
+                         out: Path = typer.Option(..., help="Output directory for the games table")):
+    """Turn the actor logs of OpenSpiel's own AlphaZero into an azscale games table."""
+    from .analysis.importer import import_openspiel
+    n = import_openspiel(src, game, out)
+    typer.echo(f"imported {n:,} games -> {out}/games")
 
 
 @bench_app.command("selfplay")

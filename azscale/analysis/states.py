@@ -31,9 +31,43 @@ STATES_TABLE = "states"
 STATES_VERSION = "1"
 
 
+SYMMETRIES = {"connect_four": "mirror", "tic_tac_toe": "d4"}
+
+
 def state_key(text: str) -> int:
     """The stable 64-bit key of one state string."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _grid_images(text: str, kind: str) -> list[str]:
+    rows = text.rstrip("\n").split("\n")
+    tail = "\n" if text.endswith("\n") else ""
+    if kind == "mirror":                          # left-right mirror (gravity forbids up-down)
+        return [text, "\n".join(r[::-1] for r in rows) + tail]
+    grids = []
+    g = [list(r) for r in rows]
+    for _ in range(4):                            # the 8 symmetries of a square board
+        g = [list(r) for r in zip(*g[::-1])]      # rotate 90 degrees
+        grids += [g, [r[::-1] for r in g]]
+    return ["\n".join("".join(r) for r in x) + tail for x in grids]
+
+
+def symmetric_text(text: str, kind: str) -> str:
+    """A canonical representative of the state's symmetry class (the smallest image's text
+    by digest), so symmetric states share one key."""
+    return min(_grid_images(text, kind), key=lambda t: hashlib.blake2b(t.encode(), digest_size=8).digest())
+
+
+def key_scheme(game: str, symmetry: bool) -> str:
+    from ..config import base_name
+    from ..errors import UserError
+    if not symmetry:
+        return KEY_SCHEME
+    kind = SYMMETRIES.get(base_name(game))
+    if kind is None:
+        raise UserError(f"no exact symmetry reduction for '{base_name(game)}' "
+                        f"(available: {', '.join(sorted(SYMMETRIES))})")
+    return f"openspiel-str-blake2b64-{kind}/1"
 
 
 @dataclass
@@ -59,11 +93,15 @@ class Visits:
 
 
 def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequence[int],
-                  return0: Sequence[float], first_moves: int | None = None) -> Visits:
+                  return0: Sequence[float], first_moves: int | None = None,
+                  symmetry: bool = False) -> Visits:
     """Replay games and list every non-initial, non-terminal state they pass through."""
     import pyspiel
+    from ..config import base_name
     from ..engines.spiel import load_spiel_game
 
+    key_scheme(game, symmetry)  # refuse unsupported symmetry before any work
+    sym = SYMMETRIES.get(base_name(game)) if symmetry else None
     g = load_spiel_game(game)
     b2 = hashlib.blake2b
     digests: list[bytes] = []
@@ -83,7 +121,8 @@ def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequenc
                                 f"{game} ({str(exc).strip()[:80]}); is this the right game?") from None
             if s.is_terminal():
                 break
-            digests.append(b2(str(s).encode(), digest_size=8).digest())
+            text = str(s) if sym is None else symmetric_text(str(s), sym)
+            digests.append(b2(text.encode(), digest_size=8).digest())
             turns.append(t + 1)
             players.append(s.current_player())
             owners.append(gid)
@@ -98,14 +137,15 @@ def _replay_chunk(args):
     return replay_visits(*args)
 
 
-def replay_parallel(game: str, actions, game_ids, return0, first_moves=None, workers: int = 1) -> Visits:
+def replay_parallel(game: str, actions, game_ids, return0, first_moves=None, workers: int = 1,
+                    symmetry: bool = False) -> Visits:
     """`replay_visits` over `workers` processes; results concatenated in game order."""
     n = len(actions)
     if workers <= 1 or n < 2000:
-        return replay_visits(game, actions, game_ids, return0, first_moves)
+        return replay_visits(game, actions, game_ids, return0, first_moves, symmetry)
     import multiprocessing as mp
     bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
-    chunks = [(game, actions[a:b], game_ids[a:b], return0[a:b], first_moves)
+    chunks = [(game, actions[a:b], game_ids[a:b], return0[a:b], first_moves, symmetry)
               for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     with mp.get_context("spawn").Pool(workers) as pool:
         parts = pool.map(_replay_chunk, chunks)
@@ -137,7 +177,8 @@ def aggregate(v: Visits) -> dict[str, np.ndarray]:
     }
 
 
-def states_table(agg: dict[str, np.ndarray], game: str, selection: Selection) -> pa.Table:
+def states_table(agg: dict[str, np.ndarray], game: str, selection: Selection,
+                 scheme: str = KEY_SCHEME) -> pa.Table:
     """Rows sorted by decreasing count (ties by key, so the order is reproducible), with rank."""
     order = np.lexsort((agg["key"], -agg["count"]))
     cols = {name: agg[name][order] for name in agg}
@@ -149,7 +190,7 @@ def states_table(agg: dict[str, np.ndarray], game: str, selection: Selection) ->
                                               pa.string()).dictionary_encode(),
                       "example_game": cols["example_game"], "example_turn": cols["example_turn"]})
     meta = {"azscale.table": STATES_TABLE, "azscale.version": STATES_VERSION, "game": game,
-            "key_scheme": KEY_SCHEME, "frame": FRAME, "selection": json.dumps(asdict(selection))}
+            "key_scheme": scheme, "frame": FRAME, "selection": json.dumps(asdict(selection))}
     return table.replace_schema_metadata(meta)
 
 
@@ -196,7 +237,8 @@ def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = ()
 
 def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = (),
                  temperature: float | None = None, first_moves: int | None = None,
-                 workers: int = 1, keep_visits: bool = False) -> tuple[pa.Table, Visits | None]:
+                 workers: int = 1, keep_visits: bool = False,
+                 symmetry: bool = False) -> tuple[pa.Table, Visits | None]:
     """Select games, replay them, and return the states table (and the visits, on request)."""
     from ..errors import UserError
     import pyarrow.compute as pc
@@ -210,7 +252,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     game = names[0]
     # visits are tagged with the selection's row index (unique even when runs are pooled)
     v = replay_parallel(game, sel["actions"].to_pylist(), list(range(sel.num_rows)),
-                        sel["return0"].to_pylist(), first_moves, workers)
+                        sel["return0"].to_pylist(), first_moves, workers, symmetry)
     selection = Selection(runs=sorted(pc.unique(sel["run"]).to_pylist()), window=window,
                           kinds=list(kinds), first_moves=first_moves, temperature=temperature,
                           games=sel.num_rows, visits=int(len(v.key)))
@@ -218,7 +260,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     rows = agg.pop("example_game")
     agg["example_run"] = sel["run"].to_numpy(zero_copy_only=False)[rows] if len(rows) else np.zeros(0, object)
     agg["example_game"] = sel["game_id"].to_numpy()[rows] if len(rows) else np.zeros(0, np.int64)
-    return states_table(agg, game, selection), (v if keep_visits else None)
+    return states_table(agg, game, selection, key_scheme(game, symmetry)), (v if keep_visits else None)
 
 
 def table_meta(table: pa.Table) -> dict[str, Any]:

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from .. import runs
 from ..config import base_name
 from ..errors import UserError
-from .states import FRAME, KEY_SCHEME, Visits, aggregate, build_states, select_games, states_table, Selection
-from .zipf import FitResult, fit_all, plot_rank_frequency, window_for
+from .states import FRAME, Visits, aggregate, build_states, key_scheme, select_games, states_table, Selection
+from .endgame import LATE_TURN, early_counts, late_share_by_rank, plot_late_share
+from .zipf import FitResult, fit_all, fit_ls, plot_rank_frequency, window_for
 
 
 def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | None) -> dict[str, Any]:
@@ -47,7 +49,8 @@ def _index_visits(v: Visits) -> tuple[np.ndarray, np.ndarray, int]:
 def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds: Sequence[str] = (),
                   temperature: float | None = None, first_moves: int | None = None,
                   fit_window: str = "paper", weight: str | None = None, bootstrap: int = 0,
-                  workers: int = 1, seed: int = 0, mle: bool = True) -> dict[str, Any]:
+                  workers: int = 1, seed: int = 0, mle: bool = True, symmetry: bool = False,
+                  late_turn: float = LATE_TURN) -> dict[str, Any]:
     out = Path(out)
     tables = [runs.read_games(s) for s in sources]
     per_run: list[tuple[str, pa.Table]] = []
@@ -62,7 +65,9 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     present = sorted(set(select_games(games_all, window, kinds, temperature)["kind"].to_pylist()))
     fw = parse_fit_window(fit_window, game, present, weight)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"game": game, "key_scheme": KEY_SCHEME, "outcome_frame": FRAME,
+    scheme = key_scheme(game, symmetry)
+    results: dict[str, Any] = {"game": game, "key_scheme": scheme, "outcome_frame": FRAME,
+                               "late_turn": late_turn,
                                "selection": {"window": window, "kinds": list(kinds),
                                              "temperature": temperature, "first_moves": first_moves},
                                "fit_window": fw, "exponent_convention": "frequency ∝ rank^-alpha",
@@ -71,10 +76,12 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     pooled_visits: list[Visits] = []
     offset = 0
     for label, t in per_run:
-        st, v = build_states(t, window, kinds, temperature, first_moves, workers, keep_visits=True)
+        st, v = build_states(t, window, kinds, temperature, first_moves, workers, keep_visits=True,
+                             symmetry=symmetry)
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
                        seed=seed, mle=mle)
-        curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits})
+        curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits,
+                       "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record(label, st, fits))
         v.game = v.game + offset      # keep games distinct when pooling
         offset = int(v.game.max()) + 1 if len(v.game) else offset
@@ -88,13 +95,33 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         meta = Selection(runs=sorted(set(sel["run"].to_pylist())), window=window, kinds=list(kinds),
                          first_moves=first_moves, temperature=temperature, games=sel.num_rows,
                          visits=int(len(v.key)))
-        st = states_table(aggregate(v), game, meta)
+        st = states_table(aggregate(v), game, meta, scheme)
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
                        seed=seed, mle=mle)
-        curves.append({"label": "combined", "counts": st["count"].to_numpy(), "fits": fits})
+        curves.append({"label": "combined", "counts": st["count"].to_numpy(), "fits": fits,
+                       "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record("combined", st, fits))
         runs.atomic_write_table(out / "states.parquet", st)
     figs = plot_rank_frequency(curves, out / "rank_frequency", title=f"{game}: state visits ({window})")
+    # end-game views on the last curve (the combined one when runs are pooled)
+    main = curves[-1]
+    shares = {c["label"]: late_share_by_rank(c["counts"], c["mean_turn"], late_turn) for c in curves}
+    runs.atomic_write_text(out / "late_share.csv", pd.concat(
+        [t.assign(curve=k) for k, t in shares.items()]).to_csv(index=False))
+    figs += plot_late_share(shares, out / "late_share", late_turn)
+    early = early_counts(main["counts"], main["mean_turn"], late_turn)
+    early_fit = fit_ls(early, fw) if len(early) else None
+    results["endgame"] = {
+        "curve": main["label"], "late_turn": late_turn,
+        "late_states": int(len(main["counts"]) - len(early)),
+        "late_share_top100": float((main["mean_turn"][:100] >= late_turn).mean()) if len(main["counts"]) else float("nan"),
+        "early_only_ls": early_fit.to_dict() if early_fit else None}
+    if len(early) < len(main["counts"]):
+        figs += plot_rank_frequency(
+            [{"label": f"{main['label']}: all states", "counts": main["counts"], "fits": main["fits"][:1]},
+             {"label": f"without late states (mean turn >= {late_turn:g})", "counts": early,
+              "fits": [early_fit] if early_fit else []}],
+            out / "rank_frequency_early", title=f"{game}: with and without late states")
     results["figures"] = [Path(f).name for f in figs]
     runs.atomic_write_json(out / "fits.json", results)
     runs.atomic_write_text(out / "summary.md", summary_markdown(results))
@@ -128,5 +155,12 @@ def summary_markdown(res: dict[str, Any]) -> str:
             ci = "n/a" if math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
             lines.append(f"| {c['label']} | {c['games']:,} | {c['visits']:,} | {c['distinct_states']:,} | "
                          f"{f['method']} | {_fmt(f['alpha'])} | {ci} | {f['window']} | {f['weight']} |")
+    eg = res.get("endgame")
+    if eg:
+        lines += ["", f"End game (curve '{eg['curve']}', late = mean turn >= {eg['late_turn']:g}): "
+                      f"{eg['late_states']:,} late states; share of late states among the top 100 ranks: "
+                      f"{_fmt(eg['late_share_top100'])}; LS exponent without late states: "
+                      f"{_fmt(eg['early_only_ls']['alpha']) if eg['early_only_ls'] else 'n/a'}. "
+                      f"Late share per rank bin: late_share.csv."]
     lines += ["", "Figures: " + ", ".join(res.get("figures", [])), ""]
     return "\n".join(lines)
