@@ -139,7 +139,9 @@ def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True)
     if len(c) < 10 or c[0] < 2:
         return FitResult("mle", math.nan, window="too few distinct counts to fit")
     f = _powerlaw_fit(c, xmin)
-    gamma, sigma = float(f.power_law.alpha), float(f.power_law.sigma)
+    pl = f.power_law
+    gamma = float(pl.alpha)
+    sigma = float(pl.standard_err if hasattr(pl, "standard_err") else pl.sigma)
     alpha = 1.0 / (gamma - 1.0) if gamma > 1 else math.nan
     # states with count >= xmin are ranks 1..k
     k = int((c >= f.xmin).sum())
