@@ -104,3 +104,33 @@ def format_bench(r: dict[str, Any]) -> str:
                   f"  baseline sims/s     {r['baseline_simulations_per_s']:>14,.0f}",
                   f"  ratio (ours/base)   {r['ratio_vs_baseline']:>14.2f}x"]
     return "\n".join(lines)
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process and of its finished children, in GB (Linux)."""
+    import resource
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024 ** 2
+
+
+def bench_zipf(source, workers: int | None = None, mle: bool = True) -> dict[str, Any]:
+    """Time the states table and both fits on an existing games table (e.g. random games)."""
+    from .analysis.states import build_states
+    from .analysis.zipf import fit_all, window_for
+    from .runs import read_games
+
+    workers = workers or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    games = read_games(source)
+    t_read = time.perf_counter() - t0
+    st, _ = build_states(games, workers=workers)
+    t_states = time.perf_counter() - t0 - t_read
+    counts = st["count"].to_numpy()
+    t1 = time.perf_counter()
+    ls, *rest = fit_all(counts, window_for("random"), mle=mle)
+    t_fit = time.perf_counter() - t1
+    return {"games": games.num_rows, "visits": int(counts.sum()), "distinct_states": int(len(counts)),
+            "read_s": t_read, "states_s": t_states, "fits_s": t_fit,
+            "total_s": time.perf_counter() - t0, "peak_rss_gb": peak_rss_gb(), "workers": workers,
+            "ls_alpha": ls.alpha, "mle_alpha": rest[0].alpha if rest else None}

@@ -185,5 +185,19 @@ def main() -> None:
         sys.exit(130)
 
 
+@bench_app.command("zipf")
+def bench_zipf_cmd(source: Path = typer.Argument(..., help="A games table, e.g. from azscale random-games"),
+                   workers: Optional[int] = typer.Option(None, help="Replay processes (default: all cores)"),
+                   mle: bool = typer.Option(True, help="Include the maximum-likelihood fit")):
+    """Time the states table and both Zipf fits on a games table; print time and peak memory."""
+    from .bench import bench_zipf
+    r = bench_zipf(source, workers, mle)
+    typer.echo(f"zipf benchmark: {r['games']:,} games, {r['visits']:,} visits, "
+               f"{r['distinct_states']:,} distinct states, {r['workers']} workers")
+    typer.echo(f"  read {r['read_s']:.1f} s, states table {r['states_s']:.1f} s, fits {r['fits_s']:.1f} s, "
+               f"total {r['total_s']:.1f} s; peak memory {r['peak_rss_gb']:.2f} GB")
+    typer.echo(f"  LS alpha {r['ls_alpha']:.4f}, MLE alpha {r['mle_alpha']}")
+
+
 if __name__ == "__main__":
     main()

@@ -186,3 +186,29 @@ def test_learning_cpu_preset_full_bar(tmp_path):
     agent = AgentPlayer(model, eng, simulations=50)
     assert play_match(eng, agent, RandomPlayer(2), 200).losses == 0
     assert play_match(eng, agent, PerfectPlayer(eng.spiel_game, 2), 100).draws >= 95
+
+
+def test_tensorboard_scalars_match_metrics(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    train(smoke(), tmp_path / "r", quiet=True, tensorboard=True)
+    acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    acc.Reload()
+    m = read_metrics(tmp_path / "r")
+    got = [e.value for e in acc.Scalars("loss_value")]
+    assert got == pytest.approx([x["loss_value"] for x in m], rel=1e-6)
+
+
+def test_bench_selfplay_prints_figures_and_ratio():
+    r = run_cli("bench", "selfplay", "tic_tac_toe", "--width", "8", "--sims", "8",
+                "--games-in-flight", "8", "--actors", "1", "--seconds", "1.5", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["simulations_per_s"] > 0 and res["baseline_simulations_per_s"] > 0
+    assert res["ratio_vs_baseline"] == pytest.approx(res["simulations_per_s"] / res["baseline_simulations_per_s"])
+    assert 0 < res["net_time_share"] < 1 and 1 <= res["mean_net_batch"] <= 8
+
+
+def test_resnet_family_trains(tmp_path):
+    out = train(smoke(family="resnet", width=8), tmp_path / "r", quiet=True)
+    assert out["finished"] and out["games"] > 0

@@ -101,36 +101,39 @@ def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequenc
     from ..engines.spiel import load_spiel_game
 
     key_scheme(game, symmetry)  # refuse unsupported symmetry before any work
+    if isinstance(actions, (pa.Array, pa.ChunkedArray)):
+        actions = actions.to_pylist()
     sym = SYMMETRIES.get(base_name(game)) if symmetry else None
     g = load_spiel_game(game)
     b2 = hashlib.blake2b
     digests: list[bytes] = []
-    turns: list[int] = []
     players: list[int] = []
-    owners: list[int] = []
-    outs: list[float] = []
-    for acts, gid, r0 in zip(actions, game_ids, return0):
+    per_game = np.zeros(len(actions), np.int64)     # counted visits of each game
+    for i, acts in enumerate(actions):
         s = g.new_initial_state()
         limit = len(acts) if first_moves is None else min(len(acts), first_moves)
+        n0 = len(digests)
         for t in range(limit):
             try:
                 s.apply_action(int(acts[t]))
             except pyspiel.SpielError as exc:
                 from ..errors import UserError
-                raise UserError(f"game {gid}: action {acts[t]} at move {t + 1} is illegal in "
+                raise UserError(f"game {game_ids[i]}: action {acts[t]} at move {t + 1} is illegal in "
                                 f"{game} ({str(exc).strip()[:80]}); is this the right game?") from None
             if s.is_terminal():
                 break
             text = str(s) if sym is None else symmetric_text(str(s), sym)
             digests.append(b2(text.encode(), digest_size=8).digest())
-            turns.append(t + 1)
             players.append(s.current_player())
-            owners.append(gid)
-            outs.append(r0)
+        per_game[i] = len(digests) - n0
     n = len(digests)
     key = np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64) if n else np.zeros(0, np.uint64)
-    return Visits(key, np.asarray(turns, np.int32), np.asarray(outs, np.float32),
-                  np.asarray(players, np.int8), np.asarray(owners, np.int64))
+    del digests
+    # the state after move t has turn t; visits of one game are consecutive
+    starts = np.repeat(np.cumsum(per_game) - per_game, per_game)
+    turn = (np.arange(n) - starts + 1).astype(np.int32)
+    return Visits(key, turn, np.repeat(np.asarray(return0, np.float32), per_game),
+                  np.asarray(players, np.int8), np.repeat(np.asarray(game_ids, np.int64), per_game))
 
 
 def _replay_chunk(args):
@@ -145,6 +148,7 @@ def replay_parallel(game: str, actions, game_ids, return0, first_moves=None, wor
         return replay_visits(game, actions, game_ids, return0, first_moves, symmetry)
     import multiprocessing as mp
     bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
+    game_ids, return0 = np.asarray(game_ids), np.asarray(return0)
     chunks = [(game, actions[a:b], game_ids[a:b], return0[a:b], first_moves, symmetry)
               for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     with mp.get_context("spawn").Pool(workers) as pool:
@@ -251,8 +255,9 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
         raise UserError("the selection holds no games")
     game = names[0]
     # visits are tagged with the selection's row index (unique even when runs are pooled)
-    v = replay_parallel(game, sel["actions"].to_pylist(), list(range(sel.num_rows)),
-                        sel["return0"].to_pylist(), first_moves, workers, symmetry)
+    acts = sel["actions"].combine_chunks() if sel.num_rows else sel["actions"]
+    v = replay_parallel(game, acts, np.arange(sel.num_rows), sel["return0"].to_numpy(),
+                        first_moves, workers, symmetry)
     selection = Selection(runs=sorted(pc.unique(sel["run"]).to_pylist()), window=window,
                           kinds=list(kinds), first_moves=first_moves, temperature=temperature,
                           games=sel.num_rows, visits=int(len(v.key)))
