@@ -155,6 +155,68 @@ def import_openspiel_cmd(src: Path = typer.Argument(..., help="An OpenSpiel Alph
     typer.echo(f"imported {n:,} games -> {out}/games")
 
 
+@app.command()
+def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run directories whose checkpoints play"),
+               out: Path = typer.Option(..., help="Tournament directory (rerun to finish an interrupted one)"),
+               checkpoints: str = typer.Option("final", help="final, all, or steps like 100,200"),
+               games_per_pair: int = typer.Option(800, help="Games per pair, seats alternating (the paper: 800)"),
+               temperature: float = typer.Option(0.25, help="Move temperature at every move (the paper: 0.25)"),
+               simulations: int = typer.Option(300, "--sims", help="Simulations per move (the paper: 300)"),
+               reference: str = typer.Option("", help="Reference players to include: random, mcts-N, perfect (comma-separated)"),
+               seed: int = typer.Option(0, help="Random seed"),
+               workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+               quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Round-robin between agents (and reference players); every game goes to a games table."""
+    from .tournament import agents_from_runs, reference_players, tournament as run_tournament
+    players = agents_from_runs(runs_, checkpoints) + reference_players(reference)
+    table = run_tournament(players, out, games_per_pair, temperature, simulations, seed, workers, not quiet)
+    typer.echo(f"{len(players)} players, {len(table)} ordered pairs, "
+               f"{int(table[['wins', 'draws', 'losses']].to_numpy().sum()):,} games -> {out}/results.csv")
+
+
+@app.command()
+def elo(tournaments: List[Path] = typer.Argument(..., help="Tournament directories (fitted jointly)"),
+        out: Path = typer.Option(..., help="Output directory: elo.csv, elo.json, bootstrap.npz, figures"),
+        anchor: Optional[str] = typer.Option(None, help="Player rated 0 (e.g. random); default: the first by name"),
+        bootstrap: int = typer.Option(200, help="Bootstrap resamples of each pair's games"),
+        seed: int = typer.Option(0, help="Bootstrap seed")):
+    """Bradley-Terry Elo from real win/draw/loss counts, with a first-move term and bootstrap CIs."""
+    from .analysis.elo_report import elo_analysis
+    res = elo_analysis(tournaments, out, anchor, bootstrap, seed)
+    typer.echo(f"{res['players']} players rated (anchor {res['anchor']} = 0); first-move advantage "
+               f"{res['first_move_elo']:.1f} Elo; draw width {res['draw_width_elo']:.1f} -> {out}/elo.csv")
+
+
+@app.command()
+def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory"),
+            out: Path = typer.Option(..., help="Output directory: scaling.json, figures"),
+            min_params: int = typer.Option(0, help="Fit sizes with at least this many parameters"),
+            max_params: Optional[int] = typer.Option(None, help="... and at most this many (stay below the plateau)"),
+            zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf, for the quanta prediction alpha_N = alpha_Z - 1"),
+            runs_: Optional[List[Path]] = typer.Option(None, "--run", help="Run directories, for loss-vs-parameters and loss-vs-compute fits"),
+            bootstrap: int = typer.Option(100, help="Bootstrap resamples for the loss fits")):
+    """Elo exponent (slope of Elo vs log10 params / 400, with CI), loss fits, quanta prediction."""
+    from .analysis.elo_report import scaling_analysis
+    res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap)
+    f = res["elo_exponent"]
+    typer.echo(f"alpha_N = {f['alpha']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}] over {f['params_min']:,}"
+               f"-{f['params_max']:,} parameters ({f['sizes']} sizes) -> {out}/scaling.json")
+    if "quanta" in res:
+        for m, p in res["quanta"]["predicted"].items():
+            typer.echo(f"quanta prediction from {m}: alpha_Z = {p['alpha_Z']:.3f} -> alpha_N = {p['alpha_N']:.3f}")
+
+
+@app.command()
+def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory (with bootstrap)"),
+            out: Path = typer.Option(..., help="Markdown file to write"),
+            zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf (end-game evidence)"),
+            threshold: float = typer.Option(0.95, help="Bootstrap probability of a drop that flags it")):
+    """Does Elo fall from one size to the next larger (inverse scaling), and is it the end game?"""
+    from .analysis.elo_report import verdict as run_verdict
+    res = run_verdict(elo_dir, out, zipf, threshold)
+    typer.echo(("inverse scaling flagged" if res["flagged"] else "no inverse scaling shown") + f" -> {out}")
+
+
 @bench_app.command("selfplay")
 def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
                    width: int = typer.Option(64, help="Network width"),

@@ -1,0 +1,237 @@
+"""`azscale elo`, `azscale scaling` and `azscale verdict`: tables, JSON, Markdown and figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import runs
+from ..errors import UserError
+from .elo import fit_elo
+from .scaling import elo_exponent, quanta_prediction, saturating_fit
+from .verdict import size_steps, steps_to_dicts, verdict_markdown
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, stem: Path) -> list[str]:
+    out = []
+    for ext in ("png", "svg"):
+        fig.savefig(f"{stem}.{ext}", dpi=120)
+        out.append(f"{Path(stem).name}.{ext}")
+    _plt().close(fig)
+    return out
+
+
+def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = None, bootstrap: int = 200,
+                 seed: int = 0) -> dict[str, Any]:
+    from ..tournament import read_players, read_results
+    results, players, settings = [], {}, []
+    for t in tournaments:
+        results.append(read_results(t))
+        players.update(read_players(t))
+        settings.append(json.loads((Path(t) / "tournament.json").read_text())["settings"])
+    games = {s["game"] for s in settings}
+    if len(games) > 1:
+        raise UserError(f"the tournaments are of different games ({', '.join(sorted(games))})")
+    res = pd.concat(results, ignore_index=True)
+    fit = fit_elo(res, anchor=anchor, bootstrap=bootstrap, seed=seed)
+    table = fit.table()
+    meta = pd.DataFrame([{"player": k, "kind": v["kind"], "run": v["run"], "step": v["step"],
+                          "params": v["params"]} for k, v in players.items()])
+    table = table.merge(meta, on="player", how="left")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_text(out / "elo.csv", table.to_csv(index=False))
+    if fit.samples is not None:
+        import io
+        buf = io.BytesIO()
+        np.savez(buf, players=np.array(fit.players), samples=fit.samples)
+        runs.atomic_write_bytes(out / "bootstrap.npz", buf.getvalue())
+    summary = {"game": games.pop(), "anchor": fit.anchor, "first_move_elo": fit.first_move,
+               "first_move_ci": list(fit.first_move_ci), "draw_width_elo": fit.draw_width,
+               "bootstrap": fit.bootstrap, "tournaments": [str(t) for t in tournaments],
+               "match_settings": settings, "players": len(fit.players),
+               "model": "Bradley-Terry with BayesElo draw width and first-move term; prior sd 2000 Elo"}
+    figs = _elo_figures(table, res, out)
+    summary["figures"] = figs
+    runs.atomic_write_json(out / "elo.json", summary)
+    return summary
+
+
+def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]:
+    plt = _plt()
+    figs = []
+    agents = table[table["kind"] == "agent"]
+    if len(agents):
+        final = agents.loc[agents.groupby("run")["step"].idxmax()]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        yerr = None
+        if "elo_ci_low" in final:
+            yerr = [final["elo"] - final["elo_ci_low"], final["elo_ci_high"] - final["elo"]]
+        ax.errorbar(final["params"], final["elo"], yerr=yerr, fmt="o", capsize=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(f"Elo (anchor {table.loc[table['elo'] == 0, 'player'].iloc[0]} = 0)")
+        ax.set_title("Elo vs parameters (final checkpoints, 95% bootstrap CI)")
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        figs += _save(fig, out / "elo_vs_params")
+        if agents.groupby("run")["step"].nunique().max() > 1:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for run, g in agents.sort_values("step").groupby("run"):
+                ax.plot(g["step"].clip(lower=1), g["elo"], "o-", ms=3, label=f"{run} ({int(g['params'].iloc[0]):,} p)")
+            ax.set_xscale("log")
+            ax.set_xlabel("learner step")
+            ax.set_ylabel("Elo")
+            ax.legend(fontsize=7)
+            ax.grid(True, alpha=0.3)
+            fig.tight_layout()
+            figs += _save(fig, out / "elo_vs_step")
+    names = list(table.sort_values("elo")["player"])
+    idx = {p: k for k, p in enumerate(names)}
+    score = np.full((len(names), len(names)), np.nan)
+    num = np.zeros_like(score)
+    den = np.zeros_like(score)
+    for r in res.itertuples():
+        a, b = idx[r.first], idx[r.second]
+        n = r.wins + r.draws + r.losses
+        num[a, b] += r.wins + 0.5 * r.draws
+        den[a, b] += n
+        num[b, a] += r.losses + 0.5 * r.draws
+        den[b, a] += n
+    with np.errstate(invalid="ignore"):
+        score = np.where(den > 0, num / np.maximum(den, 1), np.nan)
+    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(names) + 2), max(4, 0.35 * len(names) + 1.5)))
+    im = ax.imshow(score, cmap="RdBu", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(names)), names, fontsize=6)
+    ax.set_title("score of row player against column player")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    figs += _save(fig, out / "win_rate_matrix")
+    return figs
+
+
+def _load_elo(elo_dir: Path) -> tuple[pd.DataFrame, np.ndarray | None, dict[str, Any]]:
+    elo_dir = Path(elo_dir)
+    if not (elo_dir / "elo.csv").exists():
+        raise UserError(f"{elo_dir}: no elo.csv (run azscale elo first)")
+    table = pd.read_csv(elo_dir / "elo.csv")
+    summary = json.loads((elo_dir / "elo.json").read_text())
+    samples = None
+    if (elo_dir / "bootstrap.npz").exists():
+        z = np.load(elo_dir / "bootstrap.npz")
+        col = {p: k for k, p in enumerate(z["players"].tolist())}
+        samples = z["samples"][:, [col[p] for p in table["player"]]]
+    return table, samples, summary
+
+
+def _final_agents(table: pd.DataFrame, samples):
+    agents = table[table["kind"] == "agent"]
+    if agents.empty:
+        raise UserError("the Elo table has no agents")
+    final = agents.loc[agents.groupby("run")["step"].idxmax()].sort_values("params")
+    return final.reset_index(drop=True), (samples[:, final.index.to_numpy()] if samples is not None else None)
+
+
+def run_losses(run_dirs: Sequence[Path], tail: float = 0.1) -> pd.DataFrame:
+    """Per run: parameters, final learner value loss (mean over the last `tail` of its steps) and
+    training compute = 2 N x network evaluations in self-play + 6 N x training samples."""
+    rows = []
+    for rd in run_dirs:
+        cfg = json.loads((Path(rd) / "config.json").read_text())
+        m = runs.read_metrics(rd)
+        if not m:
+            continue
+        k = max(1, int(len(m) * tail))
+        st = cfg["settings"]
+        n = cfg["params"]
+        samples = len(m) * st["updates_per_step"] * st["batch_size"]
+        evals = m[-1]["states_total"] * st["simulations"]
+        rows.append({"run": cfg["run"], "params": n, "value_loss": float(np.mean([x["loss_value"] for x in m[-k:]])),
+                     "policy_loss": float(np.mean([x["loss_policy"] for x in m[-k:]])),
+                     "flops": 2.0 * n * evals + 6.0 * n * samples})
+    return pd.DataFrame(rows)
+
+
+def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: int | None = None,
+                     zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100) -> dict[str, Any]:
+    table, samples, summary = _load_elo(elo_dir)
+    final, fs = _final_agents(table, samples)
+    fit = elo_exponent(final, fs, min_params, max_params)
+    res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict(),
+                           "match_settings": summary["match_settings"]}
+    if zipf:
+        z = json.loads(Path(zipf).read_text())
+        curve = z["curves"][-1]
+        res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
+                         "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],
+                         "predicted": {f["method"]: {"alpha_Z": f["alpha"], "alpha_N": quanta_prediction(f["alpha"])}
+                                       for f in curve["fits"] if not math.isnan(f["alpha"])}}
+    if run_dirs:
+        lt = run_losses(run_dirs)
+        res["loss_table"] = lt.to_dict(orient="records")
+        for x in ("params", "flops"):
+            try:
+                f = saturating_fit(lt[x].to_numpy(), lt["value_loss"].to_numpy(), groups=lt["params"].to_numpy(),
+                                   bootstrap=bootstrap)
+                res[f"value_loss_vs_{x}"] = f.to_dict()
+            except UserError as exc:
+                res[f"value_loss_vs_{x}"] = {"error": str(exc)}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(final["params"], final["elo"], "o", label="final checkpoints")
+    xs = np.geomspace(fit.params_min, fit.params_max, 50)
+    ax.plot(xs, fit.intercept + 400 * fit.alpha * np.log10(xs), "-",
+            label=f"α_N = {fit.alpha:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
+    if fs is not None:
+        band = []
+        groups = final.groupby("params").indices
+        ps = np.array(sorted(groups))
+        for row in fs:
+            m = np.array([row[groups[p]].mean() for p in ps])
+            keep = (ps >= fit.params_min) & (ps <= fit.params_max)
+            b, a = np.polyfit(np.log10(ps[keep]), m[keep], 1)
+            band.append(a + b * np.log10(xs))
+        band = np.array(band)
+        ax.fill_between(xs, np.percentile(band, 2.5, 0), np.percentile(band, 97.5, 0), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("Elo")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    res["figures"] = _save(fig, out / "elo_fit")
+    runs.atomic_write_json(out / "scaling.json", res)
+    return res
+
+
+def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, threshold: float = 0.95) -> dict[str, Any]:
+    table, samples, summary = _load_elo(elo_dir)
+    if samples is None:
+        raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
+    final, fs = _final_agents(table, samples)
+    steps = size_steps(final, fs, threshold)
+    z = json.loads(Path(zipf).read_text()) if zipf else None
+    try:
+        ef = elo_exponent(final, fs).to_dict()
+    except UserError:
+        ef = None
+    text = verdict_markdown(summary["game"], steps, z, ef, threshold)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_text(out, text)
+    return {"steps": steps_to_dicts(steps), "flagged": any(s.flagged for s in steps), "markdown": str(out)}
