@@ -68,9 +68,9 @@ class PerfectPlayer:
     """Plays a game-theoretically optimal move, uniformly at random among the optimal ones."""
 
     def __init__(self, game: pyspiel.Game, seed: int = 0):
-        from .oracles import Solver
+        from .oracles import MemoSolver
         self.name = "perfect"
-        self.solver = Solver(game)
+        self.solver = MemoSolver(game)
         self.rng = np.random.default_rng([seed, 999])
 
     def act(self, states: list) -> np.ndarray:

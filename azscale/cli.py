@@ -217,6 +217,55 @@ def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     typer.echo(("inverse scaling flagged" if res["flagged"] else "no inverse scaling shown") + f" -> {out}")
 
 
+@app.command()
+def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run directories"),
+         out: Path = typer.Option(..., help="Output directory: per_state.parquet, curves.csv, frontier.csv, figures"),
+         target: str = typer.Option("trainset", help="trainset (mean outcome in the games) or solver (perfect play)"),
+         checkpoints: str = typer.Option("final", help="final, all, or steps like 100,200"),
+         window: str = typer.Option("last70", help="Games that define ranks and trainset targets (as in zipf)"),
+         min_count: int = typer.Option(10, help="Drop states seen fewer times (the paper: 10)"),
+         pooled: bool = typer.Option(False, "--pooled", help="Rank all runs on one pooled states table"),
+         cache: Optional[Path] = typer.Option(None, help="Solver label cache directory (default: OUT/labels)"),
+         sigma: float = typer.Option(0.15, help="Smoothing kernel width in decades of rank"),
+         late_turn: float = typer.Option(40, help="Late states: mean turn >= this"),
+         frontier: float = typer.Option(0.1, help="Loss threshold of the learned frontier"),
+         workers: Optional[int] = typer.Option(None, help="Processes for replay and solving (default: all cores)"),
+         quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Per-state value loss by frequency rank: do agents learn frequent states first?"""
+    import os
+    from .analysis.loss import loss_analysis
+    res = loss_analysis(runs_, out, target, checkpoints, window, min_count, pooled, cache, sigma, late_turn,
+                        frontier, workers or os.cpu_count() or 1, progress=not quiet)
+    for p, t in res["loss_rises_with_rank"].items():
+        typer.echo(f"{int(p):,} params: loss {t['loss_top']:.4f} at the top ranks -> {t['loss_tail']:.4f} at the "
+                   f"tail (Spearman rho {t['spearman_rho']:+.2f})")
+    typer.echo(f"-> {out}/loss.json, curves.csv, per_state.parquet, figures")
+
+
+@app.command()
+def solve(game: str = typer.Argument(..., help=GAME_HELP),
+          states: Path = typer.Option(..., help="A states.parquet written by azscale zipf"),
+          out: Path = typer.Option(..., help="Label cache directory (labels.parquet)"),
+          min_count: int = typer.Option(1, help="Only states seen at least this often"),
+          limit: Optional[int] = typer.Option(None, help="Only the most frequent N states"),
+          book: bool = typer.Option(True, help="Use bitbully's opening book (connect_four)"),
+          workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+          quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Solve states with perfect play (bitbully or the exact solver) into a reusable cache."""
+    import os
+    from .analysis.loss import solve_states
+    from .analysis.states import table_meta
+    import pyarrow.parquet as pq
+    try:
+        have = table_meta(pq.read_table(states)).get("game")
+    except Exception:
+        raise UserError(f"{states}: not a readable states table") from None
+    if have != game:
+        raise UserError(f"{states} holds states of '{have}', not '{game}'")
+    res = solve_states(states, out, min_count, limit, workers or os.cpu_count() or 1, book, not quiet)
+    typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
+
+
 @bench_app.command("selfplay")
 def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
                    width: int = typer.Option(64, help="Network width"),

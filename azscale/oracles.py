@@ -1,16 +1,25 @@
-"""Exact game values for small games, by memoized minimax over pyspiel.
+"""Ground truth: game-theoretic values of states, with the effort it took to find them.
 
-Values are in player 0's frame (+1 = player 0 wins with perfect play). The transposition key is
-(str(state), player to move), which identifies a position completely in games whose rules do
-not depend on history beyond the board (tic_tac_toe, connect_four and its small variants).
-Games whose rules look back further (oware's and checkers' repetition and move-count rules) are
-refused rather than solved wrongly.
+Two oracles behind one interface (`label(state) -> Label`, values in the frame of the player to
+move, +1 = that player wins with perfect play):
+- `MemoSolver`: memoized minimax over pyspiel for small games. Its transposition key is
+  (str(state), player to move), which identifies a position completely in games whose rules do
+  not look back beyond the board: tic_tac_toe and connect_four on any board (small boards such as
+  4x5 solve in seconds). Games whose rules depend on history (oware's and checkers' repetition
+  and move-count rules) are refused rather than solved wrongly.
+- `BitBullyOracle`: the `bitbully` package's Connect Four solver (with its opening books) for
+  the standard 6x7 board; cross-checked against `MemoSolver` on late positions in the tests.
+Labels are cached by state key in Parquet (`LabelCache`), so a state is solved once.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import pyspiel
 
 from .errors import UserError
@@ -18,13 +27,32 @@ from .errors import UserError
 HISTORY_FREE = {"tic_tac_toe", "connect_four"}
 
 
-class Solver:
+@dataclass
+class Label:
+    value: float          # side-to-move frame: +1 win, 0 draw, -1 loss with perfect play
+    best_mask: int        # bit a set when action a is optimal
+    nodes: int            # search effort (positions visited / solver nodes)
+    seconds: float
+
+
+def _mask(actions) -> int:
+    m = 0
+    for a in actions:
+        m |= 1 << int(a)
+    return m
+
+
+class MemoSolver:
+    name = "memo-minimax"
+
     def __init__(self, game: pyspiel.Game):
         name = game.get_type().short_name
         if name not in HISTORY_FREE:
-            raise UserError(f"no exact solver for '{name}' yet (supported: {', '.join(sorted(HISTORY_FREE))})")
+            raise UserError(f"no exact solver for '{name}' (supported: {', '.join(sorted(HISTORY_FREE))}; "
+                            f"its rules depend on history or it is too large)")
         self.game = game
         self.table: dict[tuple[str, int], float] = {}
+        self.visited = 0
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
 
     def value(self, state: pyspiel.State) -> float:
@@ -35,11 +63,11 @@ class Solver:
         hit = self.table.get(key)
         if hit is not None:
             return hit
+        self.visited += 1
         sign = 1.0 if state.current_player() == 0 else -1.0
         best = -2.0
         for a in state.legal_actions():
-            child = state.child(a)
-            v = sign * self.value(child)
+            v = sign * self.value(state.child(a))
             if v > best:
                 best = v
                 if best >= 1.0:  # cannot do better than a win
@@ -52,3 +80,138 @@ class Solver:
         """Value of each legal move for the player to move (their own frame)."""
         sign = 1.0 if state.current_player() == 0 else -1.0
         return {a: sign * self.value(state.child(a)) for a in state.legal_actions()}
+
+    def label(self, state: pyspiel.State) -> Label:
+        t0, n0 = time.perf_counter(), self.visited
+        av = self.action_values(state)
+        best = max(av.values())
+        return Label(best, _mask(a for a, v in av.items() if v == best), self.visited - n0,
+                     time.perf_counter() - t0)
+
+
+class BitBullyOracle:
+    name = "bitbully"
+
+    def __init__(self, book: bool = True):
+        try:
+            from bitbully import BitBully
+        except ImportError:
+            raise UserError("standard connect_four ground truth needs the bitbully package "
+                            "(pip install bitbully)") from None
+        self.agent = BitBully() if book else BitBully(opening_book=None)
+
+    def label(self, state: pyspiel.State) -> Label:
+        from bitbully import Board
+        board = Board.from_moves([int(a) for a in state.history()])
+        self.agent.reset_node_counter()
+        t0 = time.perf_counter()
+        scores = self.agent.score_all_moves(board)
+        dt = time.perf_counter() - t0
+        best = max(scores.values())
+        return Label(float(np.sign(best)), _mask(a for a, s in scores.items() if np.sign(s) == np.sign(best)),
+                     int(self.agent.get_node_counter()), dt)
+
+
+def is_standard_connect_four(game: pyspiel.Game) -> bool:
+    p = game.get_parameters()
+    return (game.get_type().short_name == "connect_four" and p.get("rows", 6) == 6
+            and p.get("columns", 7) == 7 and p.get("x_in_row", 4) == 4)
+
+
+def make_oracle(game: pyspiel.Game, book: bool = True):
+    if is_standard_connect_four(game):
+        return BitBullyOracle(book)
+    return MemoSolver(game)
+
+
+class LabelCache:
+    """Solver labels by state key, in `<dir>/labels.parquet` (written atomically)."""
+
+    COLUMNS = ("key", "value", "best_mask", "nodes", "seconds")
+
+    def __init__(self, directory: Path, game: str, solver: str):
+        self.dir = Path(directory)
+        self.path = self.dir / "labels.parquet"
+        self.game, self.solver = game, solver
+        self.data: dict[int, tuple] = {}
+        if self.path.exists():
+            import pyarrow.parquet as pq
+            try:
+                t = pq.read_table(self.path)
+            except Exception:
+                raise UserError(f"{self.path}: not a readable label cache; delete it to rebuild") from None
+            meta = {k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items()}
+            if meta.get("azscale.table") != "labels":
+                raise UserError(f"{self.path}: not an azscale label cache")
+            if meta.get("game") != game:
+                raise UserError(f"{self.path}: labels of game '{meta.get('game')}', not '{game}'")
+            cols = [t[c].to_pylist() for c in self.COLUMNS]
+            self.data = {k: row for k, *row in zip(*cols)}
+
+    def missing(self, keys) -> list[int]:
+        return [k for k in keys if k not in self.data]
+
+    def add(self, key: int, lab: Label) -> None:
+        self.data[key] = (lab.value, lab.best_mask, lab.nodes, lab.seconds)
+
+    def save(self) -> None:
+        import pyarrow as pa
+
+        from .runs import atomic_write_table
+        keys = sorted(self.data)
+        cols = list(zip(*(self.data[k] for k in keys))) if keys else [[], [], [], []]
+        t = pa.table({"key": pa.array(keys, pa.uint64()), "value": pa.array(cols[0], pa.float32()),
+                      "best_mask": pa.array(cols[1], pa.uint64()), "nodes": pa.array(cols[2], pa.int64()),
+                      "seconds": pa.array(cols[3], pa.float64())})
+        t = t.replace_schema_metadata({"azscale.table": "labels", "game": self.game, "solver": self.solver,
+                                       "value_frame": "side_to_move"})
+        atomic_write_table(self.path, t)
+
+    def lookup(self, keys) -> dict[str, np.ndarray]:
+        rows = [self.data[k] for k in keys]
+        return {"value": np.array([r[0] for r in rows], np.float32),
+                "best_mask": np.array([r[1] for r in rows], np.uint64),
+                "nodes": np.array([r[2] for r in rows], np.int64),
+                "seconds": np.array([r[3] for r in rows], np.float64)}
+
+
+def _label_chunk(args):
+    game, histories, book = args
+    g = pyspiel.load_game(game)
+    oracle = make_oracle(g, book)
+    out = []
+    for h in histories:
+        s = g.new_initial_state()
+        for a in h:
+            s.apply_action(int(a))
+        out.append(oracle.label(s))
+    return out
+
+
+def label_histories(game: str, histories: list[list[int]], workers: int = 1, book: bool = True,
+                    progress: bool = False) -> list[Label]:
+    """Solve the states reached by `histories` (action lists), in `workers` processes."""
+    if not histories:
+        return []
+    chunk = max(1, min(500, len(histories) // (workers * 4) or 1))
+    parts = [histories[i:i + chunk] for i in range(0, len(histories), chunk)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(histories), desc="solving", unit="state")
+    results: list[list[Label]] = [None] * len(parts)  # type: ignore[list-item]
+    if workers > 1 and len(parts) > 1:
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for i, res in enumerate(pool.imap(_label_chunk, [(game, p, book) for p in parts])):
+                results[i] = res
+                if bar is not None:
+                    bar.update(len(res))
+    else:
+        for i, p in enumerate(parts):
+            results[i] = _label_chunk((game, p, book))
+            if bar is not None:
+                bar.update(len(p))
+    if bar is not None:
+        bar.close()
+    return [lab for part in results for lab in part]

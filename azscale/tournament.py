@@ -45,28 +45,12 @@ class PlayerSpec:
 
 
 def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> list[PlayerSpec]:
-    from .train import load_checkpoint
+    from .train import checkpoint_paths, load_checkpoint
     out = []
     for rd in run_dirs:
-        rd = Path(rd)
-        ckpts = sorted(rd.glob("checkpoints/step-*.pt"))
-        if not ckpts:
-            raise UserError(f"{rd}: no checkpoints (is it an azscale run directory?)")
-        if checkpoints == "final":
-            chosen = ckpts[-1:]
-        elif checkpoints == "all":
-            chosen = ckpts
-        else:
-            try:
-                want = {int(x) for x in checkpoints.split(",")}
-            except ValueError:
-                raise UserError(f"--checkpoints must be final, all or a list of steps like 100,200") from None
-            chosen = [c for c in ckpts if runs.part_step(c) in want]
-            if not chosen:
-                raise UserError(f"{rd}: none of the checkpoint steps {sorted(want)} exist")
-        for c in chosen:
+        for c in checkpoint_paths(rd, checkpoints):
             meta = load_checkpoint(c)
-            run = meta.get("run") or rd.name
+            run = meta.get("run") or Path(rd).name
             out.append(PlayerSpec(f"{run}@{meta['step']}", "agent", str(c), run, int(meta["step"]),
                                   int(meta["params"])))
     return out

@@ -306,6 +306,26 @@ def _write_resume(path, model, optimizer, buffer, rng, pool, cfg, step, games, s
         "actors": pool.snapshot()})
 
 
+def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:
+    """A run's checkpoints: `final` (the last), `all`, or steps such as `100,200`."""
+    run_dir = Path(run_dir)
+    ckpts = sorted(run_dir.glob("checkpoints/step-*.pt"))
+    if not ckpts:
+        raise UserError(f"{run_dir}: no checkpoints (is it an azscale run directory?)")
+    if spec == "final":
+        return ckpts[-1:]
+    if spec == "all":
+        return ckpts
+    try:
+        want = {int(x) for x in spec.split(",")}
+    except ValueError:
+        raise UserError("--checkpoints must be final, all or a list of steps like 100,200") from None
+    chosen = [c for c in ckpts if runs.part_step(c) in want]
+    if not chosen:
+        raise UserError(f"{run_dir}: none of the checkpoint steps {sorted(want)} exist")
+    return chosen
+
+
 def latest_checkpoint(run_dir: Path) -> Path:
     ckpts = sorted(Path(run_dir).glob("checkpoints/step-*.pt"))
     if not ckpts:

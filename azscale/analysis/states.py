@@ -80,6 +80,7 @@ class Selection:
     temperature: float | None = None
     games: int = 0                   # games counted
     visits: int = 0                  # visits counted
+    sources: list[str] = field(default_factory=list)   # where the games tables were read
 
 
 @dataclass
@@ -241,8 +242,8 @@ def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = ()
 
 def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = (),
                  temperature: float | None = None, first_moves: int | None = None,
-                 workers: int = 1, keep_visits: bool = False,
-                 symmetry: bool = False) -> tuple[pa.Table, Visits | None]:
+                 workers: int = 1, keep_visits: bool = False, symmetry: bool = False,
+                 sources: Sequence[str] = ()) -> tuple[pa.Table, Visits | None]:
     """Select games, replay them, and return the states table (and the visits, on request)."""
     from ..errors import UserError
     import pyarrow.compute as pc
@@ -260,7 +261,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
                         first_moves, workers, symmetry)
     selection = Selection(runs=sorted(pc.unique(sel["run"]).to_pylist()), window=window,
                           kinds=list(kinds), first_moves=first_moves, temperature=temperature,
-                          games=sel.num_rows, visits=int(len(v.key)))
+                          games=sel.num_rows, visits=int(len(v.key)), sources=[str(x) for x in sources])
     agg = aggregate(v)
     rows = agg.pop("example_game")
     agg["example_run"] = sel["run"].to_numpy(zero_copy_only=False)[rows] if len(rows) else np.zeros(0, object)

@@ -53,11 +53,11 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                   late_turn: float = LATE_TURN) -> dict[str, Any]:
     out = Path(out)
     tables = [runs.read_games(s) for s in sources]
-    per_run: list[tuple[str, pa.Table]] = []
+    per_run: list[tuple[str, pa.Table, Path]] = []
     for src, t in zip(sources, tables):
         names = sorted(set(t["run"].to_pylist()))
-        per_run.append((",".join(names) or Path(src).name, t))
-    games_all = pa.concat_tables([t for _, t in per_run])
+        per_run.append((",".join(names) or Path(src).name, t, Path(src)))
+    games_all = pa.concat_tables([t for _, t, _ in per_run])
     games_names = sorted(set(games_all["game"].to_pylist()))
     if len(games_names) != 1:
         raise UserError(f"the inputs mix several games ({', '.join(games_names)}); analyse one game at a time")
@@ -75,9 +75,9 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     curves = []
     pooled_visits: list[Visits] = []
     offset = 0
-    for label, t in per_run:
+    for label, t, src in per_run:
         st, v = build_states(t, window, kinds, temperature, first_moves, workers, keep_visits=True,
-                             symmetry=symmetry)
+                             symmetry=symmetry, sources=[str(Path(src).resolve())])
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
                        seed=seed, mle=mle)
         curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits,
@@ -94,7 +94,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         sel = select_games(games_all, window, kinds, temperature)
         meta = Selection(runs=sorted(set(sel["run"].to_pylist())), window=window, kinds=list(kinds),
                          first_moves=first_moves, temperature=temperature, games=sel.num_rows,
-                         visits=int(len(v.key)))
+                         visits=int(len(v.key)), sources=[str(Path(p).resolve()) for _, _, p in per_run])
         st = states_table(aggregate(v), game, meta, scheme)
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
                        seed=seed, mle=mle)

@@ -1,0 +1,370 @@
+"""Per-state loss by frequency rank (PAPER.md sections 5 and 7).
+
+For each checkpoint's network and each distinct state seen at least `min_count` times:
+value loss (z - v)^2, with v the network's raw value (no search) and z the target, both in the
+frame of the player to move in that state (`FRAME`):
+- `trainset`: the mean final outcome of the state in the chosen games (the states table's
+  player-0 outcome converted with its `player` column);
+- `solver`: the game-theoretic value from an oracle (bitbully or the exact memo solver), which
+  also gives a target policy, uniform over the optimal moves, for a policy cross-entropy.
+States are ranked by their frequency in a states table: each run's own self-play by default, or
+one table pooled over all runs (`pooled`) so that sizes are compared on the same states.
+Curves are smoothed with a Gaussian kernel in log10(rank) (sigma 0.15 decades by default);
+seeds of one size are combined by the geometric mean of their smoothed curves, with the
+seeds' minimum and maximum as a band. Losses are not frequency-weighted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from .. import runs
+from ..errors import UserError
+from .endgame import LATE_TURN
+from .states import build_states, outcome_side_to_move
+
+FRAME = "side_to_move"
+GRID_STEP = 0.05            # decades between points of a smoothed curve
+
+
+def histories_for(states: pd.DataFrame, games: pa.Table) -> list[list[int]]:
+    """Action prefixes that rebuild each state from its example (run, game id, turn)."""
+    lookup = {(r, g): a for r, g, a in zip(games["run"].to_pylist(), games["game_id"].to_pylist(),
+                                            games["actions"].to_pylist())}
+    out = []
+    for run, gid, turn in zip(states["example_run"], states["example_game"], states["example_turn"]):
+        acts = lookup.get((run, int(gid)))
+        if acts is None:
+            raise UserError(f"game {gid} of run {run} is not in the games given; cannot rebuild its states")
+        out.append(acts[:int(turn)])
+    return out
+
+
+def observe(engine, histories: list[list[int]]):
+    states = [engine.replay(h) for h in histories]
+    info = engine.info(states)
+    if info.terminal.any():
+        raise UserError("a state to evaluate is terminal; the states table is inconsistent with its games")
+    return info
+
+
+def predict(model: torch.nn.Module, obs: np.ndarray, legal: np.ndarray, batch: int = 4096):
+    """Raw network values (side to move) and log-policies over legal moves."""
+    vs, lps = [], []
+    with torch.inference_mode():
+        for i in range(0, len(obs), batch):
+            logits, v = model(torch.from_numpy(obs[i:i + batch]))
+            mask = torch.from_numpy(legal[i:i + batch])
+            lps.append(torch.log_softmax(logits.masked_fill(~mask, float("-inf")), 1).numpy())
+            vs.append(v.numpy())
+    if not vs:
+        return np.zeros(0, np.float32), np.zeros((0, legal.shape[1]), np.float32)
+    return np.concatenate(vs), np.concatenate(lps)
+
+
+def optimal_policy_ce(logp: np.ndarray, best_mask: np.ndarray) -> np.ndarray:
+    """Cross-entropy to the uniform distribution over optimal moves."""
+    A = logp.shape[1]
+    bits = ((best_mask.astype(np.uint64)[:, None] >> np.arange(A, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+    k = bits.sum(1)
+    with np.errstate(invalid="ignore"):
+        ce = -np.where(bits, logp, 0.0).sum(1) / np.maximum(k, 1)
+    return np.where(k > 0, ce, np.nan)
+
+
+def smooth_log_rank(ranks: np.ndarray, values: np.ndarray, sigma: float = 0.15,
+                    step: float = GRID_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-kernel mean of `values` in log10(rank): returns (grid ranks, smoothed values)."""
+    ok = np.isfinite(values)
+    x, y = np.log10(ranks[ok].astype(float)), values[ok].astype(float)
+    if len(x) == 0:
+        return np.zeros(0), np.zeros(0)
+    grid = np.arange(np.floor(x.min() / step) * step, x.max() + 1e-9, step)
+    # bin finely first so the kernel sum does not grow with the number of states
+    fine = 0.005
+    idx = np.round((x - grid[0]) / fine).astype(int)
+    sums = np.bincount(idx, weights=y)
+    cnts = np.bincount(idx).astype(float)
+    centres = grid[0] + fine * np.arange(len(sums))
+    keep = cnts > 0
+    centres, sums, cnts = centres[keep], sums[keep], cnts[keep]
+    w = np.exp(-0.5 * ((grid[:, None] - centres[None, :]) / sigma) ** 2)
+    return 10 ** grid, (w @ sums) / (w @ cnts)
+
+
+def frontier_rank(grid: np.ndarray, smoothed: np.ndarray, threshold: float) -> float:
+    """Largest rank up to which the smoothed loss stays below `threshold` (0 if it starts above)."""
+    above = np.flatnonzero(smoothed >= threshold)
+    if len(above) == 0:
+        return float(grid[-1]) if len(grid) else 0.0
+    return float(grid[above[0] - 1]) if above[0] > 0 else 0.0
+
+
+def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset", checkpoints: str = "final",
+                  window: str = "last70", min_count: int = 10, pooled: bool = False,
+                  cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float = LATE_TURN,
+                  frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,
+                  progress: bool = True) -> dict[str, Any]:
+    from ..engines import SpielEngine
+    from ..oracles import LabelCache, label_histories, make_oracle
+    from ..train import checkpoint_paths, load_model
+
+    if target not in ("trainset", "solver"):
+        raise UserError(f"unknown target '{target}' (trainset or solver)")
+    if min_count < 1:
+        raise UserError("--min-count must be >= 1")
+    run_dirs = [Path(r) for r in run_dirs]
+    games = {r: runs.read_games(r) for r in run_dirs}
+    game_names = {n for t in games.values() for n in set(t["game"].to_pylist())}
+    if len(game_names) != 1:
+        raise UserError(f"the runs play different games ({', '.join(sorted(game_names))})")
+    game = game_names.pop()
+    engine = SpielEngine(game)
+    cache = None
+    if target == "solver":
+        oracle_name = make_oracle(engine.spiel_game, book).name
+        cache = LabelCache(cache_dir or Path(out) / "labels", game, oracle_name)
+
+    def table_for(tables: list[pa.Table]) -> tuple[pd.DataFrame, pa.Table]:
+        g = pa.concat_tables(tables)
+        st, _ = build_states(g, window=window, kinds=["selfplay"], workers=workers)
+        df = st.to_pandas()
+        df = df[df["count"] >= min_count].reset_index(drop=True)
+        df["example_run"] = df["example_run"].astype(str)
+        return df, g
+
+    state_sets: dict[Path, tuple[pd.DataFrame, pa.Table]] = {}
+    if pooled:
+        shared = table_for(list(games.values()))
+        state_sets = {r: shared for r in run_dirs}
+    else:
+        state_sets = {r: table_for([games[r]]) for r in run_dirs}
+
+    rows = []
+    prepared: dict[int, dict[str, Any]] = {}
+    for rd in run_dirs:
+        df, g = state_sets[rd]
+        if len(df) == 0:
+            raise UserError(f"{rd}: no state was seen {min_count} or more times in the selected games")
+        if id(df) not in prepared:
+            hist = histories_for(df, g)
+            info = observe(engine, hist)
+            tgt = {"player": info.player}
+            if target == "trainset":
+                tgt["z"] = outcome_side_to_move(df["outcome_p0"].to_numpy(), info.player).astype(np.float32)
+            else:
+                keys = df["key"].astype("uint64").tolist()
+                todo = [i for i, k in enumerate(keys) if k not in cache.data]
+                labels = label_histories(game, [hist[i] for i in todo], workers, book, progress)
+                for i, lab in zip(todo, labels):
+                    cache.add(keys[i], lab)
+                if todo:
+                    cache.save()
+                lk = cache.lookup(keys)
+                tgt.update(z=lk["value"], best_mask=lk["best_mask"], nodes=lk["nodes"], seconds=lk["seconds"])
+            prepared[id(df)] = {"info": info, **tgt}
+        prep = prepared[id(df)]
+        for ck in checkpoint_paths(rd, checkpoints):
+            model, meta = load_model(ck)
+            v, logp = predict(model, prep["info"].obs, prep["info"].legal)
+            part = pd.DataFrame({
+                "run": meta.get("run") or rd.name, "step": meta["step"], "params": meta["params"],
+                "rank": df["rank"].to_numpy(), "key": df["key"].to_numpy(), "count": df["count"].to_numpy(),
+                "mean_turn": df["mean_turn"].to_numpy(), "late": df["mean_turn"].to_numpy() >= late_turn,
+                "player": prep["player"], "target": prep["z"], "value": v,
+                "loss_value": (prep["z"] - v) ** 2})
+            if target == "solver":
+                part["policy_ce"] = optimal_policy_ce(logp, prep["best_mask"])
+                part["solver_nodes"] = prep["nodes"]
+                part["solver_seconds"] = prep["seconds"]
+            rows.append(part)
+    per_state = pd.concat(rows, ignore_index=True)
+    return _write_outputs(per_state, Path(out), target, game, sigma, late_turn, frontier_threshold,
+                          {"window": window, "min_count": min_count, "pooled": pooled, "checkpoints": checkpoints,
+                           "runs": [str(r) for r in run_dirs]})
+
+
+def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float):
+    curves, fronts = [], []
+    for subset, mask in (("all", None), ("early", ~per_state["late"]), ("late", per_state["late"])):
+        d = per_state if mask is None else per_state[mask]
+        for (run, step, params), g in d.groupby(["run", "step", "params"]):
+            # ranks within the subset keep the states' ranks in the full table
+            grid, sm = smooth_log_rank(g["rank"].to_numpy(), g["loss_value"].to_numpy(), sigma)
+            for r, val in zip(grid, sm):
+                curves.append({"subset": subset, "run": run, "step": step, "params": params, "rank": r, "loss": val})
+            fronts.append({"subset": subset, "run": run, "step": step, "params": params,
+                           "frontier_rank": frontier_rank(grid, sm, frontier_threshold)})
+    c = pd.DataFrame(curves)
+    if len(c):
+        c["rank"] = c["rank"].round(6)
+        agg = c.groupby(["subset", "params", "step", "rank"])["loss"]
+        combined = pd.DataFrame({"loss_geomean": agg.apply(lambda x: float(np.exp(np.log(np.maximum(x, 1e-12)).mean()))),
+                                 "loss_min": agg.min(), "loss_max": agg.max(), "seeds": agg.count()}).reset_index()
+    else:
+        combined = pd.DataFrame(columns=["subset", "params", "step", "rank", "loss_geomean", "loss_min", "loss_max", "seeds"])
+    return c, combined, pd.DataFrame(fronts)
+
+
+def _write_outputs(per_state, out, target, game, sigma, late_turn, frontier_threshold, selection):
+    out.mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_table(out / "per_state.parquet", pa.Table.from_pandas(per_state, preserve_index=False)
+                            .replace_schema_metadata({"azscale.table": "state_loss", "game": game,
+                                                      "target": target, "frame": FRAME}))
+    curves, combined, fronts = _curves(per_state, sigma, frontier_threshold)
+    runs.atomic_write_text(out / "curves.csv", combined.to_csv(index=False))
+    runs.atomic_write_text(out / "curves_per_run.csv", curves.to_csv(index=False))
+    runs.atomic_write_text(out / "frontier.csv", fronts.to_csv(index=False))
+    trend = _rank_trend(combined)
+    figs = _figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn)
+    summary = {"game": game, "target": target, "frame": FRAME, "selection": selection,
+               "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
+               "late_turn": late_turn, "frontier_threshold": frontier_threshold,
+               "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
+               "loss_rises_with_rank": trend, "figures": figs}
+    runs.atomic_write_json(out / "loss.json", summary)
+    return summary
+
+
+def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
+    """Per size at its last step: Spearman correlation of smoothed loss with rank (all states),
+    and the loss at the first and last grid point."""
+    from scipy.stats import spearmanr
+    out = {}
+    allc = combined[combined["subset"] == "all"]
+    for params, g in allc.groupby("params"):
+        g = g[g["step"] == g["step"].max()].sort_values("rank")
+        if len(g) >= 3:
+            rho = float(spearmanr(g["rank"], g["loss_geomean"]).statistic)
+            out[str(int(params))] = {"spearman_rho": rho, "loss_top": float(g["loss_geomean"].iloc[0]),
+                                     "loss_tail": float(g["loss_geomean"].iloc[-1]), "rises": rho > 0}
+    return out
+
+
+def _figures(combined, fronts, per_state, out, target, thr, late_turn) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    figs = []
+    sizes = sorted(combined["params"].unique())
+    norm = LogNorm(vmin=min(sizes), vmax=max(sizes) * 1.0001) if sizes else None
+    cmap = plt.get_cmap("viridis")
+
+    def panel(ax, subset, title):
+        d = combined[combined["subset"] == subset]
+        for p in sizes:
+            g = d[d["params"] == p]
+            g = g[g["step"] == g["step"].max()].sort_values("rank")
+            if g.empty:
+                continue
+            c = cmap(norm(p))
+            ax.loglog(g["rank"], g["loss_geomean"], color=c, label=f"{int(p):,} params")
+            if g["seeds"].max() > 1:
+                ax.fill_between(g["rank"], g["loss_min"], g["loss_max"], color=c, alpha=0.15)
+        ax.set_xlabel("state rank (by frequency)")
+        ax.set_ylabel(f"value loss ({target} target)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    panel(ax, "all", "value loss vs rank, final checkpoints")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"loss_vs_rank.{ext}", dpi=120)
+        figs.append(f"loss_vs_rank.{ext}")
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    panel(axes[0], "early", f"early states (mean turn < {late_turn:g})")
+    panel(axes[1], "late", f"late states (mean turn >= {late_turn:g})")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"loss_early_late.{ext}", dpi=120)
+        figs.append(f"loss_early_late.{ext}")
+    plt.close(fig)
+    f = fronts[fronts["subset"] == "all"]
+    if f["step"].nunique() > 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for (run, p), g in f.groupby(["run", "params"]):
+            g = g.sort_values("step")
+            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), "o-", ms=3, color=cmap(norm(p)),
+                    label=f"{run} ({int(p):,})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("learner step")
+        ax.set_ylabel(f"learned frontier (rank where loss reaches {thr:g})")
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        for ext in ("png", "svg"):
+            fig.savefig(out / f"frontier_vs_step.{ext}", dpi=120)
+            figs.append(f"frontier_vs_step.{ext}")
+        plt.close(fig)
+    if "solver_seconds" in per_state:
+        one = per_state.drop_duplicates("key")
+        grid, secs = smooth_log_rank(one["rank"].to_numpy(), one["solver_seconds"].to_numpy())
+        _, nodes = smooth_log_rank(one["rank"].to_numpy(), one["solver_nodes"].to_numpy().astype(float))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.loglog(grid, np.maximum(secs, 1e-7), label="seconds")
+        ax2 = ax.twinx()
+        ax2.loglog(grid, np.maximum(nodes, 1e-3), color="C1", label="nodes")
+        ax.set_xlabel("state rank")
+        ax.set_ylabel("solver seconds per state (smoothed)")
+        ax2.set_ylabel("solver nodes per state (smoothed)")
+        ax.set_title("solver effort vs rank")
+        fig.tight_layout()
+        for ext in ("png", "svg"):
+            fig.savefig(out / f"solver_effort.{ext}", dpi=120)
+            figs.append(f"solver_effort.{ext}")
+        plt.close(fig)
+    return figs
+
+
+def solve_states(states_path: Path, out: Path, min_count: int = 1, limit: int | None = None,
+                 workers: int = 1, book: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Label the states of a states table (from `azscale zipf`) into a cache directory."""
+    import pyarrow.parquet as pq
+
+    from ..engines.spiel import load_spiel_game
+    from ..oracles import LabelCache, label_histories, make_oracle
+    from .states import STATES_TABLE, table_meta
+    try:
+        st = pq.read_table(states_path)
+    except Exception:
+        raise UserError(f"{states_path}: not a readable Parquet file") from None
+    meta = table_meta(st)
+    if meta.get("azscale.table") != STATES_TABLE:
+        raise UserError(f"{states_path}: not an azscale states table")
+    game = meta["game"]
+    sources = meta["selection"].get("sources") or []
+    if not sources:
+        raise UserError(f"{states_path}: the table does not say which games it came from (rebuild it with azscale zipf)")
+    df = st.to_pandas()
+    df = df[df["count"] >= min_count].sort_values("rank")
+    if limit:
+        df = df.head(limit)
+    df["example_run"] = df["example_run"].astype(str)
+    cache = LabelCache(out, game, make_oracle(load_spiel_game(game), book).name)
+    df = df[[k not in cache.data for k in df["key"].astype("uint64").tolist()]]
+    import time
+    t0 = time.perf_counter()
+    if len(df):
+        games = pa.concat_tables([runs.read_games(s) for s in sources])
+        hist = histories_for(df, games)
+        labels = label_histories(game, hist, workers, book, progress)
+        for k, lab in zip(df["key"].astype("uint64").tolist(), labels):
+            cache.add(k, lab)
+        cache.save()
+    return {"solved": int(len(df)), "cached": len(cache.data), "seconds": time.perf_counter() - t0,
+            "cache": str(cache.path)}
