@@ -1,0 +1,163 @@
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pyspiel
+import pytest
+import torch
+
+from azscale.analysis.loss import (frontier_rank, loss_analysis, optimal_policy_ce, predict,
+                                   smooth_log_rank)
+from azscale.analysis.states import outcome_side_to_move
+from azscale.config import resolve
+from azscale.engines import SpielEngine
+from azscale.oracles import BitBullyOracle, LabelCache, MemoSolver, label_histories
+from azscale.train import train
+
+from conftest import run_cli
+
+
+class OracleNet(torch.nn.Module):
+    """A 'network' that returns the exact tic_tac_toe value in the frame the caller asks for."""
+
+    def __init__(self, frame):
+        super().__init__()
+        self.frame = frame
+        g = pyspiel.load_game("tic_tac_toe")
+        self.solver = MemoSolver(g)
+        self.by_obs = {}
+        self._index(g.new_initial_state())
+
+    def _index(self, s):
+        if s.is_terminal():
+            return
+        key = np.asarray(s.observation_tensor(), np.float32).tobytes()
+        if key not in self.by_obs:
+            v0 = self.solver.value(s)
+            self.by_obs[key] = v0 if (self.frame == "player0" or s.current_player() == 0) else -v0
+            for a in s.legal_actions():
+                self._index(s.child(a))
+
+    def forward(self, obs):
+        v = torch.tensor([self.by_obs[o.numpy().tobytes()] for o in obs], dtype=torch.float32)
+        return torch.zeros(len(obs), 9), v
+
+
+def test_target_and_prediction_share_the_side_to_move_frame():
+    """Feed the loss pipeline a perfect network: zero loss only if frames agree."""
+    eng = SpielEngine("tic_tac_toe")
+    solver = MemoSolver(eng.spiel_game)
+    hist = [[0], [0, 4], [0, 4, 8], [4, 0, 8, 2], [0, 3, 1, 4, 8]]   # player 1 and player 0 to move
+    states = [eng.replay(h) for h in hist]
+    info = eng.info(states)
+    z = np.array([solver.label(s).value for s in states], np.float32)      # side-to-move labels
+    for frame, want_zero in (("side_to_move", True), ("player0", False)):
+        v, _ = predict(OracleNet(frame), info.obs, info.legal)
+        loss = (z - v) ** 2
+        assert (loss.max() == 0) == want_zero
+    # the train-set conversion: a player-0 outcome of +1 is -1 for player 1 to move
+    assert outcome_side_to_move(np.array([1.0, 1.0]), np.array([0, 1])).tolist() == [1.0, -1.0]
+
+
+def test_exact_solver_values():
+    g = pyspiel.load_game("tic_tac_toe")
+    s = MemoSolver(g)
+    assert s.value(g.new_initial_state()) == 0.0
+    won = g.new_initial_state()
+    for a in (0, 3, 1, 4):
+        won.apply_action(a)
+    lab = s.label(won)
+    assert lab.value == 1.0 and lab.best_mask == 1 << 2           # only taking 2 wins
+
+
+def test_small_connect_four_solves_quickly():
+    g = pyspiel.load_game("connect_four(rows=4,columns=5)")
+    t0 = time.perf_counter()
+    assert MemoSolver(g).value(g.new_initial_state()) == 0.0      # 4x5 connect four is a draw
+    assert time.perf_counter() - t0 < 120
+
+
+def test_exact_solver_agrees_with_bitbully_on_late_positions():
+    pytest.importorskip("bitbully")
+    g = pyspiel.load_game("connect_four")
+    memo, bb = MemoSolver(g), BitBullyOracle()
+    rng = np.random.default_rng(0)
+    checked = 0
+    while checked < 200:
+        s = g.new_initial_state()
+        target = int(rng.integers(26, 36))
+        while not s.is_terminal() and len(s.history()) < target:
+            s.apply_action(int(rng.choice(s.legal_actions())))
+        if s.is_terminal():
+            continue
+        a, b = memo.label(s), bb.label(s)
+        assert a.value == b.value, s.history()
+        assert a.best_mask == b.best_mask, s.history()
+        checked += 1
+
+
+def test_smoothing_and_frontier_on_a_known_curve():
+    ranks = np.arange(1, 100001)
+    loss = 1e-3 * ranks ** 0.5                 # rises with rank
+    grid, sm = smooth_log_rank(ranks, loss, sigma=0.15)
+    mid = (grid > 10) & (grid < 1e4)
+    assert np.allclose(sm[mid], 1e-3 * grid[mid] ** 0.5, rtol=0.1)
+    f = frontier_rank(grid, sm, 0.1)            # 1e-3 r^0.5 = 0.1 at r = 1e4
+    assert 5e3 < f < 1.2e4
+    assert frontier_rank(grid, sm, 1e-6) == 0.0
+
+
+def test_policy_cross_entropy_to_optimal_moves():
+    logp = np.log(np.array([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]]))
+    ce = optimal_policy_ce(logp, np.array([0b001, 0b011], np.uint64))
+    assert ce[0] == pytest.approx(np.log(2)) and ce[1] == pytest.approx(np.log(3))
+
+
+@pytest.fixture(scope="module")
+def ttt_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lossrun") / "ttt"
+    train(resolve("tic_tac_toe", "cpu", {"steps": 12, "actors": 1, "snapshot_seconds": 1e9}), d, quiet=True)
+    return d
+
+
+def test_trainset_loss_end_to_end(ttt_run, tmp_path):
+    res = loss_analysis([ttt_run], tmp_path / "l", "trainset", checkpoints="all", workers=1, progress=False)
+    per = pd.read_parquet(tmp_path / "l" / "per_state.parquet")
+    assert per["count"].min() >= 10 and per["step"].nunique() > 1
+    # the stored target is the state's mean outcome for the player to move
+    assert per["target"].between(-1, 1).all()
+    assert np.allclose(per["loss_value"], (per["target"] - per["value"]) ** 2)
+    trend = res["loss_rises_with_rank"]
+    assert list(trend.values())[0]["loss_top"] < list(trend.values())[0]["loss_tail"]
+    for f in ("curves.csv", "frontier.csv", "loss_vs_rank.png", "loss_early_late.svg", "frontier_vs_step.png"):
+        assert (tmp_path / "l" / f).stat().st_size > 0
+
+
+def test_solver_loss_uses_the_cache(ttt_run, tmp_path, monkeypatch):
+    loss_analysis([ttt_run], tmp_path / "a", "solver", cache_dir=tmp_path / "cache", workers=1, progress=False)
+    cache = LabelCache(tmp_path / "cache", "tic_tac_toe", "memo-minimax")
+    assert len(cache.data) > 0
+    import azscale.oracles as oracles
+    calls = []
+    real = oracles.label_histories
+    monkeypatch.setattr(oracles, "label_histories", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    loss_analysis([ttt_run], tmp_path / "b", "solver", cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert sum(calls) == 0                          # every label came from the cache
+    per = pd.read_parquet(tmp_path / "b" / "per_state.parquet")
+    assert set(per["target"].unique()) <= {-1.0, 0.0, 1.0} and per["policy_ce"].notna().all()
+
+
+def test_loss_and_solve_cli(ttt_run, tmp_path):
+    r = run_cli("zipf", ttt_run, "--out", tmp_path / "z", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("solve", "tic_tac_toe", "--states", tmp_path / "z" / "states.parquet", "--out", tmp_path / "c",
+                "--min-count", "5", "--workers", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    r2 = run_cli("solve", "tic_tac_toe", "--states", tmp_path / "z" / "states.parquet", "--out", tmp_path / "c",
+                 "--min-count", "5", "--workers", "1", "-q")
+    assert "solved 0 new states" in r2.stdout
+    r = run_cli("solve", "connect_four", "--states", tmp_path / "z" / "states.parquet", "--out", tmp_path / "c")
+    assert r.returncode == 2 and "not 'connect_four'" in r.stderr
+    r = run_cli("loss", ttt_run, "--out", tmp_path / "l", "--target", "oracle")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
