@@ -266,6 +266,47 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
 
 
+@app.command("sweep")
+def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
+              out: Path = typer.Option(..., help="Sweep directory (rerun the same command to continue)"),
+              widths: str = typer.Option("4,8,16,32,64", help="Comma-separated network widths"),
+              seeds: int = typer.Option(2, help="Seeds per width"),
+              preset: str = typer.Option("cpu", help="paper, cpu or smoke"),
+              sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+              random_games: int = typer.Option(20000, help="Random-play games for the Zipf baseline"),
+              games_per_pair: int = typer.Option(100, help="Tournament games per pair"),
+              match_sims: int = typer.Option(100, help="Tournament simulations per move"),
+              bootstrap: int = typer.Option(100, help="Bootstrap resamples (Elo, scaling; a quarter for Zipf)"),
+              solver: bool = typer.Option(True, help="Ground-truth loss where an oracle exists"),
+              max_minutes_per_run: Optional[float] = typer.Option(None, help="Stop each run after this long (resumable)"),
+              executor: str = typer.Option("local", help="local, or ray (an existing or local Ray cluster)"),
+              address: Optional[str] = typer.Option(None, help="Ray address, e.g. auto"),
+              gpus_per_run: float = typer.Option(0.0, help="GPUs to request per training task (ray)"),
+              quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable."""
+    from .config import parse_overrides
+    from .sweep import SweepConfig, sweep
+    try:
+        ws = [int(w) for w in widths.split(",") if w.strip()]
+    except ValueError:
+        raise UserError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    sc = SweepConfig(game, ws, seeds, preset, parse_overrides(sets or []), random_games, games_per_pair, match_sims,
+                     0.25, bootstrap, solver, 20000, max_minutes_per_run)
+    res = sweep(sc, out, executor, address, gpus_per_run, log=(lambda m: None) if quiet else typer.echo)
+    if not res["finished"]:
+        raise typer.Exit(3)
+    typer.echo(f"sweep finished -> {out}")
+
+
+@app.command()
+def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory"),
+           out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/")):
+    """Comparison report of a sweep: report.html (self-contained), report.md and figures."""
+    from .report import build_report
+    res = build_report(sweep_dir, out)
+    typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
+
+
 @bench_app.command("selfplay")
 def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
                    width: int = typer.Option(64, help="Network width"),

@@ -124,6 +124,7 @@ def fit_ls(counts: np.ndarray, window: dict[str, Any]) -> FitResult:
 
 
 def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
+    """powerlaw.Fit with its estimates computed (it fits lazily) while its warnings are muted."""
     try:
         import powerlaw
     except ImportError:
@@ -131,7 +132,10 @@ def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
                         "(pip install powerlaw)") from None
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        return powerlaw.Fit(np.asarray(counts, dtype=float), discrete=True, xmin=xmin, verbose=False)
+        f = powerlaw.Fit(np.asarray(counts, dtype=float), discrete=True, xmin=xmin, verbose=False)
+        pl = f.power_law
+        f.estimates = (float(pl.alpha), float(pl.standard_err if hasattr(pl, "standard_err") else pl.sigma))
+        return f
 
 
 def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True) -> FitResult:
@@ -139,9 +143,7 @@ def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True)
     if len(c) < 10 or c[0] < 2:
         return FitResult("mle", math.nan, window="too few distinct counts to fit")
     f = _powerlaw_fit(c, xmin)
-    pl = f.power_law
-    gamma = float(pl.alpha)
-    sigma = float(pl.standard_err if hasattr(pl, "standard_err") else pl.sigma)
+    gamma, sigma = f.estimates
     alpha = 1.0 / (gamma - 1.0) if gamma > 1 else math.nan
     # states with count >= xmin are ranks 1..k
     k = int((c >= f.xmin).sum())
@@ -184,8 +186,7 @@ def fit_all(counts: np.ndarray, window: dict[str, Any], visits=None, bootstrap: 
             lo, hi, _ = resolve_window(sc, window)
             ls_samples.append(ls_alpha(sc, lo, hi, window["weight"]))
             if mle and not math.isnan(out[1].alpha):
-                f = _powerlaw_fit(sc, out[1].details["xmin"])
-                g = float(f.power_law.alpha)
+                g = _powerlaw_fit(sc, out[1].details["xmin"]).estimates[0]
                 mle_samples.append(1 / (g - 1) if g > 1 else math.nan)
         from scipy.stats import norm
         z = float(norm.ppf((1 + level) / 2))

@@ -1,0 +1,317 @@
+"""The comparison report of a sweep: `report.md` and a self-contained `report.html` with figures.
+
+Every number in the report is read from a table or JSON file in the sweep directory, and each
+section names the file it came from.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import runs
+from .config import base_name
+from .errors import UserError
+
+# PAPER.md section 4 and 6: combined-curve Zipf exponents and Elo exponents reported by the paper.
+PAPER_ZIPF = {"connect_four": 0.94, "pentago": 0.86, "oware": 1.02, "checkers": 0.80}
+PAPER_RANDOM_ZIPF = {"connect_four": 0.97}
+PAPER_ELO_EXPONENT = {"connect_four": 0.88, "pentago": 0.88}
+
+
+def _read_json(p: Path) -> dict[str, Any] | None:
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _fmt(x, nd=3) -> str:
+    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+        return "n/a"
+    return f"{x:.{nd}f}"
+
+
+def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, rd in enumerate(run_dirs):
+        m = pd.DataFrame(runs.read_metrics(rd))
+        if m.empty:
+            continue
+        cfg = json.loads((rd / "config.json").read_text())
+        lab = f"{rd.name} ({cfg['params']:,})"
+        axes[0].plot(m["step"], m["loss_value"], lw=1, label=lab, color=f"C{k % 10}")
+        axes[1].plot(m["step"], m["loss_policy"], lw=1, label=lab, color=f"C{k % 10}")
+    axes[0].set_ylabel("value loss (learner)")
+    axes[1].set_ylabel("policy loss (learner)")
+    for ax in axes:
+        ax.set_xlabel("learner step")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    names = []
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"training_curves.{ext}", dpi=110)
+        names.append(f"training_curves.{ext}")
+    plt.close(fig)
+    return names
+
+
+def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
+    sweep_dir, out = Path(sweep_dir), Path(out)
+    sc = _read_json(sweep_dir / "sweep.json")
+    if sc is None:
+        raise UserError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
+    run_dirs = sorted(p for p in (sweep_dir / "runs").glob("*") if (p / "config.json").exists())
+    if not run_dirs:
+        raise UserError(f"{sweep_dir}: no training runs yet")
+    game = sc["game"]
+    a = sweep_dir / "analysis"
+    figs_dir = out / "figures"
+    figs_dir.mkdir(parents=True, exist_ok=True)
+    sections: list[dict[str, Any]] = []
+
+    # settings, versions, sizes
+    cfgs = [json.loads((rd / "config.json").read_text()) for rd in run_dirs]
+    env = cfgs[0]["environment"]
+    settings = cfgs[0]["settings"]
+    size_rows = []
+    for rd, c in zip(run_dirs, cfgs):
+        m = runs.read_metrics(rd)
+        size_rows.append({"run": rd.name, "family": c["settings"]["family"], "width": c["settings"]["width"],
+                          "depth": c["settings"]["depth"], "params": c["params"], "seed": c["settings"]["seed"],
+                          "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
+                          "states": m[-1]["states_total"] if m else 0,
+                          "wall_min": (m[-1]["wall_seconds"] / 60) if m else 0.0})
+    sizes = pd.DataFrame(size_rows)
+    keys = ["simulations", "c_puct", "dirichlet_alpha", "dirichlet_epsilon", "temperature_drop", "buffer_size",
+            "reuse", "updates_per_step", "batch_size", "learning_rate", "weight_decay", "steps", "games_in_flight",
+            "actors"]
+    sections.append({"title": "Settings and versions", "source": "runs/*/config.json, sweep.json",
+                     "md": f"Game `{game}`, preset `{sc['preset']}`, overrides {sc['overrides'] or 'none'}.\n\n"
+                           + _md_table(pd.DataFrame([{k: settings[k] for k in keys}]))
+                           + "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n"})
+    sections.append({"title": "Sizes", "source": "runs/*/config.json, runs/*/metrics.jsonl",
+                     "md": _md_table(sizes.assign(wall_min=sizes["wall_min"].round(1)))})
+    figs = _training_figure(run_dirs, figs_dir)
+    sections.append({"title": "Training", "source": "runs/*/metrics.jsonl", "md": "", "figures": figs[:1]})
+
+    # Zipf
+    z = _read_json(a / "zipf" / "fits.json")
+    zr = _read_json(a / "zipf-random" / "fits.json")
+    if z:
+        rows = []
+        for label, res in (("self-play", z), ("random play", zr)):
+            if not res:
+                continue
+            for c in res["curves"]:
+                for f in c["fits"]:
+                    rows.append({"data": label, "curve": c["label"], "method": f["method"], "alpha": _fmt(f["alpha"]),
+                                 "95% CI": "n/a" if math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+                                 "fit range": f["window"], "distinct states": f"{c['distinct_states']:,}",
+                                 "visits": f"{c['visits']:,}"})
+        paper = PAPER_ZIPF.get(base_name(game))
+        pr = PAPER_RANDOM_ZIPF.get(base_name(game))
+        md = (f"State key `{z['key_scheme']}`; self-play window `{z['selection']['window']}`; fit window "
+              f"{json.dumps(z['fit_window'])}. Exponents in the rank-frequency convention (frequency ∝ rank^-α).\n\n"
+              + _md_table(pd.DataFrame(rows))
+              + f"\n\nThe paper's combined-curve exponent for {game}: {paper if paper is not None else 'not reported'}"
+              + (f"; uniformly random play: ~{pr}" if pr else "") + ". Its curves reach ~2·10⁷ distinct states; "
+              "exponents from much smaller data are not directly comparable.\n")
+        zf = [f"zipf_{Path(x).name}" for x in z.get("figures", []) if x.endswith(".png")]
+        for x in z.get("figures", []):
+            shutil.copy(a / "zipf" / x, figs_dir / f"zipf_{x}")
+        if zr:
+            for x in zr.get("figures", []):
+                if x.startswith("rank_frequency."):
+                    shutil.copy(a / "zipf-random" / x, figs_dir / f"random_{x}")
+            zf.append("random_rank_frequency.png")
+        sections.append({"title": "State frequencies (Zipf)", "source": "analysis/zipf/fits.json, analysis/zipf-random/fits.json",
+                         "md": md, "figures": zf})
+
+    # loss by rank
+    for name, title in (("loss", "Value loss by rank: train-set target"), ("loss-solver", "Value loss by rank: perfect-play target")):
+        lj = _read_json(a / name / "loss.json")
+        if not lj:
+            continue
+        rows = [{"params": f"{int(p):,}", "loss at top ranks": _fmt(t["loss_top"], 4), "loss in the tail": _fmt(t["loss_tail"], 4),
+                 "Spearman ρ (loss, rank)": f"{t['spearman_rho']:+.2f}", "rises with rank": "yes" if t["rises"] else "no"}
+                for p, t in lj["loss_rises_with_rank"].items()]
+        md = (f"Value loss (z − v)², both in the `{lj['frame']}` frame; states seen ≥ {lj['selection']['min_count']} times in "
+              f"window `{lj['selection']['window']}`; Gaussian smoothing in log10(rank), σ = {lj['smoothing']['sigma_decades']} "
+              f"decades; seeds combined by geometric mean. Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n")
+        lf = []
+        for x in lj["figures"]:
+            shutil.copy(a / name / x, figs_dir / f"{name}_{x}")
+            if x.endswith(".png"):
+                lf.append(f"{name}_{x}")
+        sections.append({"title": title, "source": f"analysis/{name}/loss.json, curves.csv, per_state.parquet",
+                         "md": md, "figures": lf})
+
+    # Elo and scaling
+    ej = _read_json(a / "elo" / "elo.json")
+    if ej:
+        et = pd.read_csv(a / "elo" / "elo.csv")
+        cols = [c for c in ("player", "params", "step", "elo", "elo_ci_low", "elo_ci_high") if c in et]
+        show = et[cols].copy()
+        for c in ("elo", "elo_ci_low", "elo_ci_high"):
+            if c in show:
+                show[c] = show[c].round(0)
+        ms = ej["match_settings"][0]
+        md = (f"Round-robin of final checkpoints and a uniformly random player: {ms['games_per_pair']} games per pair, "
+              f"seats alternating, temperature {ms['temperature']} at every move, {ms['simulations']} simulations, no noise. "
+              f"Bradley–Terry with draws and a first-move term (first-move advantage {ej['first_move_elo']:.0f} Elo), "
+              f"anchor `{ej['anchor']}` = 0, {ej['bootstrap']} bootstrap resamples.\n\n" + _md_table(show) + "\n")
+        ef = []
+        for x in ej["figures"]:
+            shutil.copy(a / "elo" / x, figs_dir / f"elo_{x}")
+            if x.endswith(".png"):
+                ef.append(f"elo_{x}")
+        sj = _read_json(a / "scaling" / "scaling.json")
+        if sj:
+            f = sj["elo_exponent"]
+            paper = PAPER_ELO_EXPONENT.get(base_name(game))
+            md += (f"\nElo exponent α_N = {_fmt(f['alpha'])} [{_fmt(f['ci_low'])}, {_fmt(f['ci_high'])}] over "
+                   f"{f['params_min']:,}–{f['params_max']:,} parameters ({f['sizes']} sizes)"
+                   f"{'; the paper: ≈ ' + str(paper) if paper else ''}.\n")
+            if "quanta" in sj:
+                q = sj["quanta"]
+                md += "\nQuanta prediction α_N = α_Z − 1 against the measured α_N:\n\n" + _md_table(pd.DataFrame(
+                    [{"Zipf fit": m, "α_Z": _fmt(p["alpha_Z"]), "predicted α_N": _fmt(p["alpha_N"]),
+                      "measured α_N": _fmt(q["measured_alpha_N"]),
+                      "measured 95% CI": f"[{_fmt(q['measured_ci'][0])}, {_fmt(q['measured_ci'][1])}]"}
+                     for m, p in q["predicted"].items()])) + "\n"
+            for x in sj.get("figures", []):
+                shutil.copy(a / "scaling" / x, figs_dir / f"scaling_{x}")
+                if x.endswith(".png"):
+                    ef.append(f"scaling_{x}")
+        sections.append({"title": "Elo and scaling", "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json",
+                         "md": md, "figures": ef})
+    if (a / "verdict.md").exists():
+        text = (a / "verdict.md").read_text().split("\n", 1)[1]
+        sections.append({"title": "Inverse-scaling verdict", "source": "analysis/verdict.md", "md": text.replace("# ", "### ")})
+
+    md = render_markdown(game, sweep_dir, sections)
+    runs.atomic_write_text(out / "report.md", md)
+    html = render_html(game, sweep_dir, sections, figs_dir)
+    runs.atomic_write_text(out / "report.html", html)
+    return {"report_md": str(out / "report.md"), "report_html": str(out / "report.html"),
+            "figures": sorted(p.name for p in figs_dir.iterdir()), "sections": [s["title"] for s in sections]}
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "(no rows)"
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(_cell(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else (f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}")
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}" if abs(int(v)) >= 10000 else str(v)
+    return str(v)
+
+
+def render_markdown(game: str, sweep_dir: Path, sections) -> str:
+    parts = [f"# azscale report: {game}", "", f"Sweep: `{sweep_dir}`.", ""]
+    for s in sections:
+        parts += [f"## {s['title']}", "", f"*Source: `{s['source']}`*", "", s["md"], ""]
+        for f in s.get("figures", []):
+            parts.append(f"![{f}](figures/{f})")
+        parts.append("")
+    return "\n".join(parts)
+
+
+HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>azscale report: {{ game }}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f3f3f3; }
+.source { color: #666; font-size: 0.85em; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+</style></head>
+<body>
+<h1>azscale report: {{ game }}</h1>
+<p>Sweep: <code>{{ sweep }}</code></p>
+{% for s in sections %}
+<section><h2>{{ s.title }}</h2><p class="source">Source: <code>{{ s.source }}</code></p>
+{{ s.html | safe }}
+{% for f in s.figures %}<figure><img src="data:image/png;base64,{{ images[f] }}" alt="{{ f }}"><figcaption>{{ f }}</figcaption></figure>{% endfor %}
+</section>
+{% endfor %}
+<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-figures', imgs.length);
+  document.body.setAttribute('data-figures-loaded', ok);
+});
+</script>
+</body></html>
+"""
+
+
+def _md_to_html(md: str) -> str:
+    """Just enough Markdown for our sections: tables, paragraphs, headings, bold, code, lists."""
+    import html as h
+    import re
+
+    def inline(t: str) -> str:
+        t = h.escape(t)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+        t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+        return t
+
+    out, table, items = [], [], []
+
+    def flush():
+        nonlocal table, items
+        if table:
+            rows = [r for r in table if not re.fullmatch(r"\|?\s*:?-{3,}.*", r.replace(" ", ""))]
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+            out.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in cells[0]) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
+                       + "</table>")
+            table = []
+        if items:
+            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
+            items = []
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if line.startswith("- "):
+            items.append(line[2:])
+            continue
+        flush()
+        if line.startswith("### ") or line.startswith("## "):
+            out.append(f"<h3>{inline(line.lstrip('#').strip())}</h3>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def render_html(game: str, sweep_dir: Path, sections, figs_dir: Path) -> str:
+    from jinja2 import Template
+    images = {}
+    for s in sections:
+        for f in s.get("figures", []):
+            images[f] = base64.b64encode((figs_dir / f).read_bytes()).decode()
+    view = [{**s, "html": _md_to_html(s["md"]), "figures": s.get("figures", [])} for s in sections]
+    return Template(HTML).render(game=game, sweep=str(sweep_dir), sections=view, images=images)

@@ -1,0 +1,197 @@
+"""Sweeps: train a family of sizes x seeds, then analyse them, resumably.
+
+    sweeps/<name>/
+      sweep.json                 the sweep's settings (refused if a rerun asks for others)
+      runs/<game>-w<W>-s<S>/     one training run per size and seed (each resumes by itself)
+      random/                    uniformly random games (the Zipf baseline)
+      matches/final/             round-robin of the final checkpoints and the random player
+      analysis/<step>/           zipf, zipf-random, loss, loss-solver, elo, scaling
+      analysis/verdict.md
+      steps.json                 the steps finished so far
+
+Every step is idempotent: training and the tournament resume on their own; an analysis step is
+redone from scratch unless it is recorded in steps.json, which is written (atomically) only
+after the step's outputs are complete. A sweep killed at any moment continues where it stopped
+and duplicates nothing.
+
+Executors: `local` (default) trains the runs one after another in this machine's processes;
+`ray` submits each training run as a Ray task (with `num_cpus` = actors, and GPUs on request)
+to an existing cluster (`--address auto`) or a local one, and runs the analysis here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import runs
+from .config import base_name, resolve
+from .errors import UserError
+
+
+@dataclass
+class SweepConfig:
+    game: str
+    widths: list[int]
+    seeds: int = 2
+    preset: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    random_games: int = 20000
+    games_per_pair: int = 100
+    match_simulations: int = 100
+    match_temperature: float = 0.25
+    bootstrap: int = 100
+    solver: bool = True
+    solver_states: int = 20000
+    max_minutes_per_run: float | None = None
+
+    def run_name(self, width: int, seed: int) -> str:
+        return f"{base_name(self.game)}-w{width}-s{seed}"
+
+
+def _steps_done(root: Path) -> set[str]:
+    p = root / "steps.json"
+    return set(json.loads(p.read_text())["done"]) if p.exists() else set()
+
+
+def _mark(root: Path, step: str) -> None:
+    done = _steps_done(root) | {step}
+    runs.atomic_write_json(root / "steps.json", {"done": sorted(done)})
+
+
+def _train_one(cfg_dict: dict[str, Any], run_dir: str, max_minutes: float | None) -> dict[str, Any]:
+    from .config import from_dict
+    from .train import train
+    return train(from_dict(cfg_dict), Path(run_dir), quiet=True,
+                 max_seconds=None if max_minutes is None else max_minutes * 60)
+
+
+def run_configs(sc: SweepConfig, root: Path):
+    for w in sc.widths:
+        for s in range(sc.seeds):
+            cfg = resolve(sc.game, sc.preset, {**sc.overrides, "width": w, "seed": s})
+            yield cfg, root / "runs" / sc.run_name(w, s)
+
+
+def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | None = None,
+          gpus_per_run: float = 0.0, log: Callable[[str], None] = print) -> dict[str, Any]:
+    root = Path(root)
+    if not sc.widths:
+        raise UserError("--widths must name at least one width")
+    if sc.seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    configs = list(run_configs(sc, root))          # validates every setting before any work
+    root.mkdir(parents=True, exist_ok=True)
+    with runs.RunLock(root):
+        manifest = root / "sweep.json"
+        if manifest.exists():
+            have = json.loads(manifest.read_text())
+            mine = json.loads(json.dumps(asdict(sc)))
+            diff = sorted(k for k in mine if have.get(k) != mine[k] and k != "max_minutes_per_run")
+            if diff:
+                raise UserError(f"{root} holds a sweep with other settings ({', '.join(diff)}); choose another --out")
+        runs.atomic_write_json(manifest, asdict(sc))
+        # 1. training
+        pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
+        log(f"training: {len(configs) - len(pending)}/{len(configs)} runs finished")
+        if executor == "ray":
+            _train_ray(pending, sc, address, gpus_per_run, log)
+        elif executor == "local":
+            for cfg, d in pending:
+                log(f"  training {d.name} ({cfg.width} wide)")
+                _train_one(cfg.to_dict(), str(d), sc.max_minutes_per_run)
+        else:
+            raise UserError(f"unknown executor '{executor}' (local or ray)")
+        unfinished = [d.name for c, d in configs if not _finished(d, c.steps)]
+        if unfinished:
+            log(f"stopped: {len(unfinished)} run(s) not finished ({', '.join(unfinished)}); rerun to continue")
+            return {"finished": False, "unfinished_runs": unfinished}
+        _analyse(sc, root, [d for _, d in configs], log)
+    return {"finished": True, "root": str(root)}
+
+
+def _finished(run_dir: Path, steps: int) -> bool:
+    m = runs.read_metrics(run_dir)
+    return bool(m) and m[-1]["step"] >= steps and (run_dir / "checkpoints" / f"step-{steps:06d}.pt").exists()
+
+
+def _train_ray(pending, sc: SweepConfig, address: str | None, gpus: float, log) -> None:
+    if not pending:
+        return
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray (pip install 'azscale[ray]')") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}})
+    try:
+        remote = ray.remote(_train_one)
+        refs = [remote.options(num_cpus=max(1, c.actors), num_gpus=gpus).remote(c.to_dict(), str(d.resolve()),
+                                                                              sc.max_minutes_per_run)
+                for c, d in pending]
+        log(f"  {len(refs)} training task(s) submitted to Ray")
+        ray.get(refs)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
+    from .analysis.baselines import random_games
+    from .analysis.elo_report import elo_analysis, scaling_analysis, verdict
+    from .analysis.loss import loss_analysis
+    from .analysis.zipf_report import zipf_analysis
+    from .tournament import agents_from_runs, reference_players, tournament
+
+    workers = os.cpu_count() or 1
+    a = root / "analysis"
+    done = _steps_done(root)
+
+    def step(name: str, fn) -> None:
+        if name in done:
+            return
+        log(f"  {name}")
+        fn()
+        _mark(root, name)
+
+    step("random-games", lambda: random_games(sc.game, sc.random_games, 12345, root / "random",
+                                              part_size=10000, workers=workers, progress=False))
+    step("zipf", lambda: zipf_analysis(run_dirs, a / "zipf", window="last70", bootstrap=sc.bootstrap // 4,
+                                       workers=workers))
+    step("zipf-random", lambda: zipf_analysis([root / "random"], a / "zipf-random", workers=workers,
+                                              bootstrap=sc.bootstrap // 4))
+    step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
+                                          root / "matches" / "final", sc.games_per_pair, sc.match_temperature,
+                                          sc.match_simulations, 0, workers, progress=False))
+    step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
+                                     bootstrap=sc.bootstrap))
+    step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
+                                       progress=False))
+    if sc.solver and _has_oracle(sc.game):
+        step("loss-solver", lambda: loss_analysis(run_dirs, a / "loss-solver", "solver", cache_dir=root / "cache",
+                                                  workers=workers, progress=False))
+    step("scaling", lambda: scaling_analysis(a / "elo", a / "scaling", zipf=a / "zipf" / "fits.json",
+                                             run_dirs=run_dirs, bootstrap=sc.bootstrap) if _sizes(run_dirs) >= 2
+         else None)
+    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json"))
+    log(f"analysis finished -> {a}")
+
+
+def _sizes(run_dirs) -> int:
+    return len({json.loads((Path(d) / "config.json").read_text())["params"] for d in run_dirs})
+
+
+def _has_oracle(game: str) -> bool:
+    import pyspiel
+
+    from .oracles import make_oracle
+    try:
+        make_oracle(pyspiel.load_game(game))
+        return True
+    except UserError:
+        return False

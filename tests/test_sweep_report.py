@@ -1,0 +1,130 @@
+import json
+import os
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from azscale.runs import read_games, read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP_ARGS = ["sweep", "tic_tac_toe", "--widths", "4,16", "--seeds", "1", "--preset", "smoke",
+              "--random-games", "2000", "--games-per-pair", "10", "--match-sims", "8", "--bootstrap", "20",
+              "--set", "steps=8", "--set", "snapshot_seconds=0", "-q"]
+
+
+def cli(*args):
+    return [sys.executable, "-m", "azscale.cli", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "sw"
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", out), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_sweep_produces_every_analysis(tiny_sweep):
+    a = tiny_sweep / "analysis"
+    for f in ("zipf/fits.json", "zipf-random/fits.json", "elo/elo.csv", "loss/loss.json",
+              "loss-solver/loss.json", "scaling/scaling.json", "verdict.md"):
+        assert (a / f).exists(), f
+    steps = json.loads((tiny_sweep / "steps.json").read_text())["done"]
+    assert {"zipf", "elo", "loss", "verdict", "tournament"} <= set(steps)
+    elo = pd.read_csv(a / "elo" / "elo.csv")
+    assert set(elo["player"]) == {"tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"}
+
+
+def _digest(root: Path):
+    """What must not change between an interrupted and an uninterrupted sweep."""
+    out = {}
+    for rd in sorted((root / "runs").iterdir()):
+        t = read_games(rd)
+        m = read_metrics(rd)
+        assert t["game_id"].to_pylist() == list(range(t.num_rows))
+        assert m[-1]["games_total"] == t.num_rows and [x["step"] for x in m] == list(range(1, len(m) + 1))
+        out[rd.name] = t.drop_columns(["run", "seat0", "seat1"]).to_pydict()
+    mt = read_games(root / "matches" / "final")
+    assert mt["game_id"].to_pylist() == list(range(mt.num_rows))
+    out["matches"] = pd.read_csv(root / "matches" / "final" / "results.csv").to_dict()
+    out["elo"] = pd.read_csv(root / "analysis" / "elo" / "elo.csv").round(6).to_dict()
+    out["random"] = read_games(root / "random").drop_columns(["run"]).to_pydict()
+    return out
+
+
+def test_sweep_killed_at_random_moments_completes_without_duplicates(tiny_sweep, tmp_path):
+    out = tmp_path / "killed"
+    rng = np.random.default_rng(11)
+    kills = 0
+    for _ in range(10):
+        p = subprocess.Popen(cli(*SWEEP_ARGS, "--out", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(float(rng.uniform(2.5, 7.0)))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+            p.wait()
+            # a killed sweep may leave worker processes; give them a moment to notice and exit
+            time.sleep(0.5)
+        else:
+            break
+        if kills >= 3:
+            break
+    assert kills >= 3
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", out), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert _digest(out) == _digest(tiny_sweep)
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_renders_in_chromium_with_every_figure(tiny_sweep, tmp_path):
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "rep"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    html = (tmp_path / "rep" / "report.html").read_text()
+    for title in ("Settings and versions", "Sizes", "State frequencies (Zipf)", "Value loss by rank",
+                  "Elo and scaling", "Inverse-scaling verdict"):
+        assert title in md and title in html
+    # every number traces to a table: the Elo of each player appears as in elo.csv
+    elo = pd.read_csv(tiny_sweep / "analysis" / "elo" / "elo.csv")
+    for v in elo["elo"]:
+        assert f"{round(v):.0f}" in md
+    figures = md.count("![")
+    assert figures >= 8
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (CI installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", (tmp_path / "rep" / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert f'data-figures="{figures}"' in dom and f'data-figures-loaded="{figures}"' in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}",
+                    (tmp_path / "rep" / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("nb", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.name)
+def test_notebooks_execute_on_a_sweep(nb, tiny_sweep, tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEP", str(tiny_sweep))
+    monkeypatch.setenv("NOTEBOOK_OUT", str(tmp_path))
+    runpy.run_path(str(nb), run_name="__main__")
+    assert list(tmp_path.glob("nb_*.png"))
+
+
+def test_sweep_refuses_other_settings(tiny_sweep):
+    r = subprocess.run(cli(*SWEEP_ARGS[:-1], "--widths", "8", "--out", tiny_sweep), capture_output=True, text=True)
+    assert r.returncode == 2 and "other settings" in r.stderr
