@@ -22,7 +22,9 @@ def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, out) -> None:
     torch.set_num_threads(1)
     from .config import from_dict
     from .selfplay import Actor
-    actor = Actor(from_dict(cfg_dict), index)
+    cfg = from_dict(cfg_dict)
+    from .selfplay import resolve_device
+    actor = Actor(cfg, index, device=resolve_device(cfg.device))
     actor.play(10**12, 0, deadline=time.perf_counter() + min(2.0, seconds / 5))  # warm-up
     t0 = time.perf_counter()
     p = actor.play(10**12, 0, deadline=t0 + seconds)
@@ -60,49 +62,63 @@ def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
     return res
 
 
-def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
-                   baseline: bool = True) -> dict[str, Any]:
-    actors = actors or os.cpu_count() or 1
+def _measure(cfg, seconds: float, actors: int) -> dict[str, Any]:
     ours = _in_processes(_ours, lambda i: (cfg.to_dict(), i, seconds), actors)
     wall = max(r["wall"] for r in ours)
-    sims = sum(r["sims"] for r in ours)
     states = sum(r["states"] for r in ours)
+    out = {"simulations_per_s": sum(r["sims"] for r in ours) / wall, "states_per_s": states / wall,
+           "mean_net_batch": sum(r["net_states"] for r in ours) / max(sum(r["calls"] for r in ours), 1),
+           "net_time_share": sum(r["net_s"] for r in ours) / sum(r["wall"] for r in ours), "seconds": round(wall, 2)}
+    if states:
+        out["paper_agent_hours"] = PAPER_STATES_PER_AGENT / (states / wall) / 3600
+    return out
+
+
+def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
+                   baseline: bool = True) -> dict[str, Any]:
+    """Measure self-play with each available engine (pyspiel, and the tensor twin where one
+    exists) and pyspiel's C++ MCTSBot, all in this run, each in `actors` processes."""
+    from .config import base_name
+    from .engines.tensor import TWINS
+    actors = actors or os.cpu_count() or 1
+    kinds = ["spiel"] + (["tensor"] if base_name(cfg.game) in TWINS else [])
+    if cfg.engine in ("spiel", "tensor"):
+        kinds = [cfg.engine]
     out: dict[str, Any] = {
         "game": cfg.game, "family": cfg.family, "width": cfg.width, "depth": cfg.depth,
         "simulations_per_move": cfg.simulations, "games_in_flight": cfg.games_in_flight,
-        "actors": actors, "seconds": round(wall, 2),
-        "simulations_per_s": sims / wall, "states_per_s": states / wall,
-        "mean_net_batch": sum(r["net_states"] for r in ours) / max(sum(r["calls"] for r in ours), 1),
-        "net_time_share": sum(r["net_s"] for r in ours) / sum(r["wall"] for r in ours),
-    }
-    if states:
-        out["paper_agent_hours"] = PAPER_STATES_PER_AGENT / (states / wall) / 3600
+        "actors": actors, "device": cfg.device, "engines": {}}
+    for kind in kinds:
+        out["engines"][kind] = _measure(cfg.replace(engine=kind), seconds, actors)
+    if "tensor" in out["engines"] and "spiel" in out["engines"]:
+        out["tensor_vs_spiel"] = out["engines"]["tensor"]["simulations_per_s"] / out["engines"]["spiel"]["simulations_per_s"]
+    best = max(out["engines"].values(), key=lambda r: r["simulations_per_s"])
+    out["simulations_per_s"] = best["simulations_per_s"]
     if baseline:
         base = _in_processes(_baseline, lambda i: (cfg.game, cfg.simulations, seconds, i), actors)
         bsims = sum(r["sims"] for r in base) / max(r["wall"] for r in base)
         out["baseline"] = "pyspiel MCTSBot, random rollouts, C++"
         out["baseline_simulations_per_s"] = bsims
-        out["ratio_vs_baseline"] = out["simulations_per_s"] / bsims
+        for r in out["engines"].values():
+            r["ratio_vs_baseline"] = r["simulations_per_s"] / bsims
     return out
 
 
 def format_bench(r: dict[str, Any]) -> str:
-    lines = [
-        f"self-play benchmark: {r['game']}, {r['family']} width {r['width']} depth {r['depth']}, "
-        f"{r['simulations_per_move']} simulations/move, {r['games_in_flight']} games in flight "
-        f"per actor, {r['actors']} actor process(es), {r['seconds']} s",
-        f"  simulations/s       {r['simulations_per_s']:>14,.0f}",
-        f"  states/s            {r['states_per_s']:>14,.1f}",
-        f"  mean network batch  {r['mean_net_batch']:>14,.1f}",
-        f"  network time share  {r['net_time_share']:>14.1%}",
-    ]
-    if "paper_agent_hours" in r:
-        lines.append(f"  paper-scale agent   {r['paper_agent_hours']:>14,.1f} h "
-                     f"({PAPER_STATES_PER_AGENT:,} states at this rate)")
+    lines = [f"self-play benchmark: {r['game']}, {r['family']} width {r['width']} depth {r['depth']}, "
+             f"{r['simulations_per_move']} simulations/move, {r['games_in_flight']} games in flight per actor, "
+             f"{r['actors']} actor process(es)",
+             f"  {'engine':<10}{'sims/s':>14}{'states/s':>12}{'net batch':>11}{'net time':>10}{'paper agent':>13}"
+             + ("   vs MCTSBot" if "baseline_simulations_per_s" in r else "")]
+    for kind, e in r["engines"].items():
+        lines.append(f"  {kind:<10}{e['simulations_per_s']:>14,.0f}{e['states_per_s']:>12,.1f}{e['mean_net_batch']:>11,.1f}"
+                     f"{e['net_time_share']:>10.1%}{e.get('paper_agent_hours', float('nan')):>11,.1f} h"
+                     + (f"{e['ratio_vs_baseline']:>12.2f}x" if "ratio_vs_baseline" in e else ""))
+    if "tensor_vs_spiel" in r:
+        lines.append(f"  tensor / spiel: {r['tensor_vs_spiel']:.2f}x")
     if "baseline_simulations_per_s" in r:
-        lines += [f"  baseline: {r['baseline']}, same processes",
-                  f"  baseline sims/s     {r['baseline_simulations_per_s']:>14,.0f}",
-                  f"  ratio (ours/base)   {r['ratio_vs_baseline']:>14.2f}x"]
+        lines.append(f"  baseline: {r['baseline']}, same processes: {r['baseline_simulations_per_s']:,.0f} sims/s")
+    lines.append(f"  (paper agent = {PAPER_STATES_PER_AGENT:,} self-play states at the measured rate)")
     return "\n".join(lines)
 
 

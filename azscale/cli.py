@@ -67,6 +67,7 @@ def train(game: str = typer.Argument(..., help=GAME_HELP),
           actors: Optional[int] = typer.Option(None, help="Self-play processes"),
           games_in_flight: Optional[int] = typer.Option(None, help="Games searched together by each actor"),
           device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
+          engine: Optional[str] = typer.Option(None, help="auto (tensor twin where one exists), spiel or tensor"),
           sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
           max_minutes: Optional[float] = typer.Option(None, help="Stop (resumably) after this many minutes"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
@@ -74,7 +75,7 @@ def train(game: str = typer.Argument(..., help=GAME_HELP),
     """Train one AlphaZero agent; rerun the same command to resume after an interruption."""
     from .train import train as run_train
     cfg = _config(game, preset, width, seed, sets, family=family, steps=steps, simulations=simulations,
-                  actors=actors, games_in_flight=games_in_flight, device=device)
+                  actors=actors, games_in_flight=games_in_flight, device=device, engine=engine)
     summary = run_train(cfg, run_dir, quiet=quiet, tensorboard=tensorboard,
                         max_seconds=None if max_minutes is None else max_minutes * 60)
     state = "finished" if summary["finished"] else "stopped (rerun to resume)"
@@ -316,12 +317,14 @@ def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
                    seconds: float = typer.Option(20.0, help="Seconds of play to measure"),
                    family: str = typer.Option("mlp", help="mlp or resnet"),
                    baseline: bool = typer.Option(True, help="Also measure pyspiel's MCTSBot"),
+                   engine: str = typer.Option("auto", help="auto (every engine the game has), spiel or tensor"),
+                   device: str = typer.Option("cpu", help="cpu or cuda (the tensor engine's device)"),
                    as_json: bool = typer.Option(False, "--json", help="Print JSON")):
-    """Self-play throughput (simulations/s, states/s) against pyspiel's C++ MCTSBot."""
+    """Self-play throughput of each engine, side by side, against pyspiel's C++ MCTSBot."""
     from .bench import bench_selfplay as run_bench, format_bench
     from .config import resolve
     cfg = resolve(game, "paper", {"width": width, "simulations": simulations, "family": family,
-                                  "games_in_flight": games_in_flight})
+                                  "games_in_flight": games_in_flight, "engine": engine, "device": device})
     res = run_bench(cfg, seconds, actors, baseline)
     typer.echo(json.dumps(res, indent=2) if as_json else format_bench(res))
 

@@ -49,6 +49,7 @@ class TrainConfig:
     # bookkeeping
     seed: int = 0
     device: str = "auto"
+    engine: str = "auto"           # auto (the tensor twin where one exists) | spiel | tensor
     snapshot_seconds: float = 60.0
 
     @property
@@ -131,6 +132,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise UserError(f"setting 'batch_size' ({cfg.batch_size}) exceeds 'buffer_size' ({cfg.buffer_size})")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise UserError(f"setting 'device' must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.engine not in ("auto", "spiel", "tensor"):
+        raise UserError(f"setting 'engine' must be auto, spiel or tensor, got {cfg.engine!r}")
     if cfg.snapshot_seconds < 0:
         raise UserError(f"setting 'snapshot_seconds' must be >= 0, got {cfg.snapshot_seconds}")
     return cfg

@@ -38,6 +38,14 @@ def make_evaluator(model: torch.nn.Module, device: torch.device | str = "cpu"):
     return evaluate
 
 
+def make_search(engine, model, device, simulations, c_puct=2.0, alpha=1.0, epsilon=0.25):
+    """The device-resident tensor search for tensor engines, the array search for pyspiel."""
+    if getattr(engine, "name", "") == "tensor":
+        from .search_tensor import TensorMCTS
+        return TensorMCTS(engine, model, simulations, c_puct, alpha, epsilon)
+    return BatchedMCTS(engine, make_evaluator(model, device), simulations, c_puct, alpha, epsilon)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -77,13 +85,13 @@ class Actor:
                  engine=None, model: torch.nn.Module | None = None):
         self.cfg = cfg
         self.index = index
-        self.engine = engine or make_engine(cfg.game)
         self.device = torch.device(device)
+        self.engine = engine or make_engine(cfg.game, cfg.engine, self.device)
         self.model = model or build(cfg.family, self.engine.obs_shape, self.engine.num_actions,
                                     cfg.width, cfg.depth).to(self.device)
         self.model.eval()
-        self.mcts = BatchedMCTS(self.engine, make_evaluator(self.model, self.device), cfg.simulations,
-                                cfg.c_puct, cfg.dirichlet_alpha, cfg.dirichlet_epsilon)
+        self.mcts = make_search(self.engine, self.model, self.device, cfg.simulations, cfg.c_puct,
+                                cfg.dirichlet_alpha, cfg.dirichlet_epsilon)
         self.rng = np.random.default_rng([cfg.seed, 7919, index])
         self.slots = [Slot() for _ in range(cfg.games_in_flight)]
         self.states = self.engine.new_states(cfg.games_in_flight)
@@ -95,7 +103,7 @@ class Actor:
     def restore(self, snap: dict[str, Any]) -> None:
         self.rng.bit_generator.state = snap["rng"]
         self.slots = [Slot(**s) for s in snap["slots"]]
-        self.states = [self.engine.replay(s.actions) for s in self.slots]
+        self.states = self.engine.replay_many([s.actions for s in self.slots])
 
     def load_weights(self, weights: dict[str, Any]) -> None:
         self.model.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
@@ -148,7 +156,8 @@ class Actor:
                 })
                 done_states += len(slot.actions)
                 self.slots[b] = Slot(first_step=net_step)
-                self.states[b] = self.engine.new_states(1)[0]
+            if after.terminal.any():
+                self.engine.reset(self.states, np.flatnonzero(after.terminal))
         st = self.mcts.stats
         A, O = self.engine.num_actions, self.engine.obs_size
         cat = lambda xs, shape, dt: np.concatenate(xs) if xs else np.zeros(shape, dt)  # noqa: E731

@@ -35,7 +35,7 @@ from .selfplay import ActorPool, resolve_device
 CHECKPOINT_FORMAT = "azscale.checkpoint/1"
 RESUME_FORMAT = "azscale.resume/1"
 # Settings a resumed run may change; any other difference is refused.
-RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds"}
+RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine"}
 
 
 class ReplayBuffer:
@@ -166,8 +166,8 @@ def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: b
 
 def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
     stored = _check_resume(run_dir, cfg)
-    engine = make_engine(cfg.game)
     device = resolve_device(cfg.device)
+    engine = make_engine(cfg.game, cfg.engine, device)
     torch.manual_seed(cfg.seed)
     model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)

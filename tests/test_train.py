@@ -204,9 +204,13 @@ def test_bench_selfplay_prints_figures_and_ratio():
                 "--games-in-flight", "8", "--actors", "1", "--seconds", "1.5", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert res["simulations_per_s"] > 0 and res["baseline_simulations_per_s"] > 0
-    assert res["ratio_vs_baseline"] == pytest.approx(res["simulations_per_s"] / res["baseline_simulations_per_s"])
-    assert 0 < res["net_time_share"] < 1 and 1 <= res["mean_net_batch"] <= 8
+    assert set(res["engines"]) == {"spiel", "tensor"}                  # both engines, one run
+    for e in res["engines"].values():
+        assert e["simulations_per_s"] > 0
+        assert e["ratio_vs_baseline"] == pytest.approx(e["simulations_per_s"] / res["baseline_simulations_per_s"])
+        assert 0 < e["net_time_share"] < 1 and 1 <= e["mean_net_batch"] <= 8
+    assert res["tensor_vs_spiel"] == pytest.approx(res["engines"]["tensor"]["simulations_per_s"]
+                                                   / res["engines"]["spiel"]["simulations_per_s"])
 
 
 def test_resnet_family_trains(tmp_path):

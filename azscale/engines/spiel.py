@@ -79,6 +79,13 @@ class SpielEngine:
     def new_states(self, n: int) -> list:
         return [self.spiel_game.new_initial_state() for _ in range(n)]
 
+    def reset(self, states: list, idx: Sequence[int]) -> None:
+        for i in idx:
+            states[i] = self.spiel_game.new_initial_state()
+
+    def replay_many(self, histories: Sequence[Sequence[int]]) -> list:
+        return [self.replay(h) for h in histories]
+
     def replay(self, actions: Sequence[int]) -> pyspiel.State:
         state = self.spiel_game.new_initial_state()
         for a in actions:
