@@ -351,7 +351,8 @@ def bench_zipf_cmd(source: Path = typer.Argument(..., help="A games table, e.g. 
                f"{r['distinct_states']:,} distinct states, {r['workers']} workers")
     typer.echo(f"  read {r['read_s']:.1f} s, states table {r['states_s']:.1f} s, fits {r['fits_s']:.1f} s, "
                f"total {r['total_s']:.1f} s; peak memory {r['peak_rss_gb']:.2f} GB")
-    typer.echo(f"  LS alpha {r['ls_alpha']:.4f}, MLE alpha {r['mle_alpha']}")
+    mle_txt = "not fitted" if r["mle_alpha"] is None else f"{r['mle_alpha']:.4f}"
+    typer.echo(f"  LS alpha {r['ls_alpha']:.4f}, MLE alpha {mle_txt}")
 
 
 if __name__ == "__main__":

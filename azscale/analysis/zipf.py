@@ -138,17 +138,25 @@ def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
         return f
 
 
+# powerlaw's cost grows with (data size) x (candidate x_min values); above this many states the
+# x_min search starts at the smallest count that keeps at most this many (the floor is reported).
+MLE_MAX_POINTS = 3_000_000
+
+
 def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True) -> FitResult:
     c = rank_frequency(counts)
     if len(c) < 10 or c[0] < 2:
         return FitResult("mle", math.nan, window="too few distinct counts to fit")
-    f = _powerlaw_fit(c, xmin)
+    floor = 1.0
+    if xmin is None and len(c) > MLE_MAX_POINTS:
+        floor = float(c[MLE_MAX_POINTS] + 1)          # counts >= floor number at most the cap
+    f = _powerlaw_fit(c[c >= floor] if floor > 1 else c, xmin)
     gamma, sigma = f.estimates
     alpha = 1.0 / (gamma - 1.0) if gamma > 1 else math.nan
     # states with count >= xmin are ranks 1..k
     k = int((c >= f.xmin).sum())
     details = {"gamma": gamma, "gamma_sigma": sigma, "xmin": float(f.xmin),
-               "conversion": "alpha_Z = 1 / (gamma - 1)"}
+               "xmin_search_floor": floor, "conversion": "alpha_Z = 1 / (gamma - 1)"}
     if compare:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -156,7 +164,8 @@ def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True)
         details.update({"lognormal_R": float(R), "lognormal_p": float(p)})
     return FitResult("mle", alpha, stderr=sigma / (gamma - 1) ** 2 if gamma > 1 else math.nan,
                      rank_min=1, rank_max=k, points=k, weight="likelihood",
-                     window=f"counts >= xmin = {f.xmin:g} (chosen by KS distance; ranks 1 to {k})",
+                     window=f"counts >= xmin = {f.xmin:g} (chosen by KS distance"
+                            + (f" among counts >= {floor:g}" if floor > 1 else "") + f"; ranks 1 to {k})",
                      details=details)
 
 
@@ -186,7 +195,8 @@ def fit_all(counts: np.ndarray, window: dict[str, Any], visits=None, bootstrap: 
             lo, hi, _ = resolve_window(sc, window)
             ls_samples.append(ls_alpha(sc, lo, hi, window["weight"]))
             if mle and not math.isnan(out[1].alpha):
-                g = _powerlaw_fit(sc, out[1].details["xmin"]).estimates[0]
+                xm = out[1].details["xmin"]
+                g = _powerlaw_fit(sc[sc >= xm], xm).estimates[0]   # only the tail enters the fit
                 mle_samples.append(1 / (g - 1) if g > 1 else math.nan)
         from scipy.stats import norm
         z = float(norm.ppf((1 + level) / 2))
