@@ -45,6 +45,18 @@ def test_mle_recovers_known_exponent(synthetic):
     assert "lognormal_R" in res.details
 
 
+def test_mle_search_floor_on_large_tables(synthetic, monkeypatch):
+    """Above MLE_MAX_POINTS states the x_min search starts higher; it must say so and still recover."""
+    import azscale.analysis.zipf as z
+    monkeypatch.setattr(z, "MLE_MAX_POINTS", 2000)
+    res = z.fit_mle(synthetic, compare=False)
+    floor = res.details["xmin_search_floor"]
+    assert floor > 1 and res.details["xmin"] >= floor
+    assert (rank_frequency(synthetic) >= floor).sum() <= 2000
+    assert f"among counts >= {floor:g}" in res.window
+    assert abs(res.alpha - 1.0) < 0.05
+
+
 @pytest.mark.parametrize("alpha", [0.8, 1.3])
 def test_least_squares_other_exponents(alpha):
     c = zipf_counts(alpha, 10**5, 2 * 10**6, seed=1)
