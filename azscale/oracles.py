@@ -101,14 +101,28 @@ class BitBullyOracle:
         self.agent = BitBully() if book else BitBully(opening_book=None)
 
     def label(self, state: pyspiel.State) -> Label:
+        """Weak solve: the sign of each move's value (win/draw/loss), by a null-window search.
+
+        The label needs only signs (the value and the set of moves that keep it), so each
+        child is searched in the window (-1, 1) instead of for its exact score, which is several
+        times faster than `score_all_moves` and agrees with it in sign (tested).
+        """
         from bitbully import Board
         board = Board.from_moves([int(a) for a in state.history()])
         self.agent.reset_node_counter()
         t0 = time.perf_counter()
-        scores = self.agent.score_all_moves(board)
+        signs = {}
+        for col in board.legal_moves():
+            child = board.play_on_copy(col)
+            if child.has_win():
+                signs[col] = 1                      # the move wins at once
+            elif child.is_full():
+                signs[col] = 0
+            else:                                   # child is scored for the opponent, who moves next
+                signs[col] = -int(np.sign(self.agent.negamax(child, -1, 1)))
         dt = time.perf_counter() - t0
-        best = max(scores.values())
-        return Label(float(np.sign(best)), _mask(a for a, s in scores.items() if np.sign(s) == np.sign(best)),
+        best = max(signs.values())
+        return Label(float(best), _mask(a for a, v in signs.items() if v == best),
                      int(self.agent.get_node_counter()), dt)
 
 
@@ -189,8 +203,12 @@ def _label_chunk(args):
 
 
 def label_histories(game: str, histories: list[list[int]], workers: int = 1, book: bool = True,
-                    progress: bool = False) -> list[Label]:
-    """Solve the states reached by `histories` (action lists), in `workers` processes."""
+                    progress: bool = False, on_part=None) -> list[Label]:
+    """Solve the states reached by `histories` (action lists), in `workers` processes.
+
+    `on_part(start, labels)`, when given, is called as each consecutive part is done (in order),
+    so callers can save partial work.
+    """
     if not histories:
         return []
     chunk = max(1, min(500, len(histories) // (workers * 4) or 1))
@@ -205,11 +223,15 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
         with mp.get_context("spawn").Pool(workers) as pool:
             for i, res in enumerate(pool.imap(_label_chunk, [(game, p, book) for p in parts])):
                 results[i] = res
+                if on_part is not None:
+                    on_part(i * chunk, res)
                 if bar is not None:
                     bar.update(len(res))
     else:
         for i, p in enumerate(parts):
             results[i] = _label_chunk((game, p, book))
+            if on_part is not None:
+                on_part(i * chunk, results[i])
             if bar is not None:
                 bar.update(len(p))
     if bar is not None:

@@ -97,6 +97,29 @@ def test_exact_solver_agrees_with_bitbully_on_late_positions():
         checked += 1
 
 
+def test_bitbully_weak_labels_match_exact_scores_midgame():
+    """The oracle's null-window signs equal the signs of bitbully's exact move scores."""
+    pytest.importorskip("bitbully")
+    from bitbully import Board
+    g = pyspiel.load_game("connect_four")
+    bb = BitBullyOracle()
+    rng = np.random.default_rng(1)
+    checked = 0
+    while checked < 60:
+        s = g.new_initial_state()
+        target = int(rng.integers(6, 24))
+        while not s.is_terminal() and len(s.history()) < target:
+            s.apply_action(int(rng.choice(s.legal_actions())))
+        if s.is_terminal():
+            continue
+        scores = bb.agent.score_all_moves(Board.from_moves(s.history()))
+        best = max(np.sign(v) for v in scores.values())
+        lab = bb.label(s)
+        assert lab.value == best, s.history()
+        assert lab.best_mask == sum(1 << a for a, v in scores.items() if np.sign(v) == best), s.history()
+        checked += 1
+
+
 def test_smoothing_and_frontier_on_a_known_curve():
     ranks = np.arange(1, 100001)
     loss = 1e-3 * ranks ** 0.5                 # rises with rank

@@ -216,3 +216,17 @@ def test_bench_selfplay_prints_figures_and_ratio():
 def test_resnet_family_trains(tmp_path):
     out = train(smoke(family="resnet", width=8), tmp_path / "r", quiet=True)
     assert out["finished"] and out["games"] > 0
+
+
+def test_atomic_writes_leave_no_temporaries_and_usual_permissions(tmp_path):
+    import stat
+
+    from azscale.runs import atomic_write_json
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask

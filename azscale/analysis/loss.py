@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +34,7 @@ from .states import build_states, outcome_side_to_move
 
 FRAME = "side_to_move"
 GRID_STEP = 0.05            # decades between points of a smoothed curve
+SAVE_EVERY_S = 60.0         # how often `solve` writes its label cache while it works
 
 
 def histories_for(states: pd.DataFrame, games: pa.Table) -> list[list[int]]:
@@ -357,14 +359,21 @@ def solve_states(states_path: Path, out: Path, min_count: int = 1, limit: int | 
     df["example_run"] = df["example_run"].astype(str)
     cache = LabelCache(out, game, make_oracle(load_spiel_game(game), book).name)
     df = df[[k not in cache.data for k in df["key"].astype("uint64").tolist()]]
-    import time
     t0 = time.perf_counter()
     if len(df):
         games = pa.concat_tables([runs.read_games(s) for s in sources])
         hist = histories_for(df, games)
-        labels = label_histories(game, hist, workers, book, progress)
-        for k, lab in zip(df["key"].astype("uint64").tolist(), labels):
-            cache.add(k, lab)
+        keys = df["key"].astype("uint64").tolist()
+        last_save = [time.perf_counter()]
+
+        def keep(start, labels):            # save every minute, so a killed solve keeps its work
+            for k, lab in zip(keys[start:start + len(labels)], labels):
+                cache.add(k, lab)
+            if time.perf_counter() - last_save[0] > SAVE_EVERY_S:
+                cache.save()
+                last_save[0] = time.perf_counter()
+
+        label_histories(game, hist, workers, book, progress, on_part=keep)
         cache.save()
     return {"solved": int(len(df)), "cached": len(cache.data), "seconds": time.perf_counter() - t0,
             "cache": str(cache.path)}
