@@ -211,10 +211,11 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
 def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory (with bootstrap)"),
             out: Path = typer.Option(..., help="Markdown file to write"),
             zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf (end-game evidence)"),
+            loss: Optional[Path] = typer.Option(None, help="loss.json of azscale loss (early vs late loss by size)"),
             threshold: float = typer.Option(0.95, help="Bootstrap probability of a drop that flags it")):
     """Does Elo fall from one size to the next larger (inverse scaling), and is it the end game?"""
     from .analysis.elo_report import verdict as run_verdict
-    res = run_verdict(elo_dir, out, zipf, threshold)
+    res = run_verdict(elo_dir, out, zipf, threshold, loss)
     typer.echo(("inverse scaling flagged" if res["flagged"] else "no inverse scaling shown") + f" -> {out}")
 
 

@@ -90,7 +90,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
                           "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
                           "states": m[-1]["states_total"] if m else 0,
                           "wall_min": (m[-1]["wall_seconds"] / 60) if m else 0.0})
-    sizes = pd.DataFrame(size_rows)
+    sizes = pd.DataFrame(size_rows).sort_values(["params", "seed", "run"], ignore_index=True)
     keys = ["simulations", "c_puct", "dirichlet_alpha", "dirichlet_epsilon", "temperature_drop", "buffer_size",
             "reuse", "updates_per_step", "batch_size", "learning_rate", "weight_decay", "steps", "games_in_flight",
             "actors"]
@@ -143,7 +143,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
             continue
         rows = [{"params": f"{int(p):,}", "loss at top ranks": _fmt(t["loss_top"], 4), "loss in the tail": _fmt(t["loss_tail"], 4),
                  "Spearman ρ (loss, rank)": f"{t['spearman_rho']:+.2f}", "rises with rank": "yes" if t["rises"] else "no"}
-                for p, t in lj["loss_rises_with_rank"].items()]
+                for p, t in sorted(lj["loss_rises_with_rank"].items(), key=lambda kv: int(kv[0]))]
         md = (f"Value loss (z − v)², both in the `{lj['frame']}` frame; states seen ≥ {lj['selection']['min_count']} times in "
               f"window `{lj['selection']['window']}`; Gaussian smoothing in log10(rank), σ = {lj['smoothing']['sigma_decades']} "
               f"decades; seeds combined by geometric mean. Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n")
@@ -160,7 +160,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     if ej:
         et = pd.read_csv(a / "elo" / "elo.csv")
         cols = [c for c in ("player", "params", "step", "elo", "elo_ci_low", "elo_ci_high") if c in et]
-        show = et[cols].copy()
+        show = et[cols].sort_values([c for c in ("params", "step", "player") if c in cols], ignore_index=True)
         for c in ("elo", "elo_ci_low", "elo_ci_high"):
             if c in show:
                 show[c] = show[c].round(0)

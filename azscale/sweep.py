@@ -178,7 +178,8 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
     step("scaling", lambda: scaling_analysis(a / "elo", a / "scaling", zipf=a / "zipf" / "fits.json",
                                              run_dirs=run_dirs, bootstrap=sc.bootstrap) if _sizes(run_dirs) >= 2
          else None)
-    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json"))
+    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json",
+                                    loss=a / "loss" / "loss.json"))
     log(f"analysis finished -> {a}")
 
 

@@ -184,3 +184,19 @@ def test_loss_and_solve_cli(ttt_run, tmp_path):
     assert r.returncode == 2 and "not 'connect_four'" in r.stderr
     r = run_cli("loss", ttt_run, "--out", tmp_path / "l", "--target", "oracle")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_early_late_summary_uses_last_step_and_averages_seeds():
+    from azscale.analysis.loss import early_late_summary
+    rows = []
+    for run, params, early, late in (("a", 100, 0.2, 0.6), ("b", 100, 0.4, 0.8), ("c", 300, 0.1, None)):
+        for step, scale in ((5, 10.0), (9, 1.0)):            # step 5 must be ignored
+            rows += [{"run": run, "params": params, "step": step, "late": False, "loss_value": early * scale,
+                      "key": i} for i in range(3)]
+            if late is not None:
+                rows += [{"run": run, "params": params, "step": step, "late": True, "loss_value": late * scale,
+                          "key": 10 + i} for i in range(2)]
+    out = early_late_summary(pd.DataFrame(rows))
+    assert out["100"]["early_loss"] == pytest.approx(0.3) and out["100"]["late_loss"] == pytest.approx(0.7)
+    assert (out["100"]["seeds"], out["100"]["early_states"], out["100"]["late_states"]) == (2, 3, 2)
+    assert out["300"]["late_loss"] is None and out["300"]["late_states"] == 0

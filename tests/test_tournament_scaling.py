@@ -119,3 +119,22 @@ def test_elo_scaling_verdict_cli(two_runs, tmp_path):
     assert "verdict: tic_tac_toe" in (tmp_path / "v.md").read_text()
     r = run_cli("elo", tmp_path / "nothing", "--out", tmp_path / "e2")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_verdict_reads_early_late_loss_at_a_drop():
+    means = 400 * 0.8 * np.log10(PARAMS / PARAMS[0])
+    means[4] -= 250
+    steps = size_steps(*synthetic_sizes(means))
+    by = {str(p): {"early_loss": 0.1, "late_loss": 0.3, "early_states": 100, "late_states": 20, "seeds": 2}
+          for p in PARAMS}
+    by["21128"] = {"early_loss": 0.4, "late_loss": 0.1, "early_states": 100, "late_states": 20, "seeds": 2}
+    loss = {"target": "trainset", "frame": "side_to_move",
+            "early_late": {"statistic": "mean", "late_turn": 40, "by_params": by}}
+    text = verdict_markdown("oware", steps, loss=loss)
+    assert "| 21,128 | 0.400 | 0.100 |" in text
+    assert "7,496 → 21,128: early loss +0.300, late loss -0.200. Consistent" in text
+    by["21128"]["late_loss"] = 0.5                      # late loss rises too: not the paper's pattern
+    assert "Not the paper's pattern" in verdict_markdown("oware", steps, loss=loss)
+    by["21128"]["late_loss"] = None                     # no late states for that size
+    assert "cannot be read" in verdict_markdown("oware", steps, loss=loss)
+    assert "not measured" in verdict_markdown("oware", steps)

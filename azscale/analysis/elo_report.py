@@ -219,19 +219,31 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
     return res
 
 
-def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, threshold: float = 0.95) -> dict[str, Any]:
+def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, threshold: float = 0.95,
+            loss: Path | None = None) -> dict[str, Any]:
     table, samples, summary = _load_elo(elo_dir)
     if samples is None:
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
     final, fs = _final_agents(table, samples)
     steps = size_steps(final, fs, threshold)
-    z = json.loads(Path(zipf).read_text()) if zipf else None
+    z = _read_json(zipf, "fits.json of azscale zipf") if zipf else None
     try:
         ef = elo_exponent(final, fs).to_dict()
     except UserError:
         ef = None
-    text = verdict_markdown(summary["game"], steps, z, ef, threshold)
+    lo = _read_json(loss, "loss.json of azscale loss") if loss else None
+    text = verdict_markdown(summary["game"], steps, z, ef, threshold, lo)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
     return {"steps": steps_to_dicts(steps), "flagged": any(s.flagged for s in steps), "markdown": str(out)}
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{path}: not a readable {what}") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: not a {what}")
+    return d

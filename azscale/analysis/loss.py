@@ -226,14 +226,42 @@ def _write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thre
     runs.atomic_write_text(out / "curves_per_run.csv", curves.to_csv(index=False))
     runs.atomic_write_text(out / "frontier.csv", fronts.to_csv(index=False))
     trend = _rank_trend(combined)
+    early_late = early_late_summary(per_state)
     figs = _figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn)
     summary = {"game": game, "target": target, "frame": FRAME, "selection": selection,
                "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
                "late_turn": late_turn, "frontier_threshold": frontier_threshold,
                "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
-               "loss_rises_with_rank": trend, "figures": figs}
+               "loss_rises_with_rank": trend,
+               "early_late": {"statistic": "mean value loss over distinct states at each run's last step, "
+                                           "averaged over seeds", "late_turn": late_turn, "by_params": early_late},
+               "figures": figs}
     runs.atomic_write_json(out / "loss.json", summary)
     return summary
+
+
+def early_late_summary(per_state: pd.DataFrame) -> dict[str, Any]:
+    """Per size: mean value loss over early and over late states (each distinct state counts
+    once) at each run's last step, averaged over the size's runs (seeds)."""
+    out: dict[str, Any] = {}
+    last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
+    for params, g in last.groupby("params"):
+        per_run = []
+        for _, r in g.groupby("run"):
+            late = r["late"].to_numpy(bool)
+            lv = r["loss_value"].to_numpy()
+            per_run.append((lv[~late].mean() if (~late).any() else math.nan,
+                            lv[late].mean() if late.any() else math.nan, int((~late).sum()), int(late.sum())))
+        e, l_, ne, nl = zip(*per_run)
+        out[str(int(params))] = {"early_loss": _nanmean(e), "late_loss": _nanmean(l_),
+                                 "early_states": int(np.mean(ne)), "late_states": int(np.mean(nl)),
+                                 "seeds": len(per_run)}
+    return out
+
+
+def _nanmean(xs) -> float | None:
+    xs = [x for x in xs if not math.isnan(x)]
+    return float(np.mean(xs)) if xs else None          # None (JSON null) when there is nothing to average
 
 
 def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:

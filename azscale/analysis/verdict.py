@@ -51,7 +51,8 @@ def size_steps(sizes: pd.DataFrame, samples: np.ndarray, threshold: float = 0.95
 
 
 def verdict_markdown(game: str, steps: list[Step], zipf: dict[str, Any] | None = None,
-                     elo_fit: dict[str, Any] | None = None, threshold: float = 0.95) -> str:
+                     elo_fit: dict[str, Any] | None = None, threshold: float = 0.95,
+                     loss: dict[str, Any] | None = None) -> str:
     flagged = [s for s in steps if s.flagged]
     lines = [f"# Inverse-scaling verdict: {game}", ""]
     if flagged:
@@ -91,8 +92,46 @@ def verdict_markdown(game: str, steps: list[Step], zipf: dict[str, Any] | None =
                              "not support the paper's end-game mechanism for the drop.")
     else:
         lines.append("- Not measured: run `azscale zipf` on the runs and pass its fits.json with --zipf.")
-    lines.append("- Early vs late value loss by size: not measured yet (needs the per-state loss analysis).")
+    lines += _early_late_lines(loss, flagged)
     return "\n".join(lines) + "\n"
+
+
+def _early_late_lines(loss: dict[str, Any] | None, flagged: list[Step]) -> list[str]:
+    el = (loss or {}).get("early_late")
+    if not el or not el.get("by_params"):
+        return ["- Early vs late value loss by size: not measured (run `azscale loss` on the runs and pass "
+                "its loss.json with --loss)."]
+    by = {int(k): v for k, v in el["by_params"].items()}
+    out = [f"- Early vs late value loss by size ({loss.get('target', '?')} target, `{loss.get('frame', '?')}` "
+           f"frame; late = mean turn >= {el['late_turn']:g}; {el['statistic']}):", "",
+           "| params | early loss | late loss | early states | late states | seeds |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for p in sorted(by):
+        v = by[p]
+        out.append(f"| {p:,} | {_f(v['early_loss'])} | {_f(v['late_loss'])} | {v['early_states']:,} | "
+                   f"{v['late_states']:,} | {v['seeds']} |")
+    out.append("")
+    for s in flagged:
+        a, b = by.get(s.params_from), by.get(s.params_to)
+        if not a or not b:
+            out.append(f"- At the drop {s.params_from:,} → {s.params_to:,}: no loss figures for both sizes.")
+            continue
+        de = _num(b["early_loss"]) - _num(a["early_loss"])
+        dl = _num(b["late_loss"]) - _num(a["late_loss"])
+        if math.isnan(de) or math.isnan(dl):
+            out.append(f"- At the drop {s.params_from:,} → {s.params_to:,}: early or late states missing, "
+                       "so the split cannot be read.")
+            continue
+        fits = de > 0 and dl < 0
+        out.append(f"- At the drop {s.params_from:,} → {s.params_to:,}: early loss {de:+.3f}, late loss {dl:+.3f}. "
+                   + ("Consistent with the paper's mechanism (the larger model trades early-state accuracy "
+                      "for late states)." if fits else
+                      "Not the paper's pattern (it predicts early loss up and late loss down)."))
+    return out
+
+
+def _num(x) -> float:
+    return math.nan if x is None else float(x)
 
 
 def _f(x) -> str:

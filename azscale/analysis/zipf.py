@@ -43,7 +43,10 @@ PAPER_WINDOWS: dict[str, dict[str, Any]] = {
     "random": {"kind": "ranks", "lo": 1e2, "hi": "n/100", "weight": "2/rank"},
     "temperature": {"kind": "counts", "lo": 200, "hi": 4, "weight": "2/rank"},
 }
-DEFAULT_WINDOW = {"kind": "ranks", "lo": 1e2, "hi": "n/100", "weight": "2/sqrt(rank)"}
+# Games the paper does not fit (tic_tac_toe, any other OpenSpiel game): the count-based window
+# adapts to the size of the data, where a fixed rank window (ranks 100 up) can be empty for
+# small games.
+DEFAULT_WINDOW = {"kind": "counts", "lo": 100, "hi": 10, "weight": "2/sqrt(rank)"}
 
 
 @dataclass
