@@ -30,8 +30,13 @@ def _read_json(p: Path) -> dict[str, Any] | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def _missing(x) -> bool:
+    """A number absent from a table or JSON file (JSON writes a missing number as null)."""
+    return x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
+
+
 def _fmt(x, nd=3) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+    if _missing(x):
         return "n/a"
     return f"{x:.{nd}f}"
 
@@ -114,7 +119,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
             for c in res["curves"]:
                 for f in c["fits"]:
                     rows.append({"data": label, "curve": c["label"], "method": f["method"], "alpha": _fmt(f["alpha"]),
-                                 "95% CI": "n/a" if math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+                                 "95% CI": "n/a" if _missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
                                  "fit range": f["window"], "distinct states": f"{c['distinct_states']:,}",
                                  "visits": f"{c['visits']:,}"})
         paper = PAPER_ZIPF.get(base_name(game))

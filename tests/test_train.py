@@ -230,3 +230,11 @@ def test_atomic_writes_leave_no_temporaries_and_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+def test_json_outputs_are_strict_json(tmp_path):
+    from azscale.runs import atomic_write_json
+    atomic_write_json(tmp_path / "f.json", {"alpha": float("nan"), "xs": [1.0, np.float64("inf")], "n": np.int64(3)})
+    text = (tmp_path / "f.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"alpha": None, "xs": [1.0, None], "n": 3}

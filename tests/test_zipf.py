@@ -235,3 +235,12 @@ def test_zipf_cli_bad_inputs_one_line(tmp_path):
         r = run_cli("zipf", src, "--out", tmp_path / "o", "--workers", "1")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "o" / "fits.json").exists()
+
+
+def test_plot_points_draw_the_staircase_exactly():
+    from azscale.analysis.zipf import plot_points
+    sc = rank_frequency(zipf_counts(1.0, 10**5, 10**6, seed=2))
+    idx = plot_points(sc)
+    assert len(idx) < 10_000 < len(sc)
+    # linear interpolation between kept points (in rank) reproduces every count exactly
+    assert np.array_equal(np.interp(np.arange(len(sc)), idx, sc[idx]), sc)

@@ -178,7 +178,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
         res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
                          "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],
                          "predicted": {f["method"]: {"alpha_Z": f["alpha"], "alpha_N": quanta_prediction(f["alpha"])}
-                                       for f in curve["fits"] if not math.isnan(f["alpha"])}}
+                                       for f in curve["fits"] if f["alpha"] is not None and not math.isnan(f["alpha"])}}
     if run_dirs:
         lt = run_losses(run_dirs)
         res["loss_table"] = lt.to_dict(orient="records")

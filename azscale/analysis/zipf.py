@@ -107,23 +107,28 @@ def _weights(ranks: np.ndarray, weight: str) -> np.ndarray:
     raise UserError(f"unknown weight {weight!r} (2/sqrt(rank), 2/rank or none)")
 
 
-def ls_alpha(sorted_counts: np.ndarray, lo: int, hi: int, weight: str) -> float:
+def ls_line(sorted_counts: np.ndarray, lo: int, hi: int, weight: str) -> tuple[float, float]:
+    """(alpha, log10 intercept) of the weighted least-squares line over ranks lo..hi."""
     if hi - lo + 1 < 3:
-        return math.nan
+        return math.nan, math.nan
     r = np.arange(lo, hi + 1, dtype=float)
     y = np.log10(sorted_counts[lo - 1:hi].astype(float))
-    slope = np.polyfit(np.log10(r), y, 1, w=_weights(r, weight))[0]
-    return float(-slope)
+    slope, intercept = np.polyfit(np.log10(r), y, 1, w=_weights(r, weight))
+    return float(-slope), float(intercept)
+
+
+def ls_alpha(sorted_counts: np.ndarray, lo: int, hi: int, weight: str) -> float:
+    return ls_line(sorted_counts, lo, hi, weight)[0]
 
 
 def fit_ls(counts: np.ndarray, window: dict[str, Any]) -> FitResult:
     sc = rank_frequency(counts)
     lo, hi, desc = resolve_window(sc, window)
-    alpha = ls_alpha(sc, lo, hi, window["weight"])
+    alpha, intercept = ls_line(sc, lo, hi, window["weight"])
     if math.isnan(alpha):
         desc += " - too few ranks to fit"
     return FitResult("ls", alpha, rank_min=lo, rank_max=hi, points=max(0, hi - lo + 1),
-                     window=desc, weight=window["weight"])
+                     window=desc, weight=window["weight"], details={"log10_intercept": intercept})
 
 
 def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
@@ -235,6 +240,18 @@ def envelope_alpha(sorted_counts: np.ndarray) -> float:
     return float(-np.polyfit(np.log10(r), np.log10(c), 1)[0])
 
 
+def plot_points(sc: np.ndarray, grid: int = 2000) -> np.ndarray:
+    """Indices that draw a sorted count curve exactly as a line: the first and last rank of every
+    run of equal counts (the staircase's corners) plus a log grid. Far fewer points than states
+    (at most 2 x distinct counts + grid), so figures of 10^7 states stay small, SVG included."""
+    n = len(sc)
+    if n == 0:
+        return np.zeros(0, int)
+    change = np.flatnonzero(np.diff(sc)) if n > 1 else np.zeros(0, int)
+    corners = np.r_[0, change, change + 1, n - 1]
+    return np.unique(np.r_[corners, np.geomspace(1, n, grid).astype(int) - 1])
+
+
 def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = "") -> list[str]:
     """Log-log rank-frequency figure, one curve per entry ({label, counts, fits}), fit lines and
     exponents (with intervals) in the legend; writes PNG and SVG, returns their paths."""
@@ -246,8 +263,7 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
     for i, cur in enumerate(curves):
         sc = rank_frequency(cur["counts"])
         r = np.arange(1, len(sc) + 1)
-        step = max(1, len(sc) // 20000)          # thin very long curves on a log grid
-        idx = np.unique(np.r_[np.geomspace(1, len(sc), 4000).astype(int) - 1, np.arange(0, len(sc), step)])
+        idx = plot_points(sc)
         colour = f"C{i % 10}"
         label = cur["label"]
         for f in cur.get("fits", []):
@@ -255,11 +271,13 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
                 ci = "" if math.isnan(f.ci_low) else f" [{f.ci_low:.3f}, {f.ci_high:.3f}]"
                 label += f"; LS α={f.alpha:.3f}{ci}"
                 rr = np.array([f.rank_min, f.rank_max], float)
-                y0 = sc[f.rank_min - 1]
-                ax.plot(rr, y0 * (rr / f.rank_min) ** -f.alpha, "--", color="k", lw=1)
+                b = (f.details or {}).get("log10_intercept")
+                y = (10 ** b * rr ** -f.alpha if b is not None and not math.isnan(b)
+                     else sc[f.rank_min - 1] * (rr / f.rank_min) ** -f.alpha)
+                ax.plot(rr, y, "--", color="k", lw=1)
             if f.method == "mle" and not math.isnan(f.alpha):
                 label += f"; MLE α={f.alpha:.3f}"
-        ax.loglog(r[idx], sc[idx], ".", ms=2, color=colour, label=label)
+        ax.loglog(r[idx], sc[idx], "-", lw=1.2, color=colour, label=label)
     ax.set_xlabel("rank")
     ax.set_ylabel("visit count")
     ax.set_title(title or "rank-frequency")

@@ -152,7 +152,7 @@ def summary_markdown(res: dict[str, Any]) -> str:
              "| --- | ---: | ---: | ---: | --- | ---: | --- | --- | --- |"]
     for c in res["curves"]:
         for f in c["fits"]:
-            ci = "n/a" if math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+            ci = "n/a" if f["ci_low"] is None or math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
             lines.append(f"| {c['label']} | {c['games']:,} | {c['visits']:,} | {c['distinct_states']:,} | "
                          f"{f['method']} | {_fmt(f['alpha'])} | {ci} | {f['window']} | {f['weight']} |")
     eg = res.get("endgame")
