@@ -50,7 +50,6 @@ class TensorMCTS:
         wsum = torch.zeros(B, N, device=dev)
         prior = torch.zeros(B, N, A, device=dev)
         children = torch.full((B, N, A), -1, dtype=torch.long, device=dev)
-        parent = torch.full((B, N), -1, dtype=torch.long, device=dev)
         player = torch.full((B, N), -1, dtype=torch.int8, device=dev)
         term = torch.zeros(B, N, dtype=torch.bool, device=dev)
         legal = torch.zeros(B, N, A, dtype=torch.bool, device=dev)
@@ -72,67 +71,73 @@ class TensorMCTS:
         visits[:, 0] = 1
         wsum[:, 0] = torch.where(rplayer == 1, -v, v)
         c = self.c_puct
+        # flat views: node (b, i) is element b * N + i, so gathers need one index, not two
+        f_visits, f_wsum, f_player, f_term = visits.view(-1), wsum.view(-1), player.view(-1), term.view(-1)
+        f_children, f_prior, f_legal = children.view(B * N, A), prior.view(B * N, A), legal.view(B * N, A)
+        f_states = {k: t.view(B * N, *t.shape[2:]) for k, t in states.items()}
+        base = rows * N
         for _ in range(S):
             node = torch.zeros(B, dtype=torch.long, device=dev)
             leaf_parent = torch.full((B,), -1, dtype=torch.long, device=dev)
             leaf_action = torch.full((B,), -1, dtype=torch.long, device=dev)
+            path = []                                                           # flat ids of inner nodes
             active = rows
             while active.numel():
-                n = node[active]
-                ch = children[active, n]                                        # [k, A]
+                fn = base[active] + node[active]
+                path.append(fn)
+                ch = f_children[fn]                                             # [k, A]
                 seen = ch >= 0
-                chi = ch.clamp_min(0)
-                cv = torch.where(seen, visits[active[:, None], chi], 0).float()
-                cw = torch.where(seen, wsum[active[:, None], chi], 0.0)
-                q0 = torch.where(cv > 0, cw / cv.clamp_min(1), 0.0)
-                sign = torch.where(player[active, n] == 1, -1.0, 1.0)[:, None]
-                u = c * prior[active, n] * visits[active, n].float().sqrt()[:, None] / (1.0 + cv)
-                score = torch.where(legal[active, n], sign * q0 + u, float("-inf"))
+                fch = base[active, None] + ch.clamp_min(0)
+                cv = torch.where(seen, f_visits[fch], 0).float()
+                q0 = torch.where(cv > 0, torch.where(seen, f_wsum[fch], 0.0) / cv.clamp_min(1), 0.0)
+                sign = torch.where(f_player[fn] == 1, -1.0, 1.0)[:, None]
+                u = (c * f_visits[fn].float().sqrt())[:, None] * f_prior[fn] / (1.0 + cv)
+                score = torch.where(f_legal[fn], sign * q0 + u, float("-inf"))
                 a = score.argmax(1)
                 nxt = ch.gather(1, a[:, None]).squeeze(1)
                 new = nxt < 0
-                leaf_parent[active[new]] = n[new]
-                leaf_action[active[new]] = a[new]
+                if new.any():
+                    leaf_parent[active[new]] = node[active[new]]
+                    leaf_action[active[new]] = a[new]
                 go = active[~new]
-                node[go] = nxt[~new]
-                active = go[~term[go, node[go]]]
+                nxt = nxt[~new]
+                node[go] = nxt
+                active = go[~f_term[base[go] + nxt]]
             leaf_v0 = torch.zeros(B, device=dev)
             exp = (leaf_action >= 0).nonzero().squeeze(1)
             old = (leaf_action < 0).nonzero().squeeze(1)
-            if old.numel():
-                leaf_v0[old] = wsum[old, node[old]] / visits[old, node[old]].clamp_min(1).float()
+            if old.numel():                                                     # terminal leaves: exact value
+                fo = base[old] + node[old]
+                leaf_v0[old] = f_wsum[fo] / f_visits[fo].clamp_min(1).float()
             if exp.numel():
                 par = leaf_parent[exp]
-                parent_states = {k: t[exp, par] for k, t in states.items()}
-                kids = eng.step(parent_states, leaf_action[exp])
+                fpar = base[exp] + par
+                act = leaf_action[exp]
+                kids = eng.step({k: t[fpar] for k, t in f_states.items()}, act)
                 nid = num_nodes[exp]
                 num_nodes[exp] += 1
-                children[exp, par, leaf_action[exp]] = nid
-                parent[exp, nid] = par
+                fnid = base[exp] + nid
+                f_children[fpar, act] = nid
                 kt = eng.terminal(kids)
                 kp = eng.current_player(kids)
                 kl = eng.legal(kids) & ~kt[:, None]
-                player[exp, nid], term[exp, nid], legal[exp, nid] = kp, kt, kl
-                for k, t in states.items():
-                    t[exp, nid] = kids[k]
+                f_player[fnid], f_term[fnid], f_legal[fnid] = kp, kt, kl
+                for k, t in f_states.items():
+                    t[fnid] = kids[k]
                 v0 = eng.returns(kids)[:, 0]
                 live = (~kt).nonzero().squeeze(1)
                 if live.numel():
                     sub = {k: t[live] for k, t in kids.items()}
                     pp, vv = self._eval(eng.observation(sub), kl[live])
-                    prior[exp[live], nid[live]] = pp
+                    f_prior[fnid[live]] = pp
                     v0[live] = torch.where(kp[live] == 1, -vv, vv)
                 leaf_v0[exp] = v0
                 node[exp] = nid
-            cur = node
-            idx = rows
-            while idx.numel():
-                ci = cur[idx]
-                visits[idx, ci] += 1
-                wsum[idx, ci] += leaf_v0[idx]
-                cur = cur.clone()
-                cur[idx] = parent[idx, ci]
-                idx = idx[cur[idx] >= 0]
+            # back up along the recorded paths in one scatter: every node on a path once
+            path.append(base + node)
+            flat = torch.cat(path)
+            f_visits.index_add_(0, flat, torch.ones_like(flat, dtype=f_visits.dtype))
+            f_wsum.index_add_(0, flat, leaf_v0[flat // N])
             self.stats.simulations += B
         ch = children[:, 0]
         rv = torch.where(ch >= 0, visits[rows[:, None], ch.clamp_min(0)], 0)
