@@ -78,23 +78,28 @@ def test_small_connect_four_solves_quickly():
     assert time.perf_counter() - t0 < 120
 
 
+def random_positions(game, count, lo, hi, seed):
+    """`count` non-terminal positions after lo..hi-1 uniformly random moves."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        s = game.new_initial_state()
+        target = int(rng.integers(lo, hi))
+        while not s.is_terminal() and len(s.history()) < target:
+            s.apply_action(int(rng.choice(s.legal_actions())))
+        if not s.is_terminal():
+            out.append(s)
+    return out
+
+
 def test_exact_solver_agrees_with_bitbully_on_late_positions():
     pytest.importorskip("bitbully")
     g = pyspiel.load_game("connect_four")
     memo, bb = MemoSolver(g), BitBullyOracle()
-    rng = np.random.default_rng(0)
-    checked = 0
-    while checked < 200:
-        s = g.new_initial_state()
-        target = int(rng.integers(26, 36))
-        while not s.is_terminal() and len(s.history()) < target:
-            s.apply_action(int(rng.choice(s.legal_actions())))
-        if s.is_terminal():
-            continue
+    for s in random_positions(g, 200, 26, 36, seed=0):
         a, b = memo.label(s), bb.label(s)
         assert a.value == b.value, s.history()
         assert a.best_mask == b.best_mask, s.history()
-        checked += 1
 
 
 def test_bitbully_weak_labels_match_exact_scores_midgame():
@@ -103,21 +108,12 @@ def test_bitbully_weak_labels_match_exact_scores_midgame():
     from bitbully import Board
     g = pyspiel.load_game("connect_four")
     bb = BitBullyOracle()
-    rng = np.random.default_rng(1)
-    checked = 0
-    while checked < 60:
-        s = g.new_initial_state()
-        target = int(rng.integers(6, 24))
-        while not s.is_terminal() and len(s.history()) < target:
-            s.apply_action(int(rng.choice(s.legal_actions())))
-        if s.is_terminal():
-            continue
+    for s in random_positions(g, 60, 6, 24, seed=1):
         scores = bb.agent.score_all_moves(Board.from_moves(s.history()))
         best = max(np.sign(v) for v in scores.values())
         lab = bb.label(s)
         assert lab.value == best, s.history()
         assert lab.best_mask == sum(1 << a for a, v in scores.items() if np.sign(v) == best), s.history()
-        checked += 1
 
 
 def test_smoothing_and_frontier_on_a_known_curve():
