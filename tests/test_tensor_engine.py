@@ -12,7 +12,7 @@ from azscale.search import BatchedMCTS, select_actions
 from azscale.search_tensor import TensorMCTS
 from azscale.selfplay import make_evaluator
 
-GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)"]
+GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago"]
 
 
 def compare_random_games(game, n, seed):
@@ -45,7 +45,7 @@ def test_ten_thousand_random_games_match_openspiel(game):
     compare_random_games(game, 10_000, 2)
 
 
-@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four"])
+@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago"])
 def test_search_driven_games_match_openspiel(game):
     """Games chosen by the tensor search (greedy after noise) replay identically in OpenSpiel."""
     torch.manual_seed(0)
@@ -70,6 +70,7 @@ def test_search_driven_games_match_openspiel(game):
 @pytest.mark.parametrize("game,hist", [
     ("connect_four", [[], [3], [3, 3, 2], [0, 1, 2, 3, 4, 5, 6, 0], [0, 1, 0, 1, 0, 1]]),
     ("tic_tac_toe", [[], [4], [0, 3, 1, 4], [0, 4, 8, 2]]),
+    ("pentago", [[], [9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
 ])
 def test_tensor_search_equals_reference_search(game, hist):
     """Same positions, same network, no noise: identical root visits and values."""
@@ -86,9 +87,10 @@ def test_tensor_search_equals_reference_search(game, hist):
 def test_engine_selection():
     assert make_engine("connect_four", "auto").name == "tensor"
     assert make_engine("connect_four", "spiel").name == "spiel"
-    assert make_engine("pentago", "auto").name == "spiel"
-    with pytest.raises(UserError, match="no tensor twin for 'pentago'"):
-        make_engine("pentago", "tensor")
+    assert make_engine("pentago", "auto").name == "tensor"
+    assert make_engine("oware", "auto").name == "spiel"
+    with pytest.raises(UserError, match="no tensor twin for 'oware'"):
+        make_engine("oware", "tensor")
     with pytest.raises(UserError, match="unknown engine"):
         make_engine("connect_four", "gpu")
 
