@@ -129,17 +129,21 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          first_moves: Optional[int] = typer.Option(None, help="Count only states within the first K moves"),
          fit_window: str = typer.Option("paper", help="paper (each game's window from the paper), ranks:LO-HI or counts:HI-LO"),
          weight: Optional[str] = typer.Option(None, help="LS weight: 2/sqrt(rank), 2/rank or none (default: the window's)"),
-         bootstrap: int = typer.Option(0, help="Bootstrap resamples of games for confidence intervals (e.g. 100)"),
+         bootstrap: int = typer.Option(0, "--replicates", "--bootstrap",
+                                       help="Resampling replicates over games for intervals (e.g. 25): groups "
+                                            "left out by the jackknife, or resamples of the bootstrap"),
+         interval: str = typer.Option("jackknife", help="jackknife (delete-a-group over games; default) or "
+                                                        "bootstrap (games with replacement; biased for counts)"),
          mle: bool = typer.Option(True, help="Also run the maximum-likelihood (Clauset) fit"),
          workers: Optional[int] = typer.Option(None, help="Replay processes (default: all cores)"),
-         seed: int = typer.Option(0, help="Bootstrap seed"),
+         seed: int = typer.Option(0, help="Resampling seed"),
          symmetry: bool = typer.Option(False, "--symmetry", help="Symmetry-reduced state keys (connect_four mirror, tic_tac_toe D4)"),
          late_turn: float = typer.Option(40, help="A state is late when its mean turn is >= this")):
     """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents."""
     import os
     from .analysis.zipf_report import zipf_analysis
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
-                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn)
+                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval)
     for c in res["curves"]:
         fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
         typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")

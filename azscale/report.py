@@ -30,6 +30,14 @@ def _read_json(p: Path) -> dict[str, Any] | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def _interval_text(z: dict[str, Any]) -> str:
+    iv = z.get("intervals") or {}
+    if iv.get("method") in (None, "none"):
+        return "No intervals (no resampling requested)."
+    return (f"95% intervals: estimate ± 1.96 × the {iv['method']} standard error over games "
+            f"({iv['replicates']} replicates); n/a where too few replicates gave a usable fit.")
+
+
 def _missing(x) -> bool:
     """A number absent from a table or JSON file (JSON writes a missing number as null)."""
     return x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
@@ -125,7 +133,8 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
         paper = PAPER_ZIPF.get(base_name(game))
         pr = PAPER_RANDOM_ZIPF.get(base_name(game))
         md = (f"State key `{z['key_scheme']}`; self-play window `{z['selection']['window']}`; fit window "
-              f"{json.dumps(z['fit_window'])}. Exponents in the rank-frequency convention (frequency ∝ rank^-α).\n\n"
+              f"{json.dumps(z['fit_window'])}. Exponents in the rank-frequency convention (frequency ∝ rank^-α). "
+              + _interval_text(z) + "\n\n"
               + _md_table(pd.DataFrame(rows))
               + f"\n\nThe paper's combined-curve exponent for {game}: {paper if paper is not None else 'not reported'}"
               + (f"; uniformly random play: ~{pr}" if pr else "") + ". Its curves reach ~2·10⁷ distinct states; "

@@ -77,18 +77,43 @@ def _game_visits(seed, states=20000, n_games=4000, per_game=50, alpha=1.1):
     return visit_state, np.repeat(np.arange(n_games), per_game), np.bincount(visit_state, minlength=states)
 
 
-def test_bootstrap_over_games_standard_error_matches_replicates():
-    """The bootstrap standard error must match the real spread of the estimate over
+@pytest.mark.parametrize("interval", ["jackknife", "bootstrap"])
+def test_resampling_standard_error_matches_replicates(interval):
+    """The standard error from resampling games must match the real spread of the estimate over
     independent data sets (within a factor of 2), and the interval must hold the estimate."""
     window = {"kind": "ranks", "lo": 5, "hi": 500, "weight": "2/sqrt(rank)"}
-    spread = np.std([fit_ls(_game_visits(100 + k)[2], window).alpha for k in range(12)], ddof=1)
     vs, vg, counts = _game_visits(1)
-    ls, mle = fit_all(counts, window, (vs, vg, 4000), bootstrap=30, seed=1)
+    ls, mle = fit_all(counts, window, (vs, vg, 4000), bootstrap=30, seed=1, interval=interval)
+    data = [_game_visits(100 + k)[2] for k in range(12)]
+    ls_spread = np.std([fit_ls(c, window).alpha for c in data], ddof=1)
+    # the estimator reported chooses x_min on its data, so its real spread includes that choice
+    mle_spread = np.std([fit_mle(c, compare=False).alpha for c in data], ddof=1)
     assert abs(ls.alpha - 1.1) < 0.02
-    assert 0.5 < ls.stderr / spread < 2.0, (ls.stderr, spread)
+    assert 0.5 < ls.stderr / ls_spread < 2.0, (ls.stderr, ls_spread)
     assert ls.ci_low < ls.alpha < ls.ci_high
-    assert ls.details["bootstrap"]["resampled"] == "games"
+    assert ls.details["resampling"]["resampled"] == "games"
+    assert ls.details["resampling"]["method"] == interval
     assert mle.ci_low < mle.alpha < mle.ci_high
+    if interval == "jackknife":        # (the bootstrap's MLE error is 0.4x the real spread here)
+        assert 0.5 < mle.stderr / mle_spread < 2.0, (mle.stderr, mle_spread)
+
+
+def test_jackknife_survives_where_the_bootstrap_breaks():
+    """Games that each visit mostly their own states (like random play): the bootstrap's
+    duplicated games inflate low counts and move the MLE; the jackknife stays near the spread."""
+    rng = np.random.default_rng(5)
+    n_games, per_game = 3000, 30
+    shared = rng.zipf(1.8, n_games * per_game) % 5000            # some states recur
+    own = 10**6 + np.arange(n_games * per_game)                  # most states belong to one game
+    vs = np.where(rng.random(n_games * per_game) < 0.35, shared, own)
+    _, vs = np.unique(vs, return_inverse=True)
+    vg = np.repeat(np.arange(n_games), per_game)
+    counts = np.bincount(vs)
+    window = {"kind": "ranks", "lo": 5, "hi": 300, "weight": "2/sqrt(rank)"}
+    ls, mle = fit_all(counts, window, (vs, vg, n_games), bootstrap=20, seed=0)
+    assert mle.details["resampling"]["usable"] >= 10
+    assert mle.ci_low < mle.alpha < mle.ci_high
+    assert mle.stderr < 0.2
 
 
 def test_paper_window_by_counts():

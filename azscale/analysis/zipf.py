@@ -14,12 +14,19 @@ Two estimators:
   proportional to c^-gamma for c >= x_min, the rank-frequency exponent is
   alpha_Z = 1 / (gamma - 1). The fit also reports a normalized log-likelihood ratio against a
   lognormal (R > 0 favours the power law; p is its significance).
-Uncertainty: bootstrap over *games* (resampling whole games with replacement, since visits
-within a game are not independent). The interval is the estimate +- z * the bootstrap standard
-error. We do not report the percentile interval as the CI: resampling duplicates games, which
-makes counts clumpier and shifts count-based exponents (seen on random tic_tac_toe: the MLE's
-percentile interval missed its own estimate). The bootstrap mean and the percentile interval are
-kept in `details` so that shift stays visible.
+Uncertainty: resampling over *games* (visits within a game are not independent), by default
+the delete-a-group jackknife: games are split at random into K groups, each fit is redone K
+times with one group left out, and the standard error is sqrt((K-1)/K * sum (theta_k -
+mean)^2); the interval is the estimate +- z * that error. Why not the bootstrap (still
+available as `interval="bootstrap"`): drawing games with replacement duplicates them, and a
+duplicated game multiplies the counts of the states only it visited, turning singletons into
+doubles and triples. Count-based fits then move: on 20,000 random Connect Four games every
+bootstrap MLE fit ran into powerlaw's parameter bound (gamma = 3, alpha 0.5 against 0.83 on the
+data) and the LS bootstrap mean sat 6 standard errors below the estimate. Leaving games out
+never duplicates one, so counts keep their shape. Against the real spread of the estimators
+over independent synthetic data sets (tests/test_zipf.py), the jackknife's errors are 0.9x (LS)
+and 0.9x (MLE, x_min chosen on each data set); the bootstrap's MLE error was 0.4x. MLE replicates that powerlaw flags as stuck at a parameter bound are
+dropped and counted in `details`.
 """
 
 from __future__ import annotations
@@ -187,37 +194,81 @@ def bootstrap_counts(state_of_visit: np.ndarray, game_of_visit: np.ndarray, n_ga
         yield np.bincount(state_of_visit, weights=w[game_of_visit], minlength=n_states)
 
 
+def jackknife_counts(state_of_visit: np.ndarray, game_of_visit: np.ndarray, n_games: int,
+                     groups: int, seed: int = 0):
+    """Yield state-count vectors with one random group of games left out, for each of `groups`."""
+    rng = np.random.default_rng(seed)
+    n_states = int(state_of_visit.max()) + 1 if len(state_of_visit) else 0
+    group_of_game = rng.permutation(n_games) % groups
+    group_of_visit = group_of_game[game_of_visit]
+    for g in range(groups):
+        yield np.bincount(state_of_visit[group_of_visit != g], minlength=n_states)
+
+
+INTERVALS = ("jackknife", "bootstrap")
+
+
 def fit_all(counts: np.ndarray, window: dict[str, Any], visits=None, bootstrap: int = 0,
-            level: float = 0.95, seed: int = 0, mle: bool = True) -> list[FitResult]:
-    """Both fits; with `visits` (state index and game index per visit) and `bootstrap` > 0,
-    percentile intervals from resampling games. The bootstrap MLE keeps x_min fixed at the
-    full-data choice (refitting x_min on every resample would dominate the cost)."""
+            level: float = 0.95, seed: int = 0, mle: bool = True,
+            interval: str = "jackknife") -> list[FitResult]:
+    """Both fits; with `visits` (state index and game index per visit) and `bootstrap` > 0
+    replicates, standard errors and intervals from resampling games (`interval`: the grouped
+    jackknife with `bootstrap` groups, or the bootstrap with `bootstrap` resamples; see the
+    module text). The MLE replicates keep x_min fixed at the full-data choice (refitting x_min
+    on every replicate would dominate the cost)."""
+    if interval not in INTERVALS:
+        raise UserError(f"unknown interval method '{interval}' (use {' or '.join(INTERVALS)})")
     out = [fit_ls(counts, window)]
     if mle:
         out.append(fit_mle(counts))
-    if visits is not None and bootstrap > 0:
-        state_idx, game_idx, n_games = visits
-        ls_samples, mle_samples = [], []
-        for bc in bootstrap_counts(state_idx, game_idx, n_games, bootstrap, seed):
-            sc = rank_frequency(bc)
-            lo, hi, _ = resolve_window(sc, window)
-            ls_samples.append(ls_alpha(sc, lo, hi, window["weight"]))
-            if mle and not math.isnan(out[1].alpha):
-                xm = out[1].details["xmin"]
-                g = _powerlaw_fit(sc[sc >= xm], xm).estimates[0]   # only the tail enters the fit
+    if visits is None or bootstrap <= 0:
+        return out
+    state_idx, game_idx, n_games = visits
+    reps = min(bootstrap, n_games) if interval == "jackknife" else bootstrap
+    if reps < 2:
+        return out
+    gen = (jackknife_counts if interval == "jackknife" else bootstrap_counts)(state_idx, game_idx, n_games,
+                                                                               reps, seed)
+    ls_samples, mle_samples, stuck = [], [], 0
+    for bc in gen:
+        sc = rank_frequency(bc)
+        lo, hi, _ = resolve_window(sc, window)
+        ls_samples.append(ls_alpha(sc, lo, hi, window["weight"]))
+        if mle and not math.isnan(out[1].alpha):
+            xm = out[1].details["xmin"]
+            f = _powerlaw_fit(sc[sc >= xm], xm)            # only the tail enters the fit
+            g = f.estimates[0]
+            if getattr(f.power_law, "noise_flag", False):  # stuck at powerlaw's parameter bound
+                stuck += 1
+                mle_samples.append(math.nan)
+            else:
                 mle_samples.append(1 / (g - 1) if g > 1 else math.nan)
-        from scipy.stats import norm
-        z = float(norm.ppf((1 + level) / 2))
-        for res, samples in ((out[0], ls_samples), (out[1] if mle else None, mle_samples)):
-            s = np.asarray([x for x in samples if not math.isnan(x)])
-            if res is not None and s.size > 1:
-                res.stderr = float(s.std(ddof=1))
-                res.ci_low, res.ci_high = res.alpha - z * res.stderr, res.alpha + z * res.stderr
-                res.details["bootstrap"] = {
-                    "reps": int(s.size), "level": level, "resampled": "games",
-                    "interval": "estimate +- z * bootstrap standard error",
-                    "bootstrap_mean": float(s.mean()),
-                    "percentile_interval": [float(x) for x in np.percentile(s, [(1 - level) * 50, (1 + level) * 50])]}
+    from scipy.stats import norm
+    z = float(norm.ppf((1 + level) / 2))
+    for res, samples in ((out[0], ls_samples), (out[1] if mle else None, mle_samples)):
+        if res is None:
+            continue
+        s_ = np.asarray([x for x in samples if not math.isnan(x)])
+        info: dict[str, Any] = {"method": interval, "replicates": len(samples), "usable": int(s_.size),
+                                "level": level, "resampled": "games",
+                                "interval": f"estimate +- z * {interval} standard error"}
+        if res.method == "mle":
+            info["stuck_at_bound"] = stuck
+        if s_.size > 1 and s_.size >= len(samples) / 2:
+            if interval == "jackknife":
+                k = s_.size
+                res.stderr = float(math.sqrt((k - 1) / k * ((s_ - s_.mean()) ** 2).sum()))
+            else:
+                res.stderr = float(s_.std(ddof=1))
+                info["bootstrap_mean"] = float(s_.mean())
+                info["percentile_interval"] = [float(x) for x in np.percentile(s_, [(1 - level) * 50,
+                                                                                   (1 + level) * 50])]
+            res.ci_low, res.ci_high = res.alpha - z * res.stderr, res.alpha + z * res.stderr
+        else:
+            info["interval"] = "none: too few usable replicates"
+            res.ci_low = res.ci_high = math.nan
+            res.stderr = math.nan          # (the MLE's analytic error assumes independent visits)
+        res.details["resampling"] = info
     return out
 
 

@@ -40,7 +40,7 @@ def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | N
 
 
 def _index_visits(v: Visits) -> tuple[np.ndarray, np.ndarray, int]:
-    """State index and dense game index per visit, for the bootstrap."""
+    """State index and dense game index per visit, for resampling games."""
     _, state_idx = np.unique(v.key, return_inverse=True)
     games, game_idx = np.unique(v.game, return_inverse=True)
     return state_idx.ravel(), game_idx.ravel(), len(games)
@@ -50,7 +50,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                   temperature: float | None = None, first_moves: int | None = None,
                   fit_window: str = "paper", weight: str | None = None, bootstrap: int = 0,
                   workers: int = 1, seed: int = 0, mle: bool = True, symmetry: bool = False,
-                  late_turn: float = LATE_TURN) -> dict[str, Any]:
+                  late_turn: float = LATE_TURN, interval: str = "jackknife") -> dict[str, Any]:
     out = Path(out)
     tables = [runs.read_games(s) for s in sources]
     per_run: list[tuple[str, pa.Table, Path]] = []
@@ -71,6 +71,8 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                                "selection": {"window": window, "kinds": list(kinds),
                                              "temperature": temperature, "first_moves": first_moves},
                                "fit_window": fw, "exponent_convention": "frequency ∝ rank^-alpha",
+                               "intervals": {"method": interval if bootstrap else "none", "replicates": bootstrap,
+                                             "resampled": "games"},
                                "curves": []}
     curves = []
     pooled_visits: list[Visits] = []
@@ -79,7 +81,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         st, v = build_states(t, window, kinds, temperature, first_moves, workers, keep_visits=True,
                              symmetry=symmetry, sources=[str(Path(src).resolve())])
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
-                       seed=seed, mle=mle)
+                       seed=seed, mle=mle, interval=interval)
         curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits,
                        "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record(label, st, fits))
@@ -97,7 +99,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                          visits=int(len(v.key)), sources=[str(Path(p).resolve()) for _, _, p in per_run])
         st = states_table(aggregate(v), game, meta, scheme)
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
-                       seed=seed, mle=mle)
+                       seed=seed, mle=mle, interval=interval)
         curves.append({"label": "combined", "counts": st["count"].to_numpy(), "fits": fits,
                        "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record("combined", st, fits))
@@ -147,7 +149,9 @@ def summary_markdown(res: dict[str, Any]) -> str:
              f"{sel['temperature'] if sel['temperature'] is not None else 'all'}; first moves: "
              f"{sel['first_moves'] or 'all'}",
              f"- exponents: rank-frequency convention, {res['exponent_convention']}; MLE converted "
-             f"from the counts' power law by alpha = 1/(gamma - 1)", "",
+             f"from the counts' power law by alpha = 1/(gamma - 1)",
+             f"- intervals: {res['intervals']['method']} over games, {res['intervals']['replicates']} replicates "
+             f"(estimate +- 1.96 standard errors)", "",
              "| curve | games | visits | distinct states | method | alpha | 95% CI | fit range | weight |",
              "| --- | ---: | ---: | ---: | --- | ---: | --- | --- | --- |"]
     for c in res["curves"]:
