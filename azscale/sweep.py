@@ -94,7 +94,11 @@ def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | N
             if diff:
                 raise UserError(f"{root} holds a sweep with other settings ({', '.join(diff)}); choose another --out")
         runs.atomic_write_json(manifest, asdict(sc))
-        # 1. training
+        # 1. training; a run already there must have been trained with these settings, finished
+        # or not (a changed preset must not leave old runs silently in the comparison)
+        from .train import _check_resume
+        for c, d in configs:
+            _check_resume(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
         log(f"training: {len(configs) - len(pending)}/{len(configs)} runs finished")
         if executor == "ray":

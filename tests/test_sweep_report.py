@@ -132,6 +132,19 @@ def test_sweep_refuses_other_settings(tiny_sweep):
     assert r.returncode == 2 and "other settings" in r.stderr
 
 
+def test_sweep_refuses_finished_runs_trained_with_other_settings(tiny_sweep, tmp_path):
+    """A preset changed after a run finished: the rerun must say so, not keep the old run."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    cfg_path = next((sw / "runs").glob("*/config.json"))
+    cfg = json.loads(cfg_path.read_text())
+    cfg["settings"]["games_in_flight"] += 1
+    cfg_path.write_text(json.dumps(cfg))
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "holds a run with different settings: games_in_flight" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def _free_port():
     import socket
     with socket.socket() as s:
