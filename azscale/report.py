@@ -31,7 +31,9 @@ def _read_json(p: Path) -> dict[str, Any] | None:
 
 
 def _interval_text(z: dict[str, Any]) -> str:
-    iv = z.get("intervals") or {}
+    iv = z.get("intervals")
+    if iv is None:                       # fits.json from before intervals were recorded
+        return ""
     if iv.get("method") in (None, "none"):
         return "No intervals (no resampling requested)."
     return (f"95% intervals: estimate ± 1.96 × the {iv['method']} standard error over games "
