@@ -27,7 +27,7 @@ PAPER_ELO_EXPONENT = {"connect_four": 0.88, "pentago": 0.88}
 
 
 def _read_json(p: Path) -> dict[str, Any] | None:
-    return json.loads(p.read_text()) if p.exists() else None
+    return runs.read_json(p, "azscale result file") if p.exists() else None
 
 
 def _interval_text(z: dict[str, Any]) -> str:
@@ -40,15 +40,6 @@ def _interval_text(z: dict[str, Any]) -> str:
             f"({iv['replicates']} replicates); n/a where too few replicates gave a usable fit.")
 
 
-def _missing(x) -> bool:
-    """A number absent from a table or JSON file (JSON writes a missing number as null)."""
-    return x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
-
-
-def _fmt(x, nd=3) -> str:
-    if _missing(x):
-        return "n/a"
-    return f"{x:.{nd}f}"
 
 
 def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
@@ -128,8 +119,8 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
                 continue
             for c in res["curves"]:
                 for f in c["fits"]:
-                    rows.append({"data": label, "curve": c["label"], "method": f["method"], "alpha": _fmt(f["alpha"]),
-                                 "95% CI": "n/a" if _missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+                    rows.append({"data": label, "curve": c["label"], "method": f["method"], "alpha": runs.fmt_number(f["alpha"]),
+                                 "95% CI": "n/a" if runs.is_missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
                                  "fit range": f["window"], "distinct states": f"{c['distinct_states']:,}",
                                  "visits": f"{c['visits']:,}"})
         paper = PAPER_ZIPF.get(base_name(game))
@@ -157,7 +148,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
         lj = _read_json(a / name / "loss.json")
         if not lj:
             continue
-        rows = [{"params": f"{int(p):,}", "loss at top ranks": _fmt(t["loss_top"], 4), "loss in the tail": _fmt(t["loss_tail"], 4),
+        rows = [{"params": f"{int(p):,}", "loss at top ranks": runs.fmt_number(t["loss_top"], 4), "loss in the tail": runs.fmt_number(t["loss_tail"], 4),
                  "Spearman ρ (loss, rank)": f"{t['spearman_rho']:+.2f}", "rises with rank": "yes" if t["rises"] else "no"}
                 for p, t in sorted(lj["loss_rises_with_rank"].items(), key=lambda kv: int(kv[0]))]
         md = (f"Value loss (z − v)², both in the `{lj['frame']}` frame; states seen ≥ {lj['selection']['min_count']} times in "
@@ -194,15 +185,15 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
         if sj:
             f = sj["elo_exponent"]
             paper = PAPER_ELO_EXPONENT.get(base_name(game))
-            md += (f"\nElo exponent α_N = {_fmt(f['alpha'])} [{_fmt(f['ci_low'])}, {_fmt(f['ci_high'])}] over "
+            md += (f"\nElo exponent α_N = {runs.fmt_number(f['alpha'])} [{runs.fmt_number(f['ci_low'])}, {runs.fmt_number(f['ci_high'])}] over "
                    f"{f['params_min']:,}–{f['params_max']:,} parameters ({f['sizes']} sizes)"
                    f"{'; the paper: ≈ ' + str(paper) if paper else ''}.\n")
             if "quanta" in sj:
                 q = sj["quanta"]
                 md += "\nQuanta prediction α_N = α_Z − 1 against the measured α_N:\n\n" + _md_table(pd.DataFrame(
-                    [{"Zipf fit": m, "α_Z": _fmt(p["alpha_Z"]), "predicted α_N": _fmt(p["alpha_N"]),
-                      "measured α_N": _fmt(q["measured_alpha_N"]),
-                      "measured 95% CI": f"[{_fmt(q['measured_ci'][0])}, {_fmt(q['measured_ci'][1])}]"}
+                    [{"Zipf fit": m, "α_Z": runs.fmt_number(p["alpha_Z"]), "predicted α_N": runs.fmt_number(p["alpha_N"]),
+                      "measured α_N": runs.fmt_number(q["measured_alpha_N"]),
+                      "measured 95% CI": f"[{runs.fmt_number(q['measured_ci'][0])}, {runs.fmt_number(q['measured_ci'][1])}]"}
                      for m, p in q["predicted"].items()])) + "\n"
             for x in sj.get("figures", []):
                 shutil.copy(a / "scaling" / x, figs_dir / f"scaling_{x}")

@@ -98,6 +98,26 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object written by azscale; a damaged or foreign file is one clear error."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{path}: not a readable {what}") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: not a {what}")
+    return d
+
+
+def is_missing(x: Any) -> bool:
+    """A number absent from a result (None, as JSON writes it, NaN or infinite)."""
+    return x is None or (isinstance(x, float) and not math.isfinite(x))
+
+
+def fmt_number(x: Any, nd: int = 3) -> str:
+    return "n/a" if is_missing(x) else f"{x:.{nd}f}"
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Strict JSON: a missing number (NaN, e.g. a fit with too few points) is written as null."""
     atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")

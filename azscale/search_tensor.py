@@ -96,9 +96,8 @@ class TensorMCTS:
                 a = score.argmax(1)
                 nxt = ch.gather(1, a[:, None]).squeeze(1)
                 new = nxt < 0
-                if new.any():
-                    leaf_parent[active[new]] = node[active[new]]
-                    leaf_action[active[new]] = a[new]
+                leaf_parent[active[new]] = node[active[new]]
+                leaf_action[active[new]] = a[new]
                 go = active[~new]
                 nxt = nxt[~new]
                 node[go] = nxt

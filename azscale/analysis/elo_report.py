@@ -226,24 +226,14 @@ def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, threshold: float
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
     final, fs = _final_agents(table, samples)
     steps = size_steps(final, fs, threshold)
-    z = _read_json(zipf, "fits.json of azscale zipf") if zipf else None
+    z = runs.read_json(zipf, "fits.json of azscale zipf") if zipf else None
     try:
         ef = elo_exponent(final, fs).to_dict()
     except UserError:
         ef = None
-    lo = _read_json(loss, "loss.json of azscale loss") if loss else None
+    lo = runs.read_json(loss, "loss.json of azscale loss") if loss else None
     text = verdict_markdown(summary["game"], steps, z, ef, threshold, lo)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
     return {"steps": steps_to_dicts(steps), "flagged": any(s.flagged for s in steps), "markdown": str(out)}
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{path}: not a readable {what}") from None
-    if not isinstance(d, dict):
-        raise UserError(f"{path}: not a {what}")
-    return d

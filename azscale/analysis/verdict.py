@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..runs import fmt_number
+
 
 @dataclass
 class Step:
@@ -78,9 +80,9 @@ def verdict_markdown(game: str, steps: list[Step], zipf: dict[str, Any] | None =
         early = eg.get("early_only_ls") or {}
         lines.append(f"- Zipf curve '{eg['curve']}' (key `{zipf['key_scheme']}`): share of late states "
                      f"(mean turn >= {eg['late_turn']:g}) among the 100 most frequent: "
-                     f"{_f(eg['late_share_top100'])}; {eg['late_states']:,} late states in all.")
-        lines.append(f"- LS exponent with all states {_f(all_ls['alpha'] if all_ls else math.nan)}, "
-                     f"without late states {_f(early.get('alpha', math.nan))} "
+                     f"{fmt_number(eg['late_share_top100'])}; {eg['late_states']:,} late states in all.")
+        lines.append(f"- LS exponent with all states {fmt_number(all_ls['alpha'] if all_ls else math.nan)}, "
+                     f"without late states {fmt_number(early.get('alpha', math.nan))} "
                      f"(a shoulder from frequent end-game states shows as a difference).")
         share = eg["late_share_top100"]
         if flagged:
@@ -108,7 +110,7 @@ def _early_late_lines(loss: dict[str, Any] | None, flagged: list[Step]) -> list[
            "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for p in sorted(by):
         v = by[p]
-        out.append(f"| {p:,} | {_f(v['early_loss'])} | {_f(v['late_loss'])} | {v['early_states']:,} | "
+        out.append(f"| {p:,} | {fmt_number(v['early_loss'])} | {fmt_number(v['late_loss'])} | {v['early_states']:,} | "
                    f"{v['late_states']:,} | {v['seeds']} |")
     out.append("")
     for s in flagged:
@@ -132,10 +134,6 @@ def _early_late_lines(loss: dict[str, Any] | None, flagged: list[Step]) -> list[
 
 def _num(x) -> float:
     return math.nan if x is None else float(x)
-
-
-def _f(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 def steps_to_dicts(steps: list[Step]) -> list[dict[str, Any]]:

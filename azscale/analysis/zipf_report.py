@@ -137,8 +137,6 @@ def _curve_record(label: str, st: pa.Table, fits: list[FitResult]) -> dict[str, 
             "fits": [f.to_dict() for f in fits]}
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 def summary_markdown(res: dict[str, Any]) -> str:
@@ -156,15 +154,15 @@ def summary_markdown(res: dict[str, Any]) -> str:
              "| --- | ---: | ---: | ---: | --- | ---: | --- | --- | --- |"]
     for c in res["curves"]:
         for f in c["fits"]:
-            ci = "n/a" if f["ci_low"] is None or math.isnan(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+            ci = "n/a" if runs.is_missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
             lines.append(f"| {c['label']} | {c['games']:,} | {c['visits']:,} | {c['distinct_states']:,} | "
-                         f"{f['method']} | {_fmt(f['alpha'])} | {ci} | {f['window']} | {f['weight']} |")
+                         f"{f['method']} | {runs.fmt_number(f['alpha'])} | {ci} | {f['window']} | {f['weight']} |")
     eg = res.get("endgame")
     if eg:
         lines += ["", f"End game (curve '{eg['curve']}', late = mean turn >= {eg['late_turn']:g}): "
                       f"{eg['late_states']:,} late states; share of late states among the top 100 ranks: "
-                      f"{_fmt(eg['late_share_top100'])}; LS exponent without late states: "
-                      f"{_fmt(eg['early_only_ls']['alpha']) if eg['early_only_ls'] else 'n/a'}. "
+                      f"{runs.fmt_number(eg['late_share_top100'])}; LS exponent without late states: "
+                      f"{runs.fmt_number(eg['early_only_ls']['alpha']) if eg['early_only_ls'] else 'n/a'}. "
                       f"Late share per rank bin: late_share.csv."]
     lines += ["", "Figures: " + ", ".join(res.get("figures", [])), ""]
     return "\n".join(lines)

@@ -110,6 +110,19 @@ class _BoardGame:
     def current_player(self, s: State) -> torch.Tensor:
         return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
 
+    def _placed(self, s: State, cells: torch.Tensor) -> torch.Tensor:
+        """A copy of the boards, flattened [n, R*C], with the mover's stone on each game's cell."""
+        board = s["board"].flatten(1).clone()
+        board[torch.arange(board.shape[0], device=board.device), cells] = (s["player"] + 1).to(torch.int8)
+        return board
+
+    def _after_move(self, s: State, board: torch.Tensor) -> State:
+        """The next states under the k-in-a-row rules: the mover wins with a line, a full board draws."""
+        out = {"board": board.view(-1, self.rows, self.cols), "player": 1 - s["player"],
+               "moves": s["moves"] + 1, "outcome": s["outcome"]}
+        self._finish(out, s["player"])
+        return out
+
     def _finish(self, s: State, placed_by: torch.Tensor) -> None:
         mine = s["board"] == (placed_by + 1).view(-1, 1, 1).to(torch.int8)
         won = _lines_won(mine, self.k)
@@ -149,16 +162,10 @@ class ConnectFourTensor(_BoardGame):
         return s["board"][:, self.rows - 1, :] == 0
 
     def step(self, s: State, actions: torch.Tensor) -> State:
-        n = self.size(s)
-        board = s["board"].clone()
         col = actions.long()
-        heights = (board != 0).sum(1)                              # [n, C]
+        heights = (s["board"] != 0).sum(1)                          # [n, C]
         row = heights.gather(1, col.view(-1, 1)).squeeze(1)
-        ar = torch.arange(n, device=board.device)
-        board[ar, row, col] = (s["player"] + 1).to(torch.int8)
-        out = {"board": board, "player": 1 - s["player"], "moves": s["moves"] + 1, "outcome": s["outcome"]}
-        self._finish(out, s["player"])
-        return out
+        return self._after_move(s, self._placed(s, row * self.cols + col))
 
     def observation(self, s: State) -> torch.Tensor:
         b = s["board"]
@@ -176,13 +183,7 @@ class TicTacToeTensor(_BoardGame):
         return (s["board"] == 0).flatten(1)
 
     def step(self, s: State, actions: torch.Tensor) -> State:
-        n = self.size(s)
-        board = s["board"].clone().flatten(1)
-        board[torch.arange(n, device=board.device), actions.long()] = (s["player"] + 1).to(torch.int8)
-        out = {"board": board.view(n, 3, 3), "player": 1 - s["player"], "moves": s["moves"] + 1,
-               "outcome": s["outcome"]}
-        self._finish(out, s["player"])
-        return out
+        return self._after_move(s, self._placed(s, actions.long()))
 
     def observation(self, s: State) -> torch.Tensor:
         b = s["board"]
@@ -217,12 +218,8 @@ class PentagoTensor(_BoardGame):
         return (s["board"] == 0).flatten(1).repeat_interleave(8, dim=1)
 
     def step(self, s: State, actions: torch.Tensor) -> State:
-        n = self.size(s)
         a = actions.long()
-        board = s["board"].flatten(1).clone()
-        ar = torch.arange(n, device=board.device)
-        board[ar, a // 8] = (s["player"] + 1).to(torch.int8)
-        board = board.gather(1, self.turn_src[a % 8]).view(n, 6, 6)
+        board = self._placed(s, a // 8).gather(1, self.turn_src[a % 8]).view(-1, 6, 6)
         p0 = _lines_won(board == 1, 5)
         p1 = _lines_won(board == 2, 5)
         moves = s["moves"] + 1
