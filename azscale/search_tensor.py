@@ -19,6 +19,13 @@ import torch
 from .search import SearchResult, SearchStats
 
 
+def _widened(t: torch.Tensor, shape) -> torch.Tensor:
+    """`t` [n, ...] zero-padded to [n, *shape] (a twin's state grew, e.g. oware's board list)."""
+    out = torch.zeros((t.shape[0], *shape), dtype=t.dtype, device=t.device)
+    out[(slice(None), *(slice(0, d) for d in t.shape[1:]))] = t
+    return out
+
+
 class TensorMCTS:
     def __init__(self, engine, model: torch.nn.Module, simulations: int, c_puct: float = 2.0,
                  dirichlet_alpha: float = 1.0, dirichlet_epsilon: float = 0.25):
@@ -43,6 +50,8 @@ class TensorMCTS:
 
     def run(self, roots, rng: np.random.Generator | None, noise: bool = True, root_info=None) -> SearchResult:
         eng, dev = self.engine, self.device
+        if hasattr(eng, "compact"):                     # per-node state as small as it can be
+            roots = eng.compact(roots)
         B, A, S = eng.size(roots), eng.num_actions, self.simulations
         N = S + 1
         rows = torch.arange(B, device=dev)
@@ -53,7 +62,8 @@ class TensorMCTS:
         player = torch.full((B, N), -1, dtype=torch.int8, device=dev)
         term = torch.zeros(B, N, dtype=torch.bool, device=dev)
         legal = torch.zeros(B, N, A, dtype=torch.bool, device=dev)
-        states = {k: torch.zeros((B, N, *v.shape[1:]), dtype=v.dtype, device=dev) for k, v in roots.items()}
+        # empty, not zeros: a node's state is written when it is created, before anything reads it
+        states = {k: torch.empty((B, N, *v.shape[1:]), dtype=v.dtype, device=dev) for k, v in roots.items()}
         for k in states:
             states[k][:, 0] = roots[k]
         num_nodes = torch.ones(B, dtype=torch.long, device=dev)
@@ -112,7 +122,7 @@ class TensorMCTS:
                 par = leaf_parent[exp]
                 fpar = base[exp] + par
                 act = leaf_action[exp]
-                kids = eng.step({k: t[fpar] for k, t in f_states.items()}, act)
+                kids = eng.step({k: t.index_select(0, fpar) for k, t in f_states.items()}, act)
                 nid = num_nodes[exp]
                 num_nodes[exp] += 1
                 fnid = base[exp] + nid
@@ -121,8 +131,10 @@ class TensorMCTS:
                 kp = eng.current_player(kids)
                 kl = eng.legal(kids) & ~kt[:, None]
                 f_player[fnid], f_term[fnid], f_legal[fnid] = kp, kt, kl
-                for k, t in f_states.items():
-                    t[fnid] = kids[k]
+                for k, t in list(f_states.items()):                             # whole rows: index_copy_
+                    if kids[k].shape[1:] != t.shape[1:]:                        # a twin widened a list
+                        t = f_states[k] = _widened(t, kids[k].shape[1:])
+                    t.index_copy_(0, fnid, kids[k])
                 v0 = eng.returns(kids)[:, 0]
                 live = (~kt).nonzero().squeeze(1)
                 if live.numel():

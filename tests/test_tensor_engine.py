@@ -9,13 +9,15 @@ from azscale.engines.tensor import make_tensor_engine
 from azscale.errors import UserError
 from azscale.nets import build
 from azscale.search import BatchedMCTS, select_actions
-from azscale.search_tensor import TensorMCTS
+from azscale.search_tensor import TensorMCTS, _widened
 from azscale.selfplay import make_evaluator
 
-GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago"]
+GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware"]
 
 
-def compare_random_games(game, n, seed):
+def compare_random_games(game, n, seed, squeeze=False):
+    """Random games through both engines, every step compared. `squeeze`: cut oware's board
+    lists to their shortest before each step, so the twin must widen them as it goes."""
     te, se = make_tensor_engine(game), SpielEngine(game)
     rng = np.random.default_rng(seed)
     ts, ss = te.new_states(n), se.new_states(n)
@@ -30,7 +32,13 @@ def compare_random_games(game, n, seed):
         acts = np.array([rng.choice(np.flatnonzero(si.legal[i])) for i in live])
         se.apply([ss[i] for i in live], acts)
         idx = torch.as_tensor(live)
-        te.put(ts, idx, te.step(te.take(ts, idx), torch.as_tensor(acts)))
+        if squeeze:
+            ts = te.compact(ts, room=1)
+        kids = te.step(te.take(ts, idx), torch.as_tensor(acts))
+        if squeeze and kids["hist"].shape != ts["hist"][idx].shape:
+            assert kids["hist"].shape[1] > ts["hist"].shape[1]
+            ts["hist"] = _widened(ts["hist"], kids["hist"].shape[1:])
+        te.put(ts, idx, kids)
         steps += 1
 
 
@@ -45,7 +53,7 @@ def test_ten_thousand_random_games_match_openspiel(game):
     compare_random_games(game, 10_000, 2)
 
 
-@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago"])
+@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago", "oware"])
 def test_search_driven_games_match_openspiel(game):
     """Games chosen by the tensor search (greedy after noise) replay identically in OpenSpiel."""
     torch.manual_seed(0)
@@ -71,6 +79,7 @@ def test_search_driven_games_match_openspiel(game):
     ("connect_four", [[], [3], [3, 3, 2], [0, 1, 2, 3, 4, 5, 6, 0], [0, 1, 0, 1, 0, 1]]),
     ("tic_tac_toe", [[], [4], [0, 3, 1, 4], [0, 4, 8, 2]]),
     ("pentago", [[], [9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
+    ("oware", [[], [2], [5, 0, 4, 1], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]]),
 ])
 def test_tensor_search_equals_reference_search(game, hist):
     """Same positions, same network, no noise: identical root visits and values."""
@@ -88,9 +97,12 @@ def test_engine_selection():
     assert make_engine("connect_four", "auto").name == "tensor"
     assert make_engine("connect_four", "spiel").name == "spiel"
     assert make_engine("pentago", "auto").name == "tensor"
-    assert make_engine("oware", "auto").name == "spiel"
-    with pytest.raises(UserError, match="no tensor twin for 'oware'"):
-        make_engine("oware", "tensor")
+    assert make_engine("oware", "auto").name == "tensor"
+    assert make_engine("checkers", "auto").name == "spiel"
+    with pytest.raises(UserError, match="no tensor twin for 'checkers'"):
+        make_engine("checkers", "tensor")
+    with pytest.raises(UserError, match="packs a board into 64 bits"):
+        make_engine("oware(num_houses_per_player=8)", "tensor")
     with pytest.raises(UserError, match="unknown engine"):
         make_engine("connect_four", "gpu")
 
@@ -105,3 +117,75 @@ def test_training_with_either_engine_gives_the_same_games(tmp_path):
     a = read_games(tmp_path / "spiel").drop_columns(drop)
     b = read_games(tmp_path / "tensor").drop_columns(drop)
     assert a.num_rows > 0 and a.equals(b)
+
+
+def test_oware_board_lists_widen_as_lines_grow(monkeypatch):
+    """What the tree search does to oware states (cut the lists, let `step` widen them) keeps
+    every step equal to OpenSpiel's, and a search started from cut lists equals the reference."""
+    compare_random_games("oware", 300, 3, squeeze=True)
+    torch.manual_seed(2)
+    te, se = make_tensor_engine("oware"), SpielEngine("oware")
+    model = build("mlp", te.obs_shape, te.num_actions, 32, 2).eval()
+    hist = [[], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]]
+    te.compact = lambda s: type(te).compact(te, s, room=1)
+    import azscale.search_tensor as st
+    widened = []
+    monkeypatch.setattr(st, "_widened", lambda t, shape: widened.append(shape) or _widened(t, shape))
+    a = TensorMCTS(te, model, 150).run(te.replay_many(hist), None, noise=False)
+    assert widened, "the search never had to widen a list"
+    b = BatchedMCTS(se, make_evaluator(model), 150).run(se.replay_many(hist), None, noise=False)
+    assert np.array_equal(a.visits, b.visits)
+
+
+def oware_rule_counts(n, seed):
+    """How often random play reaches oware's rare rules, from OpenSpiel and a scalar sowing
+    written here (independent of the twin): repetition, grand slam, must-feed, no legal move."""
+    import pyspiel
+    g = pyspiel.load_game("oware")
+    rng = np.random.default_rng(seed)
+    c = dict(repetition=0, grand_slam=0, must_feed=0, no_move=0)
+    for _ in range(n):
+        s = g.new_initial_state()
+        seen = {((4,) * 12, (0, 0), 0)}
+        while not s.is_terminal():
+            o = np.rint(np.asarray(s.observation_tensor(0), np.float64) * 48).astype(int)
+            seeds, score, p = o[:12].copy(), o[12:].copy(), s.current_player()
+            legal = s.legal_actions()
+            if seeds[6 * (1 - p): 6 * (2 - p)].sum() == 0 and len(legal) < np.count_nonzero(seeds[6 * p: 6 * p + 6]):
+                c["must_feed"] += 1
+            a = int(rng.choice(legal))
+            house = i = 6 * p + a
+            k, seeds[house] = seeds[house], 0
+            while k:
+                i = (i + 1) % 12
+                if i != house:
+                    seeds[i] += 1
+                    k -= 1
+            if i // 6 != p:
+                lo = (i // 6) * 6
+                if not seeds[i + 1: lo + 6].any() and all(2 <= seeds[j] <= 3 for j in range(lo, i + 1)):
+                    c["grand_slam"] += 1
+                else:
+                    while i >= lo and 2 <= seeds[i] <= 3:
+                        score[p] += seeds[i]
+                        seeds[i] = 0
+                        i -= 1
+            if score.sum() > o[12:].sum():
+                seen = set()
+            key = (tuple(seeds), tuple(score), 1 - p)
+            s.apply_action(a)
+            if key in seen:
+                c["repetition"] += 1
+                assert s.is_terminal()
+            elif s.is_terminal() and score.max() <= 24 and not (score == 24).all():
+                c["no_move"] += 1
+            seen.add(key)
+    return c
+
+
+def test_oware_random_games_reach_every_rare_rule():
+    """Random samples the size of the differential test's (500 games) play through each rare rule
+    several times (2,000 games: 178 repetitions, 129 grand slams, 1,103 must-feed positions, 290
+    games ended with no legal move), so the differential test exercises them."""
+    counts = oware_rule_counts(500, 1)
+    assert min(counts.values()) >= 5, counts

@@ -6,8 +6,9 @@ and search-driven games through both and compare every step. A state is a dict o
 leading batch axis, so states can be gathered and scattered by index (what the device-resident
 search needs).
 
-Twins so far: tic_tac_toe, connect_four (any rows, columns, x_in_row) and pentago. Oware and
-checkers are not written yet; `make_engine(..., "tensor")` refuses them with one line.
+Twins so far: tic_tac_toe, connect_four (any rows, columns, x_in_row), pentago and oware
+(default houses and seeds, or any that pack into 64 bits). Checkers is not written yet;
+`make_engine(..., "tensor")` refuses it with one line.
 """
 
 from __future__ import annotations
@@ -47,29 +48,20 @@ def _lines_won(stones: torch.Tensor, k: int) -> torch.Tensor:
     return won
 
 
-class _BoardGame:
-    """Shared machinery: board int8 [n, R, C] (0 empty, 1 = player 0, 2 = player 1), player to
-    move int8 [n], outcome int8 [n] (-1 running, 0/1 winner, 2 draw), moves int16 [n]."""
+class _TensorGame:
+    """Plumbing every twin shares: states are dicts of tensors with a leading batch axis,
+    gathered (`take`) and scattered (`put`) by index; `step` is the functional move."""
 
     name = "tensor"
 
-    def __init__(self, game: str, rows: int, cols: int, k: int, num_actions: int, device="cpu"):
+    def _setup(self, game: str, num_actions: int, device) -> None:
         from .spiel import load_spiel_game
         self.game = game
         self.spiel_game = load_spiel_game(game)
-        self.rows, self.cols, self.k = rows, cols, k
         self.num_actions = num_actions
         self.obs_shape = tuple(self.spiel_game.observation_tensor_shape())
         self.obs_size = int(np.prod(self.obs_shape))
         self.device = torch.device(device)
-
-    # -- state plumbing --------------------------------------------------------------------------
-    def new_states(self, n: int) -> State:
-        d = self.device
-        return {"board": torch.zeros(n, self.rows, self.cols, dtype=torch.int8, device=d),
-                "player": torch.zeros(n, dtype=torch.int8, device=d),
-                "outcome": torch.full((n,), -1, dtype=torch.int8, device=d),
-                "moves": torch.zeros(n, dtype=torch.int16, device=d)}
 
     @staticmethod
     def take(states: State, idx: torch.Tensor) -> State:
@@ -98,6 +90,41 @@ class _BoardGame:
             s = self.step(s, torch.tensor([int(a)], device=self.device))
         return s
 
+    def current_player(self, s: State) -> torch.Tensor:
+        return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
+
+    def info(self, s: State) -> StepInfo:
+        term = self.terminal(s)
+        legal = self.legal(s) & ~term[:, None]
+        obs = self.observation(s) * (~term)[:, None]
+        return StepInfo(obs.cpu().numpy(), legal.cpu().numpy(), self.current_player(s).long().cpu().numpy(),
+                        term.cpu().numpy(), self.returns(s).cpu().numpy())
+
+    def expand(self, states: State, actions) -> tuple[State, StepInfo]:
+        kids = self.step(states, torch.as_tensor(np.asarray(actions), device=self.device))
+        return kids, self.info(kids)
+
+    def apply(self, states: State, actions) -> None:
+        new = self.step(states, torch.as_tensor(np.asarray(actions), device=self.device))
+        for k in states:
+            states[k].copy_(new[k])
+
+
+class _BoardGame(_TensorGame):
+    """k-in-a-row games: board int8 [n, R, C] (0 empty, 1 = player 0, 2 = player 1), player to
+    move int8 [n], outcome int8 [n] (-1 running, 0/1 winner, 2 draw), moves int16 [n]."""
+
+    def __init__(self, game: str, rows: int, cols: int, k: int, num_actions: int, device="cpu"):
+        self._setup(game, num_actions, device)
+        self.rows, self.cols, self.k = rows, cols, k
+
+    def new_states(self, n: int) -> State:
+        d = self.device
+        return {"board": torch.zeros(n, self.rows, self.cols, dtype=torch.int8, device=d),
+                "player": torch.zeros(n, dtype=torch.int8, device=d),
+                "outcome": torch.full((n,), -1, dtype=torch.int8, device=d),
+                "moves": torch.zeros(n, dtype=torch.int16, device=d)}
+
     # -- rules -------------------------------------------------------------------------------------
     def terminal(self, s: State) -> torch.Tensor:
         return s["outcome"] >= 0
@@ -106,9 +133,6 @@ class _BoardGame:
         o = s["outcome"]
         r0 = torch.where(o == 0, 1.0, torch.where(o == 1, -1.0, 0.0))
         return torch.stack([r0, -r0], 1)
-
-    def current_player(self, s: State) -> torch.Tensor:
-        return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
 
     def _placed(self, s: State, cells: torch.Tensor) -> torch.Tensor:
         """A copy of the boards, flattened [n, R*C], with the mover's stone on each game's cell."""
@@ -129,22 +153,6 @@ class _BoardGame:
         full = s["moves"] >= self.rows * self.cols
         s["outcome"] = torch.where(won, placed_by, torch.where(full, torch.full_like(placed_by, 2),
                                                                torch.full_like(placed_by, -1))).to(torch.int8)
-
-    def info(self, s: State) -> StepInfo:
-        term = self.terminal(s)
-        legal = self.legal(s) & ~term[:, None]
-        obs = self.observation(s) * (~term)[:, None]
-        return StepInfo(obs.cpu().numpy(), legal.cpu().numpy(), self.current_player(s).long().cpu().numpy(),
-                        term.cpu().numpy(), self.returns(s).cpu().numpy())
-
-    def expand(self, states: State, actions) -> tuple[State, StepInfo]:
-        kids = self.step(states, torch.as_tensor(np.asarray(actions), device=self.device))
-        return kids, self.info(kids)
-
-    def apply(self, states: State, actions) -> None:
-        new = self.step(states, torch.as_tensor(np.asarray(actions), device=self.device))
-        for k in states:
-            states[k].copy_(new[k])
 
 
 class ConnectFourTensor(_BoardGame):
@@ -233,7 +241,144 @@ class PentagoTensor(_BoardGame):
         return torch.stack([b == mine, (b != mine) & (b != 0), b == 0], 1).flatten(1).float()
 
 
-TWINS = {"connect_four": ConnectFourTensor, "tic_tac_toe": TicTacToeTensor, "pentago": PentagoTensor}
+class OwareTensor(_TensorGame):
+    """OpenSpiel oware (Abapa): action = house index in the mover's row (0..h-1; player 0 owns
+    houses 0..h-1, player 1 houses h..2h-1, sown in increasing index, cyclically).
+
+    Rules as in OpenSpiel's oware.cc: sowing skips the house it starts from; the last seed in
+    the opponent's row captures backwards while houses hold 2 or 3 seeds, unless that would take
+    every seed of the opponent's row (grand slam: nothing is captured); a player whose opponent
+    has no seeds must feed them; a repeated position since the last capture, or no legal move,
+    ends the game with each row's seeds going to its owner; the game is over once a player has
+    more than half the seeds or both have exactly half. Observation: seeds per house then the two
+    scores, divided by the total seeds.
+
+    The repetition rule needs every board since the last capture, so a state carries them: each
+    board (seeds of all houses but the last, which the constant total fixes, and the player to
+    move) packed exactly into one int64, in a buffer as long as OpenSpiel's game-length cap
+    allows (it refuses a move past `max_game_length()`, so no game holds more boards than that
+    plus one). Exact, not hashed: two boards collide only if they are equal.
+    """
+
+    def __init__(self, game: str = "oware", device="cpu"):
+        from .spiel import load_spiel_game
+        p = load_spiel_game(game).get_parameters()
+        h, per = int(p["num_houses_per_player"]), int(p["num_seeds_per_house"])
+        self._setup(game, h, device)
+        self.h, self.total = h, 2 * h * per
+        base = self.total + 1
+        if 2 * base ** (2 * h - 1) >= 2 ** 63:
+            raise UserError(f"the oware tensor twin packs a board into 64 bits, which "
+                            f"{h} houses x {per} seeds exceed; use --engine spiel")
+        self.history = int(self.spiel_game.max_game_length()) + 1
+        dev = self.device
+        self.weights = torch.tensor([2 * base ** i for i in range(2 * h - 1)] + [0], dtype=torch.int64, device=dev)
+        j = torch.arange(2 * h, device=dev)
+        self.ahead = (j[None, :] - j[:, None]) % (2 * h)        # [from, to]: houses sown before `to`
+        self.row = torch.arange(h, device=dev)
+
+    def new_states(self, n: int) -> State:
+        d = self.device
+        seeds = torch.full((n, 2 * self.h), self.total // (2 * self.h), dtype=torch.int16, device=d)
+        hist = torch.zeros(n, self.history, dtype=torch.int64, device=d)
+        player = torch.zeros(n, dtype=torch.int8, device=d)
+        hist[:, 0] = self._code(seeds, player)
+        return {"seeds": seeds, "score": torch.zeros(n, 2, dtype=torch.int16, device=d), "player": player,
+                "moves": torch.zeros(n, dtype=torch.int16, device=d),
+                "since": torch.ones(n, dtype=torch.int16, device=d), "hist": hist}
+
+    def compact(self, s: State, room: int = 16) -> State:
+        """The states with their board lists cut to the longest in use (plus `room`): what the
+        tree search stores per node. `step` widens a list again when a line gets longer."""
+        keep = min(self.history, (int(s["since"].max()) if self.size(s) else 0) + room)
+        return {**s, "hist": s["hist"][:, :keep]}
+
+    def _room(self, hist: torch.Tensor, need: int) -> torch.Tensor:
+        """A copy of the board lists, at least `need` wide (doubling, at most the game's cap)."""
+        if need <= hist.shape[1]:
+            return hist.clone()
+        wide = torch.zeros(hist.shape[0], min(self.history, max(need, 2 * hist.shape[1])),
+                           dtype=hist.dtype, device=hist.device)
+        wide[:, :hist.shape[1]] = hist
+        return wide
+
+    def _code(self, seeds: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
+        return player.long() + (seeds.long() * self.weights).sum(1)
+
+    def _legal(self, seeds: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
+        h = self.h
+        own = seeds.gather(1, player.long()[:, None] * h + self.row)
+        theirs = seeds.gather(1, (1 - player.long())[:, None] * h + self.row).sum(1)
+        must_feed = (theirs == 0)[:, None]
+        return torch.where(must_feed, own.long() > (h - 1 - self.row), own > 0)
+
+    def terminal(self, s: State) -> torch.Tensor:
+        sc, half = s["score"], self.total // 2
+        return (sc[:, 0] > half) | (sc[:, 1] > half) | ((sc[:, 0] == half) & (sc[:, 1] == half))
+
+    def returns(self, s: State) -> torch.Tensor:
+        r0 = torch.sign(s["score"][:, 0] - s["score"][:, 1]).float() * self.terminal(s)
+        return torch.stack([r0, -r0], 1)
+
+    def legal(self, s: State) -> torch.Tensor:
+        return self._legal(s["seeds"], s["player"])
+
+    def observation(self, s: State) -> torch.Tensor:
+        x = torch.cat([s["seeds"], s["score"]], 1).double() / self.total
+        return x.float()
+
+    def step(self, s: State, actions: torch.Tensor) -> State:
+        h, n = self.h, int(actions.shape[0])
+        ar = torch.arange(n, device=self.device)
+        player = s["player"].long()
+        seeds = s["seeds"].long().clone()
+        house = player * h + actions.long()
+        k = seeds[ar, house]
+        seeds[ar, house] = 0
+        ahead = self.ahead[house]                                   # [n, 2h]; 0 at the origin
+        m = 2 * h - 1
+        q, r = (k // m)[:, None], (k % m)[:, None]
+        seeds += torch.where(ahead > 0, q + (ahead <= r).long(), 0)
+        last = (house + torch.where(r[:, 0] == 0, m, r[:, 0])) % (2 * h)
+        # capture: backwards from the last house through 2s and 3s, in the opponent's row only
+        lower = (last // h) * h
+        cells = lower[:, None] + self.row
+        row = seeds.gather(1, cells)
+        lr = (last - lower)[:, None]
+        ok = (row >= 2) & (row <= 3)
+        run = torch.zeros_like(ok)
+        prev = torch.zeros(n, dtype=torch.bool, device=self.device)
+        for i in reversed(range(h)):
+            prev = ok[:, i] & ((lr[:, 0] == i) | ((lr[:, 0] > i) & prev))
+            run[:, i] = prev
+        grand = run[:, 0] & ((row * (self.row > lr)).sum(1) == 0)
+        take = run & ((last // h) != player)[:, None] & ~grand[:, None]
+        captured = (row * take).sum(1)
+        seeds.scatter_(1, cells, torch.where(take, 0, row))
+        score = s["score"].long().clone()
+        score[ar, player] += captured
+        nxt = 1 - player
+        # repetition since the last capture (the first board after a capture starts a new list)
+        since = torch.where(captured > 0, 0, s["since"].long())
+        code = self._code(seeds, nxt)
+        hist = self._room(s["hist"], int(since.max()) + 1 if n else 0)
+        seen = torch.arange(hist.shape[1], device=self.device)[None, :] < since[:, None]
+        repeated = ((hist == code[:, None]) & seen).any(1)
+        hist[ar, since.clamp_max(hist.shape[1] - 1)] = code
+        since = (since + 1).clamp_max(self.history)
+        # a repetition or no legal move: every row's seeds go to its owner
+        half = self.total // 2
+        over = (score[:, 0] > half) | (score[:, 1] > half) | ((score[:, 0] == half) & (score[:, 1] == half))
+        collect = repeated | over | ~self._legal(seeds, nxt).any(1)
+        score[:, 0] += seeds[:, :h].sum(1) * collect
+        score[:, 1] += seeds[:, h:].sum(1) * collect
+        seeds = seeds * ~collect[:, None]
+        return {"seeds": seeds.to(torch.int16), "score": score.to(torch.int16), "player": nxt.to(torch.int8),
+                "moves": s["moves"] + 1, "since": since.to(torch.int16), "hist": hist}
+
+
+TWINS = {"connect_four": ConnectFourTensor, "tic_tac_toe": TicTacToeTensor, "pentago": PentagoTensor,
+         "oware": OwareTensor}
 
 
 def make_tensor_engine(game: str, device="cpu"):
