@@ -12,7 +12,7 @@ from azscale.search import BatchedMCTS, select_actions
 from azscale.search_tensor import TensorMCTS, _widened
 from azscale.selfplay import make_evaluator
 
-GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware"]
+GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware", "checkers"]
 
 
 def compare_random_games(game, n, seed, squeeze=False):
@@ -53,7 +53,7 @@ def test_ten_thousand_random_games_match_openspiel(game):
     compare_random_games(game, 10_000, 2)
 
 
-@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago", "oware"])
+@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago", "oware", "checkers"])
 def test_search_driven_games_match_openspiel(game):
     """Games chosen by the tensor search (greedy after noise) replay identically in OpenSpiel."""
     torch.manual_seed(0)
@@ -80,11 +80,14 @@ def test_search_driven_games_match_openspiel(game):
     ("tic_tac_toe", [[], [4], [0, 3, 1, 4], [0, 4, 8, 2]]),
     ("pentago", [[], [9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
     ("oware", [[], [2], [5, 0, 4, 1], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]]),
+    ("checkers", "random"),
 ])
 def test_tensor_search_equals_reference_search(game, hist):
     """Same positions, same network, no noise: identical root visits and values."""
     torch.manual_seed(1)
     te, se = make_tensor_engine(game), SpielEngine(game)
+    if hist == "random":                                   # positions 0, 5, 15, 30 actions into random games
+        hist = [random_history(game, k, seed=k) for k in (0, 5, 15, 30)]
     model = build("mlp", te.obs_shape, te.num_actions, 32, 2).eval()
     roots = te.replay_many(hist)
     a = TensorMCTS(te, model, 150).run(roots, None, noise=False)
@@ -98,9 +101,12 @@ def test_engine_selection():
     assert make_engine("connect_four", "spiel").name == "spiel"
     assert make_engine("pentago", "auto").name == "tensor"
     assert make_engine("oware", "auto").name == "tensor"
-    assert make_engine("checkers", "auto").name == "spiel"
-    with pytest.raises(UserError, match="no tensor twin for 'checkers'"):
-        make_engine("checkers", "tensor")
+    assert make_engine("checkers", "auto").name == "tensor"
+    assert make_engine("tic_tac_toe", "auto").name == "tensor"
+    with pytest.raises(UserError, match="no tensor twin for 'breakthrough'"):
+        make_engine("breakthrough", "tensor")
+    with pytest.raises(UserError, match="egocentric"):
+        make_engine("checkers(egocentric=true)", "tensor")
     with pytest.raises(UserError, match="packs a board into 64 bits"):
         make_engine("oware(num_houses_per_player=8)", "tensor")
     with pytest.raises(UserError, match="unknown engine"):
@@ -189,3 +195,60 @@ def test_oware_random_games_reach_every_rare_rule():
     games ended with no legal move), so the differential test exercises them."""
     counts = oware_rule_counts(500, 1)
     assert min(counts.values()) >= 5, counts
+
+
+def random_history(game, length, seed):
+    import pyspiel
+    rng = np.random.default_rng(seed)
+    s = pyspiel.load_game(game).new_initial_state()
+    for _ in range(length):
+        s.apply_action(int(rng.choice(s.legal_actions())))
+    return s.history()
+
+
+def test_checkers_random_games_reach_every_rare_rule():
+    """500 random games (the differential test's sample size) play through each rarer rule
+    (seed 1: 1,091 continued jumps, 1,558 crownings, 120 crowning jumps that end the turn
+    although the new king could jump on, 63 draws after 40 quiet actions, 18 blocked losses)."""
+    counts = checkers_rule_counts(500, 1)
+    assert min(counts.values()) >= 5, counts
+
+
+def checkers_rule_counts(n, seed):
+    """How often random play reaches checkers' rarer rules, read from OpenSpiel alone: a jump
+    that goes on (same player again), a crowning, a crowning jump that ends the turn although the
+    new king could jump on, a draw after 40 quiet actions, a loss with pieces left (blocked)."""
+    import pyspiel
+    g = pyspiel.load_game("checkers")
+    rng = np.random.default_rng(seed)
+    c = dict(multi_jump=0, crowned=0, crowned_jump_ends_turn=0, quiet_draw=0, blocked_loss=0)
+    for _ in range(n):
+        s = g.new_initial_state()
+        while not s.is_terminal():
+            p = s.current_player()
+            a = int(rng.choice(s.legal_actions()))
+            before = np.asarray(s.observation_tensor(0)).reshape(5, 8, 8)
+            s.apply_action(a)
+            after = np.asarray(s.observation_tensor(0)).reshape(5, 8, 8)
+            jump = a % 2 == 1
+            crowned = after[1 + 2 * p].sum() > before[1 + 2 * p].sum()
+            c["crowned"] += bool(crowned)
+            if jump and not s.is_terminal() and s.current_player() == p:
+                c["multi_jump"] += 1
+            if jump and crowned and not s.is_terminal() and s.current_player() != p:
+                # would the new king have had a jump? (then the turn ended only by the crowning)
+                cell = a // 8
+                r, col, d = cell // 8 + 2 * (-1, -1, 1, 1)[a // 2 % 4], cell % 8 + 2 * (-1, 1, 1, -1)[a // 2 % 4], 0
+                for dr, dc in ((-1, -1), (-1, 1), (1, 1), (1, -1)):
+                    r2, c2 = r + 2 * dr, col + 2 * dc
+                    if 0 <= r2 < 8 and 0 <= c2 < 8 and after[4, r2, c2] and after[2 - 2 * p: 4 - 2 * p, r + dr, col + dc].any():
+                        d = 1
+                c["crowned_jump_ends_turn"] += d
+        ret = s.returns()
+        if ret[0] == 0:
+            c["quiet_draw"] += 1
+        else:
+            last = np.asarray(s.observation_tensor(0)).reshape(5, 8, 8)
+            loser = 0 if ret[0] < 0 else 1
+            c["blocked_loss"] += bool(last[2 * loser: 2 * loser + 2].any())
+    return c
