@@ -26,6 +26,30 @@ def _widened(t: torch.Tensor, shape) -> torch.Tensor:
     return out
 
 
+def _slots(legal: torch.Tensor, K: int) -> torch.Tensor:
+    """The legal action ids of each row in ascending order, in K slots padded with -1."""
+    n, A = legal.shape
+    if n and int(legal.sum(1).max()) > K:
+        raise RuntimeError(f"a position has more than the engine's bound of {K} legal actions")
+    pos = torch.where(legal, legal.cumsum(1) - 1, K)                           # column K: discarded
+    out = torch.full((n, K + 1), -1, dtype=torch.int32, device=legal.device)
+    out.scatter_(1, pos, torch.arange(A, dtype=torch.int32, device=legal.device).expand(n, A))
+    return out[:, :K].contiguous()
+
+
+def _gather_slots(values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """values [n, A] read at each slot's action id (0 for empty slots)."""
+    return torch.where(slots >= 0, values.gather(1, slots.long().clamp_min(0)), 0.0)
+
+
+def _status(eng, s):
+    """terminal, player to move, legal (none once terminal), returns: at once where the engine can."""
+    if hasattr(eng, "status"):
+        return eng.status(s)
+    t = eng.terminal(s)
+    return t, eng.current_player(s), eng.legal(s) & ~t[:, None], eng.returns(s)
+
+
 class TensorMCTS:
     def __init__(self, engine, model: torch.nn.Module, simulations: int, c_puct: float = 2.0,
                  dirichlet_alpha: float = 1.0, dirichlet_epsilon: float = 0.25):
@@ -55,21 +79,24 @@ class TensorMCTS:
         B, A, S = eng.size(roots), eng.num_actions, self.simulations
         N = S + 1
         rows = torch.arange(B, device=dev)
+        rlegal = eng.legal(roots)
+        rplayer = eng.current_player(roots)
+        # each node keeps its legal actions in a list of K slots (ascending ids, -1 padded), so the
+        # per-node work is K wide, not num_actions wide (checkers: 48 of 512 ids at most)
+        K = eng.legal_bound(roots, rlegal) if hasattr(eng, "legal_bound") else A
         visits = torch.zeros(B, N, dtype=torch.int32, device=dev)
         wsum = torch.zeros(B, N, device=dev)
-        prior = torch.zeros(B, N, A, device=dev)
-        children = torch.full((B, N, A), -1, dtype=torch.long, device=dev)
+        prior = torch.zeros(B, N, K, device=dev)
+        children = torch.full((B, N, K), -1, dtype=torch.int32, device=dev)
+        acts = torch.full((B, N, K), -1, dtype=torch.int32, device=dev)
         player = torch.full((B, N), -1, dtype=torch.int8, device=dev)
         term = torch.zeros(B, N, dtype=torch.bool, device=dev)
-        legal = torch.zeros(B, N, A, dtype=torch.bool, device=dev)
         # empty, not zeros: a node's state is written when it is created, before anything reads it
         states = {k: torch.empty((B, N, *v.shape[1:]), dtype=v.dtype, device=dev) for k, v in roots.items()}
         for k in states:
             states[k][:, 0] = roots[k]
         num_nodes = torch.ones(B, dtype=torch.long, device=dev)
 
-        rlegal = eng.legal(roots)
-        rplayer = eng.current_player(roots)
         p, v = self._eval(eng.observation(roots), rlegal)
         if noise and self.epsilon > 0:
             assert rng is not None
@@ -77,70 +104,71 @@ class TensorMCTS:
             d = torch.from_numpy(d).to(dev) * rlegal
             d = d / d.sum(1, keepdim=True).clamp_min(1e-12)
             p = (1 - self.epsilon) * p + self.epsilon * d
-        prior[:, 0], legal[:, 0], player[:, 0] = p, rlegal, rplayer
+        racts = _slots(rlegal, K)
+        acts[:, 0], prior[:, 0], player[:, 0] = racts, _gather_slots(p, racts), rplayer
         visits[:, 0] = 1
         wsum[:, 0] = torch.where(rplayer == 1, -v, v)
         c = self.c_puct
         # flat views: node (b, i) is element b * N + i, so gathers need one index, not two
         f_visits, f_wsum, f_player, f_term = visits.view(-1), wsum.view(-1), player.view(-1), term.view(-1)
-        f_children, f_prior, f_legal = children.view(B * N, A), prior.view(B * N, A), legal.view(B * N, A)
+        f_children, f_prior, f_acts = children.view(B * N, K), prior.view(B * N, K), acts.view(B * N, K)
         f_states = {k: t.view(B * N, *t.shape[2:]) for k, t in states.items()}
         base = rows * N
         for _ in range(S):
             node = torch.zeros(B, dtype=torch.long, device=dev)
             leaf_parent = torch.full((B,), -1, dtype=torch.long, device=dev)
-            leaf_action = torch.full((B,), -1, dtype=torch.long, device=dev)
+            leaf_slot = torch.full((B,), -1, dtype=torch.long, device=dev)
             path = []                                                           # flat ids of inner nodes
             active = rows
             while active.numel():
                 fn = base[active] + node[active]
                 path.append(fn)
-                ch = f_children[fn]                                             # [k, A]
+                ch = f_children[fn].long()                                      # [k, K]
                 seen = ch >= 0
                 fch = base[active, None] + ch.clamp_min(0)
                 cv = torch.where(seen, f_visits[fch], 0).float()
                 q0 = torch.where(cv > 0, torch.where(seen, f_wsum[fch], 0.0) / cv.clamp_min(1), 0.0)
                 sign = torch.where(f_player[fn] == 1, -1.0, 1.0)[:, None]
                 u = (c * f_visits[fn].float().sqrt())[:, None] * f_prior[fn] / (1.0 + cv)
-                score = torch.where(f_legal[fn], sign * q0 + u, float("-inf"))
-                a = score.argmax(1)
+                score = torch.where(f_acts[fn] >= 0, sign * q0 + u, float("-inf"))
+                a = score.argmax(1)                     # slots ascend by action id: same ties as over ids
                 nxt = ch.gather(1, a[:, None]).squeeze(1)
                 new = nxt < 0
                 leaf_parent[active[new]] = node[active[new]]
-                leaf_action[active[new]] = a[new]
+                leaf_slot[active[new]] = a[new]
                 go = active[~new]
                 nxt = nxt[~new]
                 node[go] = nxt
                 active = go[~f_term[base[go] + nxt]]
             leaf_v0 = torch.zeros(B, device=dev)
-            exp = (leaf_action >= 0).nonzero().squeeze(1)
-            old = (leaf_action < 0).nonzero().squeeze(1)
+            exp = (leaf_slot >= 0).nonzero().squeeze(1)
+            old = (leaf_slot < 0).nonzero().squeeze(1)
             if old.numel():                                                     # terminal leaves: exact value
                 fo = base[old] + node[old]
                 leaf_v0[old] = f_wsum[fo] / f_visits[fo].clamp_min(1).float()
             if exp.numel():
                 par = leaf_parent[exp]
                 fpar = base[exp] + par
-                act = leaf_action[exp]
+                slot = leaf_slot[exp]
+                act = f_acts[fpar, slot].long()
                 kids = eng.step({k: t.index_select(0, fpar) for k, t in f_states.items()}, act)
                 nid = num_nodes[exp]
                 num_nodes[exp] += 1
                 fnid = base[exp] + nid
-                f_children[fpar, act] = nid
-                kt = eng.terminal(kids)
-                kp = eng.current_player(kids)
-                kl = eng.legal(kids) & ~kt[:, None]
-                f_player[fnid], f_term[fnid], f_legal[fnid] = kp, kt, kl
+                f_children[fpar, slot] = nid.int()
+                kt, kp, kl, kr = _status(eng, kids)
+                kacts = _slots(kl, K)
+                f_player[fnid], f_term[fnid], f_acts[fnid] = kp, kt, kacts
                 for k, t in list(f_states.items()):                             # whole rows: index_copy_
                     if kids[k].shape[1:] != t.shape[1:]:                        # a twin widened a list
                         t = f_states[k] = _widened(t, kids[k].shape[1:])
                     t.index_copy_(0, fnid, kids[k])
-                v0 = eng.returns(kids)[:, 0]
+                v0 = kr[:, 0].clone()
                 live = (~kt).nonzero().squeeze(1)
                 if live.numel():
                     sub = {k: t[live] for k, t in kids.items()}
                     pp, vv = self._eval(eng.observation(sub), kl[live])
-                    f_prior[fnid[live]] = pp
+                    f_prior[fnid[live]] = _gather_slots(pp, kacts[live])
                     v0[live] = torch.where(kp[live] == 1, -vv, vv)
                 leaf_v0[exp] = v0
                 node[exp] = nid
@@ -150,8 +178,10 @@ class TensorMCTS:
             f_visits.index_add_(0, flat, torch.ones_like(flat, dtype=f_visits.dtype))
             f_wsum.index_add_(0, flat, leaf_v0[flat // N])
             self.stats.simulations += B
-        ch = children[:, 0]
-        rv = torch.where(ch >= 0, visits[rows[:, None], ch.clamp_min(0)], 0)
+        ch = children[:, 0].long()
+        slot_visits = torch.where(ch >= 0, visits[rows[:, None], ch.clamp_min(0)], 0)
+        rv = torch.zeros(B, A + 1, dtype=slot_visits.dtype, device=dev)           # column A: empty slots
+        rv.scatter_(1, torch.where(racts >= 0, racts, A).long(), slot_visits)
         root0 = wsum[:, 0] / visits[:, 0].float()
         root_value = torch.where(rplayer == 1, -root0, root0)
-        return SearchResult(rv.int().cpu().numpy(), root_value.cpu().numpy(), p.cpu().numpy())
+        return SearchResult(rv[:, :A].int().cpu().numpy(), root_value.cpu().numpy(), p.cpu().numpy())

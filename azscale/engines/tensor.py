@@ -93,12 +93,16 @@ class _TensorGame:
     def current_player(self, s: State) -> torch.Tensor:
         return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
 
-    def info(self, s: State) -> StepInfo:
+    def status(self, s: State):
+        """terminal, player to move (-1 once terminal), legal (none once terminal), returns."""
         term = self.terminal(s)
-        legal = self.legal(s) & ~term[:, None]
+        return term, self.current_player(s), self.legal(s) & ~term[:, None], self.returns(s)
+
+    def info(self, s: State) -> StepInfo:
+        term, player, legal, returns = self.status(s)
         obs = self.observation(s) * (~term)[:, None]
-        return StepInfo(obs.cpu().numpy(), legal.cpu().numpy(), self.current_player(s).long().cpu().numpy(),
-                        term.cpu().numpy(), self.returns(s).cpu().numpy())
+        return StepInfo(obs.cpu().numpy(), legal.cpu().numpy(), player.long().cpu().numpy(),
+                        term.cpu().numpy(), returns.cpu().numpy())
 
     def expand(self, states: State, actions) -> tuple[State, StepInfo]:
         kids = self.step(states, torch.as_tensor(np.asarray(actions), device=self.device))
@@ -124,6 +128,11 @@ class _BoardGame(_TensorGame):
                 "player": torch.zeros(n, dtype=torch.int8, device=d),
                 "outcome": torch.full((n,), -1, dtype=torch.int8, device=d),
                 "moves": torch.zeros(n, dtype=torch.int16, device=d)}
+
+    def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
+        """No position below these roots has more legal actions than the roots' most: stones
+        only fill cells (a pentago turn moves stones, never empties a cell)."""
+        return max(1, int(legal.sum(1).max())) if legal.shape[0] else 1
 
     # -- rules -------------------------------------------------------------------------------------
     def terminal(self, s: State) -> torch.Tensor:
@@ -425,19 +434,27 @@ class CheckersTensor(_TensorGame):
     def _moves(self, board: torch.Tensor, player: torch.Tensor):
         """Steps and jumps, bool [n, R, C, 4] each, for the player to move (no rules of turn)."""
         R, C = self.rows, self.cols
-        pad = torch.nn.functional.pad(board, (2, 2, 2, 2), value=9)           # 9: off the board
         pl = player.long().view(-1, 1, 1)
-        man, king = (1 + 2 * pl).to(torch.int8), (2 + 2 * pl).to(torch.int8)
+        man, king = board == (1 + 2 * pl), board == (2 + 2 * pl)
+        theirs = (board != 0) & ~man & ~king
+        pad = lambda x: torch.nn.functional.pad(x, (2, 2, 2, 2))                # noqa: E731 off board: False
+        empty_p, theirs_p = pad(board == 0), pad(theirs)
         steps, jumps = [], []
         for d in range(4):
             dr, dc = self.DR[d], self.DC[d]
-            may = ((board == king) | ((board == man) & self.man_dirs[player.long(), d].view(-1, 1, 1)))
-            adj = pad[:, 2 + dr: 2 + dr + R, 2 + dc: 2 + dc + C]
-            far = pad[:, 2 + 2 * dr: 2 + 2 * dr + R, 2 + 2 * dc: 2 + 2 * dc + C]
-            adj_theirs = (adj != 0) & (adj != 9) & ~((adj == man) | (adj == king))
-            steps.append(may & (adj == 0))
-            jumps.append(may & adj_theirs & (far == 0))
+            may = king | (man & self.man_dirs[player.long(), d].view(-1, 1, 1))
+            adj = (slice(None), slice(2 + dr, 2 + dr + R), slice(2 + dc, 2 + dc + C))
+            far = (slice(None), slice(2 + 2 * dr, 2 + 2 * dr + R), slice(2 + 2 * dc, 2 + 2 * dc + C))
+            steps.append(may & empty_p[adj])
+            jumps.append(may & theirs_p[adj] & empty_p[far])
         return torch.stack(steps, 3), torch.stack(jumps, 3)
+
+    def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
+        """At most one action per piece and direction, and pieces are never added: 4 x the most
+        pieces either side has at the roots."""
+        b = roots["board"].flatten(1)
+        most = torch.maximum(((b == 1) | (b == 2)).sum(1), ((b == 3) | (b == 4)).sum(1))
+        return max(1, 4 * int(most.max())) if b.shape[0] else 1
 
     def legal(self, s: State) -> torch.Tensor:
         steps, jumps = self._moves(s["board"], s["player"])
@@ -452,16 +469,22 @@ class CheckersTensor(_TensorGame):
         kinds = torch.stack([steps & ~any_jump.view(-1, 1, 1, 1), jumps], 4)   # [n, R, C, 4, 2]
         return kinds.flatten(1) & (s["quiet"] < self.MAX_QUIET)[:, None]
 
+    def status(self, s: State):
+        legal = self.legal(s)                                                 # computed once
+        term = ~legal.any(1)
+        lost = term & (s["quiet"] < self.MAX_QUIET)                           # the player to move lost
+        r0 = torch.where(lost, torch.where(s["player"] == 0, -1.0, 1.0), 0.0)
+        player = torch.where(term, torch.full_like(s["player"], -1), s["player"])
+        return term, player, legal, torch.stack([r0, -r0], 1)
+
     def terminal(self, s: State) -> torch.Tensor:
-        return ~self.legal(s).any(1)
+        return self.status(s)[0]
 
     def returns(self, s: State) -> torch.Tensor:
-        lost = self.terminal(s) & (s["quiet"] < self.MAX_QUIET)           # the player to move lost
-        r0 = torch.where(lost, torch.where(s["player"] == 0, -1.0, 1.0), 0.0)
-        return torch.stack([r0, -r0], 1)
+        return self.status(s)[3]
 
     def current_player(self, s: State) -> torch.Tensor:
-        return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
+        return self.status(s)[1]
 
     def observation(self, s: State) -> torch.Tensor:
         b = s["board"]
