@@ -87,8 +87,10 @@ class TensorMCTS:
         visits = torch.zeros(B, N, dtype=torch.int32, device=dev)
         wsum = torch.zeros(B, N, device=dev)
         prior = torch.zeros(B, N, K, device=dev)
-        children = torch.full((B, N, K), -1, dtype=torch.int32, device=dev)
-        acts = torch.full((B, N, K), -1, dtype=torch.int32, device=dev)
+        children = torch.full((B, N, K), -1, dtype=torch.long, device=dev)
+        packed = K < A                                  # else slot i is action i and `acts` is not kept
+        acts = torch.full((B, N, K) if packed else (1, 1, K), -1, dtype=torch.int32, device=dev)
+        valid = torch.zeros(B, N, K, dtype=torch.bool, device=dev)
         player = torch.full((B, N), -1, dtype=torch.int8, device=dev)
         term = torch.zeros(B, N, dtype=torch.bool, device=dev)
         # empty, not zeros: a node's state is written when it is created, before anything reads it
@@ -104,14 +106,19 @@ class TensorMCTS:
             d = torch.from_numpy(d).to(dev) * rlegal
             d = d / d.sum(1, keepdim=True).clamp_min(1e-12)
             p = (1 - self.epsilon) * p + self.epsilon * d
-        racts = _slots(rlegal, K)
-        acts[:, 0], prior[:, 0], player[:, 0] = racts, _gather_slots(p, racts), rplayer
+        if packed:
+            racts = _slots(rlegal, K)
+            acts[:, 0], valid[:, 0], prior[:, 0] = racts, racts >= 0, _gather_slots(p, racts)
+        else:
+            valid[:, 0], prior[:, 0] = rlegal, p
+        player[:, 0] = rplayer
         visits[:, 0] = 1
         wsum[:, 0] = torch.where(rplayer == 1, -v, v)
         c = self.c_puct
         # flat views: node (b, i) is element b * N + i, so gathers need one index, not two
         f_visits, f_wsum, f_player, f_term = visits.view(-1), wsum.view(-1), player.view(-1), term.view(-1)
-        f_children, f_prior, f_acts = children.view(B * N, K), prior.view(B * N, K), acts.view(B * N, K)
+        f_children, f_prior, f_valid = (t.view(B * N, K) for t in (children, prior, valid))
+        f_acts = acts.view(-1, K)
         f_states = {k: t.view(B * N, *t.shape[2:]) for k, t in states.items()}
         base = rows * N
         for _ in range(S):
@@ -123,14 +130,14 @@ class TensorMCTS:
             while active.numel():
                 fn = base[active] + node[active]
                 path.append(fn)
-                ch = f_children[fn].long()                                      # [k, K]
+                ch = f_children[fn]                                             # [k, K]
                 seen = ch >= 0
                 fch = base[active, None] + ch.clamp_min(0)
                 cv = torch.where(seen, f_visits[fch], 0).float()
                 q0 = torch.where(cv > 0, torch.where(seen, f_wsum[fch], 0.0) / cv.clamp_min(1), 0.0)
                 sign = torch.where(f_player[fn] == 1, -1.0, 1.0)[:, None]
                 u = (c * f_visits[fn].float().sqrt())[:, None] * f_prior[fn] / (1.0 + cv)
-                score = torch.where(f_acts[fn] >= 0, sign * q0 + u, float("-inf"))
+                score = torch.where(f_valid[fn], sign * q0 + u, float("-inf"))
                 a = score.argmax(1)                     # slots ascend by action id: same ties as over ids
                 nxt = ch.gather(1, a[:, None]).squeeze(1)
                 new = nxt < 0
@@ -150,15 +157,19 @@ class TensorMCTS:
                 par = leaf_parent[exp]
                 fpar = base[exp] + par
                 slot = leaf_slot[exp]
-                act = f_acts[fpar, slot].long()
+                act = f_acts[fpar, slot].long() if packed else slot
                 kids = eng.step({k: t.index_select(0, fpar) for k, t in f_states.items()}, act)
                 nid = num_nodes[exp]
                 num_nodes[exp] += 1
                 fnid = base[exp] + nid
-                f_children[fpar, slot] = nid.int()
+                f_children[fpar, slot] = nid
                 kt, kp, kl, kr = _status(eng, kids)
-                kacts = _slots(kl, K)
-                f_player[fnid], f_term[fnid], f_acts[fnid] = kp, kt, kacts
+                f_player[fnid], f_term[fnid] = kp, kt
+                if packed:
+                    kacts = _slots(kl, K)
+                    f_acts[fnid], f_valid[fnid] = kacts, kacts >= 0
+                else:
+                    f_valid[fnid] = kl
                 for k, t in list(f_states.items()):                             # whole rows: index_copy_
                     if kids[k].shape[1:] != t.shape[1:]:                        # a twin widened a list
                         t = f_states[k] = _widened(t, kids[k].shape[1:])
@@ -168,7 +179,7 @@ class TensorMCTS:
                 if live.numel():
                     sub = {k: t[live] for k, t in kids.items()}
                     pp, vv = self._eval(eng.observation(sub), kl[live])
-                    f_prior[fnid[live]] = _gather_slots(pp, kacts[live])
+                    f_prior[fnid[live]] = _gather_slots(pp, kacts[live]) if packed else pp
                     v0[live] = torch.where(kp[live] == 1, -vv, vv)
                 leaf_v0[exp] = v0
                 node[exp] = nid
@@ -180,8 +191,11 @@ class TensorMCTS:
             self.stats.simulations += B
         ch = children[:, 0].long()
         slot_visits = torch.where(ch >= 0, visits[rows[:, None], ch.clamp_min(0)], 0)
-        rv = torch.zeros(B, A + 1, dtype=slot_visits.dtype, device=dev)           # column A: empty slots
-        rv.scatter_(1, torch.where(racts >= 0, racts, A).long(), slot_visits)
+        if packed:
+            rv = torch.zeros(B, A + 1, dtype=slot_visits.dtype, device=dev)       # column A: empty slots
+            rv.scatter_(1, torch.where(racts >= 0, racts, A).long(), slot_visits)
+        else:
+            rv = slot_visits
         root0 = wsum[:, 0] / visits[:, 0].float()
         root_value = torch.where(rplayer == 1, -root0, root0)
         return SearchResult(rv[:, :A].int().cpu().numpy(), root_value.cpu().numpy(), p.cpu().numpy())

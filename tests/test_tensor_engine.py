@@ -81,6 +81,9 @@ def test_search_driven_games_match_openspiel(game):
     ("pentago", [[], [9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
     ("oware", [[], [2], [5, 0, 4, 1], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]]),
     ("checkers", "random"),
+    # no root with every action legal: the search packs legal actions into fewer slots
+    ("connect_four", [[0, 1, 0, 1, 0, 1], [6, 6, 6, 6, 6, 6, 0]]),
+    ("pentago", [[9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
 ])
 def test_tensor_search_equals_reference_search(game, hist):
     """Same positions, same network, no noise: identical root visits and values."""
