@@ -201,6 +201,12 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
                     ef.append(f"scaling_{x}")
         sections.append({"title": "Elo and scaling", "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json",
                          "md": md, "figures": ef})
+    skipped = _read_json(a / "skipped.json")
+    if skipped:
+        md = ("These steps found too little data for their estimate and were not computed "
+              "(the sweep went on without them):\n\n"
+              + "\n".join(f"- `{name}`: {why}" for name, why in sorted(skipped.items())) + "\n")
+        sections.append({"title": "Not computed", "source": "analysis/skipped.json", "md": md})
     if (a / "verdict.md").exists():
         text = (a / "verdict.md").read_text().split("\n", 1)[1]
         sections.append({"title": "Inverse-scaling verdict", "source": "analysis/verdict.md", "md": text.replace("# ", "### ")})

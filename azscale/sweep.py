@@ -156,11 +156,23 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
     a = root / "analysis"
     done = _steps_done(root)
 
-    def step(name: str, fn) -> None:
+    def step(name: str, fn, optional: bool = False) -> None:
+        """Run an analysis step once. An `optional` step that finds too little data for its
+        estimate (a UserError) is recorded in analysis/skipped.json with the reason, and the
+        sweep goes on to the report, which names it; a sweep never dies on thin data."""
         if name in done:
             return
         log(f"  {name}")
-        fn()
+        try:
+            fn()
+        except UserError as e:
+            if not optional:
+                raise
+            log(f"  {name}: not computed: {e}")
+            sk = a / "skipped.json"
+            skipped = runs.read_json(sk, "list of skipped steps") if sk.exists() else {}
+            a.mkdir(parents=True, exist_ok=True)
+            runs.atomic_write_json(a / "skipped.json", {**skipped, name: str(e)})
         _mark(root, name)
 
     step("random-games", lambda: random_games(sc.game, sc.random_games, 12345, root / "random",
@@ -175,15 +187,15 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
     step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
                                      bootstrap=sc.bootstrap))
     step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
-                                       progress=False))
+                                       progress=False), optional=True)
     if sc.solver and _has_oracle(sc.game):
         step("loss-solver", lambda: loss_analysis(run_dirs, a / "loss-solver", "solver", cache_dir=root / "cache",
-                                                  workers=workers, progress=False))
+                                                  workers=workers, progress=False), optional=True)
     step("scaling", lambda: scaling_analysis(a / "elo", a / "scaling", zipf=a / "zipf" / "fits.json",
                                              run_dirs=run_dirs, bootstrap=sc.bootstrap) if _sizes(run_dirs) >= 2
          else None)
     step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json",
-                                    loss=a / "loss" / "loss.json"))
+                                    loss=a / "loss" / "loss.json" if (a / "loss" / "loss.json").exists() else None))
     log(f"analysis finished -> {a}")
 
 

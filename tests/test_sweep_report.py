@@ -145,6 +145,38 @@ def test_sweep_refuses_finished_runs_trained_with_other_settings(tiny_sweep, tmp
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, monkeypatch):
+    """A loss step that finds no state seen often enough (thin data, e.g. a smoke oware sweep)
+    is recorded as not computed; the sweep finishes, the verdict says the loss was not measured,
+    and the report names the step and why."""
+    from typer.testing import CliRunner
+
+    import azscale.analysis.loss as loss_mod
+    from azscale.cli import app
+    from azscale.errors import UserError
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    steps = json.loads((sw / "steps.json").read_text())
+    steps["done"] = [x for x in steps["done"] if x not in ("loss", "loss-solver", "verdict")]
+    (sw / "steps.json").write_text(json.dumps(steps))
+    for x in ("loss", "loss-solver"):
+        shutil.rmtree(sw / "analysis" / x)
+    (sw / "analysis" / "verdict.md").unlink()
+
+    def thin(run_dirs, *a, **k):
+        raise UserError(f"{run_dirs[0]}: no state was seen 10 or more times in the selected games")
+    monkeypatch.setattr(loss_mod, "loss_analysis", thin)
+    r = CliRunner().invoke(app, [*SWEEP_ARGS, "--out", str(sw)])
+    assert r.exit_code == 0, r.output
+    skipped = json.loads((sw / "analysis" / "skipped.json").read_text())
+    assert set(skipped) == {"loss", "loss-solver"} and "10 or more times" in skipped["loss"]
+    assert "not measured" in (sw / "analysis" / "verdict.md").read_text()
+    r = CliRunner().invoke(app, ["report", str(sw), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Not computed" in md and "`loss`: " in md and "Value loss by rank" not in md
+
+
 def _free_port():
     import socket
     with socket.socket() as s:

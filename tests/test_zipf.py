@@ -116,6 +116,14 @@ def test_jackknife_survives_where_the_bootstrap_breaks():
     assert mle.stderr < 0.2
 
 
+def test_mle_on_counts_powerlaw_cannot_fit_is_missing_not_a_crash():
+    """powerlaw raises on some tiny tables (no points left in its tail); the fit is NaN with
+    the reason, and the sweep's Zipf step goes on (it used to stop with a traceback)."""
+    from azscale.analysis.zipf import fit_mle
+    res = fit_mle(np.array([1] * 20 + [2]))
+    assert math.isnan(res.alpha) and "could not fit" in res.window
+
+
 def test_paper_window_by_counts():
     counts = np.array([500, 200, 120, 100, 60, 30, 11, 10, 9, 3])
     res = fit_ls(counts, {"kind": "counts", "lo": 100, "hi": 10, "weight": "2/sqrt(rank)"})

@@ -139,7 +139,8 @@ def fit_ls(counts: np.ndarray, window: dict[str, Any]) -> FitResult:
 
 
 def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
-    """powerlaw.Fit with its estimates computed (it fits lazily) while its warnings are muted."""
+    """powerlaw.Fit with its estimates computed (it fits lazily) while its warnings are muted;
+    None where powerlaw cannot fit the data at all (it raises on a tail with no points left)."""
     try:
         import powerlaw
     except ImportError:
@@ -147,8 +148,11 @@ def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
                         "(pip install powerlaw)") from None
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        f = powerlaw.Fit(np.asarray(counts, dtype=float), discrete=True, xmin=xmin, verbose=False)
-        pl = f.power_law
+        try:
+            f = powerlaw.Fit(np.asarray(counts, dtype=float), discrete=True, xmin=xmin, verbose=False)
+            pl = f.power_law
+        except (ValueError, ZeroDivisionError, FloatingPointError):
+            return None
         f.estimates = (float(pl.alpha), float(pl.standard_err if hasattr(pl, "standard_err") else pl.sigma))
         return f
 
@@ -166,6 +170,8 @@ def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True)
     if xmin is None and len(c) > MLE_MAX_POINTS:
         floor = float(c[MLE_MAX_POINTS] + 1)          # counts >= floor number at most the cap
     f = _powerlaw_fit(c[c >= floor] if floor > 1 else c, xmin)
+    if f is None:
+        return FitResult("mle", math.nan, window="powerlaw could not fit these counts (no tail to fit)")
     gamma, sigma = f.estimates
     alpha = 1.0 / (gamma - 1.0) if gamma > 1 else math.nan
     # states with count >= xmin are ranks 1..k
@@ -237,6 +243,9 @@ def fit_all(counts: np.ndarray, window: dict[str, Any], visits=None, bootstrap: 
         if mle and not math.isnan(out[1].alpha):
             xm = out[1].details["xmin"]
             f = _powerlaw_fit(sc[sc >= xm], xm)            # only the tail enters the fit
+            if f is None:                                  # nothing left to fit: not usable
+                mle_samples.append(math.nan)
+                continue
             g = f.estimates[0]
             if getattr(f.power_law, "noise_flag", False):  # stuck at powerlaw's parameter bound
                 stuck += 1
