@@ -12,7 +12,8 @@ from azscale.search import BatchedMCTS, select_actions
 from azscale.search_tensor import TensorMCTS, _widened
 from azscale.selfplay import make_evaluator
 
-GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware", "checkers"]
+GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware", "checkers",
+         "checkers(rows=7,columns=7)", "checkers(rows=10,columns=10)"]
 
 
 def compare_random_games(game, n, seed, squeeze=False):
@@ -110,6 +111,12 @@ def test_engine_selection():
         make_engine("breakthrough", "tensor")
     with pytest.raises(UserError, match="egocentric"):
         make_engine("checkers(egocentric=true)", "tensor")
+    with pytest.raises(UserError, match="rows != columns"):
+        make_engine("checkers(rows=8,columns=10)", "tensor")
+    # a 6x6 board is full at the start: over before any move, and nobody has won
+    te, se = make_tensor_engine("checkers(rows=6,columns=6)"), SpielEngine("checkers(rows=6,columns=6)")
+    ti, si = te.info(te.new_states(1)), se.info(se.new_states(1))
+    assert si.terminal.all() and all(np.array_equal(getattr(ti, f), getattr(si, f)) for f in vars(si))
     with pytest.raises(UserError, match="packs a board into 64 bits"):
         make_engine("oware(num_houses_per_player=8)", "tensor")
     with pytest.raises(UserError, match="unknown engine"):

@@ -394,9 +394,10 @@ class CheckersTensor(_TensorGame):
     go on keeps the same player to move with only that piece's jumps legal, unless the piece was
     just crowned (which ends the turn); a man reaching the far row is crowned. The player to move
     with no legal action loses; after 40 actions without a capture no action is legal and the
-    game is a draw. Observation planes [white men, white kings, black men, black kings, empty]
-    (the default, non-egocentric observation). OpenSpiel stores the piece that must jump again as
-    row * rows + column and reads it back with rows too; the twin does the same arithmetic.
+    game is a draw (as is a start position with no legal move, on boards too small to play).
+    Observation planes [white men, white kings, black men, black kings, empty]
+    (the default, non-egocentric observation). Square boards of any size (OpenSpiel stores the
+    piece that must jump again as row * rows + column, which only works when rows == columns).
     """
 
     MAX_QUIET = 40          # OpenSpiel's kMaxMovesWithoutCapture
@@ -409,6 +410,9 @@ class CheckersTensor(_TensorGame):
         if p.get("egocentric", False):
             raise UserError("the checkers tensor twin does not implement egocentric observations")
         self.rows, self.cols = int(p["rows"]), int(p["columns"])
+        if self.rows != self.cols:
+            raise UserError("checkers with rows != columns: OpenSpiel stores the piece that must jump "
+                            "again as row * rows + column, which breaks on such boards; the twin refuses them")
         self._setup(game, self.rows * self.cols * 8, device)
         R, C = self.rows, self.cols
         start = torch.zeros(R, C, dtype=torch.int8)
@@ -472,7 +476,8 @@ class CheckersTensor(_TensorGame):
     def status(self, s: State):
         legal = self.legal(s)                                                 # computed once
         term = ~legal.any(1)
-        lost = term & (s["quiet"] < self.MAX_QUIET)                           # the player to move lost
+        # the player to move lost, unless no move was ever made (OpenSpiel sets no winner then)
+        lost = term & (s["quiet"] < self.MAX_QUIET) & (s["moves"] > 0)
         r0 = torch.where(lost, torch.where(s["player"] == 0, -1.0, 1.0), 0.0)
         player = torch.where(term, torch.full_like(s["player"], -1), s["player"])
         return term, player, legal, torch.stack([r0, -r0], 1)
