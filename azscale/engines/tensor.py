@@ -426,6 +426,7 @@ class CheckersTensor(_TensorGame):
         self.start = start.to(self.device)
         # a man may step or jump in these directions: player 0 up (0, 1), player 1 down (2, 3)
         self.man_dirs = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.bool, device=self.device)
+        self.dr, self.dc = (torch.tensor(x, device=self.device) for x in (self.DR, self.DC))
 
     def new_states(self, n: int) -> State:
         d = self.device
@@ -501,8 +502,7 @@ class CheckersTensor(_TensorGame):
         kind, d = a % 2, (a // 2) % 4
         cell = a // 8
         r, c = cell // C, cell % C
-        dr = torch.tensor(self.DR, device=self.device)[d]
-        dc = torch.tensor(self.DC, device=self.device)[d]
+        dr, dc = self.dr[d], self.dc[d]
         er, ec = r + dr * (kind + 1), c + dc * (kind + 1)
         board = s["board"].flatten(1).clone()
         n = board.shape[0]
