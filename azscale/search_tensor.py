@@ -7,6 +7,12 @@ and nothing loops over games or nodes in Python: each wave is a fixed sequence o
 tensor operations (a loop over tree depth remains, bounded by the deepest path).
 Root noise is drawn with numpy from the caller's generator, so a seed gives the same games as
 the reference search's conventions; tests compare root visit distributions with `BatchedMCTS`.
+
+Optional engine hooks: `status(s)` (terminal, player, legal, returns in one pass),
+`legal_bound(roots, legal)` (a proven bound K on legal actions anywhere below the roots: each
+node then keeps K slots of legal action ids instead of num_actions-wide rows, which the argmax
+visits in ascending id order, so ties break as over ids) and `compact(roots)` (the smallest
+per-node state; a state that grows during the search widens the node storage, `_widened`).
 """
 
 from __future__ import annotations
