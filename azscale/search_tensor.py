@@ -92,11 +92,13 @@ class TensorMCTS:
         K = eng.legal_bound(roots, rlegal) if hasattr(eng, "legal_bound") else A
         visits = torch.zeros(B, N, dtype=torch.int32, device=dev)
         wsum = torch.zeros(B, N, device=dev)
-        prior = torch.zeros(B, N, K, device=dev)
+        # prior and valid rows are written when a node is created (a terminal node's prior never
+        # is, and nothing reads it: selection never starts from a terminal node), hence empty
+        prior = torch.empty(B, N, K, device=dev)
         children = torch.full((B, N, K), -1, dtype=torch.long, device=dev)
         packed = K < A                                  # else slot i is action i and `acts` is not kept
         acts = torch.full((B, N, K) if packed else (1, 1, K), -1, dtype=torch.int32, device=dev)
-        valid = torch.zeros(B, N, K, dtype=torch.bool, device=dev)
+        valid = torch.empty(B, N, K, dtype=torch.bool, device=dev)
         player = torch.full((B, N), -1, dtype=torch.int8, device=dev)
         term = torch.zeros(B, N, dtype=torch.bool, device=dev)
         # empty, not zeros: a node's state is written when it is created, before anything reads it
