@@ -123,12 +123,15 @@ def test_engine_selection():
         make_engine("connect_four", "gpu")
 
 
-def test_training_with_either_engine_gives_the_same_games(tmp_path):
+@pytest.mark.parametrize("game,extra", [("tic_tac_toe", {}),
+                                        ("oware", {"steps": 2, "games_in_flight": 8, "simulations": 8}),
+                                        ("checkers", {"steps": 2, "games_in_flight": 8, "simulations": 8})])
+def test_training_with_either_engine_gives_the_same_games(tmp_path, game, extra):
     from azscale.config import resolve
     from azscale.runs import read_games
     from azscale.train import train
     for kind in ("spiel", "tensor"):
-        train(resolve("tic_tac_toe", "smoke", {"engine": kind, "snapshot_seconds": 1e9}), tmp_path / kind, quiet=True)
+        train(resolve(game, "smoke", {"engine": kind, "snapshot_seconds": 1e9, **extra}), tmp_path / kind, quiet=True)
     drop = ["run", "seat0", "seat1"]
     a = read_games(tmp_path / "spiel").drop_columns(drop)
     b = read_games(tmp_path / "tensor").drop_columns(drop)
