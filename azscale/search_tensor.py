@@ -8,11 +8,12 @@ tensor operations (a loop over tree depth remains, bounded by the deepest path).
 Root noise is drawn with numpy from the caller's generator, so a seed gives the same games as
 the reference search's conventions; tests compare root visit distributions with `BatchedMCTS`.
 
-Optional engine hooks: `status(s)` (terminal, player, legal, returns in one pass),
-`legal_bound(roots, legal)` (a proven bound K on legal actions anywhere below the roots: each
-node then keeps K slots of legal action ids instead of num_actions-wide rows, which the argmax
-visits in ascending id order, so ties break as over ids) and `compact(roots)` (the smallest
-per-node state; a state that grows during the search widens the node storage, `_widened`).
+Engine hooks (defaults in `engines.tensor._TensorGame`): `status(s)` (terminal, player, legal,
+returns in one pass), `legal_bound(roots, legal)` (a proven bound K on legal actions anywhere
+below the roots: each node then keeps K slots of legal action ids instead of num_actions-wide
+rows, which the argmax visits in ascending id order, so ties break as over ids) and
+`compact(roots)` (the smallest per-node state; a state that grows during the search widens the
+node storage, `_widened`).
 """
 
 from __future__ import annotations
@@ -48,14 +49,6 @@ def _gather_slots(values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
     return torch.where(slots >= 0, values.gather(1, slots.long().clamp_min(0)), 0.0)
 
 
-def _status(eng, s):
-    """terminal, player to move, legal (none once terminal), returns: at once where the engine can."""
-    if hasattr(eng, "status"):
-        return eng.status(s)
-    t = eng.terminal(s)
-    return t, eng.current_player(s), eng.legal(s) & ~t[:, None], eng.returns(s)
-
-
 class TensorMCTS:
     def __init__(self, engine, model: torch.nn.Module, simulations: int, c_puct: float = 2.0,
                  dirichlet_alpha: float = 1.0, dirichlet_epsilon: float = 0.25):
@@ -80,16 +73,14 @@ class TensorMCTS:
 
     def run(self, roots, rng: np.random.Generator | None, noise: bool = True, root_info=None) -> SearchResult:
         eng, dev = self.engine, self.device
-        if hasattr(eng, "compact"):                     # per-node state as small as it can be
-            roots = eng.compact(roots)
+        roots = eng.compact(roots)                      # per-node state as small as it can be
         B, A, S = eng.size(roots), eng.num_actions, self.simulations
         N = S + 1
         rows = torch.arange(B, device=dev)
-        rlegal = eng.legal(roots)
-        rplayer = eng.current_player(roots)
+        _, rplayer, rlegal, _ = eng.status(roots)
         # each node keeps its legal actions in a list of K slots (ascending ids, -1 padded), so the
         # per-node work is K wide, not num_actions wide (checkers: 48 of 512 ids at most)
-        K = eng.legal_bound(roots, rlegal) if hasattr(eng, "legal_bound") else A
+        K = eng.legal_bound(roots, rlegal)
         visits = torch.zeros(B, N, dtype=torch.int32, device=dev)
         wsum = torch.zeros(B, N, device=dev)
         # prior and valid rows are written when a node is created (a terminal node's prior never
@@ -171,7 +162,7 @@ class TensorMCTS:
                 num_nodes[exp] += 1
                 fnid = base[exp] + nid
                 f_children[fpar, slot] = nid
-                kt, kp, kl, kr = _status(eng, kids)
+                kt, kp, kl, kr = eng.status(kids)
                 f_player[fnid], f_term[fnid] = kp, kt
                 if packed:
                     kacts = _slots(kl, K)
@@ -197,7 +188,7 @@ class TensorMCTS:
             f_visits.index_add_(0, flat, torch.ones_like(flat, dtype=f_visits.dtype))
             f_wsum.index_add_(0, flat, leaf_v0[flat // N])
             self.stats.simulations += B
-        ch = children[:, 0].long()
+        ch = children[:, 0]
         slot_visits = torch.where(ch >= 0, visits[rows[:, None], ch.clamp_min(0)], 0)
         if packed:
             rv = torch.zeros(B, A + 1, dtype=slot_visits.dtype, device=dev)       # column A: empty slots

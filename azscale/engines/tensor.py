@@ -93,6 +93,15 @@ class _TensorGame:
     def current_player(self, s: State) -> torch.Tensor:
         return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
 
+    # hooks for the tree search (`search_tensor.TensorMCTS`); twins override where they can do better
+    def compact(self, s: State) -> State:
+        """The smallest state the search may store per node (as is, unless a twin's state can shrink)."""
+        return s
+
+    def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
+        """A bound on the legal actions of any position below `roots` (none better: all ids)."""
+        return self.num_actions
+
     def status(self, s: State):
         """terminal, player to move (-1 once terminal), legal (none once terminal), returns."""
         term = self.terminal(s)
@@ -321,9 +330,13 @@ class OwareTensor(_TensorGame):
         must_feed = (theirs == 0)[:, None]
         return torch.where(must_feed, own.long() > (h - 1 - self.row), own > 0)
 
+    def _over(self, score: torch.Tensor) -> torch.Tensor:
+        """A player has more than half the seeds, or both exactly half."""
+        half = self.total // 2
+        return (score[:, 0] > half) | (score[:, 1] > half) | ((score[:, 0] == half) & (score[:, 1] == half))
+
     def terminal(self, s: State) -> torch.Tensor:
-        sc, half = s["score"], self.total // 2
-        return (sc[:, 0] > half) | (sc[:, 1] > half) | ((sc[:, 0] == half) & (sc[:, 1] == half))
+        return self._over(s["score"])
 
     def returns(self, s: State) -> torch.Tensor:
         r0 = torch.sign(s["score"][:, 0] - s["score"][:, 1]).float() * self.terminal(s)
@@ -376,9 +389,7 @@ class OwareTensor(_TensorGame):
         hist[ar, since.clamp_max(hist.shape[1] - 1)] = code
         since = (since + 1).clamp_max(self.history)
         # a repetition or no legal move: every row's seeds go to its owner
-        half = self.total // 2
-        over = (score[:, 0] > half) | (score[:, 1] > half) | ((score[:, 0] == half) & (score[:, 1] == half))
-        collect = repeated | over | ~self._legal(seeds, nxt).any(1)
+        collect = repeated | self._over(score) | ~self._legal(seeds, nxt).any(1)
         score[:, 0] += seeds[:, :h].sum(1) * collect
         score[:, 1] += seeds[:, h:].sum(1) * collect
         seeds = seeds * ~collect[:, None]
@@ -397,7 +408,8 @@ class CheckersTensor(_TensorGame):
     game is a draw (as is a start position with no legal move, on boards too small to play).
     Observation planes [white men, white kings, black men, black kings, empty]
     (the default, non-egocentric observation). Square boards of any size (OpenSpiel stores the
-    piece that must jump again as row * rows + column, which only works when rows == columns).
+    piece that must jump again as row * rows + column, which only works when rows == columns;
+    on those boards it is the cell index, which is what the twin keeps in "jump").
     """
 
     MAX_QUIET = 40          # OpenSpiel's kMaxMovesWithoutCapture
@@ -468,8 +480,7 @@ class CheckersTensor(_TensorGame):
         jump = s["jump"].long()
         cell = torch.zeros(n, self.rows * self.cols, dtype=torch.bool, device=self.device)
         forced = jump >= 0
-        r, c = jump // self.rows, jump % self.rows
-        cell[forced, (r * self.cols + c)[forced]] = True
+        cell[forced, jump[forced]] = True
         jumps = jumps & (~forced.view(-1, 1, 1, 1) | cell.view(n, self.rows, self.cols, 1))
         kinds = torch.stack([steps & ~any_jump.view(-1, 1, 1, 1), jumps], 4)   # [n, R, C, 4, 2]
         return kinds.flatten(1) & (s["quiet"] < self.MAX_QUIET)[:, None]
@@ -518,7 +529,7 @@ class CheckersTensor(_TensorGame):
         quiet = torch.where(jumped, 0, s["quiet"] + 1)
         _, jumps = self._moves(board, s["player"])
         again = jumped & ~crowned & jumps.flatten(1, 2)[ar, er * C + ec].any(1)
-        jump = torch.where(again, er * R + ec, -1)
+        jump = torch.where(again, er * C + ec, -1)
         player = torch.where(again, s["player"], 1 - s["player"])
         return {"board": board, "player": player.to(torch.int8), "quiet": quiet.to(torch.int16),
                 "jump": jump.to(torch.int16), "moves": s["moves"] + 1}
