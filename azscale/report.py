@@ -233,7 +233,7 @@ def _cell(v) -> str:
     if isinstance(v, float):
         return "n/a" if math.isnan(v) else (f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}")
     if isinstance(v, (int, np.integer)):
-        return f"{v:,}" if abs(int(v)) >= 10000 else str(v)
+        return f"{v:,}"
     return str(v)
 
 

@@ -67,8 +67,8 @@ def verdict_markdown(game: str, steps: list[Step], zipf: dict[str, Any] | None =
     lines += ["", "| params | → params | Elo | → Elo | Δ Elo | 95% CI of Δ | P(drop) | flag |",
               "| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for s in steps:
-        lines.append(f"| {s.params_from:,} | {s.params_to:,} | {s.elo_from:.0f} | {s.elo_to:.0f} | {s.delta:+.0f} | "
-                     f"[{s.ci_low:+.0f}, {s.ci_high:+.0f}] | {s.p_drop:.3f} | {'DROP' if s.flagged else ''} |")
+        lines.append(f"| {s.params_from:,} | {s.params_to:,} | {s.elo_from:,.0f} | {s.elo_to:,.0f} | {s.delta:+,.0f} | "
+                     f"[{s.ci_low:+,.0f}, {s.ci_high:+,.0f}] | {s.p_drop:.3f} | {'DROP' if s.flagged else ''} |")
     if elo_fit:
         lines += ["", f"Elo exponent alpha_N = {elo_fit['alpha']:.3f} "
                       f"[{elo_fit['ci_low']:.3f}, {elo_fit['ci_high']:.3f}] over {elo_fit['params_min']:,} to "
