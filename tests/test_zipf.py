@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from azscale.analysis.baselines import random_games
-from azscale.analysis.endgame import early_counts, late_share_by_rank
+from azscale.analysis.endgame import curve_colours, early_counts, late_share_by_rank
 from azscale.analysis.importer import import_openspiel
 from azscale.analysis.states import build_states, state_key, table_meta
 from azscale.analysis.zipf import (envelope_alpha, fit_all, fit_ls, fit_mle, rank_frequency,
@@ -277,3 +277,12 @@ def test_plot_points_draw_the_staircase_exactly():
     assert len(idx) < 10_000 < len(sc)
     # linear interpolation between kept points (in rank) reproduces every count exactly
     assert np.array_equal(np.interp(np.arange(len(sc)), idx, sc[idx]), sc)
+
+
+def test_figure_colours_stay_distinct_past_ten_curves():
+    # a 5 sizes x 2 seeds sweep draws 10 runs plus the pooled curve: no two may share a colour
+    for n in (2, 10, 13):
+        labels = [f"run{i}" for i in range(n)] + ["combined"]
+        colours = [str(c) for c in curve_colours(labels)]
+        assert len(set(colours)) == len(labels)
+        assert colours[-1] == "k"

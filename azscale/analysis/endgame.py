@@ -38,15 +38,26 @@ def early_counts(counts: np.ndarray, mean_turn: np.ndarray, threshold: float = L
     return np.asarray(counts)[np.asarray(mean_turn) < threshold]
 
 
+def curve_colours(labels: list[str]) -> list:
+    """One distinct colour per curve: the pooled curve ('combined') in black, the others from
+    tab10, or tab20 when there are more than ten (tab10 repeats its colours after ten)."""
+    import matplotlib
+
+    others = [lab for lab in labels if lab != "combined"]
+    cmap = matplotlib.colormaps["tab10" if len(others) <= 10 else "tab20"]
+    it = iter(range(len(others)))
+    return ["k" if lab == "combined" else cmap(next(it) % cmap.N) for lab in labels]
+
+
 def plot_late_share(tables: dict[str, pd.DataFrame], path_stem, threshold: float) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, t in tables.items():
+    for (label, t), colour in zip(tables.items(), curve_colours(list(tables))):
         if len(t):
             mid = np.sqrt(t["rank_lo"] * t["rank_hi"])
-            ax.semilogx(mid, t["late_share"], "o-", ms=3, label=label)
+            ax.semilogx(mid, t["late_share"], "o-", ms=3, color=colour, label=label)
     ax.set_xlabel("rank")
     ax.set_ylabel(f"share of late states (mean turn >= {threshold:g})")
     ax.set_ylim(-0.02, 1.02)

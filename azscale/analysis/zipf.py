@@ -319,12 +319,13 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .endgame import curve_colours
+
     fig, ax = plt.subplots(figsize=(7, 5))
-    for i, cur in enumerate(curves):
+    for cur, colour in zip(curves, curve_colours([c["label"] for c in curves])):
         sc = rank_frequency(cur["counts"])
         r = np.arange(1, len(sc) + 1)
         idx = plot_points(sc)
-        colour = f"C{i % 10}"
         label = cur["label"]
         for f in cur.get("fits", []):
             if f.method == "ls" and not math.isnan(f.alpha):
