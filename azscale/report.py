@@ -47,14 +47,21 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k, rd in enumerate(run_dirs):
+    # smallest to largest: one colour per size (as in the loss figures), one line style per seed
+    cfgs = sorted(((json.loads((rd / "config.json").read_text()), rd) for rd in run_dirs),
+                  key=lambda c: (c[0]["params"], c[0].get("seed", 0), c[1].name))
+    sizes = sorted({c["params"] for c, _ in cfgs})
+    seeds = sorted({c.get("seed", 0) for c, _ in cfgs})
+    cmap = plt.get_cmap("viridis")
+    for cfg, rd in cfgs:
         m = pd.DataFrame(runs.read_metrics(rd))
         if m.empty:
             continue
-        cfg = json.loads((rd / "config.json").read_text())
         lab = f"{rd.name} ({cfg['params']:,})"
-        axes[0].plot(m["step"], m["loss_value"], lw=1, label=lab, color=f"C{k % 10}")
-        axes[1].plot(m["step"], m["loss_policy"], lw=1, label=lab, color=f"C{k % 10}")
+        style = dict(lw=1, label=lab, color=cmap(sizes.index(cfg["params"]) / max(1, len(sizes) - 1)),
+                     ls=("-", "--", ":", "-.")[seeds.index(cfg.get("seed", 0)) % 4])
+        axes[0].plot(m["step"], m["loss_value"], **style)
+        axes[1].plot(m["step"], m["loss_policy"], **style)
     axes[0].set_ylabel("value loss (learner)")
     axes[1].set_ylabel("policy loss (learner)")
     for ax in axes:
