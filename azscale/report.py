@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import runs
+from .analysis.plotting import size_colours
 from .config import base_name
 from .errors import UserError
 
@@ -50,15 +51,14 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
     cfgs = sorted(((json.loads((rd / "config.json").read_text()), rd) for rd in run_dirs),
                   key=lambda c: (c[0]["params"], c[0].get("seed", 0), c[1].name))
-    sizes = sorted({c["params"] for c, _ in cfgs})
+    colour = size_colours(c["params"] for c, _ in cfgs)
     seeds = sorted({c.get("seed", 0) for c, _ in cfgs})
-    cmap = plt.get_cmap("viridis")
     for cfg, rd in cfgs:
         m = pd.DataFrame(runs.read_metrics(rd))
         if m.empty:
             continue
         lab = f"{rd.name} ({cfg['params']:,})"
-        style = dict(lw=1, label=lab, color=cmap(sizes.index(cfg["params"]) / max(1, len(sizes) - 1)),
+        style = dict(lw=1, label=lab, color=colour[cfg["params"]],
                      ls=("-", "--", ":", "-.")[seeds.index(cfg.get("seed", 0)) % 4])
         axes[0].plot(m["step"], m["loss_value"], **style)
         axes[1].plot(m["step"], m["loss_policy"], **style)

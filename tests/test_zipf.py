@@ -9,8 +9,9 @@ import pyarrow as pa
 import pytest
 
 from azscale.analysis.baselines import random_games
-from azscale.analysis.endgame import curve_colours, early_counts, late_share_by_rank
+from azscale.analysis.endgame import early_counts, late_share_by_rank
 from azscale.analysis.importer import import_openspiel
+from azscale.analysis.plotting import curve_colours
 from azscale.analysis.states import build_states, state_key, table_meta
 from azscale.analysis.zipf import (envelope_alpha, fit_all, fit_ls, fit_mle, rank_frequency,
                                    toy_tree_counts)

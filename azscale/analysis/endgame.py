@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .plotting import curve_colours
+
 LATE_TURN = 40
 
 
@@ -36,17 +38,6 @@ def late_share_by_rank(counts: np.ndarray, mean_turn: np.ndarray, threshold: flo
 
 def early_counts(counts: np.ndarray, mean_turn: np.ndarray, threshold: float = LATE_TURN) -> np.ndarray:
     return np.asarray(counts)[np.asarray(mean_turn) < threshold]
-
-
-def curve_colours(labels: list[str]) -> list:
-    """One distinct colour per curve: the pooled curve ('combined') in black, the others from
-    tab10, or tab20 when there are more than ten (tab10 repeats its colours after ten)."""
-    import matplotlib
-
-    others = [lab for lab in labels if lab != "combined"]
-    cmap = matplotlib.colormaps["tab10" if len(others) <= 10 else "tab20"]
-    it = iter(range(len(others)))
-    return ["k" if lab == "combined" else cmap(next(it) % cmap.N) for lab in labels]
 
 
 def plot_late_share(tables: dict[str, pd.DataFrame], path_stem, threshold: float) -> list[str]:

@@ -283,12 +283,12 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn) -> list[s
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
+
+    from .plotting import size_colours
 
     figs = []
     sizes = sorted(combined["params"].unique())
-    norm = LogNorm(vmin=min(sizes), vmax=max(sizes) * 1.0001) if sizes else None
-    cmap = plt.get_cmap("viridis")
+    colour = size_colours(sizes)
 
     def panel(ax, subset, title):
         d = combined[combined["subset"] == subset]
@@ -297,7 +297,7 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn) -> list[s
             g = g[g["step"] == g["step"].max()].sort_values("rank")
             if g.empty:
                 continue
-            c = cmap(norm(p))
+            c = colour[p]
             ax.loglog(g["rank"], g["loss_geomean"], color=c, label=f"{int(p):,} params")
             if g["seeds"].max() > 1:
                 ax.fill_between(g["rank"], g["loss_min"], g["loss_max"], color=c, alpha=0.15)
@@ -328,7 +328,7 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn) -> list[s
         fig, ax = plt.subplots(figsize=(6, 4))
         for (run, p), g in f.groupby(["run", "params"]):
             g = g.sort_values("step")
-            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), "o-", ms=3, color=cmap(norm(p)),
+            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), "o-", ms=3, color=colour[p],
                     label=f"{run} ({int(p):,})")
         ax.set_xscale("log")
         ax.set_yscale("log")

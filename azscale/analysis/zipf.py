@@ -319,7 +319,7 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .endgame import curve_colours
+    from .plotting import curve_colours
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for cur, colour in zip(curves, curve_colours([c["label"] for c in curves])):
