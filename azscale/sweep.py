@@ -122,17 +122,45 @@ def _finished(run_dir: Path, steps: int) -> bool:
     return bool(m) and m[-1]["step"] >= steps and (run_dir / "checkpoints" / f"step-{steps:06d}.pt").exists()
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def ray_is_loopback(address: str | None) -> bool:
+    """True when the sweep starts its own local Ray (no address) or joins one at a loopback
+    address: then every Ray process and the driver must stay on 127.0.0.1."""
+    if address is None or address == "local":
+        return True
+    return address.rsplit(":", 1)[0].removeprefix("ray://") in LOOPBACK_HOSTS
+
+
+def ray_init_kwargs(address: str | None) -> dict[str, Any]:
+    """Arguments for `ray.init`. A local or loopback cluster is pinned to 127.0.0.1: Ray
+    otherwise rewrites "127.0.0.1" to the address it would use towards the internet (the
+    eth0 address), which a closed or firewalled machine cannot reach. Ray's own switch for a
+    single-machine, loopback-only cluster is RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when
+    ray is first imported; a cluster address the user names elsewhere is left as it is."""
+    kw: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False,
+                          "runtime_env": {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}}}
+    if ray_is_loopback(address):
+        kw["_node_ip_address"] = "127.0.0.1"
+    return kw
+
+
 def _train_ray(pending, sc: SweepConfig, address: str | None, gpus: float, log) -> None:
     if not pending:
         return
+    if ray_is_loopback(address):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
         raise UserError("--executor ray needs Ray (pip install 'azscale[ray]')") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}})
+        try:
+            ray.init(**ray_init_kwargs(address))
+        except ConnectionError as e:
+            raise UserError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
     try:
         remote = ray.remote(_train_one)
         refs = [remote.options(num_cpus=max(1, c.actors), num_gpus=gpus).remote(c.to_dict(), str(d.resolve()),

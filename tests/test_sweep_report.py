@@ -175,34 +175,3 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Not computed" in md and "`loss`: " in md and "Value loss by rank" not in md
-
-
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_ray_executor_on_a_local_head(tmp_path):
-    pytest.importorskip("ray")
-    ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-    port = _free_port()
-    start = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
-                            "--include-dashboard=false", "--disable-usage-stats"],
-                           capture_output=True, text=True, timeout=180)
-    assert start.returncode == 0, start.stderr
-    try:
-        args = ["sweep", "tic_tac_toe", "--widths", "4,8", "--seeds", "1", "--preset", "smoke",
-                "--random-games", "500", "--games-per-pair", "4", "--match-sims", "4", "--bootstrap", "10",
-                "--set", "steps=3", "--executor", "ray", "--address", f"127.0.0.1:{port}",
-                "--out", tmp_path / "sw"]
-        r = subprocess.run(cli(*args), capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert "training task(s) submitted to Ray" in r.stdout
-        for w in (4, 8):
-            m = read_metrics(tmp_path / "sw" / "runs" / f"tic_tac_toe-w{w}-s0")
-            assert m[-1]["step"] == 3
-        assert (tmp_path / "sw" / "analysis" / "verdict.md").exists()
-    finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
