@@ -1,8 +1,12 @@
 """Play games between two players, many at once, with seats alternating.
 
-Players act on a batch of states where it is their turn. The AlphaZero agent searches all of
-its games in one batched search per move; the reference players (uniform random, pyspiel's C++
-MCTSBot with random rollouts, a perfect player from the exact solver) act game by game.
+A match keeps every game as a pyspiel state (the record and the reference players read them).
+Players see the games where it is their turn (`act(idx, states)`) and are told every move made
+in any game (`apply(idx, actions)`), so an agent can keep its own copy of the games in its
+engine's format. The AlphaZero agent searches all of its games in one batched search per move,
+with the tensor twin on its device where the game has one; the reference players (uniform
+random, pyspiel's C++ MCTSBot with random rollouts, a perfect player from the exact solver) act
+game by game.
 """
 
 from __future__ import annotations
@@ -13,32 +17,55 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyspiel
+import torch
 
-from .engines import SpielEngine
-from .search import BatchedMCTS, select_actions
+from .engines import SpielEngine, make_engine
+from .search import MCTS, select_actions
 
 
 class Player(Protocol):
     name: str
 
-    def act(self, states: list) -> np.ndarray: ...
+    def act(self, idx: np.ndarray, states: list) -> np.ndarray: ...
 
 
 class AgentPlayer:
-    """A network + batched MCTS; no root noise; `temperature` at every move (0 = most visited)."""
+    """A network + batched MCTS; no root noise; `temperature` at every move (0 = most visited).
+    Searches with the game's tensor twin on `device` where one exists (`engine_kind` auto),
+    else with the pyspiel engine on the CPU."""
 
     def __init__(self, model, engine: SpielEngine, simulations: int, c_puct: float = 2.0,
-                 temperature: float = 0.0, seed: int = 0, name: str = "agent", device="cpu"):
-        from .selfplay import make_evaluator
+                 temperature: float = 0.0, seed: int = 0, name: str = "agent", device="cpu",
+                 engine_kind: str = "auto", compile: bool = False):
+        from .selfplay import seed_for
         self.name = name
-        self.engine = engine
-        self.temperature = temperature
-        self.mcts = BatchedMCTS(engine, make_evaluator(model, device), simulations, c_puct)
-        self.rng = np.random.default_rng([seed, 31337])
+        self.temperature = float(temperature)
+        search_engine = make_engine(engine.game, engine_kind, device)
+        self.twin = search_engine if search_engine.name == "tensor" else None
+        self.device = torch.device(search_engine.device)
+        self.model = model.to(self.device).eval()
+        self.mcts = MCTS(search_engine, self.model, simulations, c_puct, compile=compile)
+        self.generator = torch.Generator(self.device)
+        self.generator.manual_seed(seed_for(seed, 31337))
+        self.states = None
 
-    def act(self, states: list) -> np.ndarray:
-        res = self.mcts.run(states, None, noise=False)
-        return select_actions(res.visits, self.temperature, self.rng)
+    def begin(self, n: int) -> None:
+        if self.twin is not None:
+            self.states = self.twin.new_states(n)
+
+    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
+        if self.twin is not None:
+            roots = self.twin.take(self.states, torch.as_tensor(idx, device=self.device))
+        else:
+            roots = states
+        res = self.mcts.run(roots)
+        return select_actions(res.visits, self.temperature, self.generator).cpu().numpy()
+
+    def apply(self, idx: np.ndarray, actions: np.ndarray) -> None:
+        if self.twin is not None:
+            i = torch.as_tensor(idx, device=self.device)
+            kids = self.twin.step(self.twin.take(self.states, i), torch.as_tensor(actions, device=self.device))
+            self.twin.put(self.states, i, kids)
 
 
 class RandomPlayer:
@@ -46,7 +73,7 @@ class RandomPlayer:
         self.name = name
         self.rng = np.random.default_rng([seed, 4242])
 
-    def act(self, states: list) -> np.ndarray:
+    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
         return np.array([self.rng.choice(s.legal_actions()) for s in states])
 
 
@@ -60,7 +87,7 @@ class SpielMCTSPlayer:
         evaluator = pyspiel.RandomRolloutEvaluator(rollouts, seed)
         self.bot = pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, solve, seed, False)
 
-    def act(self, states: list) -> np.ndarray:
+    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
         return np.array([self.bot.step(s) for s in states])
 
 
@@ -73,7 +100,7 @@ class PerfectPlayer:
         self.solver = MemoSolver(game)
         self.rng = np.random.default_rng([seed, 999])
 
-    def act(self, states: list) -> np.ndarray:
+    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
         out = []
         for s in states:
             vals = self.solver.action_values(s)
@@ -107,16 +134,22 @@ def play_match(engine: SpielEngine, a: Player, b: Player, games: int, progress: 
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=games, desc=f"{a.name} vs {b.name}", unit="game")
+    for p in (a, b):
+        if hasattr(p, "begin"):
+            p.begin(games)
     live = [i for i in range(games)]
     while live:
         for who in (a, b):
-            mine = [i for i in live if not states[i].is_terminal()
-                    and seats[i][states[i].current_player()] is who]
-            if mine:
-                acts = who.act([states[i] for i in mine])
+            mine = np.array([i for i in live if not states[i].is_terminal()
+                             and seats[i][states[i].current_player()] is who], dtype=np.int64)
+            if mine.size:
+                acts = who.act(mine, [states[i] for i in mine])
                 for i, act in zip(mine, acts):
                     states[i].apply_action(int(act))
                     actions[i].append(int(act))
+                for p in {id(a): a, id(b): b}.values():
+                    if hasattr(p, "apply"):
+                        p.apply(mine, np.asarray(acts))
         still = [i for i in live if not states[i].is_terminal()]
         if bar is not None:
             bar.update(len(live) - len(still))
@@ -149,12 +182,12 @@ def make_opponent(kind: str, engine: SpielEngine, simulations: int, seed: int) -
 
 def evaluate_checkpoint(checkpoint: Path, opponent: str, games: int, simulations: int,
                         opponent_simulations: int, seed: int = 0, temperature: float = 0.0,
-                        progress: bool = False) -> MatchResult:
+                        progress: bool = False, device: str = "cpu") -> MatchResult:
     from .train import load_model
     model, meta = load_model(checkpoint)
     cfg = meta["config"]
     engine = SpielEngine(cfg["game"])
     agent = AgentPlayer(model, engine, simulations, cfg["c_puct"], temperature, seed,
-                        name=f"{meta.get('run', 'agent')}@{meta['step']}")
+                        name=f"{meta.get('run', 'agent')}@{meta['step']}", device=device)
     opp = make_opponent(opponent, engine, opponent_simulations, seed)
     return play_match(engine, agent, opp, games, progress)

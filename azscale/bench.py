@@ -17,21 +17,82 @@ from typing import Any
 PAPER_STATES_PER_AGENT = 10_000 * 6_553
 
 
-def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, out) -> None:
+def _graphs() -> int:
+    """Graphs torch.compile has built in this process so far."""
+    try:
+        from torch._dynamo.utils import counters
+        return int(counters["stats"]["unique_graphs"])
+    except Exception:
+        return 0
+
+
+def _sync(device) -> None:
+    import torch
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, device: str, out) -> None:
     import torch
     torch.set_num_threads(1)
     from .config import from_dict
     from .selfplay import Actor
     cfg = from_dict(cfg_dict)
-    from .selfplay import resolve_device
-    actor = Actor(cfg, index, device=resolve_device(cfg.device))
-    actor.play(10**12, 0, deadline=time.perf_counter() + min(2.0, seconds / 5))  # warm-up
+    actor = Actor(cfg, index, device=device)
+    # warm-up: play moves until three in a row compiled nothing new (the first moves compile the
+    # search's graphs, one per tree-depth bucket); this is the compile warm-up we report
+    t0 = time.perf_counter()
+    quiet, limit = 0, t0 + max(600.0, 10 * seconds)
+    while quiet < 3 and time.perf_counter() < limit:
+        g = _graphs()
+        actor.play(10**12, 0, deadline=time.perf_counter())            # one move
+        quiet = quiet + 1 if _graphs() == g else 0
+    _sync(actor.device)
+    warm = time.perf_counter() - t0
+    stats0 = (actor.mcts.stats.waves, actor.mcts.stats.levels, _graphs())
     t0 = time.perf_counter()
     p = actor.play(10**12, 0, deadline=t0 + seconds)
+    _sync(actor.device)
     wall = time.perf_counter() - t0
-    # every move searched = `simulations` simulations in each game in flight
+    waves = actor.mcts.stats.waves - stats0[0]
+    # the network's share: the same network alone on a batch of this size, timed here
+    net_s = _time_network(actor, cfg.games_in_flight) * p.net_calls
     out.put({"sims": p.simulations, "states": p.simulations / actor.cfg.simulations,
-             "calls": p.net_calls, "net_states": p.net_states, "net_s": p.net_seconds, "wall": wall})
+             "calls": p.net_calls, "net_states": p.net_states, "net_s": min(net_s, wall), "wall": wall,
+             "warmup_s": warm, "levels_per_wave": (actor.mcts.stats.levels - stats0[1]) / max(waves, 1),
+             "recompiles": _graphs() - stats0[2], "compiled": actor.mcts.compile})
+
+
+def _time_network(actor, batch: int, repeats: int = 30) -> float:
+    """Median seconds of one forward pass of the actor's network on `batch` observations."""
+    import torch
+    obs, legal, *_ = actor.engine.batch_info(actor.engine.new_states(batch))
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 3):
+            _sync(actor.device)
+            t = time.perf_counter()
+            actor.model(obs)
+            _sync(actor.device)
+            times.append(time.perf_counter() - t)
+    return float(sorted(times[3:])[repeats // 2])
+
+
+def wave_profile(cfg, device: str = "cpu") -> dict[str, Any]:
+    """Aten ops and host reads per simulation wave of this configuration's search (eager, on the
+    same games in flight, a short search)."""
+    import torch
+    from .engines import make_engine
+    from .nets import build
+    from .search import MCTS
+    from .search.inspect import is_host_read, wave_ops
+    eng = make_engine(cfg.game, cfg.engine, device)
+    model = build(cfg.family, eng.obs_shape, eng.num_actions, cfg.width, cfg.depth).to(eng.device).eval()
+    waves = wave_ops(MCTS(eng, model, 16), eng.new_states(cfg.games_in_flight))
+    ops = [len(w) for w in waves]
+    reads = [sum(is_host_read(o) for o in w) for w in waves]
+    del torch
+    return {"ops_per_wave": sum(ops) / len(ops), "host_reads_per_wave": sum(reads) / len(reads)}
 
 
 def _baseline(game: str, simulations: int, seconds: float, seed: int, out) -> None:
@@ -62,24 +123,34 @@ def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
     return res
 
 
-def _measure(cfg, seconds: float, actors: int) -> dict[str, Any]:
-    ours = _in_processes(_ours, lambda i: (cfg.to_dict(), i, seconds), actors)
+def _measure(cfg, seconds: float, actors: int, devices: list[str]) -> dict[str, Any]:
+    ours = _in_processes(_ours, lambda i: (cfg.to_dict(), i, seconds, devices[i]), actors)
     wall = max(r["wall"] for r in ours)
     states = sum(r["states"] for r in ours)
     out = {"simulations_per_s": sum(r["sims"] for r in ours) / wall, "states_per_s": states / wall,
            "mean_net_batch": sum(r["net_states"] for r in ours) / max(sum(r["calls"] for r in ours), 1),
-           "net_time_share": sum(r["net_s"] for r in ours) / sum(r["wall"] for r in ours), "seconds": round(wall, 2)}
+           "net_time_share": sum(r["net_s"] for r in ours) / sum(r["wall"] for r in ours), "seconds": round(wall, 2),
+           "compiled": ours[0]["compiled"], "warmup_seconds": max(r["warmup_s"] for r in ours),
+           "levels_per_wave": sum(r["levels_per_wave"] for r in ours) / len(ours),
+           "recompiles_while_measuring": sum(r["recompiles"] for r in ours)}
     if states:
         out["paper_agent_hours"] = PAPER_STATES_PER_AGENT / (states / wall) / 3600
+    out.update(wave_profile(cfg, "cpu" if devices[0] == "cpu" else devices[0]))
     return out
 
 
 def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
                    baseline: bool = True) -> dict[str, Any]:
     """Measure self-play with each available engine (pyspiel, and the tensor twin where one
-    exists) and pyspiel's C++ MCTSBot, all in this run, each in `actors` processes."""
+    exists) and pyspiel's C++ MCTSBot, all in this run. On a CPU each engine runs in `actors`
+    processes (default: one per core); on CUDA one process per GPU, all games in flight there."""
     from .config import base_name
     from .engines.tensor import TWINS
+    from .selfplay import actor_devices, resolve_device
+    device = resolve_device(cfg.device, cfg.engine, cfg.game)
+    if device.type == "cuda":
+        import torch
+        actors = actors or torch.cuda.device_count()
     actors = actors or os.cpu_count() or 1
     kinds = ["spiel"] + (["tensor"] if base_name(cfg.game) in TWINS else [])
     if cfg.engine in ("spiel", "tensor"):
@@ -87,9 +158,11 @@ def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
     out: dict[str, Any] = {
         "game": cfg.game, "family": cfg.family, "width": cfg.width, "depth": cfg.depth,
         "simulations_per_move": cfg.simulations, "games_in_flight": cfg.games_in_flight,
-        "actors": actors, "device": cfg.device, "engines": {}}
+        "actors": actors, "device": str(device), "engines": {}}
     for kind in kinds:
-        out["engines"][kind] = _measure(cfg.replace(engine=kind), seconds, actors)
+        kdev = device if kind == "tensor" else resolve_device("cpu")
+        devs = [str(d) for d in actor_devices(kdev, actors)]
+        out["engines"][kind] = _measure(cfg.replace(engine=kind, device=str(kdev)), seconds, actors, devs)
     if "tensor" in out["engines"] and "spiel" in out["engines"]:
         out["tensor_vs_spiel"] = out["engines"]["tensor"]["simulations_per_s"] / out["engines"]["spiel"]["simulations_per_s"]
     best = max(out["engines"].values(), key=lambda r: r["simulations_per_s"])
@@ -107,18 +180,24 @@ def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
 def format_bench(r: dict[str, Any]) -> str:
     lines = [f"self-play benchmark: {r['game']}, {r['family']} width {r['width']} depth {r['depth']}, "
              f"{r['simulations_per_move']} simulations/move, {r['games_in_flight']} games in flight per actor, "
-             f"{r['actors']} actor process(es)",
-             f"  {'engine':<10}{'sims/s':>14}{'states/s':>12}{'net batch':>11}{'net time':>10}{'paper agent':>13}"
-             + ("   vs MCTSBot" if "baseline_simulations_per_s" in r else "")]
+             f"{r['actors']} actor process(es), device {r['device']}",
+             f"  {'engine':<8}{'sims/s':>12}{'states/s':>11}{'net time':>10}{'ops/wave':>10}{'host reads':>12}"
+             f"{'levels':>8}{'warm-up':>9}{'paper agent':>13}"
+             + ("  vs MCTSBot" if "baseline_simulations_per_s" in r else "")]
     for kind, e in r["engines"].items():
-        lines.append(f"  {kind:<10}{e['simulations_per_s']:>14,.0f}{e['states_per_s']:>12,.1f}{e['mean_net_batch']:>11,.1f}"
-                     f"{e['net_time_share']:>10.1%}{e.get('paper_agent_hours', float('nan')):>11,.1f} h"
-                     + (f"{e['ratio_vs_baseline']:>12.2f}x" if "ratio_vs_baseline" in e else ""))
+        warm = f"{e['warmup_seconds']:.0f} s" + ("" if e["compiled"] else "*")
+        lines.append(f"  {kind:<8}{e['simulations_per_s']:>12,.0f}{e['states_per_s']:>11,.0f}{e['net_time_share']:>10.1%}"
+                     f"{e['ops_per_wave']:>10,.0f}{e['host_reads_per_wave']:>12.1f}{e['levels_per_wave']:>8.1f}{warm:>9}"
+                     f"{e.get('paper_agent_hours', float('nan')):>11,.1f} h"
+                     + (f"{e['ratio_vs_baseline']:>11.2f}x" if "ratio_vs_baseline" in e else ""))
     if "tensor_vs_spiel" in r:
         lines.append(f"  tensor / spiel: {r['tensor_vs_spiel']:.2f}x")
     if "baseline_simulations_per_s" in r:
         lines.append(f"  baseline: {r['baseline']}, same processes: {r['baseline_simulations_per_s']:,.0f} sims/s")
-    lines.append(f"  (paper agent = {PAPER_STATES_PER_AGENT:,} self-play states at the measured rate)")
+    lines.append(f"  (net time: the network alone on a batch of this size, timed in each process, times its calls; "
+                 f"ops/wave and host reads: aten ops of one eager wave (a compiled wave runs the same ops fused); "
+                 f"levels: descent levels per wave; warm-up: compiling the search (* = not compiled: first moves); "
+                 f"paper agent = {PAPER_STATES_PER_AGENT:,} self-play states at the measured rate)")
     return "\n".join(lines)
 
 

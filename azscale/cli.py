@@ -91,6 +91,7 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
              opponent_sims: int = typer.Option(300, help="MCTSBot's simulations per move"),
              temperature: float = typer.Option(0.0, help="Agent move temperature (0 = most visited)"),
              seed: int = typer.Option(0, help="Random seed"),
+             device: str = typer.Option("cpu", help="Where the agent searches: cpu, cuda or auto (tensor twins)"),
              quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Play a trained agent (no noise) against a reference player and print W/D/L."""
     from .arena import evaluate_checkpoint
@@ -99,7 +100,7 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
         raise UserError("--games must be >= 1")
     ckpt = latest_checkpoint(run) if run.is_dir() else run
     res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
-                              progress=not quiet)
+                              progress=not quiet, device=_device(device))
     typer.echo(json.dumps({"checkpoint": str(ckpt), "opponent": opponent, "games": res.n,
                            "wins": res.wins, "draws": res.draws, "losses": res.losses,
                            "score": round(res.score, 4)}))
@@ -169,12 +170,14 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
                simulations: int = typer.Option(300, "--sims", help="Simulations per move (the paper: 300)"),
                reference: str = typer.Option("", help="Reference players to include: random, mcts-N, perfect (comma-separated)"),
                seed: int = typer.Option(0, help="Random seed"),
-               workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+               workers: Optional[int] = typer.Option(None, help="Processes (default: all cores; one on a GPU)"),
+               device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
                quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Round-robin between agents (and reference players); every game goes to a games table."""
     from .tournament import agents_from_runs, reference_players, tournament as run_tournament
     players = agents_from_runs(runs_, checkpoints) + reference_players(reference)
-    table = run_tournament(players, out, games_per_pair, temperature, simulations, seed, workers, not quiet)
+    table = run_tournament(players, out, games_per_pair, temperature, simulations, seed, workers, not quiet,
+                           device=_device(device))
     typer.echo(f"{len(players)} players, {len(table)} ordered pairs, "
                f"{int(table[['wins', 'draws', 'losses']].to_numpy().sum()):,} games -> {out}/results.csv")
 
@@ -323,15 +326,27 @@ def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
                    family: str = typer.Option("mlp", help="mlp or resnet"),
                    baseline: bool = typer.Option(True, help="Also measure pyspiel's MCTSBot"),
                    engine: str = typer.Option("auto", help="auto (every engine the game has), spiel or tensor"),
-                   device: str = typer.Option("cpu", help="cpu or cuda (the tensor engine's device)"),
+                   device: str = typer.Option("cpu", help="cpu, cuda or auto (the tensor engine's device)"),
+                   compile_search: str = typer.Option("auto", "--compile",
+                                                      help="Compile the search: auto (GPU or >= 256 games), on, off"),
                    as_json: bool = typer.Option(False, "--json", help="Print JSON")):
-    """Self-play throughput of each engine, side by side, against pyspiel's C++ MCTSBot."""
+    """Self-play throughput of each engine, side by side, against pyspiel's C++ MCTSBot, with
+    the compile warm-up, aten ops and host reads per simulation wave."""
     from .bench import bench_selfplay as run_bench, format_bench
     from .config import resolve
     cfg = resolve(game, "paper", {"width": width, "simulations": simulations, "family": family,
-                                  "games_in_flight": games_in_flight, "engine": engine, "device": device})
+                                  "games_in_flight": games_in_flight, "engine": engine, "device": device,
+                                  "compile": compile_search})
     res = run_bench(cfg, seconds, actors, baseline)
     typer.echo(json.dumps(res, indent=2) if as_json else format_bench(res))
+
+
+def _device(name: str) -> str:
+    """A --device option resolved once (auto: CUDA when visible), refused if not available."""
+    from .selfplay import resolve_device
+    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    return str(resolve_device(name))
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     engine: str = "auto"           # auto (the tensor twin where one exists) | spiel | tensor
+    compile: str = "auto"          # compile the search: auto (on a GPU or >= 256 games in flight) | on | off
     snapshot_seconds: float = 60.0
 
     @property
@@ -134,6 +135,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise UserError(f"setting 'device' must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.engine not in ("auto", "spiel", "tensor"):
         raise UserError(f"setting 'engine' must be auto, spiel or tensor, got {cfg.engine!r}")
+    if cfg.compile not in ("auto", "on", "off"):
+        raise UserError(f"setting 'compile' must be auto, on or off, got {cfg.compile!r}")
     if cfg.snapshot_seconds < 0:
         raise UserError(f"setting 'snapshot_seconds' must be >= 0, got {cfg.snapshot_seconds}")
     return cfg

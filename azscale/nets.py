@@ -27,16 +27,18 @@ class MLP(nn.Module):
     (dense w->w ReLU, dense w->actions) and a value head (dense w->w ReLU, dense w->1, tanh).
     With depth 2 its parameter count is 3w^2 + (in + out + 5)w + out + 1."""
 
-    def __init__(self, obs_size: int, num_actions: int, width: int, depth: int = 2):
+    def __init__(self, obs_size: int, num_actions: int, width: int, depth: int = 2, device=None):
         super().__init__()
         layers: list[nn.Module] = []
         size = obs_size
         for _ in range(depth):
-            layers += [nn.Linear(size, width), nn.ReLU()]
+            layers += [nn.Linear(size, width, device=device), nn.ReLU()]
             size = width
         self.trunk = nn.Sequential(*layers)
-        self.policy = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_actions))
-        self.value = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1), nn.Tanh())
+        self.policy = nn.Sequential(nn.Linear(width, width, device=device), nn.ReLU(),
+                                    nn.Linear(width, num_actions, device=device))
+        self.value = nn.Sequential(nn.Linear(width, width, device=device), nn.ReLU(), nn.Linear(width, 1, device=device),
+                                   nn.Tanh())
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(obs.flatten(1))
@@ -44,10 +46,10 @@ class MLP(nn.Module):
 
 
 class _Block(nn.Module):
-    def __init__(self, width: int):
+    def __init__(self, width: int, device=None):
         super().__init__()
-        self.c1 = nn.Conv2d(width, width, 3, padding=1)
-        self.c2 = nn.Conv2d(width, width, 3, padding=1)
+        self.c1 = nn.Conv2d(width, width, 3, padding=1, device=device)
+        self.c2 = nn.Conv2d(width, width, 3, padding=1, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.c2(torch.relu(self.c1(x))))
@@ -58,19 +60,21 @@ class ResNet(nn.Module):
     never depends on what else is in the batch): a 3x3 stem, `depth` residual blocks of width
     channels, a 1x1-conv policy head and a 1x1-conv value head with one hidden dense layer."""
 
-    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, width: int, depth: int = 2):
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, width: int, depth: int = 2, device=None):
         super().__init__()
         if len(obs_shape) != 3:
             raise UserError(f"the resnet family needs a [channels, rows, columns] observation; "
                             f"this game's observation has shape {list(obs_shape)} (use --family mlp)")
         c, h, w = obs_shape
         self.obs_shape = tuple(obs_shape)
-        self.stem = nn.Sequential(nn.Conv2d(c, width, 3, padding=1), nn.ReLU())
-        self.blocks = nn.Sequential(*[_Block(width) for _ in range(depth)])
-        self.policy_conv = nn.Sequential(nn.Conv2d(width, 2, 1), nn.ReLU())
-        self.policy_fc = nn.Linear(2 * h * w, num_actions)
-        self.value_conv = nn.Sequential(nn.Conv2d(width, 1, 1), nn.ReLU())
-        self.value_fc = nn.Sequential(nn.Linear(h * w, width), nn.ReLU(), nn.Linear(width, 1), nn.Tanh())
+        d = device
+        self.stem = nn.Sequential(nn.Conv2d(c, width, 3, padding=1, device=d), nn.ReLU())
+        self.blocks = nn.Sequential(*[_Block(width, d) for _ in range(depth)])
+        self.policy_conv = nn.Sequential(nn.Conv2d(width, 2, 1, device=d), nn.ReLU())
+        self.policy_fc = nn.Linear(2 * h * w, num_actions, device=d)
+        self.value_conv = nn.Sequential(nn.Conv2d(width, 1, 1, device=d), nn.ReLU())
+        self.value_fc = nn.Sequential(nn.Linear(h * w, width, device=d), nn.ReLU(), nn.Linear(width, 1, device=d),
+                                      nn.Tanh())
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.blocks(self.stem(obs.view(-1, *self.obs_shape)))
@@ -79,14 +83,17 @@ class ResNet(nn.Module):
         return p, v
 
 
-def build(family: str, obs_shape: tuple[int, ...], num_actions: int, width: int, depth: int) -> nn.Module:
+def build(family: str, obs_shape: tuple[int, ...], num_actions: int, width: int, depth: int,
+          device=None) -> nn.Module:
+    """A model created directly on `device` (the CPU when None is given)."""
+    device = torch.device("cpu") if device is None else torch.device(device)
     obs_size = 1
     for d in obs_shape:
         obs_size *= int(d)
     if family == "mlp":
-        return MLP(obs_size, num_actions, width, depth)
+        return MLP(obs_size, num_actions, width, depth, device)
     if family == "resnet":
-        return ResNet(tuple(obs_shape), num_actions, width, depth)
+        return ResNet(tuple(obs_shape), num_actions, width, depth, device)
     raise UserError(f"unknown model family '{family}' (choose mlp or resnet)")
 
 

@@ -1,11 +1,16 @@
 """Self-play actors: many games in flight, one batched search per move for all of them.
 
-An actor owns `games_in_flight` game slots. Each wave of play searches every slot at once,
-picks a move per slot (temperature for the first `temperature_drop` moves, then the most
-visited move), records a training example per move, and replaces each finished game with a
-fresh one, so the batch stays full. Games left unfinished at the end of a learner step carry
-over to the next step (as the paper's asynchronous actors do) and are part of the actor's
-snapshot, so a resumed run continues them exactly.
+An actor owns `games_in_flight` game slots. Each move searches every slot at once, picks a move
+per slot (temperature for the first `temperature_drop` moves, then the most visited move),
+records a training example per move, and replaces each finished game with a fresh one, so the
+batch stays full. The whole move runs on the engine's device: root noise, action selection,
+the engine step and the resets of finished games; the host receives the move's records once per
+move. Games left unfinished at the end of a learner step carry over to the next step (as the
+paper's asynchronous actors do) and are part of the actor's snapshot, so a resumed run
+continues them exactly.
+
+Randomness: one `torch.Generator` per actor on the engine's device, seeded from the run's seed
+and the actor's index; its state is in the snapshot.
 """
 
 from __future__ import annotations
@@ -19,40 +24,49 @@ import torch
 
 from .config import TrainConfig
 from .engines import make_engine
+from .errors import UserError
 from .nets import build
-from .search import BatchedMCTS, select_actions
+from .search import MCTS, select_actions
 
 
-def make_evaluator(model: torch.nn.Module, device: torch.device | str = "cpu"):
-    """Wrap a network as a search evaluator: masked-softmax priors and side-to-move values."""
-    device = torch.device(device)
-
-    def evaluate(obs: np.ndarray, legal: np.ndarray):
-        with torch.inference_mode():
-            x = torch.from_numpy(obs).to(device)
-            logits, v = model(x)
-            mask = torch.from_numpy(legal).to(device)
-            p = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
-        return p.float().cpu().numpy(), v.float().cpu().numpy()
-
-    return evaluate
-
-
-def make_search(engine, model, device, simulations, c_puct=2.0, alpha=1.0, epsilon=0.25):
-    """The device-resident tensor search for tensor engines, the array search for pyspiel."""
-    if getattr(engine, "name", "") == "tensor":
-        from .search_tensor import TensorMCTS
-        return TensorMCTS(engine, model, simulations, c_puct, alpha, epsilon)
-    return BatchedMCTS(engine, make_evaluator(model, device), simulations, c_puct, alpha, epsilon)
-
-
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, engine: str = "auto", game: str | None = None) -> torch.device:
+    """The device named in the settings, resolved once: `auto` is CUDA when a GPU is visible and
+    the game runs on a tensor twin (the pyspiel engine keeps its states on the host)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        on_twin = True
+        if game is not None:
+            from .config import base_name
+            from .engines.tensor import TWINS
+            on_twin = engine != "spiel" and base_name(game) in TWINS
+        return torch.device("cuda" if torch.cuda.is_available() and on_twin else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from .errors import UserError
         raise UserError(f"device '{name}' was asked for but no CUDA GPU is visible (use --device cpu)")
     return torch.device(name)
+
+
+def actor_devices(device: torch.device, actors: int) -> list[torch.device]:
+    """The device of each actor process. On CUDA one process holds a GPU with all its games in
+    flight: several actors are mapped one per visible GPU, or refused."""
+    if device.type != "cuda" or actors == 1:
+        return [device] * actors
+    visible = torch.cuda.device_count()
+    if actors > visible:
+        raise UserError(f"{actors} actors on CUDA need {actors} GPUs ({visible} visible): one process holds a "
+                        f"GPU with all its games in flight; set actors=1 and raise games_in_flight instead")
+    return [torch.device("cuda", i) for i in range(actors)]
+
+
+def use_compile(cfg: TrainConfig, device: torch.device) -> bool:
+    """`compile = auto`: compile the search when it pays for its warm-up (a GPU, or at least 256
+    games in flight on a CPU); `on` / `off` decide for themselves."""
+    if cfg.compile == "auto":
+        return device.type == "cuda" or cfg.games_in_flight >= 256
+    return cfg.compile == "on"
+
+
+def make_search(engine, model, cfg: TrainConfig, device: torch.device, simulations: int | None = None) -> MCTS:
+    return MCTS(engine, model, cfg.simulations if simulations is None else simulations, cfg.c_puct,
+                cfg.dirichlet_alpha, cfg.dirichlet_epsilon, compile=use_compile(cfg, device))
 
 
 @dataclass
@@ -85,38 +99,45 @@ class Actor:
                  engine=None, model: torch.nn.Module | None = None):
         self.cfg = cfg
         self.index = index
-        self.device = torch.device(device)
-        self.engine = engine or make_engine(cfg.game, cfg.engine, self.device)
+        self.engine = engine or make_engine(cfg.game, cfg.engine, device)
+        self.device = torch.device(getattr(self.engine, "device", device))
         self.model = model or build(cfg.family, self.engine.obs_shape, self.engine.num_actions,
                                     cfg.width, cfg.depth).to(self.device)
         self.model.eval()
-        self.mcts = make_search(self.engine, self.model, self.device, cfg.simulations, cfg.c_puct,
-                                cfg.dirichlet_alpha, cfg.dirichlet_epsilon)
-        self.rng = np.random.default_rng([cfg.seed, 7919, index])
+        self.mcts = make_search(self.engine, self.model, cfg, self.device)
+        self.generator = torch.Generator(self.device)
+        self.generator.manual_seed(seed_for(cfg.seed, 7919, index))
         self.slots = [Slot() for _ in range(cfg.games_in_flight)]
         self.states = self.engine.new_states(cfg.games_in_flight)
+        self.moves = torch.zeros(cfg.games_in_flight, dtype=torch.int32, device=self.device)
 
     # -- state that a resumed run needs -------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "slots": [vars(s) for s in self.slots]}
+        return {"generator": self.generator.get_state(), "slots": [vars(s) for s in self.slots]}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = snap["rng"]
+        if "generator" in snap:
+            self.generator.set_state(snap["generator"])
+        else:        # a snapshot from before the device-resident search: a numpy generator's state
+            rng = np.random.default_rng()
+            rng.bit_generator.state = snap["rng"]
+            self.generator.manual_seed(int(rng.integers(2 ** 62)))
         self.slots = [Slot(**s) for s in snap["slots"]]
         self.states = self.engine.replay_many([s.actions for s in self.slots])
+        self.moves = torch.tensor([len(s.actions) for s in self.slots], dtype=torch.int32, device=self.device)
 
     def load_weights(self, weights: dict[str, Any]) -> None:
-        self.model.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+        self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         self.model.eval()
 
     # -- play -----------------------------------------------------------------------------------
     def play(self, min_states: int, net_step: int, run: str = "", deadline: float | None = None) -> Played:
         """Play until games with at least `min_states` recorded moves have finished (or, for
         benchmarks, until the `time.perf_counter()` deadline passes)."""
-        cfg = self.cfg
+        cfg, eng = self.cfg, self.engine
         t0 = time.perf_counter()
-        s0 = (self.mcts.stats.simulations, self.mcts.stats.net_calls, self.mcts.stats.net_states,
-              self.mcts.stats.net_seconds)
+        st = self.mcts.stats
+        s0 = (st.simulations, st.net_calls, st.net_states, st.net_seconds)
         games: list[dict[str, Any]] = []
         ex_obs, ex_legal, ex_pol, ex_val = [], [], [], []
         done_states = 0
@@ -124,23 +145,29 @@ class Actor:
             if not slot.actions:
                 slot.first_step = net_step
         while done_states < min_states and (deadline is None or time.perf_counter() < deadline):
-            info = self.engine.info(self.states)
-            result = self.mcts.run(self.states, self.rng, noise=True, root_info=info)
-            moves = np.array([len(s.actions) for s in self.slots])
-            temps = np.where(moves < cfg.temperature_drop, cfg.temperature, 0.0)
-            actions = select_actions(result.visits, temps, self.rng)
-            policy = result.visits / result.visits.sum(1, keepdims=True)
+            with torch.inference_mode():
+                obs, legal, player, _, _ = eng.batch_info(self.states)
+                res = self.mcts.run(self.states, noise=True, generator=self.generator)
+                temps = torch.where(self.moves < cfg.temperature_drop, cfg.temperature, 0.0)
+                actions = select_actions(res.visits, temps, self.generator)
+                policy = res.visits / res.visits.sum(1, keepdim=True)
+                self.states = eng.advance(self.states, actions)
+                _, _, _, term, returns = eng.batch_info(self.states)
+                self.moves = torch.where(term, 0, self.moves + 1)
+                self.states = eng.reset_done(self.states, term)
+            # the host sees the move once: its records and the finished games
+            h_obs, h_legal, h_pol = obs.cpu().numpy(), legal.cpu().numpy(), policy.float().cpu().numpy()
+            h_player, h_act = player.cpu().numpy(), actions.cpu().numpy()
+            h_term, h_ret = term.cpu().numpy(), returns.cpu().numpy()
             for b, slot in enumerate(self.slots):
-                slot.obs.append(info.obs[b])
-                slot.legal.append(info.legal[b])
-                slot.policy.append(policy[b].astype(np.float32))
-                slot.player.append(int(info.player[b]))
-                slot.actions.append(int(actions[b]))
-            self.engine.apply(self.states, actions)
-            after = self.engine.info(self.states)
-            for b in np.nonzero(after.terminal)[0]:
+                slot.obs.append(h_obs[b])
+                slot.legal.append(h_legal[b])
+                slot.policy.append(h_pol[b])
+                slot.player.append(int(h_player[b]))
+                slot.actions.append(int(h_act[b]))
+            for b in np.flatnonzero(h_term):
                 slot = self.slots[b]
-                ret = after.returns[b]
+                ret = h_ret[b]
                 players = np.array(slot.player)
                 ex_obs.append(np.stack(slot.obs))
                 ex_legal.append(np.stack(slot.legal))
@@ -156,10 +183,7 @@ class Actor:
                 })
                 done_states += len(slot.actions)
                 self.slots[b] = Slot(first_step=net_step)
-            if after.terminal.any():
-                self.engine.reset(self.states, np.flatnonzero(after.terminal))
-        st = self.mcts.stats
-        A, O = self.engine.num_actions, self.engine.obs_size
+        A, O = eng.num_actions, eng.obs_size
         cat = lambda xs, shape, dt: np.concatenate(xs) if xs else np.zeros(shape, dt)  # noqa: E731
         return Played(games, cat(ex_obs, (0, O), np.float32), cat(ex_legal, (0, A), bool),
                       cat(ex_pol, (0, A), np.float32), cat(ex_val, (0,), np.float32),
@@ -167,12 +191,17 @@ class Actor:
                       st.net_seconds - s0[3], time.perf_counter() - t0)
 
 
+def seed_for(*parts: int) -> int:
+    """A 63-bit seed from integers (numpy's SeedSequence mixing)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 # -- actors in worker processes ---------------------------------------------------------------
 
-def _worker(conn, cfg_dict: dict[str, Any], index: int) -> None:
+def _worker(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
     torch.set_num_threads(1)
     from .config import from_dict
-    actor = Actor(from_dict(cfg_dict), index)
+    actor = Actor(from_dict(cfg_dict), index, device)
     while True:
         try:
             cmd, arg = conn.recv()
@@ -192,8 +221,9 @@ def _worker(conn, cfg_dict: dict[str, Any], index: int) -> None:
 
 
 class ActorPool:
-    """`n` actors, in this process when n == 1, else one worker process each. Results are
-    gathered in actor order, so a run is deterministic for a given seed and actor count."""
+    """`n` actors, in this process when n == 1, else one worker process each (each on its own
+    device: see `actor_devices`). Results are gathered in actor order, so a run is deterministic
+    for a given seed and actor count."""
 
     def __init__(self, cfg: TrainConfig, n: int, model: torch.nn.Module, device: torch.device):
         self.cfg = cfg
@@ -201,14 +231,15 @@ class ActorPool:
         self.model = model
         self.local: Actor | None = None
         self.procs, self.conns = [], []
+        devices = actor_devices(torch.device(device), n)
         if n == 1:
-            self.local = Actor(cfg, 0, device, model=model)
+            self.local = Actor(cfg, 0, devices[0], model=model)
             return
         import multiprocessing as mp
         ctx = mp.get_context("spawn")
         for i in range(n):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(child, cfg.to_dict(), i), daemon=True)
+            p = ctx.Process(target=_worker, args=(child, cfg.to_dict(), i, str(devices[i])), daemon=True)
             p.start()
             child.close()
             self.procs.append(p)

@@ -71,14 +71,16 @@ def reference_players(spec: str) -> list[PlayerSpec]:
     return out
 
 
-def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, seed: int, cache: dict):
+def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, seed: int, cache: dict,
+                 device: str = "cpu"):
     from .arena import AgentPlayer, PerfectPlayer, RandomPlayer, SpielMCTSPlayer
     if p.kind == "agent":
         if p.checkpoint not in cache:
             from .train import load_model
             cache[p.checkpoint] = load_model(p.checkpoint)
         model, meta = cache[p.checkpoint]
-        return AgentPlayer(model, engine, simulations, meta["config"]["c_puct"], temperature, seed, name=p.name)
+        return AgentPlayer(model, engine, simulations, meta["config"]["c_puct"], temperature, seed, name=p.name,
+                           device=device)
     if p.kind == "random":
         return RandomPlayer(seed, name=p.name)
     if p.kind == "mcts":
@@ -93,7 +95,7 @@ def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, se
 
 
 def _play_pair(args) -> int:
-    out, idx, a, b, settings = args
+    out, idx, a, b, settings, device = args
     import torch
     torch.set_num_threads(1)
     from .arena import play_match
@@ -101,8 +103,9 @@ def _play_pair(args) -> int:
     engine = SpielEngine(settings["game"])
     cache: dict = {}
     seed = settings["seed"] * 1_000_003 + idx
-    pa_ = _make_player(PlayerSpec(**a), engine, settings["simulations"], settings["temperature"], seed, cache)
-    pb_ = _make_player(PlayerSpec(**b), engine, settings["simulations"], settings["temperature"], seed + 1, cache)
+    pa_ = _make_player(PlayerSpec(**a), engine, settings["simulations"], settings["temperature"], seed, cache, device)
+    pb_ = _make_player(PlayerSpec(**b), engine, settings["simulations"], settings["temperature"], seed + 1, cache,
+                       device)
     res = play_match(engine, pa_, pb_, settings["games_per_pair"])
     n = settings["games_per_pair"]
     rows = []
@@ -126,8 +129,9 @@ def _play_pair(args) -> int:
 
 def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, temperature: float = 0.25,
                simulations: int = 300, seed: int = 0, workers: int | None = None,
-               progress: bool = True, game: str | None = None) -> pd.DataFrame:
-    """Play (or finish) a round-robin; returns the results table (one row per ordered pair)."""
+               progress: bool = True, game: str | None = None, device: str = "cpu") -> pd.DataFrame:
+    """Play (or finish) a round-robin; returns the results table (one row per ordered pair).
+    Agents search on `device` (one process holds a GPU: on CUDA the pairs run one at a time)."""
     from .engines import SpielEngine
     if len({p.name for p in players}) != len(players):
         raise UserError("two players share a name; give runs distinct directory names")
@@ -159,13 +163,13 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
                 raise UserError(f"{out} holds a tournament with other settings or players; choose another --out")
         runs.atomic_write_json(manifest, record)
         pairs = [(i, j) for i in range(len(players)) for j in range(i + 1, len(players))]
-        todo = [(str(out), k, vars(players[i]), vars(players[j]), settings)
+        todo = [(str(out), k, vars(players[i]), vars(players[j]), settings, device)
                 for k, (i, j) in enumerate(pairs) if not (out / "pairs" / f"pair-{k:05d}.json").exists()]
         bar = None
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="tournament", unit="pair")
-        workers = workers or os.cpu_count() or 1
+        workers = 1 if device != "cpu" else (workers or os.cpu_count() or 1)
         if workers > 1 and len(todo) > 1:
             import multiprocessing as mp
             with mp.get_context("spawn").Pool(workers) as pool:

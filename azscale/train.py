@@ -35,7 +35,7 @@ from .selfplay import ActorPool, resolve_device
 CHECKPOINT_FORMAT = "azscale.checkpoint/1"
 RESUME_FORMAT = "azscale.resume/1"
 # Settings a resumed run may change; any other difference is refused.
-RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine"}
+RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine", "compile"}
 
 
 class ReplayBuffer:
@@ -147,11 +147,14 @@ def _check_resume(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
         stored = json.loads(cfg_path.read_text())["settings"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise UserError(f"{cfg_path}: damaged run configuration; move the run away or delete it") from None
-    diffs = sorted(k for k, v in cfg.to_dict().items() if stored.get(k) != v and k not in RESUMABLE_CHANGES)
+    # a setting added after the run was made counts as its default
+    defaults = TrainConfig().to_dict()
+    diffs = sorted(k for k, v in cfg.to_dict().items()
+                   if stored.get(k, defaults[k]) != v and k not in RESUMABLE_CHANGES)
     if diffs:
-        desc = ", ".join(f"{k} (run has {stored.get(k)!r}, asked {cfg.to_dict()[k]!r})" for k in diffs)
+        desc = ", ".join(f"{k} (run has {stored.get(k, defaults[k])!r}, asked {cfg.to_dict()[k]!r})" for k in diffs)
         raise UserError(f"{run_dir} holds a run with different settings: {desc}")
-    return from_dict(stored)
+    return from_dict({**defaults, **stored})
 
 
 def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: bool = False,
@@ -166,8 +169,11 @@ def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: b
 
 def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
     stored = _check_resume(run_dir, cfg)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.engine, cfg.game)
     engine = make_engine(cfg.game, cfg.engine, device)
+    if device.type != "cpu" and engine.name == "spiel":
+        raise UserError(f"the pyspiel engine searches on the CPU; {cfg.game} has no tensor twin for "
+                        f"device '{cfg.device}' (use --device cpu)")
     torch.manual_seed(cfg.seed)
     model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)

@@ -1,8 +1,29 @@
+import math
+
 import numpy as np
+import pyspiel
 import pytest
+import torch
+from open_spiel.python.algorithms import mcts as os_mcts
 
 from azscale.engines import SpielEngine
-from azscale.search import BatchedMCTS, select_actions, to_player0
+from azscale.engines.tensor import make_tensor_engine
+from azscale.nets import build
+from azscale.search import MCTS, select_actions, to_player0
+from azscale.search import policy
+from azscale.search.inspect import is_host_read, wave_ops
+
+
+class Uniform(torch.nn.Module):
+    """Uniform priors over legal moves and a value of 0: the search must find tactics itself."""
+
+    def __init__(self, num_actions):
+        super().__init__()
+        self.a = num_actions
+
+    def forward(self, obs):
+        return torch.zeros(obs.shape[0], self.a, device=obs.device), torch.zeros(obs.shape[0], device=obs.device)
+
 
 # (game, actions leading to the position, winning move, blocking move)
 WIN_IN_ONE = [
@@ -13,64 +34,204 @@ BLOCK = [
     ("tic_tac_toe", [0, 4, 8, 2], 6),                     # o threatens 2-4-6; x must take 6
     ("connect_four", [0, 1, 6, 1, 6, 1], 1),              # o has three in column 1; x must block
 ]
+ENGINES = ["spiel", "tensor"]
 
 
+def engine(kind, game):
+    return SpielEngine(game) if kind == "spiel" else make_tensor_engine(game)
+
+
+@pytest.mark.parametrize("kind", ENGINES)
 @pytest.mark.parametrize("game,moves,win", WIN_IN_ONE)
-def test_takes_win_in_one(game, moves, win, uniform):
-    eng = SpielEngine(game)
-    mcts = BatchedMCTS(eng, uniform, simulations=200)
-    state = eng.replay(moves)
-    res = mcts.run([state, state.clone()], rng=None, noise=False)
+def test_takes_win_in_one(kind, game, moves, win):
+    eng = engine(kind, game)
+    res = MCTS(eng, Uniform(eng.num_actions), simulations=200).run(eng.replay_many([moves, moves]))
     assert (res.visits.argmax(1) == win).all()
     assert (res.root_value > 0.5).all()      # side to move is winning: positive in its own frame
 
 
+@pytest.mark.parametrize("kind", ENGINES)
 @pytest.mark.parametrize("game,moves,block", BLOCK)
-def test_blocks_loss_in_one(game, moves, block, uniform):
-    eng = SpielEngine(game)
-    mcts = BatchedMCTS(eng, uniform, simulations=400)
-    res = mcts.run([eng.replay(moves)], rng=None, noise=False)
+def test_blocks_loss_in_one(kind, game, moves, block):
+    eng = engine(kind, game)
+    res = MCTS(eng, Uniform(eng.num_actions), simulations=400).run(eng.replay_many([moves]))
     assert res.visits[0].argmax() == block
 
 
-def test_value_frame_on_a_won_position(uniform):
+@pytest.mark.parametrize("kind", ENGINES)
+def test_value_frame_on_a_won_position(kind):
     """Player 1 (o) to move with a win available: the root value must be +1 in o's frame,
     i.e. -1 in player 0's frame."""
-    eng = SpielEngine("tic_tac_toe")
-    state = eng.replay([0, 3, 1, 4, 8])      # o has 3,4 -> 5 wins; x threatens 2
-    assert state.current_player() == 1
-    res = BatchedMCTS(eng, uniform, simulations=300).run([state], rng=None, noise=False)
+    eng = engine(kind, "tic_tac_toe")
+    roots = eng.replay_many([[0, 3, 1, 4, 8]])      # o has 3,4 -> 5 wins; x threatens 2
+    res = MCTS(eng, Uniform(9), simulations=300).run(roots)
     assert res.visits[0].argmax() == 5
     assert res.root_value[0] > 0.5
-    assert to_player0(res.root_value, np.array([1]))[0] < -0.5
+    assert to_player0(res.root_value, torch.tensor([1]))[0] < -0.5
 
 
-def test_search_is_batched_one_network_call_per_wave(uniform):
-    calls = []
+class Counting(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, []
 
-    def counting(obs, legal):
-        calls.append(len(obs))
-        return uniform(obs, legal)
+    def forward(self, obs):
+        self.calls.append(obs.shape[0])
+        return self.inner(obs)
 
-    eng = SpielEngine("connect_four")
-    mcts = BatchedMCTS(eng, counting, simulations=20)
-    mcts.run(eng.new_states(32), rng=np.random.default_rng(0), noise=True)
-    assert len(calls) == 1 + 20                   # the roots, then one call per simulation wave
-    assert calls[0] == 32 and max(calls[1:]) == 32
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_search_is_batched_one_network_call_per_wave(kind):
+    eng = engine(kind, "connect_four")
+    model = Counting(Uniform(7))
+    mcts = MCTS(eng, model, simulations=20)
+    res = mcts.run(eng.new_states(32), noise=True, generator=torch.Generator().manual_seed(0))
+    assert model.calls == [32] * 21                 # the roots, then one call per simulation wave
     assert mcts.stats.simulations == 32 * 20
-
-
-def test_root_visits_sum_to_simulations(uniform):
-    eng = SpielEngine("tic_tac_toe")
-    res = BatchedMCTS(eng, uniform, simulations=50).run(eng.new_states(3), np.random.default_rng(1))
-    assert res.visits.sum(1).tolist() == [50, 50, 50]
+    assert res.visits.sum(1).tolist() == [20] * 32
 
 
 def test_select_actions_temperature():
-    rng = np.random.default_rng(0)
-    visits = np.array([[0, 10, 30, 0]] * 4000)
-    greedy = select_actions(visits, 0.0, rng)
-    assert (greedy == 2).all()
-    sampled = select_actions(visits, 1.0, rng)
+    gen = torch.Generator().manual_seed(0)
+    visits = torch.tensor([[0, 10, 30, 0]] * 4000)
+    assert (select_actions(visits, 0.0, gen) == 2).all()
+    sampled = select_actions(visits, 1.0, gen)
     assert set(sampled.tolist()) == {1, 2}
-    assert abs((sampled == 2).mean() - 0.75) < 0.03
+    assert abs((sampled == 2).float().mean().item() - 0.75) < 0.03
+    half = select_actions(visits, 0.5, gen)          # visits^2: 900 / 1000
+    assert abs((half == 2).float().mean().item() - 0.9) < 0.02
+    mixed = select_actions(visits[:4], torch.tensor([0.0, 1.0, 0.0, 1.0]), gen)
+    assert mixed[0] == 2 and mixed[2] == 2
+
+
+def test_dirichlet_noise_is_a_dirichlet_over_the_legal_moves():
+    gen = torch.Generator().manual_seed(3)
+    legal = torch.tensor([[True, False, True, True, False]] * 20000)
+    d = policy.dirichlet(0.5, legal, gen)
+    assert torch.allclose(d.sum(1), torch.ones(20000)) and (d[:, [1, 4]] == 0).all()
+    # Dirichlet(0.5, 0.5, 0.5): each component Beta(0.5, 1.0): mean 1/3, variance 2/27 * ... = 0.0889
+    assert abs(d[:, 0].mean().item() - 1 / 3) < 0.01
+    assert abs(d[:, 0].var().item() - (1 / 3) * (2 / 3) / 2.5) < 0.005
+
+
+# --- the reference: OpenSpiel's own MCTS ---------------------------------------------------------
+
+class _Evaluator(os_mcts.Evaluator):
+    """One fixed network as an OpenSpiel evaluator, in float64 exactly as the search computes."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def _run(self, state):
+        obs = torch.tensor([state.observation_tensor()], dtype=torch.float32)
+        legal = torch.tensor([state.legal_actions_mask()], dtype=torch.bool)
+        with torch.inference_mode():
+            logits, v = self.model(obs)
+        return policy.masked_softmax(logits.double(), legal)[0], float(v.double()[0])
+
+    def evaluate(self, state):
+        _, v = self._run(state)
+        p = state.current_player()
+        return [v, -v] if p == 0 else [-v, v]
+
+    def prior(self, state):
+        pr, _ = self._run(state)
+        return [(a, float(pr[a])) for a in state.legal_actions()]
+
+
+class _NoShuffle(np.random.RandomState):
+    """OpenSpiel shuffles children before taking the max; ours break ties by the lowest id."""
+
+    def shuffle(self, x):
+        return None
+
+
+def _puct_with_terminals(node, parent_explore_count, uct_c):
+    """OpenSpiel's PUCT, but a visited terminal child keeps its exploration term (ours does), and
+    the terms associated as ours: Q + (c * sqrt(N)) * P / (1 + n)."""
+    q = node.explore_count and node.total_reward / node.explore_count
+    return q + (uct_c * math.sqrt(parent_explore_count)) * node.prior / (node.explore_count + 1)
+
+
+def _openspiel_visits(game, model, state, sims, c):
+    bot = os_mcts.MCTSBot(game, c, sims + 1, _Evaluator(model), solve=False, random_state=_NoShuffle(0),
+                          child_selection_fn=_puct_with_terminals)      # sims + 1: it counts the root's evaluation
+    root = bot.mcts_search(state)
+    out = np.zeros(game.num_distinct_actions(), np.int64)
+    for ch in root.children:
+        out[ch.action] = ch.explore_count
+    return out
+
+
+def _positions(game, n, seed):
+    """n positions from random games, none terminal, spread over the game's length."""
+    g = pyspiel.load_game(game)
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        s = g.new_initial_state()
+        stop = int(rng.integers(0, 80))
+        while not s.is_terminal() and len(s.history()) < stop:
+            c = s.clone()
+            c.apply_action(int(rng.choice(s.legal_actions())))
+            if c.is_terminal():
+                break
+            s = c
+        out.append(s.history())
+    return out
+
+
+@pytest.mark.parametrize("game,n,sims", [("tic_tac_toe", 100, 100), ("connect_four", 100, 100),
+                                         ("pentago", 100, 30), ("oware", 100, 100), ("checkers", 100, 30)])
+@pytest.mark.parametrize("kind", ENGINES)
+@pytest.mark.parametrize("net", ["mlp", "uniform"])
+def test_root_visits_equal_openspiels_mcts(game, n, sims, kind, net):
+    """With one fixed network, no noise and the same c and simulation count, the root visit
+    counts equal those of OpenSpiel's Python MCTSBot on every position (the four OpenSpiel
+    conventions aligned in `_openspiel_visits`). The uniform network makes exact ties common,
+    so the tie rule is tested too (OpenSpiel's shuffle left on fails it)."""
+    torch.manual_seed(7)
+    g = pyspiel.load_game(game)
+    model = (build("mlp", tuple(g.observation_tensor_shape()), g.num_distinct_actions(), 16, 2).eval()
+             if net == "mlp" else Uniform(g.num_distinct_actions()))
+    hists = _positions(game, n, seed=11)
+    eng = engine(kind, game)
+    ours = MCTS(eng, model, sims, c_puct=2.0, dtype=torch.float64).run(eng.replay_many(hists)).visits.numpy()
+    for i, h in enumerate(hists):
+        s = g.new_initial_state()
+        for a in h:
+            s.apply_action(a)
+        ref = _openspiel_visits(g, model, s, sims, 2.0)
+        assert np.array_equal(ours[i], ref), (game, i, h, ours[i], ref)
+
+
+# --- shape discipline: no host reads inside a wave, the same ops for any batch --------------------
+
+@pytest.mark.parametrize("game", ["connect_four", "pentago", "oware", "checkers", "tic_tac_toe"])
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_wave_has_no_host_reads_and_the_same_ops_for_any_batch(game, kind):
+    eng = engine(kind, game)
+    model = Uniform(eng.num_actions)
+    hist = _positions(game, 1, seed=5)[0]
+    small = wave_ops(MCTS(eng, model, 24), eng.replay_many([hist] * 4))
+    large = wave_ops(MCTS(eng, model, 24), eng.replay_many([hist] * 64))
+    assert len(small) == 23
+    for wave in small + large:
+        bad = [op for op in wave if is_host_read(op)]
+        assert not bad, bad
+    assert [len(w) for w in small] == [len(w) for w in large]      # op count independent of the batch
+
+
+def test_compiled_search_equals_eager():
+    """torch.compile runs the same functions: identical visits on connect_four and on oware
+    (whose tree step looks back along the path)."""
+    torch.manual_seed(3)
+    for game, hist in (("connect_four", [[], [3], [3, 3, 2], [0, 1, 0, 1, 0, 1]]),
+                       ("oware", [[], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3], [5, 0, 4, 1]])):
+        eng = make_tensor_engine(game)
+        model = build("mlp", eng.obs_shape, eng.num_actions, 16, 2).eval()
+        roots = eng.replay_many(hist * 8)
+        a = MCTS(eng, model, 40).run(roots)
+        b = MCTS(eng, model, 40, compile=True).run(roots)
+        assert torch.equal(a.visits, b.visits), game
+        assert torch.allclose(a.root_value, b.root_value, atol=1e-5)

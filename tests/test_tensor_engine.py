@@ -8,17 +8,14 @@ from azscale.engines.spiel import SpielEngine
 from azscale.engines.tensor import make_tensor_engine
 from azscale.errors import UserError
 from azscale.nets import build
-from azscale.search import BatchedMCTS, select_actions
-from azscale.search_tensor import TensorMCTS, _widened
-from azscale.selfplay import make_evaluator
+from azscale.search import MCTS, select_actions
 
 GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware", "checkers",
          "checkers(rows=7,columns=7)", "checkers(rows=10,columns=10)"]
 
 
-def compare_random_games(game, n, seed, squeeze=False):
-    """Random games through both engines, every step compared. `squeeze`: cut oware's board
-    lists to their shortest before each step, so the twin must widen them as it goes."""
+def compare_random_games(game, n, seed):
+    """Random games through both engines, every step compared."""
     te, se = make_tensor_engine(game), SpielEngine(game)
     rng = np.random.default_rng(seed)
     ts, ss = te.new_states(n), se.new_states(n)
@@ -33,13 +30,7 @@ def compare_random_games(game, n, seed, squeeze=False):
         acts = np.array([rng.choice(np.flatnonzero(si.legal[i])) for i in live])
         se.apply([ss[i] for i in live], acts)
         idx = torch.as_tensor(live)
-        if squeeze:
-            ts = te.compact(ts, room=1)
-        kids = te.step(te.take(ts, idx), torch.as_tensor(acts))
-        if squeeze and kids["hist"].shape != ts["hist"][idx].shape:
-            assert kids["hist"].shape[1] > ts["hist"].shape[1]
-            ts["hist"] = _widened(ts["hist"], kids["hist"].shape[1:])
-        te.put(ts, idx, kids)
+        te.put(ts, idx, te.step(te.take(ts, idx), torch.as_tensor(acts)))
         steps += 1
 
 
@@ -56,21 +47,22 @@ def test_ten_thousand_random_games_match_openspiel(game):
 
 @pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago", "oware", "checkers"])
 def test_search_driven_games_match_openspiel(game):
-    """Games chosen by the tensor search (greedy after noise) replay identically in OpenSpiel."""
+    """Games chosen by the tensor search (sampled from its visits, root noise on) replay
+    identically in OpenSpiel."""
     torch.manual_seed(0)
     te, se = make_tensor_engine(game), SpielEngine(game)
     model = build("mlp", te.obs_shape, te.num_actions, 16, 2).eval()
-    mcts = TensorMCTS(te, model, 16)
-    rng = np.random.default_rng(0)
+    mcts = MCTS(te, model, 16)
+    gen = torch.Generator().manual_seed(0)
     n = 32
     ts, ss = te.new_states(n), se.new_states(n)
     while not te.terminal(ts).all():
         live = np.flatnonzero(~te.terminal(ts).numpy())
         idx = torch.as_tensor(live)
-        res = mcts.run(te.take(ts, idx), rng)
-        acts = select_actions(res.visits, 1.0, rng)
-        se.apply([ss[i] for i in live], acts)
-        te.put(ts, idx, te.step(te.take(ts, idx), torch.as_tensor(acts)))
+        res = mcts.run(te.take(ts, idx), noise=True, generator=gen)
+        acts = select_actions(res.visits, 1.0, gen)
+        se.apply([ss[i] for i in live], acts.numpy())
+        te.put(ts, idx, te.step(te.take(ts, idx), acts))
         ti, si = te.info(ts), se.info(ss)
         for f in ("obs", "legal", "player", "terminal", "returns"):
             assert np.array_equal(getattr(ti, f), getattr(si, f)), f
@@ -80,24 +72,24 @@ def test_search_driven_games_match_openspiel(game):
     ("connect_four", [[], [3], [3, 3, 2], [0, 1, 2, 3, 4, 5, 6, 0], [0, 1, 0, 1, 0, 1]]),
     ("tic_tac_toe", [[], [4], [0, 3, 1, 4], [0, 4, 8, 2]]),
     ("pentago", [[], [9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
-    ("oware", [[], [2], [5, 0, 4, 1], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]]),
+    ("oware", "random"),
     ("checkers", "random"),
     # no root with every action legal: the search packs legal actions into fewer slots
     ("connect_four", [[0, 1, 0, 1, 0, 1], [6, 6, 6, 6, 6, 6, 0]]),
     ("pentago", [[9], [9, 100, 17], [0, 8, 16, 24, 32, 287]]),
 ])
-def test_tensor_search_equals_reference_search(game, hist):
-    """Same positions, same network, no noise: identical root visits and values."""
+def test_twin_search_equals_pyspiel_search(game, hist):
+    """The same search over both node stores (tensor twin in the graph, pyspiel states through
+    the host hook): identical root visits and values on the same positions."""
     torch.manual_seed(1)
     te, se = make_tensor_engine(game), SpielEngine(game)
-    if hist == "random":                                   # positions 0, 5, 15, 30 actions into random games
-        hist = [random_history(game, k, seed=k) for k in (0, 5, 15, 30)]
+    if hist == "random":          # positions 0 to 120 actions into random games (oware: long lines)
+        hist = [random_history(game, k, seed=k) for k in (0, 5, 15, 30, 60, 90, 120)]
     model = build("mlp", te.obs_shape, te.num_actions, 32, 2).eval()
-    roots = te.replay_many(hist)
-    a = TensorMCTS(te, model, 150).run(roots, None, noise=False)
-    b = BatchedMCTS(se, make_evaluator(model), 150).run(se.replay_many(hist), None, noise=False)
-    assert np.array_equal(a.visits, b.visits)
-    assert np.allclose(a.root_value, b.root_value, atol=1e-5)
+    a = MCTS(te, model, 150).run(te.replay_many(hist))
+    b = MCTS(se, model, 150).run(se.replay_many(hist))
+    assert np.array_equal(a.visits.numpy(), b.visits.numpy())
+    assert np.allclose(a.root_value.numpy(), b.root_value.numpy(), atol=1e-6)
 
 
 def test_engine_selection():
@@ -138,22 +130,49 @@ def test_training_with_either_engine_gives_the_same_games(tmp_path, game, extra)
     assert a.num_rows > 0 and a.equals(b)
 
 
-def test_oware_board_lists_widen_as_lines_grow(monkeypatch):
-    """What the tree search does to oware states (cut the lists, let `step` widen them) keeps
-    every step equal to OpenSpiel's, and a search started from cut lists equals the reference."""
-    compare_random_games("oware", 300, 3, squeeze=True)
-    torch.manual_seed(2)
-    te, se = make_tensor_engine("oware"), SpielEngine("oware")
-    model = build("mlp", te.obs_shape, te.num_actions, 32, 2).eval()
-    hist = [[], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]]
-    te.compact = lambda s: type(te).compact(te, s, room=1)
-    import azscale.search_tensor as st
-    widened = []
-    monkeypatch.setattr(st, "_widened", lambda t, shape: widened.append(shape) or _widened(t, shape))
-    a = TensorMCTS(te, model, 150).run(te.replay_many(hist), None, noise=False)
-    assert widened, "the search never had to widen a list"
-    b = BatchedMCTS(se, make_evaluator(model), 150).run(se.replay_many(hist), None, noise=False)
-    assert np.array_equal(a.visits, b.visits)
+def test_oware_tree_step_finds_repetitions_along_the_path_and_before_the_root():
+    """`tree_step` (one board code per node, the path's ancestors, the root's sorted list) gives
+    the same states as OpenSpiel along random lines from late roots; both places a repeated board
+    can lie are reached (seed 5: 14 repetitions of a board inside the tree, 6 of a board before
+    the root)."""
+    import pyspiel
+    te = make_tensor_engine("oware")
+    g = pyspiel.load_game("oware")
+    rng = np.random.default_rng(5)
+    found = {"tree": 0, "root": 0}
+    for game in range(300):
+        hist = random_history("oware", int(rng.integers(20, 200)), seed=1000 + game)
+        root_s = g.new_initial_state()
+        for a in hist:
+            root_s.apply_action(a)
+        if root_s.is_terminal():
+            continue
+        root = te.replay(hist)
+        ctx = te.tree_context(root)
+        line = [te.node_state(root)]                 # node states from the root down
+        s = root_s.clone()
+        for depth in range(1, 80):
+            act = int(rng.choice(s.legal_actions()))
+            par = line[-1]
+            anc = {"code": torch.stack([n["code"] for n in line])}        # [depth, 1]
+            anc_depth = torch.arange(depth)[:, None]
+            kid = te.tree_step(par, torch.tensor([act]), anc, anc_depth, torch.ones(depth, 1, dtype=torch.bool),
+                               torch.tensor([depth - 1]), ctx)
+            s.apply_action(act)
+            t, pl, lg, ret = te.status(kid)
+            assert bool(t[0]) == s.is_terminal(), (game, depth)
+            assert np.array_equal(te.observation(kid)[0].numpy(), np.asarray(s.observation_tensor(0), np.float32))
+            if s.is_terminal():
+                assert np.array_equal(ret[0].numpy(), np.asarray(s.returns(), np.float32))
+                codes = [int(n["code"][0]) for n in line[1:]]
+                if int(kid["code"][0]) in codes[len(codes) - int(par["since"][0]):] if codes else False:
+                    found["tree"] += 1
+                elif int(kid["code"][0]) in set(root["hist"][0, : int(root["since"][0])].tolist()):
+                    found["root"] += 1
+                break
+            assert pl[0] == s.current_player() and np.array_equal(lg[0].numpy(), np.asarray(s.legal_actions_mask(), bool))
+            line.append(kid)
+    assert found["tree"] >= 5 and found["root"] >= 5, found
 
 
 def oware_rule_counts(n, seed):
@@ -211,11 +230,16 @@ def test_oware_random_games_reach_every_rare_rule():
 
 
 def random_history(game, length, seed):
+    """Up to `length` random actions, stopping before the game would end."""
     import pyspiel
     rng = np.random.default_rng(seed)
     s = pyspiel.load_game(game).new_initial_state()
     for _ in range(length):
-        s.apply_action(int(rng.choice(s.legal_actions())))
+        c = s.clone()
+        c.apply_action(int(rng.choice(s.legal_actions())))
+        if c.is_terminal():
+            break
+        s = c
     return s.history()
 
 

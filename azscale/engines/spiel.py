@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 import pyspiel
+import torch
 
 from ..errors import UserError
 from .base import StepInfo
@@ -67,6 +68,7 @@ class SpielEngine:
     """A batch of pyspiel states. `states` is a list (or object array) of `pyspiel.State`."""
 
     name = "spiel"
+    device = torch.device("cpu")           # pyspiel states live on the host; searches run on the CPU
 
     def __init__(self, game: str):
         self.game = game
@@ -75,6 +77,11 @@ class SpielEngine:
         self.obs_shape = tuple(self.spiel_game.observation_tensor_shape())
         self.obs_size = int(np.prod(self.obs_shape))
         self.max_game_length = self.spiel_game.max_game_length()
+
+    def node_store(self):
+        """The search keeps pyspiel states host-side and expands them through this hook."""
+        from ..search.nodes import SpielNodes
+        return SpielNodes(self)
 
     def new_states(self, n: int) -> list:
         return [self.spiel_game.new_initial_state() for _ in range(n)]
@@ -120,3 +127,21 @@ class SpielEngine:
     def apply(self, states: Sequence[pyspiel.State], actions: np.ndarray) -> None:
         for s, a in zip(states, actions):
             s.apply_action(int(a))
+
+    # the batch interface the actors and arena use (the tensor twins have the same)
+    def batch_info(self, states: Sequence[pyspiel.State]):
+        i = self.info(states)
+        return (torch.from_numpy(i.obs), torch.from_numpy(i.legal), torch.from_numpy(i.player),
+                torch.from_numpy(i.terminal), torch.from_numpy(i.returns))
+
+    def advance(self, states: list, actions: torch.Tensor) -> list:
+        self.apply(states, actions.cpu().numpy())
+        return states
+
+    def reset_done(self, states: list, done: torch.Tensor) -> list:
+        self.reset(states, np.flatnonzero(done.cpu().numpy()))
+        return states
+
+    @staticmethod
+    def size(states) -> int:
+        return len(states)

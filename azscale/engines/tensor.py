@@ -6,9 +6,15 @@ and search-driven games through both and compare every step. A state is a dict o
 leading batch axis, so states can be gathered and scattered by index (what the device-resident
 search needs).
 
-Twins so far: tic_tac_toe, connect_four (any rows, columns, x_in_row), pentago and oware
-(default houses and seeds, or any that pack into 64 bits). Checkers is not written yet;
-`make_engine(..., "tensor")` refuses it with one line.
+Twins: tic_tac_toe, connect_four (any rows, columns, x_in_row), pentago, oware (default houses
+and seeds, or any that pack into 64 bits) and checkers (square boards). Every function of a twin
+is fixed-shape tensor code with no host reads, so it runs inside the search's compiled graphs.
+
+The contract the search relies on (`_TensorGame` below): `new_states(n)`, `step(s, a)`
+(functional), `status(s)` -> (terminal, player, legal, returns), `observation(s)`,
+`legal_bound(roots, legal)`, and for the tree: `node_spec()` / `node_state(s)` (the per-node part
+of a state), `tree_context(roots)` and, where a rule looks back along the line of play (oware's
+repetition), `lookback_fields` and `tree_step`.
 """
 
 from __future__ import annotations
@@ -93,19 +99,51 @@ class _TensorGame:
     def current_player(self, s: State) -> torch.Tensor:
         return torch.where(self.terminal(s), torch.full_like(s["player"], -1), s["player"])
 
-    # hooks for the tree search (`search_tensor.TensorMCTS`); twins override where they can do better
-    def compact(self, s: State) -> State:
-        """The smallest state the search may store per node (as is, unless a twin's state can shrink)."""
+    # hooks for the tree search (`search.mcts`); twins override where they need to
+    lookback_fields: tuple[str, ...] = ()       # node fields `tree_step` reads along the path
+
+    def node_store(self):
+        from ..search.nodes import TwinNodes
+        return TwinNodes(self)
+
+    def node_spec(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Shape (without the batch axis) and dtype of each field a tree node stores."""
+        one = self.node_state(self.new_states(1))
+        return {k: (tuple(v.shape[1:]), v.dtype) for k, v in one.items()}
+
+    def node_state(self, s: State) -> State:
+        """The part of a state a tree node keeps (all of it, unless a twin says otherwise)."""
         return s
+
+    def tree_context(self, roots: State) -> dict[str, torch.Tensor]:
+        """Per-game data a `tree_step` needs besides the path (none by default)."""
+        return {}
 
     def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
         """A bound on the legal actions of any position below `roots` (none better: all ids)."""
         return self.num_actions
 
+    def reset_where(self, states: State, done: torch.Tensor) -> State:
+        """Fresh games in the rows where `done` (fixed shape: every row is computed)."""
+        fresh = self.new_states(done.shape[0])
+        return {k: torch.where(done.view(-1, *([1] * (v.dim() - 1))), fresh[k], v) for k, v in states.items()}
+
     def status(self, s: State):
         """terminal, player to move (-1 once terminal), legal (none once terminal), returns."""
         term = self.terminal(s)
         return term, self.current_player(s), self.legal(s) & ~term[:, None], self.returns(s)
+
+    # the batch interface the actors and arena use (the pyspiel engine has the same)
+    def batch_info(self, s: State):
+        """(obs zeroed once terminal, legal, player, terminal, returns) as tensors on the device."""
+        term, player, legal, returns = self.status(s)
+        return self.observation(s) * (~term)[:, None], legal, player, term, returns
+
+    def advance(self, s: State, actions: torch.Tensor) -> State:
+        return self.step(s, actions.to(self.device))
+
+    def reset_done(self, s: State, done: torch.Tensor) -> State:
+        return self.reset_where(s, done)
 
     def info(self, s: State) -> StepInfo:
         term, player, legal, returns = self.status(s)
@@ -271,12 +309,16 @@ class OwareTensor(_TensorGame):
     more than half the seeds or both have exactly half. Observation: seeds per house then the two
     scores, divided by the total seeds.
 
-    The repetition rule needs every board since the last capture, so a state carries them: each
-    board (seeds of all houses but the last, which the constant total fixes, and the player to
-    move) packed exactly into one int64, in a buffer as long as OpenSpiel's game-length cap
-    allows (it refuses a move past `max_game_length()`, so no game holds more boards than that
-    plus one). Exact, not hashed: two boards collide only if they are equal.
+    The repetition rule needs every board since the last capture. A game state carries them:
+    each board (seeds of all houses but the last, which the constant total fixes, and the player
+    to move) packed exactly into one int64, in a list as long as OpenSpiel's game-length cap
+    allows (it refuses a move past `max_game_length()`), so the shape never changes. Exact, not
+    hashed: two boards collide only if they are equal. A tree node keeps only its own board's
+    code; `tree_step` finds a repetition among the node's ancestors on the search path and, for
+    boards before the root, in the root's list sorted once per search (`tree_context`).
     """
+
+    lookback_fields = ("code",)
 
     def __init__(self, game: str = "oware", device="cpu"):
         from .spiel import load_spiel_game
@@ -298,27 +340,12 @@ class OwareTensor(_TensorGame):
     def new_states(self, n: int) -> State:
         d = self.device
         seeds = torch.full((n, 2 * self.h), self.total // (2 * self.h), dtype=torch.int16, device=d)
-        hist = torch.zeros(n, self.history, dtype=torch.int64, device=d)
+        hist = torch.full((n, self.history), -1, dtype=torch.int64, device=d)
         player = torch.zeros(n, dtype=torch.int8, device=d)
         hist[:, 0] = self._code(seeds, player)
         return {"seeds": seeds, "score": torch.zeros(n, 2, dtype=torch.int16, device=d), "player": player,
                 "moves": torch.zeros(n, dtype=torch.int16, device=d),
                 "since": torch.ones(n, dtype=torch.int16, device=d), "hist": hist}
-
-    def compact(self, s: State, room: int = 16) -> State:
-        """The states with their board lists cut to the longest in use (plus `room`): what the
-        tree search stores per node. `step` widens a list again when a line gets longer."""
-        keep = min(self.history, (int(s["since"].max()) if self.size(s) else 0) + room)
-        return {**s, "hist": s["hist"][:, :keep]}
-
-    def _room(self, hist: torch.Tensor, need: int) -> torch.Tensor:
-        """A copy of the board lists, at least `need` wide (doubling, at most the game's cap)."""
-        if need <= hist.shape[1]:
-            return hist.clone()
-        wide = torch.zeros(hist.shape[0], min(self.history, max(need, 2 * hist.shape[1])),
-                           dtype=hist.dtype, device=hist.device)
-        wide[:, :hist.shape[1]] = hist
-        return wide
 
     def _code(self, seeds: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
         return player.long() + (seeds.long() * self.weights).sum(1)
@@ -349,8 +376,10 @@ class OwareTensor(_TensorGame):
         x = torch.cat([s["seeds"], s["score"]], 1).double() / self.total
         return x.float()
 
-    def step(self, s: State, actions: torch.Tensor) -> State:
-        h, n = self.h, int(actions.shape[0])
+    def _sow(self, s: State, actions: torch.Tensor):
+        """Sowing and capturing: seeds and scores after the move, the next player and the
+        seeds captured (long tensors)."""
+        h, n = self.h, actions.shape[0]
         ar = torch.arange(n, device=self.device)
         player = s["player"].long()
         seeds = s["seeds"].long().clone()
@@ -360,7 +389,7 @@ class OwareTensor(_TensorGame):
         ahead = self.ahead[house]                                   # [n, 2h]; 0 at the origin
         m = 2 * h - 1
         q, r = (k // m)[:, None], (k % m)[:, None]
-        seeds += torch.where(ahead > 0, q + (ahead <= r).long(), 0)
+        seeds = seeds + torch.where(ahead > 0, q + (ahead <= r).long(), 0)
         last = (house + torch.where(r[:, 0] == 0, m, r[:, 0])) % (2 * h)
         # capture: backwards from the last house through 2s and 3s, in the opponent's row only
         lower = (last // h) * h
@@ -368,33 +397,77 @@ class OwareTensor(_TensorGame):
         row = seeds.gather(1, cells)
         lr = (last - lower)[:, None]
         ok = (row >= 2) & (row <= 3)
-        run = torch.zeros_like(ok)
         prev = torch.zeros(n, dtype=torch.bool, device=self.device)
+        run = []
         for i in reversed(range(h)):
             prev = ok[:, i] & ((lr[:, 0] == i) | ((lr[:, 0] > i) & prev))
-            run[:, i] = prev
+            run.append(prev)
+        run = torch.stack(run[::-1], 1)
         grand = run[:, 0] & ((row * (self.row > lr)).sum(1) == 0)
         take = run & ((last // h) != player)[:, None] & ~grand[:, None]
         captured = (row * take).sum(1)
-        seeds.scatter_(1, cells, torch.where(take, 0, row))
-        score = s["score"].long().clone()
-        score[ar, player] += captured
-        nxt = 1 - player
+        seeds = seeds.scatter(1, cells, torch.where(take, 0, row))
+        score = s["score"].long() + torch.nn.functional.one_hot(player, 2) * captured[:, None]
+        return seeds, score, 1 - player, captured
+
+    def _finish(self, seeds, score, nxt, repeated):
+        """A repetition, a decided score or no legal move: every row's seeds go to its owner."""
+        h = self.h
+        collect = repeated | self._over(score) | ~self._legal(seeds, nxt).any(1)
+        score = score + torch.stack([seeds[:, :h].sum(1), seeds[:, h:].sum(1)], 1) * collect[:, None]
+        return seeds * ~collect[:, None], score
+
+    def step(self, s: State, actions: torch.Tensor) -> State:
+        n = actions.shape[0]
+        ar = torch.arange(n, device=self.device)
+        seeds, score, nxt, captured = self._sow(s, actions)
         # repetition since the last capture (the first board after a capture starts a new list)
         since = torch.where(captured > 0, 0, s["since"].long())
         code = self._code(seeds, nxt)
-        hist = self._room(s["hist"], int(since.max()) + 1 if n else 0)
-        seen = torch.arange(hist.shape[1], device=self.device)[None, :] < since[:, None]
+        hist = s["hist"]
+        seen = torch.arange(self.history, device=self.device)[None, :] < since[:, None]
         repeated = ((hist == code[:, None]) & seen).any(1)
-        hist[ar, since.clamp_max(hist.shape[1] - 1)] = code
-        since = (since + 1).clamp_max(self.history)
-        # a repetition or no legal move: every row's seeds go to its owner
-        collect = repeated | self._over(score) | ~self._legal(seeds, nxt).any(1)
-        score[:, 0] += seeds[:, :h].sum(1) * collect
-        score[:, 1] += seeds[:, h:].sum(1) * collect
-        seeds = seeds * ~collect[:, None]
+        hist = hist.index_put((ar, since.clamp_max(self.history - 1)), code)
+        seeds, score = self._finish(seeds, score, nxt, repeated)
         return {"seeds": seeds.to(torch.int16), "score": score.to(torch.int16), "player": nxt.to(torch.int8),
-                "moves": s["moves"] + 1, "since": since.to(torch.int16), "hist": hist}
+                "moves": s["moves"] + 1, "since": (since + 1).clamp_max(self.history).to(torch.int16),
+                "hist": hist}
+
+    # -- in the search tree: one board code per node, repetitions found along the path ------------
+    def node_state(self, s: State) -> State:
+        ar = torch.arange(s["since"].shape[0], device=self.device)
+        code = s["hist"][ar, (s["since"].long() - 1).clamp_min(0)]
+        return {**{k: v for k, v in s.items() if k != "hist"}, "code": code}
+
+    def tree_context(self, roots: State) -> dict[str, torch.Tensor]:
+        """The roots' board lists sorted by code (entries past `since` are -1, which no code
+        equals), with each code's position in the list, for a binary search per new node."""
+        hist = roots["hist"]
+        valid = torch.arange(self.history, device=self.device)[None, :] < roots["since"].long()[:, None]
+        codes, order = torch.where(valid, hist, -1).sort(1)
+        return {"codes": codes, "order": order, "since": roots["since"].long()}
+
+    def tree_step(self, parents: State, actions, anc, anc_depth, anc_ok, parent_depth, ctx) -> State:
+        """`step` for a node of the search tree. The boards that count for the repetition rule
+        are the last `since` boards of the parent's line: the parent and its ancestors on the
+        path (`anc`: their codes, [D, B], with depths and validity), then, past the root, the
+        root's own list (`ctx`). A capture empties the list."""
+        seeds, score, nxt, captured = self._sow(parents, actions)
+        since = torch.where(captured > 0, 0, parents["since"].long())
+        code = self._code(seeds, nxt)
+        lo = parent_depth.long() + 1 - since                      # the list covers depths lo .. parent's
+        d = anc_depth.long()
+        in_list = anc_ok & (d >= 1) & (d >= lo[None]) & (d <= parent_depth.long()[None])
+        in_tree = ((anc["code"] == code[None]) & in_list).any(0)
+        codes = ctx["codes"]
+        pos = torch.searchsorted(codes, code[:, None]).clamp_max(codes.shape[1] - 1)
+        hit = codes.gather(1, pos).squeeze(1) == code
+        idx = ctx["order"].gather(1, pos).squeeze(1)              # root list entry i lies at depth i - since_root + 1
+        in_root = hit & (idx - ctx["since"] + 1 >= lo)
+        seeds, score = self._finish(seeds, score, nxt, in_tree | in_root)
+        return {"seeds": seeds.to(torch.int16), "score": score.to(torch.int16), "player": nxt.to(torch.int8),
+                "moves": parents["moves"] + 1, "since": (since + 1).clamp_max(self.history).to(torch.int16),
+                "code": code}
 
 
 class CheckersTensor(_TensorGame):
@@ -427,7 +500,7 @@ class CheckersTensor(_TensorGame):
                             "again as row * rows + column, which breaks on such boards; the twin refuses them")
         self._setup(game, self.rows * self.cols * 8, device)
         R, C = self.rows, self.cols
-        start = torch.zeros(R, C, dtype=torch.int8)
+        start = np.zeros((R, C), dtype=np.int8)
         for r in range(R):
             for c in range(C):
                 if (r + c) % 2 == 1:
@@ -435,7 +508,7 @@ class CheckersTensor(_TensorGame):
                         start[r, c] = 3
                     elif r >= R - 3:
                         start[r, c] = 1
-        self.start = start.to(self.device)
+        self.start = torch.as_tensor(start, device=self.device)
         # a man may step or jump in these directions: player 0 up (0, 1), player 1 down (2, 3)
         self.man_dirs = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.bool, device=self.device)
         self.dr, self.dc = (torch.tensor(x, device=self.device) for x in (self.DR, self.DC))
@@ -478,9 +551,8 @@ class CheckersTensor(_TensorGame):
         n = steps.shape[0]
         any_jump = jumps.flatten(1).any(1)
         jump = s["jump"].long()
-        cell = torch.zeros(n, self.rows * self.cols, dtype=torch.bool, device=self.device)
         forced = jump >= 0
-        cell[forced, jump[forced]] = True
+        cell = torch.nn.functional.one_hot(jump.clamp_min(0), self.rows * self.cols).bool()
         jumps = jumps & (~forced.view(-1, 1, 1, 1) | cell.view(n, self.rows, self.cols, 1))
         kinds = torch.stack([steps & ~any_jump.view(-1, 1, 1, 1), jumps], 4)   # [n, R, C, 4, 2]
         return kinds.flatten(1) & (s["quiet"] < self.MAX_QUIET)[:, None]
@@ -523,8 +595,8 @@ class CheckersTensor(_TensorGame):
         board[ar, cell] = 0
         board[ar, er * C + ec] = torch.where(crowned, piece + 1, piece)
         jumped = kind == 1
-        mid = (r + dr) * C + (c + dc)
-        board[ar[jumped], mid[jumped]] = 0
+        mid = (r + dr) * C + (c + dc)                  # for a step: the destination, left as it is
+        board[ar, mid] = torch.where(jumped, 0, board[ar, mid])
         board = board.view(n, R, C)
         quiet = torch.where(jumped, 0, s["quiet"] + 1)
         _, jumps = self._moves(board, s["player"])
