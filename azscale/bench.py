@@ -43,9 +43,11 @@ def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, device: str, out
     # search's graphs, one per tree-depth bucket); this is the compile warm-up we report
     t0 = time.perf_counter()
     quiet, limit = 0, t0 + max(600.0, 10 * seconds)
+    actor.play(10**12, 0, max_moves=1)
+    actor.mcts.precompile(min(64, cfg.simulations + 1))
     while quiet < 3 and time.perf_counter() < limit:
         g = _graphs()
-        actor.play(10**12, 0, deadline=time.perf_counter())            # one move
+        actor.play(10**12, 0, max_moves=1)
         quiet = quiet + 1 if _graphs() == g else 0
     _sync(actor.device)
     warm = time.perf_counter() - t0

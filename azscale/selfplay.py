@@ -131,9 +131,10 @@ class Actor:
         self.model.eval()
 
     # -- play -----------------------------------------------------------------------------------
-    def play(self, min_states: int, net_step: int, run: str = "", deadline: float | None = None) -> Played:
+    def play(self, min_states: int, net_step: int, run: str = "", deadline: float | None = None,
+             max_moves: int | None = None) -> Played:
         """Play until games with at least `min_states` recorded moves have finished (or, for
-        benchmarks, until the `time.perf_counter()` deadline passes)."""
+        benchmarks, until the `time.perf_counter()` deadline passes or `max_moves` moves)."""
         cfg, eng = self.cfg, self.engine
         t0 = time.perf_counter()
         st = self.mcts.stats
@@ -144,7 +145,10 @@ class Actor:
         for slot in self.slots:
             if not slot.actions:
                 slot.first_step = net_step
-        while done_states < min_states and (deadline is None or time.perf_counter() < deadline):
+        moves = 0
+        while (done_states < min_states and (deadline is None or time.perf_counter() < deadline)
+               and (max_moves is None or moves < max_moves)):
+            moves += 1
             with torch.inference_mode():
                 obs, legal, player, _, _ = eng.batch_info(self.states)
                 res = self.mcts.run(self.states, noise=True, generator=self.generator)

@@ -35,7 +35,7 @@ import torch
 from . import policy
 from .tree import Tree
 
-DEPTH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+DEPTH_BUCKETS = tuple(2 ** i for i in range(11))        # 1, 2, 4, ..., 1024 levels
 
 
 def depth_bucket(levels: int) -> int:
@@ -256,6 +256,20 @@ class MCTS:
         self.stats.net_seconds += time.perf_counter() - t
         return p, v
 
+    def precompile(self, levels: int = 64) -> None:
+        """Compile `select` for every depth bucket up to `levels` now. A long run compiles them
+        as its trees deepen; a benchmark wants them before it starts the clock. Needs one search
+        run first (it reads that tree, and changes nothing)."""
+        if not self.compile or self.tree is None:
+            return
+        B = self.tree.shape[0]
+        base = torch.arange(B, device=self.device) * (self.simulations + 1)
+        with torch.inference_mode():
+            for D in DEPTH_BUCKETS:
+                if D > levels:
+                    break
+                self._select(self.tree.flat(), base, self.c_puct, D)
+
     def run(self, roots, noise: bool = False, generator: torch.Generator | None = None) -> SearchResult:
         """Search from each of `roots` (non-terminal states of the engine)."""
         with torch.inference_mode():
@@ -290,7 +304,14 @@ class MCTS:
             D = depth_bucket(self.bound.levels())
             path, cur, lp, ls, exp = self._select(tf, base, self.c_puct, D)
             if self.nodes.in_graph:
-                leaf, value = self._twin_expand(tf, base, cur, lp, ls, exp, path, ctx, eng, self.model)
+                # the path goes in only where the engine reads it (else one graph serves every depth);
+                # its length is marked dynamic, so one graph serves every depth there too
+                if eng.lookback_fields:
+                    if self.compile:
+                        torch._dynamo.mark_dynamic(path, 0)
+                    leaf, value = self._twin_expand(tf, base, cur, lp, ls, exp, path, ctx, eng, self.model)
+                else:
+                    leaf, value = self._twin_expand(tf, base, cur, lp, ls, exp, None, ctx, eng, self.model)
             else:
                 fpar = base + lp
                 act = tf.acts[fpar, ls]
