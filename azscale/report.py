@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,25 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
 
 def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     """The report; a result file missing a field it needs is refused with one line naming it."""
-    reading: list[Path] = [Path(sweep_dir) / "sweep.json"]
+    import tempfile
+    sweep_dir, out = Path(sweep_dir), Path(out)
+    runs.claim_dir(out, "report")
+    reading: list[Path] = [sweep_dir / "sweep.json"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # built aside and moved into place whole: a damaged input never leaves a half-written report
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        return _build_report(Path(sweep_dir), Path(out), reading)
+        res = _build_report(sweep_dir, stage, reading)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        for f in sorted((stage / "figures").iterdir()):
+            os.replace(f, out / "figures" / f.name)
+        for name in ("report.md", "report.html"):
+            os.replace(stage / name, out / name)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UserError(f"{reading[0]}: damaged result file ({type(exc).__name__}: {str(exc)[:80]})") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {**res, "report_md": str(out / "report.md"), "report_html": str(out / "report.html")}
 
 
 def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, Any]:
@@ -92,7 +107,6 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
         raise UserError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
     if not isinstance(sc.get("game"), str) or "preset" not in sc or "overrides" not in sc:
         raise UserError(f"{sweep_dir / 'sweep.json'}: damaged (game, preset or overrides missing)")
-    runs.claim_dir(out, "report")
     run_dirs = sorted(p for p in (sweep_dir / "runs").glob("*") if (p / "config.json").exists())
     if not run_dirs:
         raise UserError(f"{sweep_dir}: no training runs yet")

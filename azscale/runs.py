@@ -83,9 +83,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None   # name the file (a full disk)
         raise
     _fsync_dir(path.parent)
 
@@ -193,7 +195,8 @@ def _numpy_array_globals() -> list[Any]:
         from numpy._core import multiarray
     except ImportError:  # numpy < 2
         from numpy.core import multiarray  # type: ignore[no-redef]
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    dtypes = {type(np.dtype(c)) for c in "?bBhHiIlLqQefdFD"}      # numeric and bool dtypes only
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtypes, key=str)]
 
 
 def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
@@ -344,6 +347,8 @@ def claim_dir(path: Path, kind: str) -> None:
         if leftovers:
             raise UserError(f"{path} is not empty and is not {KIND_NAMES[kind]} (found "
                             f"{', '.join(leftovers[:3])}); choose another directory")
+    if kind in DATA_KINDS and kind in have:
+        read_manifest(path, kind)          # a damaged marker is refused before anything is written
 
 
 def read_manifest(path: Path, kind: str, keys: Iterable[str] = ()) -> dict[str, Any]:
@@ -352,7 +357,7 @@ def read_manifest(path: Path, kind: str, keys: Iterable[str] = ()) -> dict[str, 
     f = path / DATA_KINDS[kind]
     if not f.is_file():
         raise UserError(f"{path}: not {KIND_NAMES[kind]} (no {DATA_KINDS[kind]})")
-    d = read_json(f, f"{KIND_NAMES[kind]}'s {DATA_KINDS[kind]}")
+    d = read_json(f, f"{DATA_KINDS[kind]} of {KIND_NAMES[kind]}")
     if d.get("kind", kind) != kind:
         raise UserError(f"{f}: describes {KIND_NAMES.get(d.get('kind'), repr(d.get('kind')))}, not {KIND_NAMES[kind]}")
     missing = [k for k in keys if k not in d]

@@ -220,6 +220,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                      zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100) -> dict[str, Any]:
     table, samples, summary = _load_elo(elo_dir)
     runs.claim_dir(Path(out), "scaling")
+    lt = run_losses(run_dirs) if run_dirs else None          # every input is read before any fit
     final, fs = _final_agents(table, samples)
     fit = elo_exponent(final, fs, min_params, max_params)
     res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict(),
@@ -231,8 +232,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                          "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],
                          "predicted": {f["method"]: {"alpha_Z": f["alpha"], "alpha_N": quanta_prediction(f["alpha"])}
                                        for f in curve["fits"] if f["alpha"] is not None and not math.isnan(f["alpha"])}}
-    if run_dirs:
-        lt = run_losses(run_dirs)
+    if lt is not None:
         res["loss_table"] = lt.to_dict(orient="records")
         for x in ("params", "flops"):
             try:
