@@ -77,10 +77,10 @@ def train(game: str = typer.Argument(..., help=GAME_HELP),
           restart: bool = typer.Option(False, "--restart", help="Start over: DELETE the run's recorded games, "
                                                                  "checkpoints and metrics first")):
     """Train one AlphaZero agent; rerun the same command to resume after an interruption."""
-    from .train import train as run_train
     max_minutes = optional_number(max_minutes, "--max-minutes", lo=0, lo_open=True, hi=1e8)
     cfg = _config(game, preset, width, seed, sets, family=family, steps=steps, simulations=simulations,
                   actors=actors, games_in_flight=games_in_flight, device=device, engine=engine)
+    from .train import train as run_train          # torch loads only once the input is known good
     summary = run_train(cfg, run_dir, quiet=quiet, tensorboard=tensorboard, restart=restart,
                         max_seconds=None if max_minutes is None else max_minutes * 60)
     state = "finished" if summary["finished"] else "stopped (rerun to resume)"
@@ -98,8 +98,6 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
              seed: int = typer.Option(0, help="Random seed"),
              quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Play a trained agent (no noise) against a reference player and print W/D/L."""
-    from .arena import evaluate_checkpoint
-    from .train import latest_checkpoint
     games = number(games, "--games", lo=1, hi=10_000_000, integer=True)
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
     opponent_sims = number(opponent_sims, "--opponent-sims", lo=1, hi=1_000_000, integer=True)
@@ -107,6 +105,8 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     if opponent not in ("random", "mcts", "perfect"):
         raise UserError(f"unknown opponent '{opponent}' (choose random, mcts or perfect)")
+    from .arena import evaluate_checkpoint
+    from .train import latest_checkpoint
     ckpt = latest_checkpoint(run) if run.is_dir() else run
     res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
                               progress=not quiet)

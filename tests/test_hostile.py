@@ -461,7 +461,7 @@ def _alive(pid):
 def test_killed_tournament_leaves_no_orphan_and_no_late_write(world, tmp_path):
     out = tmp_path / "m"
     p = subprocess.Popen([sys.executable, "-m", "azscale.cli", "tournament", str(world / "ttt"), "--out", str(out),
-                          "--reference", "random,mcts-30", "--games-per-pair", "300", "--sims", "16",
+                          "--reference", "random,mcts-30", "--games-per-pair", "200", "--sims", "16",
                           "--workers", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers, t0 = [], time.time()
     while time.time() - t0 < 60 and p.poll() is None:
@@ -483,8 +483,8 @@ def test_killed_tournament_leaves_no_orphan_and_no_late_write(world, tmp_path):
     time.sleep(1.0)
     assert tree_digest(out) == at_kill, "something was written after the kill"
     # and the tournament finishes on a rerun, without the killed run's leftovers counted twice
-    r = run_cli("tournament", world / "ttt", "--out", out, "--reference", "random,mcts-30", "--games-per-pair", "300",
+    r = run_cli("tournament", world / "ttt", "--out", out, "--reference", "random,mcts-30", "--games-per-pair", "200",
                 "--sims", "16", "--workers", "2", "-q", timeout=300)
     assert r.returncode == 0, r.stderr
     g = runs.read_games(out)
-    assert g["game_id"].to_pylist() == list(range(3 * 300))
+    assert g["game_id"].to_pylist() == list(range(3 * 200))
