@@ -86,8 +86,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from None   # name the file (a full disk)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None   # name the file, not the temporary
         raise
     _fsync_dir(path.parent)
 

@@ -220,13 +220,13 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                      zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100) -> dict[str, Any]:
     table, samples, summary = _load_elo(elo_dir)
     runs.claim_dir(Path(out), "scaling")
-    lt = run_losses(run_dirs) if run_dirs else None          # every input is read before any fit
+    z = read_zipf_fits(zipf) if zipf else None               # every input is read before any fit
+    lt = run_losses(run_dirs) if run_dirs else None
     final, fs = _final_agents(table, samples)
     fit = elo_exponent(final, fs, min_params, max_params)
     res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict(),
                            "match_settings": summary["match_settings"]}
-    if zipf:
-        z = read_zipf_fits(zipf)
+    if z is not None:
         curve = z["curves"][-1]
         res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
                          "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],

@@ -90,7 +90,6 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     game = games_names[0]
     present = sorted(set(select_games(games_all, window, kinds, temperature)["kind"].to_pylist()))
     fw = parse_fit_window(fit_window, game, present, weight)
-    out.mkdir(parents=True, exist_ok=True)
     scheme = key_scheme(game, symmetry)
     results: dict[str, Any] = {"game": game, "key_scheme": scheme, "outcome_frame": FRAME,
                                "late_turn": late_turn,
@@ -130,6 +129,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                        "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record("combined", st, fits))
         runs.atomic_write_table(out / "states.parquet", st)
+    out.mkdir(parents=True, exist_ok=True)
     figs = plot_rank_frequency(curves, out / "rank_frequency", title=f"{game}: state visits ({window})")
     # end-game views on the last curve (the combined one when runs are pooled)
     main = curves[-1]
