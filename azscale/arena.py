@@ -84,6 +84,7 @@ class SpielMCTSPlayer:
     def __init__(self, game: pyspiel.Game, simulations: int, seed: int = 0, uct_c: float = 2.0,
                  rollouts: int = 1, solve: bool = True):
         self.name = f"spiel-mcts-{simulations}"
+        seed = int(seed) % 2**31           # OpenSpiel's C++ seeds are 32-bit; smaller seeds are unchanged
         evaluator = pyspiel.RandomRolloutEvaluator(rollouts, seed)
         self.bot = pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, solve, seed, False)
 

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from .checks import SEED_MAX, number, optional_number
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -45,6 +46,7 @@ def sizes(game: str = typer.Argument(..., help=GAME_HELP),
           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table")):
     """List the size axis of a game: model id, width, depth and exact parameter count."""
     from .nets import sizes as list_sizes
+    depth = optional_number(depth, "--depth", lo=1, hi=256, integer=True)
     rows = list_sizes(game, family, depth=depth, extra=extra)
     if as_json:
         typer.echo(json.dumps([{"id": s.id, "family": s.family, "width": s.width, "depth": s.depth,
@@ -71,12 +73,15 @@ def train(game: str = typer.Argument(..., help=GAME_HELP),
           sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
           max_minutes: Optional[float] = typer.Option(None, help="Stop (resumably) after this many minutes"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
-          tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars")):
+          tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars"),
+          restart: bool = typer.Option(False, "--restart", help="Start over: DELETE the run's recorded games, "
+                                                                 "checkpoints and metrics first")):
     """Train one AlphaZero agent; rerun the same command to resume after an interruption."""
-    from .train import train as run_train
+    max_minutes = optional_number(max_minutes, "--max-minutes", lo=0, lo_open=True, hi=1e8)
     cfg = _config(game, preset, width, seed, sets, family=family, steps=steps, simulations=simulations,
                   actors=actors, games_in_flight=games_in_flight, device=device, engine=engine)
-    summary = run_train(cfg, run_dir, quiet=quiet, tensorboard=tensorboard,
+    from .train import train as run_train          # torch loads only once the input is known good
+    summary = run_train(cfg, run_dir, quiet=quiet, tensorboard=tensorboard, restart=restart,
                         max_seconds=None if max_minutes is None else max_minutes * 60)
     state = "finished" if summary["finished"] else "stopped (rerun to resume)"
     typer.echo(f"{state}: step {summary['step']}/{summary['steps']}, {summary['games']:,} games, "
@@ -94,10 +99,15 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
              device: str = typer.Option("cpu", help="Where the agent searches: cpu, cuda or auto (tensor twins)"),
              quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Play a trained agent (no noise) against a reference player and print W/D/L."""
+    games = number(games, "--games", lo=1, hi=10_000_000, integer=True)
+    simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
+    opponent_sims = number(opponent_sims, "--opponent-sims", lo=1, hi=1_000_000, integer=True)
+    temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    if opponent not in ("random", "mcts", "perfect"):
+        raise UserError(f"unknown opponent '{opponent}' (choose random, mcts or perfect)")
     from .arena import evaluate_checkpoint
     from .train import latest_checkpoint
-    if games < 1:
-        raise UserError("--games must be >= 1")
     ckpt = latest_checkpoint(run) if run.is_dir() else run
     res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
                               progress=not quiet, device=_device(device))
@@ -115,8 +125,9 @@ def random_games_cmd(game: str = typer.Argument(..., help=GAME_HELP),
                      quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Record uniformly random games (the paper's random-play baseline); rerun to resume."""
     from .analysis.baselines import random_games
-    if games < 1:
-        raise UserError("--games must be >= 1")
+    games = number(games, "--games", lo=1, hi=10**10, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     n = random_games(game, games, seed, out, workers=workers, progress=not quiet)
     typer.echo(f"{n:,} new random games ({games:,} in all) -> {out}/games")
 
@@ -143,6 +154,16 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
     """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents."""
     import os
     from .analysis.zipf_report import zipf_analysis
+    temperature = optional_number(temperature, "--temperature", lo=0, hi=1_000_000)
+    first_moves = optional_number(first_moves, "--first-moves", lo=1, hi=1_000_000, integer=True)
+    bootstrap = number(bootstrap, "--replicates", lo=0, hi=100_000, integer=True)
+    if bootstrap == 1:
+        raise UserError("--replicates must be 0 (no intervals) or at least 2, got 1")
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    late_turn = number(late_turn, "--late-turn", lo=0, hi=1_000_000)
+    if interval not in ("jackknife", "bootstrap"):
+        raise UserError(f"--interval must be jackknife or bootstrap, got {interval!r}")
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
                         bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval)
     for c in res["curves"]:
@@ -175,7 +196,13 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
                quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Round-robin between agents (and reference players); every game goes to a games table."""
     from .tournament import agents_from_runs, reference_players, tournament as run_tournament
-    players = agents_from_runs(runs_, checkpoints) + reference_players(reference)
+    games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
+    temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
+    simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    refs = reference_players(reference)
+    players = agents_from_runs(runs_, checkpoints) + refs
     table = run_tournament(players, out, games_per_pair, temperature, simulations, seed, workers, not quiet,
                            device=_device(device))
     typer.echo(f"{len(players)} players, {len(table)} ordered pairs, "
@@ -190,6 +217,8 @@ def elo(tournaments: List[Path] = typer.Argument(..., help="Tournament directori
         seed: int = typer.Option(0, help="Bootstrap seed")):
     """Bradley-Terry Elo from real win/draw/loss counts, with a first-move term and bootstrap CIs."""
     from .analysis.elo_report import elo_analysis
+    bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     res = elo_analysis(tournaments, out, anchor, bootstrap, seed)
     typer.echo(f"{res['players']} players rated (anchor {res['anchor']} = 0); first-move advantage "
                f"{res['first_move_elo']:.1f} Elo; draw width {res['draw_width_elo']:.1f} -> {out}/elo.csv")
@@ -205,6 +234,11 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
             bootstrap: int = typer.Option(100, help="Bootstrap resamples for the loss fits")):
     """Elo exponent (slope of Elo vs log10 params / 400, with CI), loss fits, quanta prediction."""
     from .analysis.elo_report import scaling_analysis
+    min_params = number(min_params, "--min-params", lo=0, hi=10**15, integer=True)
+    max_params = optional_number(max_params, "--max-params", lo=1, hi=10**15, integer=True)
+    if max_params is not None and max_params < min_params:
+        raise UserError(f"--max-params ({max_params}) is below --min-params ({min_params})")
+    bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
     res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap)
     f = res["elo_exponent"]
     typer.echo(f"alpha_N = {f['alpha']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}] over {f['params_min']:,}"
@@ -222,6 +256,7 @@ def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
             threshold: float = typer.Option(0.95, help="Bootstrap probability of a drop that flags it")):
     """Does Elo fall from one size to the next larger (inverse scaling), and is it the end game?"""
     from .analysis.elo_report import verdict as run_verdict
+    threshold = number(threshold, "--threshold", lo=0.5, hi=1)
     res = run_verdict(elo_dir, out, zipf, threshold, loss)
     typer.echo(("inverse scaling flagged" if res["flagged"] else "no inverse scaling shown") + f" -> {out}")
 
@@ -243,6 +278,11 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     """Per-state value loss by frequency rank: do agents learn frequent states first?"""
     import os
     from .analysis.loss import loss_analysis
+    min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
+    sigma = number(sigma, "--sigma", lo=0, lo_open=True, hi=10)
+    late_turn = number(late_turn, "--late-turn", lo=0, hi=1_000_000)
+    frontier = number(frontier, "--frontier", lo=0, lo_open=True, hi=1e6)
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     res = loss_analysis(runs_, out, target, checkpoints, window, min_count, pooled, cache, sigma, late_turn,
                         frontier, workers or os.cpu_count() or 1, progress=not quiet)
     for p, t in res["loss_rises_with_rank"].items():
@@ -265,8 +305,11 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     from .analysis.loss import solve_states
     from .analysis.states import table_meta
     import pyarrow.parquet as pq
+    min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
+    limit = optional_number(limit, "--limit", lo=1, hi=10**12, integer=True)
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     try:
-        have = table_meta(pq.read_table(states)).get("game")
+        have = table_meta(pq.read_schema(states).empty_table()).get("game")
     except Exception:
         raise UserError(f"{states}: not a readable states table") from None
     if have != game:
@@ -299,6 +342,15 @@ def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
         ws = [int(w) for w in widths.split(",") if w.strip()]
     except ValueError:
         raise UserError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    if len(set(ws)) != len(ws):
+        raise UserError(f"--widths names a width twice ({widths})")
+    seeds = number(seeds, "--seeds", lo=1, hi=1000, integer=True)
+    random_games = number(random_games, "--random-games", lo=1, hi=10**10, integer=True)
+    games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
+    match_sims = number(match_sims, "--match-sims", lo=1, hi=1_000_000, integer=True)
+    bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
+    max_minutes_per_run = optional_number(max_minutes_per_run, "--max-minutes-per-run", lo=0, lo_open=True, hi=1e8)
+    gpus_per_run = number(gpus_per_run, "--gpus-per-run", lo=0, hi=1024)
     sc = SweepConfig(game, ws, seeds, preset, parse_overrides(sets or []), random_games, games_per_pair, match_sims,
                      0.25, bootstrap, solver, 20000, max_minutes_per_run)
     res = sweep(sc, out, executor, address, gpus_per_run, log=(lambda m: None) if quiet else typer.echo)
@@ -334,6 +386,8 @@ def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
     the compile warm-up, aten ops and host reads per simulation wave."""
     from .bench import bench_selfplay as run_bench, format_bench
     from .config import resolve
+    actors = optional_number(actors, "--actors", lo=1, hi=1024, integer=True)
+    seconds = number(seconds, "--seconds", lo=0, lo_open=True, hi=1e6)
     cfg = resolve(game, "paper", {"width": width, "simulations": simulations, "family": family,
                                   "games_in_flight": games_in_flight, "engine": engine, "device": device,
                                   "compile": compile_search})
@@ -349,15 +403,54 @@ def _device(name: str) -> str:
     return str(resolve_device(name))
 
 
-def main() -> None:
-    try:
-        app()
-    except UserError as exc:
-        print(f"azscale: error: {exc}", file=sys.stderr)
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run the CLI. Every problem the user can fix ends as ONE line, `azscale: error: ...`, with
+    exit status 2: our own refusals (UserError), command-line usage errors, and operating-system
+    errors (a file where a directory is expected, a read-only directory, a full disk)."""
+    import errno
+
+    try:                       # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click_exc
+    except ImportError:        # pragma: no cover - older typer uses click itself
+        from click import exceptions as click_exc
+
+    def fail(msg: str) -> None:
+        print(f"azscale: error: {_one_line(msg)}", file=sys.stderr)
         sys.exit(2)
+
+    try:
+        rc = app(args=argv, prog_name="azscale", standalone_mode=False)
+    except UserError as exc:
+        fail(str(exc))
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), file=sys.stderr)
+        sys.exit(2)
+    except click_exc.ClickException as exc:
+        cmd = f" {exc.ctx.command_path.split(' ', 1)[1]}" if getattr(exc, "ctx", None) is not None \
+            and " " in exc.ctx.command_path else ""
+        fail(f"{exc.format_message()} (see azscale{cmd} --help)")
+    except typer.Abort:
+        print("azscale: interrupted (rerun the same command to resume)", file=sys.stderr)
+        sys.exit(130)
     except KeyboardInterrupt:
         print("azscale: interrupted (rerun the same command to resume)", file=sys.stderr)
         sys.exit(130)
+    except MemoryError:
+        fail("out of memory (choose smaller settings)")
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            sys.exit(1)
+        where = exc.filename if exc.filename is not None else ""
+        what = exc.strerror or _one_line(str(exc)) or type(exc).__name__
+        fail(f"{where}: {what}" if where else what)
+    else:
+        if rc == 130:
+            print("azscale: interrupted (rerun the same command to resume)", file=sys.stderr)
+        sys.exit(rc or 0)
 
 
 @bench_app.command("zipf")
@@ -366,6 +459,7 @@ def bench_zipf_cmd(source: Path = typer.Argument(..., help="A games table, e.g. 
                    mle: bool = typer.Option(True, help="Include the maximum-likelihood fit")):
     """Time the states table and both Zipf fits on a games table; print time and peak memory."""
     from .bench import bench_zipf
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     r = bench_zipf(source, workers, mle)
     typer.echo(f"zipf benchmark: {r['games']:,} games, {r['visits']:,} visits, "
                f"{r['distinct_states']:,} distinct states, {r['workers']} workers")

@@ -7,12 +7,15 @@ settings are written into every run directory (`config.json`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .checks import SEED_MAX, number
 from .errors import UserError
 
 # The paper's 17 log-spaced checkpoints for a 10,000-step run (PAPER.md section 3).
@@ -92,53 +95,83 @@ def checkpoint_schedule(steps: int, count: int = 17) -> list[int]:
 
 
 def _coerce(name: str, value: Any) -> Any:
+    """`value` as the setting's type (int, float or str); the range is checked by `validate`."""
     if name not in _FIELD_TYPES:
         known = ", ".join(sorted(_FIELD_TYPES))
         raise UserError(f"unknown setting '{name}' (known settings: {known})")
     kind = _CASTS[_FIELD_TYPES[name]]
-    try:
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        if kind is int and isinstance(value, str):
-            return int(float(value)) if value.strip().lower().replace("e", "").isdigit() else int(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"setting '{name}' must be {_FIELD_TYPES[name]}, got {value!r}") from None
+
+    def bad() -> UserError:
+        return UserError(f"setting '{name}' must be {_FIELD_TYPES[name]}, got {value!r}")
+
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if isinstance(value, bool):
+        raise bad()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed: Any = int(text) if kind is int and text.lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            raise bad() from None
+    elif isinstance(value, (int, float)):
+        parsed = value
+    else:
+        raise bad()
+    if kind is float:
+        return float(parsed)
+    if isinstance(parsed, float):
+        if not (math.isfinite(parsed) and parsed.is_integer()):
+            raise bad()
+        return int(parsed)
+    return int(parsed)
+
+
+# The range of every numeric setting (the one shared rule for numbers is `checks.number`).
+_BIG = 1_000_000
+FIELD_RULES: dict[str, dict[str, Any]] = {
+    "width": dict(lo=1, hi=16384, integer=True),
+    "depth": dict(lo=1, hi=256, integer=True),
+    "simulations": dict(lo=1, hi=_BIG, integer=True),
+    "c_puct": dict(lo=0, lo_open=True, hi=_BIG),
+    "dirichlet_alpha": dict(lo=0, lo_open=True, hi=_BIG),
+    "dirichlet_epsilon": dict(lo=0, hi=1),
+    "temperature": dict(lo=0, hi=_BIG),
+    "temperature_drop": dict(lo=0, hi=_BIG, integer=True),
+    "games_in_flight": dict(lo=1, hi=_BIG, integer=True),
+    "actors": dict(lo=1, hi=1024, integer=True),
+    "buffer_size": dict(lo=1, hi=100_000_000, integer=True),
+    "reuse": dict(lo=1, hi=_BIG, integer=True),
+    "updates_per_step": dict(lo=1, hi=_BIG, integer=True),
+    "batch_size": dict(lo=1, hi=100_000_000, integer=True),
+    "learning_rate": dict(lo=0, lo_open=True, hi=10),
+    "weight_decay": dict(lo=0, hi=10),
+    "steps": dict(lo=1, hi=1_000_000_000, integer=True),
+    "checkpoints": dict(lo=1, hi=10_000, integer=True),
+    "seed": dict(lo=0, hi=SEED_MAX, integer=True),
+    "snapshot_seconds": dict(lo=0, hi=1e9),
+}
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Reject impossible settings, naming the field."""
-    positive_ints = ("width", "depth", "simulations", "games_in_flight", "actors", "buffer_size",
-                     "reuse", "updates_per_step", "batch_size", "steps", "checkpoints")
-    for name in positive_ints:
-        if getattr(cfg, name) < 1:
-            raise UserError(f"setting '{name}' must be >= 1, got {getattr(cfg, name)}")
+    """Reject impossible settings, naming the field: every number by the shared rule
+    (`checks.number`: finite, integer where meant, in range), every word from its list."""
+    for name, rule in FIELD_RULES.items():
+        number(getattr(cfg, name), f"setting '{name}'", **rule)
+    if not isinstance(cfg.game, str) or not cfg.game.strip():
+        raise UserError(f"setting 'game' must name an OpenSpiel game, got {cfg.game!r}")
     if cfg.family not in ("mlp", "resnet"):
         raise UserError(f"setting 'family' must be 'mlp' or 'resnet', got {cfg.family!r}")
-    if cfg.c_puct <= 0:
-        raise UserError(f"setting 'c_puct' must be > 0, got {cfg.c_puct}")
-    if cfg.dirichlet_alpha <= 0:
-        raise UserError(f"setting 'dirichlet_alpha' must be > 0, got {cfg.dirichlet_alpha}")
-    if not 0 <= cfg.dirichlet_epsilon <= 1:
-        raise UserError(f"setting 'dirichlet_epsilon' must be in [0, 1], got {cfg.dirichlet_epsilon}")
-    if cfg.temperature < 0:
-        raise UserError(f"setting 'temperature' must be >= 0, got {cfg.temperature}")
-    if cfg.temperature_drop < 0:
-        raise UserError(f"setting 'temperature_drop' must be >= 0, got {cfg.temperature_drop}")
-    if cfg.learning_rate <= 0:
-        raise UserError(f"setting 'learning_rate' must be > 0, got {cfg.learning_rate}")
-    if cfg.weight_decay < 0:
-        raise UserError(f"setting 'weight_decay' must be >= 0, got {cfg.weight_decay}")
     if cfg.batch_size > cfg.buffer_size:
         raise UserError(f"setting 'batch_size' ({cfg.batch_size}) exceeds 'buffer_size' ({cfg.buffer_size})")
-    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise UserError(f"setting 'device' must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d{1,3}", cfg.device):
+        raise UserError(f"setting 'device' must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if cfg.engine not in ("auto", "spiel", "tensor"):
         raise UserError(f"setting 'engine' must be auto, spiel or tensor, got {cfg.engine!r}")
     if cfg.compile not in ("auto", "on", "off"):
         raise UserError(f"setting 'compile' must be auto, on or off, got {cfg.compile!r}")
-    if cfg.snapshot_seconds < 0:
-        raise UserError(f"setting 'snapshot_seconds' must be >= 0, got {cfg.snapshot_seconds}")
     return cfg
 
 
@@ -170,6 +203,8 @@ def preset_values(game: str, preset: str) -> dict[str, Any]:
     """The settings a preset gives for a game: the game's file if it has one, else `_default`."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset '{preset}' (choose one of {', '.join(PRESETS)})")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", base_name(game)):
+        raise UserError(f"unknown OpenSpiel game '{base_name(game)}'")
     path = games_dir() / f"{base_name(game)}.toml"
     if not path.exists():
         path = games_dir() / "_default.toml"
@@ -181,7 +216,10 @@ def preset_values(game: str, preset: str) -> dict[str, Any]:
 
 
 def resolve(game: str, preset: str = "cpu", overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Preset values for `game`, then overrides; every value coerced and checked."""
+    """Preset values for `game`, then overrides; every value coerced and checked. The game
+    itself is checked first (a supported OpenSpiel game with valid parameters)."""
+    from .engines.spiel import load_spiel_game
+    load_spiel_game(game)
     values = preset_values(game, preset)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["game"] = game
@@ -203,5 +241,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
+    if not isinstance(data, dict):
+        raise UserError(f"stored settings must be a table of name = value, got {type(data).__name__}")
     known = {f.name for f in fields(TrainConfig)}
     return validate(TrainConfig(**{k: _coerce(k, v) for k, v in data.items() if k in known}))

@@ -190,6 +190,8 @@ class LabelCache:
 
 
 def _label_chunk(args):
+    from .procs import die_with_parent
+    die_with_parent()
     game, histories, book = args
     g = pyspiel.load_game(game)
     oracle = make_oracle(g, book)

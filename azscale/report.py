@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,12 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
-    cfgs = sorted(((json.loads((rd / "config.json").read_text()), rd) for rd in run_dirs),
+    cfgs = sorted(((runs.read_run_config(rd), rd) for rd in run_dirs),
                   key=lambda c: (c[0]["params"], c[0].get("seed", 0), c[1].name))
     colour = size_colours(c["params"] for c, _ in cfgs)
     seeds = sorted({c.get("seed", 0) for c, _ in cfgs})
     for cfg, rd in cfgs:
-        m = pd.DataFrame(runs.read_metrics(rd))
+        m = pd.DataFrame(runs.read_metrics(rd)[:runs.run_status(rd).done])
         if m.empty:
             continue
         lab = f"{rd.name} ({cfg['params']:,})"
@@ -78,10 +79,34 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
 
 
 def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
+    """The report; a result file missing a field it needs is refused with one line naming it."""
+    import tempfile
     sweep_dir, out = Path(sweep_dir), Path(out)
+    runs.claim_dir(out, "report")
+    reading: list[Path] = [sweep_dir / "sweep.json"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # built aside and moved into place whole: a damaged input never leaves a half-written report
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        res = _build_report(sweep_dir, stage, reading)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        for f in sorted((stage / "figures").iterdir()):
+            os.replace(f, out / "figures" / f.name)
+        for name in ("report.md", "report.html"):
+            os.replace(stage / name, out / name)
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise UserError(f"{reading[0]}: damaged result file ({type(exc).__name__}: {str(exc)[:80]})") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {**res, "report_md": str(out / "report.md"), "report_html": str(out / "report.html")}
+
+
+def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, Any]:
     sc = _read_json(sweep_dir / "sweep.json")
     if sc is None:
         raise UserError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
+    if not isinstance(sc.get("game"), str) or "preset" not in sc or "overrides" not in sc:
+        raise UserError(f"{sweep_dir / 'sweep.json'}: damaged (game, preset or overrides missing)")
     run_dirs = sorted(p for p in (sweep_dir / "runs").glob("*") if (p / "config.json").exists())
     if not run_dirs:
         raise UserError(f"{sweep_dir}: no training runs yet")
@@ -92,12 +117,14 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     sections: list[dict[str, Any]] = []
 
     # settings, versions, sizes
-    cfgs = [json.loads((rd / "config.json").read_text()) for rd in run_dirs]
+    cfgs = [runs.read_run_config(rd) for rd in run_dirs]
+    reading[0] = run_dirs[0] / "config.json"
     env = cfgs[0]["environment"]
     settings = cfgs[0]["settings"]
     size_rows = []
     for rd, c in zip(run_dirs, cfgs):
-        m = runs.read_metrics(rd)
+        reading[0] = rd / "metrics.jsonl"
+        m = runs.read_metrics(rd)[:runs.run_status(rd).done]
         size_rows.append({"run": rd.name, "family": c["settings"]["family"], "width": c["settings"]["width"],
                           "depth": c["settings"]["depth"], "params": c["params"], "seed": c["settings"]["seed"],
                           "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
@@ -117,8 +144,10 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     sections.append({"title": "Training", "source": "runs/*/metrics.jsonl", "md": "", "figures": figs[:1]})
 
     # Zipf
-    z = _read_json(a / "zipf" / "fits.json")
-    zr = _read_json(a / "zipf-random" / "fits.json")
+    reading[0] = a / "zipf" / "fits.json"
+    from .analysis.elo_report import read_elo_table, read_zipf_fits
+    z = read_zipf_fits(a / "zipf" / "fits.json") if (a / "zipf" / "fits.json").exists() else None
+    zr = read_zipf_fits(a / "zipf-random" / "fits.json") if (a / "zipf-random" / "fits.json").exists() else None
     if z:
         rows = []
         for label, res in (("self-play", z), ("random play", zr)):
@@ -152,6 +181,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
 
     # loss by rank
     for name, title in (("loss", "Value loss by rank: train-set target"), ("loss-solver", "Value loss by rank: perfect-play target")):
+        reading[0] = a / name / "loss.json"
         lj = _read_json(a / name / "loss.json")
         if not lj:
             continue
@@ -170,9 +200,10 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
                          "md": md, "figures": lf})
 
     # Elo and scaling
+    reading[0] = a / "elo" / "elo.json"
     ej = _read_json(a / "elo" / "elo.json")
     if ej:
-        et = pd.read_csv(a / "elo" / "elo.csv")
+        et = read_elo_table(a / "elo" / "elo.csv")
         cols = [c for c in ("player", "params", "step", "elo", "elo_ci_low", "elo_ci_high") if c in et]
         show = et[cols].sort_values([c for c in ("params", "step", "player") if c in cols], ignore_index=True)
         for c in ("elo", "elo_ci_low", "elo_ci_high"):
@@ -188,6 +219,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
             shutil.copy(a / "elo" / x, figs_dir / f"elo_{x}")
             if x.endswith(".png"):
                 ef.append(f"elo_{x}")
+        reading[0] = a / "scaling" / "scaling.json"
         sj = _read_json(a / "scaling" / "scaling.json")
         if sj:
             f = sj["elo_exponent"]
@@ -208,6 +240,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
                     ef.append(f"scaling_{x}")
         sections.append({"title": "Elo and scaling", "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json",
                          "md": md, "figures": ef})
+    reading[0] = a / "skipped.json"
     skipped = _read_json(a / "skipped.json")
     if skipped:
         md = ("These steps found too little data for their estimate and were not computed "

@@ -8,6 +8,10 @@
       games/part-N.parquet     the games finished during learner step N
       .lock                    held (flock) by the process writing the run
 
+Every output directory says what it is: a marker file names its kind (`DATA_KINDS`,
+`RESULT_KINDS`), and every writer refuses a directory of another kind (`claim_dir`).
+A run is finished by one rule (`run_status`), never by reading a missing record as zero.
+
 Resume rule: `resume.pt` names the last learner step it covers. On restart, game parts,
 metrics lines and checkpoints from later steps are removed and those steps are replayed; the
 search is deterministic for a seed, so the replayed games are the same games. Nothing is lost
@@ -16,13 +20,18 @@ and nothing is recorded twice.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
+import pickle
 import platform
+import stat
 import subprocess
 import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -74,9 +83,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None   # name the file, not the temporary
         raise
     _fsync_dir(path.parent)
 
@@ -132,6 +143,105 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# numpy arrays inside a weights-only file are stored as tensors under this tag (see `to_torch_safe`)
+_ND_TAG = "__azscale_ndarray__"
+_NS_TAG = "__azscale_npscalar__"
+
+
+def to_torch_safe(obj: Any) -> Any:
+    """A copy of `obj` that `torch.load(weights_only=True)` can read: numpy arrays and numpy
+    scalars become tagged tensors, recursively through dicts, lists and tuples; tensors, ints,
+    floats, strings, bools and None pass through. `from_torch_safe` is its inverse."""
+    import torch
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError("an object array cannot be stored in a weights-only file")
+        arr = np.ascontiguousarray(obj, dtype=obj.dtype.newbyteorder("="))
+        return {_ND_TAG: torch.from_numpy(arr)}
+    if isinstance(obj, np.generic):
+        return {_NS_TAG: torch.from_numpy(np.asarray(obj))}
+    if isinstance(obj, dict):
+        return {k: to_torch_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_torch_safe(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_torch_safe(v) for v in obj)
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor, torch.Size)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a weights-only file")
+
+
+def from_torch_safe(obj: Any) -> Any:
+    """The inverse of `to_torch_safe`: tagged tensors become numpy arrays and scalars again
+    (with their dtype); everything else, untagged tensors included, is returned as it is."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and _ND_TAG in obj:
+            return obj[_ND_TAG].numpy()
+        if len(obj) == 1 and _NS_TAG in obj:
+            return obj[_NS_TAG].numpy()[()]
+        return {k: from_torch_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_torch_safe(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(from_torch_safe(v) for v in obj)
+    return obj
+
+
+def _numpy_array_globals() -> list[Any]:
+    """numpy's own array and scalar constructors: what a file written by an older azscale (numpy
+    arrays pickled into resume.pt) refers to. Allowing them executes no code of the file's
+    choosing; the weights-only unpickler still refuses every other global."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    dtypes = {type(np.dtype(c)) for c in "?bBhHiIlLqQefdFD"}      # numeric and bool dtypes only
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtypes, key=str)]
+
+
+def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
+    """Load a `.pt` file without executing anything from it (`weights_only=True`), or fail with
+    one line naming the file. Older resume files holding numpy arrays are read through numpy's
+    array constructors only."""
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such {what}")
+
+    def unreadable(exc: BaseException) -> UserError:
+        return UserError(f"{path}: unreadable {what} ({_one_line(exc)[:120]})")
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        try:
+            wanted = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        except Exception:
+            raise unreadable(exc) from None
+        allowed = _numpy_array_globals()
+        names = {f"{g.__module__}.{g.__qualname__}" for g in allowed}
+        names |= {n.replace("numpy._core.", "numpy.core.") for n in names}
+        refused = [w for w in wanted if w not in names]
+        if refused or not wanted:
+            shown = ", ".join(refused[:3]) or "objects outside tensors and plain data"
+            raise UserError(f"{path}: not loaded: it refers to {shown}, and azscale loads no file that "
+                            f"could run code (weights-only loading)") from None
+        try:
+            with torch.serialization.safe_globals(allowed):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc2:
+            raise unreadable(exc2) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise unreadable(exc) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def atomic_write_table(path: Path, table: pa.Table) -> None:
     import io
     buf = io.BytesIO()
@@ -151,33 +261,162 @@ def _fsync_dir(path: Path) -> None:
 
 
 class RunLock:
-    """An exclusive flock on `<dir>/.lock`; released by the OS even if the process is killed."""
+    """An exclusive flock on `<dir>/.lock`; released by the OS even if the process is killed.
+
+    The lock file is opened without following symbolic links (`O_NOFOLLOW`) and must be a
+    regular file inside the directory, so a link planted as `.lock` never truncates another file."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / ".lock"
-        self.fh = None
+        self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")
+        parent = self.path.parent
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{parent} is a file, not a directory; choose another directory")
+        parent.mkdir(parents=True, exist_ok=True)
         try:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UserError(f"{self.path} is a symbolic link; azscale does not follow it "
+                                f"(remove the link)") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(f"{self.path} is not a regular file; remove it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.fh.seek(0)
-            holder = self.fh.read().strip() or "unknown"
-            self.fh.close()
-            raise UserError(f"run directory {self.path.parent} is in use by another azscale "
-                            f"process (pid {holder}); wait for it or choose another --run-dir") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(str(os.getpid()))
-        self.fh.flush()
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"directory {parent} is in use by another azscale "
+                            f"process (pid {holder}); wait for it or choose another directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.fh is not None:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-            self.fh.close()
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+# -- what a directory is ---------------------------------------------------------------------
+
+# Directories that hold recorded games or runs, each named by its marker file.
+DATA_KINDS = {"run": "config.json", "tournament": "tournament.json", "random-games": "random.json",
+              "sweep": "sweep.json", "imported-games": "import.json"}
+# Directories of analysis results, recognised by their main result file.
+RESULT_KINDS = {"zipf": "fits.json", "loss": "loss.json", "elo": "elo.json", "scaling": "scaling.json",
+                "report": "report.md", "labels": "labels.parquet"}
+KIND_NAMES = {"run": "an azscale run", "tournament": "an azscale tournament",
+              "random-games": "an azscale random-games table", "sweep": "an azscale sweep",
+              "imported-games": "an azscale imported games table", "zipf": "an azscale zipf analysis",
+              "loss": "an azscale loss analysis", "elo": "an azscale Elo analysis",
+              "scaling": "an azscale scaling analysis", "report": "an azscale report",
+              "labels": "an azscale solver label cache"}
+
+
+def dir_kinds(path: Path) -> list[str]:
+    """The kinds whose marker file `path` holds (normally none or one)."""
+    path = Path(path)
+    markers = {**DATA_KINDS, **RESULT_KINDS}
+    return [k for k, f in markers.items() if os.path.lexists(path / f)]
+
+
+def claim_dir(path: Path, kind: str) -> None:
+    """Refuse to write `kind` into `path` if it is a directory of another kind, or (for kinds
+    that hold recorded games) a non-empty directory that is not one of ours."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise UserError(f"{path} exists and is not a directory; choose another directory")
+    if not path.exists():
+        return
+    have = dir_kinds(path)
+    others = [k for k in have if k != kind]
+    if others:
+        o = others[0]
+        marker = {**DATA_KINDS, **RESULT_KINDS}[o]
+        raise UserError(f"{path} is {KIND_NAMES[o]} (it holds {marker}), not {KIND_NAMES[kind]}; "
+                        f"choose another directory")
+    if kind in DATA_KINDS and kind not in have:
+        leftovers = sorted(p.name for p in path.iterdir() if p.name != ".lock")
+        if leftovers:
+            raise UserError(f"{path} is not empty and is not {KIND_NAMES[kind]} (found "
+                            f"{', '.join(leftovers[:3])}); choose another directory")
+    if kind in DATA_KINDS and kind in have:
+        read_manifest(path, kind)          # a damaged marker is refused before anything is written
+
+
+def read_manifest(path: Path, kind: str, keys: Iterable[str] = ()) -> dict[str, Any]:
+    """The marker file of a `kind` directory, checked to be one and to hold `keys`."""
+    path = Path(path)
+    f = path / DATA_KINDS[kind]
+    if not f.is_file():
+        raise UserError(f"{path}: not {KIND_NAMES[kind]} (no {DATA_KINDS[kind]})")
+    d = read_json(f, f"{DATA_KINDS[kind]} of {KIND_NAMES[kind]}")
+    if d.get("kind", kind) != kind:
+        raise UserError(f"{f}: describes {KIND_NAMES.get(d.get('kind'), repr(d.get('kind')))}, not {KIND_NAMES[kind]}")
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise UserError(f"{f}: damaged ({', '.join(missing)} missing)")
+    return d
+
+
+def new_identity() -> str:
+    return uuid.uuid4().hex
+
+
+def inside(root: Path, path: Path) -> Path:
+    """`path`, refused unless it lies inside `root` (names built from user input stay inside the
+    directory the user named)."""
+    r, p = Path(root).resolve(), Path(path).resolve()
+    if p != r and r not in p.parents:
+        raise UserError(f"{path} would lie outside {root}; refusing to write there")
+    return Path(path)
+
+
+def distinct_sources(paths: Iterable[Path], what: str = "source") -> list[Path]:
+    """Refuse a source given twice (the same path, or a copy of the same run or table: the same
+    identity in its marker file)."""
+    seen: dict[Path, Path] = {}
+    ids: dict[str, Path] = {}
+    out = []
+    for p in paths:
+        p = Path(p)
+        r = p.resolve()
+        if r in seen:
+            raise UserError(f"{what} {p} is given twice; each counts once")
+        seen[r] = p
+        ident = identity_of(p)
+        if ident is not None:
+            if ident in ids:
+                raise UserError(f"{what}s {ids[ident]} and {p} are the same (a copy: identity {ident[:12]}); "
+                                f"each counts once")
+            ids[ident] = p
+        out.append(p)
+    return out
+
+
+def identity_of(path: Path) -> str | None:
+    """The identity stored in a directory's marker file (runs: `run_id`; tables: `id`)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    for kind, f in DATA_KINDS.items():
+        m = path / f
+        if m.is_file():
+            try:
+                d = json.loads(m.read_text())
+            except (OSError, ValueError):
+                return None
+            if isinstance(d, dict):
+                ident = d.get("run_id") if kind == "run" else d.get("id")
+                return ident if isinstance(ident, str) else None
+    return None
 
 
 def environment() -> dict[str, str]:
@@ -217,13 +456,18 @@ def write_games_part(run_dir: Path, step: int, rows: list[dict[str, Any]], game:
 
 
 def part_step(path: Path) -> int:
-    return int(path.stem.split("-")[1])
+    """N of `part-N.parquet` or `step-N.pt`; a file of another name there is not ours."""
+    try:
+        return int(Path(path).stem.split("-", 1)[1])
+    except (IndexError, ValueError):
+        raise UserError(f"{path}: a file azscale did not write (unexpected name); move it away") from None
 
 
 def read_games(paths: Path | Iterable[Path]) -> pa.Table:
     """Read the games table of one run directory, a games folder, or Parquet files.
 
-    Refuses, with one line, anything that is not an azscale games table.
+    Refuses, with one line, anything that is not an azscale games table: a foreign or damaged
+    file, our metadata over other columns, or a game id that occurs twice.
     """
     if isinstance(paths, (str, Path)):
         p = Path(paths)
@@ -243,16 +487,34 @@ def read_games(paths: Path | Iterable[Path]) -> pa.Table:
         try:
             t = pq.read_table(f)
         except Exception as exc:  # pyarrow raises several types for damaged files
-            raise UserError(f"{f}: not a readable Parquet file ({str(exc).splitlines()[0][:120]})") from None
+            raise UserError(f"{f}: not a readable Parquet file ({_one_line(exc)[:120]})") from None
         meta = t.schema.metadata or {}
         if meta.get(b"azscale.table") != GAMES_TABLE.encode():
             raise UserError(f"{f}: not an azscale games table")
         if meta.get(b"azscale.version") != GAMES_VERSION.encode():
-            raise UserError(f"{f}: games table version {meta.get(b'azscale.version', b'?').decode()} "
+            raise UserError(f"{f}: games table version {meta.get(b'azscale.version', b'?').decode(errors='replace')} "
                             f"is not supported (this azscale reads version {GAMES_VERSION})")
-        tables.append(t.select(GAMES_SCHEMA.names).cast(GAMES_SCHEMA))
+        missing = [n for n in GAMES_SCHEMA.names if n not in t.column_names]
+        if missing:
+            raise UserError(f"{f}: damaged games table (column {', '.join(missing[:3])} missing)")
+        try:
+            t = t.select(GAMES_SCHEMA.names).cast(GAMES_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise UserError(f"{f}: damaged games table (columns of the wrong type: {_one_line(exc)[:100]})") from None
+        if t.column("game_id").null_count or t.column("actions").null_count:
+            raise UserError(f"{f}: damaged games table (missing game ids or actions)")
+        tables.append(t)
     out = pa.concat_tables(tables) if tables else GAMES_SCHEMA.empty_table()
-    return out.sort_by("game_id") if out.num_rows else out
+    if out.num_rows:
+        ids = out.column("game_id").to_numpy()
+        uniq, counts = np.unique(ids, return_counts=True)
+        if len(uniq) != len(ids):
+            dup = int(uniq[counts > 1][0])
+            where = Path(files[0]).parent if len(files) > 1 else files[0]
+            raise UserError(f"{where}: game id {dup} occurs {int(counts[counts > 1][0])} times; the table mixes "
+                            f"games from different sources (each game must be recorded once)")
+        return out.sort_by("game_id")
+    return out
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -260,16 +522,19 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     out = []
     if path.exists():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(rec, dict):
+                out.append(rec)
     return out
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    with open(Path(run_dir) / "metrics.jsonl", "a") as fh:
+    fd = os.open(Path(run_dir) / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    with os.fdopen(fd, "a") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -286,5 +551,91 @@ def truncate_after(run_dir: Path, step: int) -> None:
     for ckpt in (run_dir / "checkpoints").glob("step-*.pt"):
         if part_step(ckpt) > step:
             ckpt.unlink()
-    kept = [m for m in read_metrics(run_dir) if m.get("step", 0) <= step]
+    kept = [m for m in read_metrics(run_dir) if isinstance(m.get("step"), int) and m["step"] <= step]
     atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept))
+
+
+# -- a run's records, and the one rule for "finished" ------------------------------------------
+
+RUN_CONFIG_KEYS = ("settings", "run", "params")
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.json, checked: settings (a table), its name and parameter count."""
+    run_dir = Path(run_dir)
+    d = read_manifest(run_dir, "run", RUN_CONFIG_KEYS)
+    if not isinstance(d["settings"], dict) or not isinstance(d["run"], str) or not d["run"] \
+            or not isinstance(d["params"], int) or isinstance(d["params"], bool):
+        raise UserError(f"{run_dir / 'config.json'}: damaged run configuration")
+    steps = d["settings"].get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise UserError(f"{run_dir / 'config.json'}: damaged run configuration (settings.steps)")
+    return d
+
+
+def resume_step(run_dir: Path) -> int | None:
+    """The last learner step `checkpoints/resume.pt` covers (None without one); reads only its
+    small part (the tensors are memory-mapped, not read)."""
+    import torch
+    path = Path(run_dir) / "checkpoints" / "resume.pt"
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        data = load_torch_file(path, "resume file")  # an older file, or a clear one-line refusal
+    step = data.get("step") if isinstance(data, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"{path}: damaged resume file (no step)")
+    return step
+
+
+@dataclass
+class RunStatus:
+    steps: int                  # the steps the run is configured for (config.json)
+    done: int                   # learner steps whose records (metrics line, games part) are complete
+    resume: int | None          # the step resume.pt covers, or None without one
+    recorded: bool              # anything recorded at all (a games part or a metrics line)
+    finished: bool
+
+
+def run_status(run_dir: Path, resume: int | None | bool = True) -> RunStatus:
+    """The one rule for how far a run is: every step up to `done` has its metrics line and its
+    games part (and, if `done` reaches the run's steps, the final checkpoint exists). With a
+    resume file, `done` is the step it covers and the records must reach it; without one, the
+    consecutive complete records count. A record missing below that point is never read as zero:
+    it is refused with one line naming it. Records beyond `done` belong to an interrupted step
+    and are replayed on resume.
+
+    `resume`: True to read resume.pt, or the step already read from it (None: there is none).
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    steps = cfg["settings"]["steps"]
+    r = resume_step(run_dir) if resume is True else (None if resume is False else resume)
+    m_steps = [m.get("step") for m in read_metrics(run_dir)]
+    k = 0
+    for x in m_steps:
+        if x != k + 1:
+            break
+        k += 1
+    parts = {part_step(p) for p in (run_dir / "games").glob("part-*.parquet")} if (run_dir / "games").is_dir() else set()
+    hint = "restore it from a copy, or start the run over with azscale train ... --restart"
+    if r is not None:
+        if k < r:
+            raise UserError(f"{run_dir}: metrics.jsonl records {k} consecutive steps but resume.pt covers {r}; "
+                            f"a record is missing ({hint})")
+        done = r
+    else:
+        done = k
+    missing = [j for j in range(1, done + 1) if j not in parts]
+    if missing:
+        raise UserError(f"{run_dir}: games/part-{missing[0]:06d}.parquet is missing although step {missing[0]} "
+                        f"is recorded ({hint})")
+    if r is None and parts and max(parts) > k + 1:
+        raise UserError(f"{run_dir}: games/ holds parts up to step {max(parts)} but metrics.jsonl records "
+                        f"only {k} steps; a record is missing ({hint})")
+    finished = done >= steps
+    if finished and not (run_dir / "checkpoints" / f"step-{steps:06d}.pt").is_file():
+        raise UserError(f"{run_dir}: checkpoints/step-{steps:06d}.pt, the final checkpoint, is missing ({hint})")
+    return RunStatus(steps, done, r, bool(parts) or bool(m_steps), finished)

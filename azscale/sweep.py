@@ -54,7 +54,12 @@ class SweepConfig:
 
 def _steps_done(root: Path) -> set[str]:
     p = root / "steps.json"
-    return set(json.loads(p.read_text())["done"]) if p.exists() else set()
+    if not p.exists():
+        return set()
+    done = runs.read_json(p, "record of finished sweep steps").get("done")
+    if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
+        raise UserError(f"{p}: damaged record of finished sweep steps; delete it to redo the analysis steps")
+    return set(done)
 
 
 def _mark(root: Path, step: str) -> None:
@@ -73,7 +78,7 @@ def run_configs(sc: SweepConfig, root: Path):
     for w in sc.widths:
         for s in range(sc.seeds):
             cfg = resolve(sc.game, sc.preset, {**sc.overrides, "width": w, "seed": s})
-            yield cfg, root / "runs" / sc.run_name(w, s)
+            yield cfg, runs.inside(root, root / "runs" / sc.run_name(w, s))
 
 
 def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | None = None,
@@ -83,17 +88,21 @@ def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | N
         raise UserError("--widths must name at least one width")
     if sc.seeds < 1:
         raise UserError("--seeds must be >= 1")
-    configs = list(run_configs(sc, root))          # validates every setting before any work
+    configs = list(run_configs(sc, root))          # validates the game and every setting before any work
+    runs.claim_dir(root, "sweep")
     root.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(root):
+        runs.claim_dir(root, "sweep")
         manifest = root / "sweep.json"
+        mine = json.loads(json.dumps(asdict(sc)))
+        record = {**mine, "kind": "sweep", "id": runs.new_identity()}
         if manifest.exists():
-            have = json.loads(manifest.read_text())
-            mine = json.loads(json.dumps(asdict(sc)))
+            have = runs.read_manifest(root, "sweep")
             diff = sorted(k for k in mine if have.get(k) != mine[k] and k != "max_minutes_per_run")
             if diff:
                 raise UserError(f"{root} holds a sweep with other settings ({', '.join(diff)}); choose another --out")
-        runs.atomic_write_json(manifest, asdict(sc))
+            record["id"] = have.get("id") or record["id"]
+        runs.atomic_write_json(manifest, record)
         # 1. training; a run already there must have been trained with these settings, finished
         # or not (a changed preset must not leave old runs silently in the comparison)
         from .train import _check_resume
@@ -118,8 +127,11 @@ def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | N
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
-    m = runs.read_metrics(run_dir)
-    return bool(m) and m[-1]["step"] >= steps and (run_dir / "checkpoints" / f"step-{steps:06d}.pt").exists()
+    """The one rule (`runs.run_status`); a run whose records are incomplete is refused there."""
+    if not (Path(run_dir) / "config.json").exists():
+        return False
+    st = runs.run_status(run_dir)
+    return st.finished and st.steps >= steps
 
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -228,7 +240,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
 
 
 def _sizes(run_dirs) -> int:
-    return len({json.loads((Path(d) / "config.json").read_text())["params"] for d in run_dirs})
+    return len({runs.read_run_config(d)["params"] for d in run_dirs})
 
 
 def _has_oracle(game: str) -> bool:

@@ -18,7 +18,6 @@ N * games_per_pair + k, so nothing is recorded twice.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import runs
+from .checks import number
 from .errors import UserError
 
 REFERENCE_KINDS = ("random", "mcts", "perfect")
@@ -47,12 +47,14 @@ class PlayerSpec:
 def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> list[PlayerSpec]:
     from .train import checkpoint_paths, load_checkpoint
     out = []
-    for rd in run_dirs:
+    for rd in runs.distinct_sources(run_dirs, "run"):
         for c in checkpoint_paths(rd, checkpoints):
             meta = load_checkpoint(c)
             run = meta.get("run") or Path(rd).name
-            out.append(PlayerSpec(f"{run}@{meta['step']}", "agent", str(c), run, int(meta["step"]),
-                                  int(meta["params"])))
+            params = meta.get("params")
+            if not isinstance(params, int):
+                raise UserError(f"{c}: damaged checkpoint (params)")
+            out.append(PlayerSpec(f"{run}@{meta['step']}", "agent", str(c), run, int(meta["step"]), params))
     return out
 
 
@@ -65,7 +67,9 @@ def reference_players(spec: str) -> list[PlayerSpec]:
         elif item == "perfect":
             out.append(PlayerSpec("perfect", "perfect"))
         elif item.startswith("mcts-") and item[5:].isdigit():
-            out.append(PlayerSpec(item, "mcts", simulations=int(item[5:])))
+            sims = number(int(item[5:]), f"reference player '{item}': the simulations", lo=1, hi=1_000_000,
+                          integer=True)
+            out.append(PlayerSpec(f"mcts-{sims}", "mcts", simulations=sims))
         else:
             raise UserError(f"unknown reference player '{item}' (random, mcts-N, perfect)")
     return out
@@ -94,8 +98,13 @@ def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, se
     raise UserError(f"unknown player kind {p.kind!r}")
 
 
-def _play_pair(args) -> int:
-    out, idx, a, b, settings, device = args
+def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """Play one pair in a worker; return its games and counts. The parent, which holds the
+    tournament's lock, writes them: a worker never writes, so one that outlives a killed parent
+    (it dies with it, `procs.die_with_parent`) cannot leave a late result."""
+    from .procs import die_with_parent
+    die_with_parent()
+    name, idx, a, b, settings, device = args
     import torch
     torch.set_num_threads(1)
     from .arena import play_match
@@ -110,21 +119,44 @@ def _play_pair(args) -> int:
     n = settings["games_per_pair"]
     rows = []
     for k, g in enumerate(res.games):
-        rows.append({"game_id": idx * n + k, "run": Path(out).name, "kind": "match", "game": settings["game"],
+        rows.append({"game_id": idx * n + k, "run": name, "kind": "match", "game": settings["game"],
                      "net_step": -1, "net_step_first": -1, "seat0": g["seat0"], "seat1": g["seat1"],
                      "temperature": settings["temperature"], "temperature_drop": 10**6,
                      "simulations": settings["simulations"], "actions": g["actions"],
                      "return0": float(g["return0"]), "return1": float(g["return1"]), "length": g["length"]})
-    runs.write_games_part(Path(out), idx, rows, settings["game"])
     counts: dict[tuple[str, str], list[int]] = {}
     for g in res.games:
         c = counts.setdefault((g["seat0"], g["seat1"]), [0, 0, 0])
         c[0 if g["return0"] > 0 else 1 if g["return0"] == 0 else 2] += 1
-    runs.atomic_write_json(Path(out) / "pairs" / f"pair-{idx:05d}.json", {
-        "pair": idx, "players": [a["name"], b["name"]],
-        "results": [{"first": f, "second": s, "wins": c[0], "draws": c[1], "losses": c[2]}
-                    for (f, s), c in sorted(counts.items())]})
-    return idx
+    result = {"pair": idx, "players": [a["name"], b["name"]],
+              "results": [{"first": f, "second": s, "wins": c[0], "draws": c[1], "losses": c[2]}
+                          for (f, s), c in sorted(counts.items())]}
+    return idx, rows, result
+
+
+def _record_pair(out: Path, game: str, idx: int, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
+    """Write a pair's games, then its result (which marks the pair finished); parent only."""
+    runs.write_games_part(out, idx, rows, game)
+    runs.atomic_write_json(out / "pairs" / f"pair-{idx:05d}.json", result)
+
+
+def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int) -> bool:
+    """A pair is finished when its result exists; the result must name this pair and its players,
+    and its games part must hold exactly the pair's games, or the directory is refused."""
+    f = out / "pairs" / f"pair-{idx:05d}.json"
+    if not f.exists():
+        return False
+    d = _read_pair(f)
+    if d.get("pair") != idx or d.get("players") != [a.name, b.name]:
+        raise UserError(f"{f}: the result of another pair or other players; this directory mixes tournaments")
+    part = out / "games" / f"part-{idx:06d}.parquet"
+    if not part.exists():
+        raise UserError(f"{part} is missing although {f.name} says the pair finished; "
+                        f"delete {f.name} to replay the pair")
+    ids = runs.read_games(part)["game_id"].to_pylist()
+    if ids != list(range(idx * n, idx * n + n)):
+        raise UserError(f"{part}: holds other games than pair {idx}'s {n}; delete it and {f.name} to replay the pair")
+    return True
 
 
 def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, temperature: float = 0.25,
@@ -133,38 +165,48 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
     """Play (or finish) a round-robin; returns the results table (one row per ordered pair).
     Agents search on `device` (one process holds a GPU: on CUDA the pairs run one at a time)."""
     from .engines import SpielEngine
-    if len({p.name for p in players}) != len(players):
-        raise UserError("two players share a name; give runs distinct directory names")
+    names = [p.name for p in players]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"two players are named '{dup}' (the same run twice, a copy of a run, or two runs "
+                        f"with one name); each player must be distinct")
     if len(players) < 2:
         raise UserError("a tournament needs at least two players")
-    if games_per_pair < 2 or games_per_pair % 2:
+    games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
+    if games_per_pair % 2:
         raise UserError("--games-per-pair must be an even number >= 2 (seats alternate)")
-    if temperature < 0 or simulations < 1:
-        raise UserError("--temperature must be >= 0 and --sims >= 1")
+    temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
+    simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
     if game is None:
         from .train import load_checkpoint
         agents = [p for p in players if p.kind == "agent"]
         if not agents:
             raise UserError("a tournament needs at least one agent (a run directory)")
-        games = {load_checkpoint(p.checkpoint)["config"]["game"] for p in agents}
+        games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in agents}
         if len(games) > 1:
-            raise UserError(f"the runs play different games ({', '.join(sorted(games))})")
+            raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
         game = games.pop()
     SpielEngine(game)
     out = Path(out)
     settings = {"game": game, "games_per_pair": games_per_pair, "temperature": temperature,
                 "simulations": simulations, "seed": seed, "noise": False}
+    runs.claim_dir(out, "tournament")
     with runs.RunLock(out):
+        runs.claim_dir(out, "tournament")
         manifest = out / "tournament.json"
-        record = {"settings": settings, "players": [vars(p) for p in players]}
+        record = {"kind": "tournament", "name": out.name, "id": runs.new_identity(), "settings": settings,
+                  "players": [vars(p) for p in players]}
         if manifest.exists():
-            have = json.loads(manifest.read_text())
+            have = runs.read_manifest(out, "tournament", ("settings", "players"))
             if have["settings"] != settings or have["players"] != record["players"]:
                 raise UserError(f"{out} holds a tournament with other settings or players; choose another --out")
+            record["name"] = have.get("name") or record["name"]
+            record["id"] = have.get("id") or record["id"]
         runs.atomic_write_json(manifest, record)
         pairs = [(i, j) for i in range(len(players)) for j in range(i + 1, len(players))]
-        todo = [(str(out), k, vars(players[i]), vars(players[j]), settings, device)
-                for k, (i, j) in enumerate(pairs) if not (out / "pairs" / f"pair-{k:05d}.json").exists()]
+        todo = [(record["name"], k, vars(players[i]), vars(players[j]), settings, device)
+                for k, (i, j) in enumerate(pairs)
+                if not _pair_finished(out, k, players[i], players[j], games_per_pair)]
         bar = None
         if progress:
             from tqdm import tqdm
@@ -172,13 +214,14 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
         workers = 1 if device != "cpu" else (workers or os.cpu_count() or 1)
         if workers > 1 and len(todo) > 1:
             import multiprocessing as mp
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_play_pair, todo):
+            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+                for idx, rows, result in pool.imap_unordered(_play_pair, todo):
+                    _record_pair(out, game, idx, rows, result)
                     if bar is not None:
                         bar.update(1)
         else:
             for t in todo:
-                _play_pair(t)
+                _record_pair(out, game, *_play_pair(t))
                 if bar is not None:
                     bar.update(1)
         if bar is not None:
@@ -188,20 +231,45 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
     return table
 
 
+RESULT_COLUMNS = ["first", "second", "wins", "draws", "losses"]
+
+
+def _read_pair(f: Path) -> dict[str, Any]:
+    d = runs.read_json(f, "pair result")
+    res = d.get("results")
+    ok = isinstance(res, list) and all(
+        isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("second"), str)
+        and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 0
+                for k in ("wins", "draws", "losses")) for r in res)
+    if not ok:
+        raise UserError(f"{f}: damaged pair result; delete it to replay that pair")
+    return d
+
+
 def read_results(path: Path) -> pd.DataFrame:
     path = Path(path)
+    runs.read_manifest(path, "tournament", ("settings", "players"))
     files = sorted((path / "pairs").glob("pair-*.json"))
-    if not (path / "tournament.json").exists() or not files:
-        raise UserError(f"{path}: not a tournament directory (no tournament.json / pairs)")
+    if not files:
+        raise UserError(f"{path}: not a tournament directory (no pairs played yet)")
     rows = []
     for f in files:
-        try:
-            rows += json.loads(f.read_text())["results"]
-        except (json.JSONDecodeError, KeyError):
-            raise UserError(f"{f}: damaged pair result; delete it to replay that pair") from None
-    return pd.DataFrame(rows, columns=["first", "second", "wins", "draws", "losses"])
+        rows += _read_pair(f)["results"]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 def read_players(path: Path) -> dict[str, dict[str, Any]]:
-    data = json.loads((Path(path) / "tournament.json").read_text())
-    return {p["name"]: p for p in data["players"]}
+    data = runs.read_manifest(Path(path), "tournament", ("settings", "players"))
+    players = data["players"]
+    keys = ("name", "kind", "run", "step", "params")
+    if not isinstance(players, list) or not all(isinstance(p, dict) and all(k in p for k in keys) for p in players):
+        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (players)")
+    return {p["name"]: p for p in players}
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    data = runs.read_manifest(Path(path), "tournament", ("settings", "players"))
+    st = data["settings"]
+    if not isinstance(st, dict) or not all(k in st for k in ("game", "games_per_pair", "temperature", "simulations")):
+        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (settings)")
+    return st

@@ -15,7 +15,6 @@ Actors wait while the learner works, which makes a run exactly reproducible from
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -33,8 +32,16 @@ from .nets import FRAME_SIDE_TO_MOVE, build, param_count
 from .selfplay import ActorPool, resolve_device
 
 CHECKPOINT_FORMAT = "azscale.checkpoint/1"
-RESUME_FORMAT = "azscale.resume/1"
-# Settings a resumed run may change; any other difference is refused.
+# resume/2 stores numpy arrays as tagged tensors (runs.to_torch_safe), so it loads weights-only;
+# resume/1 (numpy arrays pickled) is still read, through numpy's array constructors only.
+RESUME_FORMAT = "azscale.resume/2"
+LEGACY_RESUME_FORMAT = "azscale.resume/1"
+CHECKPOINT_KEYS = ("config", "step", "model")
+RESUME_KEYS = ("config", "step", "games", "states", "model", "optimizer", "buffer", "learner_rng",
+               "torch_rng", "actors")
+# Settings a resumed run may change; any other difference is refused. Both engines play the
+# same games (tests/test_tensor_engine.py), so the engine may change; steps may not fall below
+# the steps already trained.
 RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine", "compile"}
 
 
@@ -110,16 +117,37 @@ def checkpoint_payload(model, cfg: TrainConfig, step: int, games: int, states: i
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint or resume file, or fail with one line naming the file."""
+    """Load a checkpoint or resume file without executing anything from it (weights-only), or
+    fail with one line naming the file."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such checkpoint")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise UserError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(data, dict) or data.get("format") not in (CHECKPOINT_FORMAT, RESUME_FORMAT):
+    data = runs.load_torch_file(path, "checkpoint")
+    if not isinstance(data, dict) or data.get("format") not in (CHECKPOINT_FORMAT, RESUME_FORMAT,
+                                                                 LEGACY_RESUME_FORMAT):
         raise UserError(f"{path}: not an azscale checkpoint")
+    keys = CHECKPOINT_KEYS + (("params",) if data["format"] == CHECKPOINT_FORMAT else ())
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise UserError(f"{path}: damaged checkpoint ({', '.join(missing)} missing)")
+    if not isinstance(data["config"], dict) or not isinstance(data["model"], dict) \
+            or not isinstance(data["step"], int):
+        raise UserError(f"{path}: damaged checkpoint")
+    return data
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """A resume file, its numpy parts restored (`runs.from_torch_safe`); checked for every key."""
+    path = Path(path)
+    data = runs.load_torch_file(path, "resume file")
+    if not isinstance(data, dict) or data.get("format") not in (RESUME_FORMAT, LEGACY_RESUME_FORMAT):
+        raise UserError(f"{path}: not an azscale resume file")
+    missing = [k for k in RESUME_KEYS if k not in data]
+    if missing:
+        raise UserError(f"{path}: damaged resume file ({', '.join(missing)} missing); "
+                        f"start over with --restart or restore the file")
+    if not isinstance(data["step"], int) or data["step"] < 0:
+        raise UserError(f"{path}: damaged resume file (step)")
+    for k in ("buffer", "learner_rng", "actors"):
+        data[k] = runs.from_torch_safe(data[k])
     return data
 
 
@@ -129,24 +157,22 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[torch.nn
     cfg = from_dict(data["config"])
     engine = make_engine(cfg.game)
     model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth)
-    model.load_state_dict(data["model"])
+    try:
+        model.load_state_dict(data["model"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: the weights do not fit the network its settings describe "
+                        f"({runs._one_line(exc)[:100]})") from None
     model.to(device).eval()
     return model, data
 
 
 def _check_resume(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
     """Return the stored config if `run_dir` holds a compatible run, None if it is new."""
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
-        leftovers = [p.name for p in run_dir.iterdir() if p.name != ".lock"] if run_dir.exists() else []
-        if leftovers:
-            raise UserError(f"{run_dir} is not empty and is not an azscale run "
-                            f"(found {', '.join(sorted(leftovers)[:3])}); choose another --run-dir")
+    run_dir = Path(run_dir)
+    runs.claim_dir(run_dir, "run")
+    if not (run_dir / "config.json").exists():
         return None
-    try:
-        stored = json.loads(cfg_path.read_text())["settings"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{cfg_path}: damaged run configuration; move the run away or delete it") from None
+    stored = runs.read_run_config(run_dir)["settings"]
     # a setting added after the run was made counts as its default
     defaults = TrainConfig().to_dict()
     diffs = sorted(k for k, v in cfg.to_dict().items()
@@ -157,18 +183,55 @@ def _check_resume(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
     return from_dict({**defaults, **stored})
 
 
+def _start_over(run_dir: Path) -> None:
+    """`--restart`: delete a run's records (asked for explicitly), so it trains from step 0."""
+    runs.claim_dir(run_dir, "run")
+    for sub in ("games", "checkpoints", "tensorboard"):
+        p = run_dir / sub
+        if p.is_symlink():
+            raise UserError(f"{p} is a symbolic link; azscale does not delete through it")
+        if p.exists():
+            shutil.rmtree(p)
+    for f in ("metrics.jsonl", "config.json"):
+        (run_dir / f).unlink(missing_ok=True)
+
+
 def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: bool = False,
-          tensorboard: bool = False, max_seconds: float | None = None) -> dict[str, Any]:
-    """Train (or resume) the run in `run_dir`. Returns a summary of the finished run."""
+          tensorboard: bool = False, max_seconds: float | None = None, restart: bool = False) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir`. Returns a summary of the finished run.
+
+    `restart` deletes the run's records first (the only way azscale deletes recorded games)."""
     run_dir = Path(run_dir)
-    run_name = run_name or run_dir.name
+    runs.claim_dir(run_dir, "run")               # before the lock file is created in it
     run_dir.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(run_dir):
-        return _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds)
+        return _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, restart)
 
 
-def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
+def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, restart=False):
+    if restart:
+        _start_over(run_dir)
     stored = _check_resume(run_dir, cfg)
+    resume_path = run_dir / "checkpoints" / "resume.pt"
+    snap = None
+    if stored is not None:
+        meta = runs.read_run_config(run_dir)
+        run_name, run_id = meta["run"], meta.get("run_id") or runs.new_identity()
+        if resume_path.exists():
+            snap = load_resume(resume_path)
+            runs.run_status(run_dir, resume=snap["step"])       # every record up to it is there
+            if cfg.steps < snap["step"]:
+                raise UserError(f"{run_dir} has already trained {snap['step']} steps; --steps {cfg.steps} "
+                                f"would undo them (ask for at least {snap['step']})")
+        else:
+            later = [p for p in (run_dir / "checkpoints").glob("step-*.pt") if runs.part_step(p) > 0]
+            if runs.run_status(run_dir, resume=None).recorded or later:
+                raise UserError(f"{run_dir}: checkpoints/resume.pt is missing, so the recorded games cannot be "
+                                f"continued exactly; to start over deliberately rerun with --restart (deletes "
+                                f"its games), or move the directory away")
+            stored = None                                        # nothing recorded yet: a fresh start
+    else:
+        run_name, run_id = run_name or run_dir.name, runs.new_identity()
     device = resolve_device(cfg.device, cfg.engine, cfg.game)
     engine = make_engine(cfg.game, cfg.engine, device)
     if device.type != "cpu" and engine.name == "spiel":
@@ -179,27 +242,29 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions)
     rng = np.random.default_rng([cfg.seed, 104729])
-    resume_path = run_dir / "checkpoints" / "resume.pt"
     step, games_total, states_total, wall_before = 0, 0, 0, 0.0
     actor_snaps = None
 
-    if stored is not None and resume_path.exists():
-        snap = load_checkpoint(resume_path)
-        model.load_state_dict(snap["model"])
-        optimizer.load_state_dict(snap["optimizer"])
-        buffer.load(snap["buffer"])
-        rng.bit_generator.state = snap["learner_rng"]
-        torch.set_rng_state(snap["torch_rng"])
+    if snap is not None:
+        try:
+            model.load_state_dict(snap["model"])
+            optimizer.load_state_dict(snap["optimizer"])
+            buffer.load(snap["buffer"])
+            rng.bit_generator.state = snap["learner_rng"]
+            torch.set_rng_state(snap["torch_rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise UserError(f"{resume_path}: damaged resume file ({runs._one_line(exc)[:100]}); "
+                            f"start over with --restart or restore the file") from None
         step, games_total, states_total = snap["step"], snap["games"], snap["states"]
         wall_before = snap.get("wall_seconds", 0.0)
         actor_snaps = snap["actors"]
         runs.truncate_after(run_dir, step)
     else:
         for sub in ("games", "checkpoints"):
-            shutil.rmtree(run_dir / sub, ignore_errors=True)
+            shutil.rmtree(run_dir / sub, ignore_errors=True)     # holds no recorded game (checked above)
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     runs.atomic_write_json(run_dir / "config.json", {
-        "settings": cfg.to_dict(), "run": run_name, "engine": engine.name,
+        "kind": "run", "settings": cfg.to_dict(), "run": run_name, "run_id": run_id, "engine": engine.name,
         "params": param_count(model), "value_frame": FRAME_SIDE_TO_MOVE,
         "obs_shape": list(engine.obs_shape), "num_actions": engine.num_actions,
         "checkpoint_steps": cfg.checkpoint_steps(), "states_per_step": cfg.states_per_step,
@@ -230,7 +295,11 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
     last_snapshot = time.perf_counter()
     try:
         if actor_snaps is not None:
-            pool.restore(actor_snaps)
+            try:
+                pool.restore(actor_snaps)
+            except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+                raise UserError(f"{resume_path}: damaged resume file (actors: {runs._one_line(exc)[:100]}); "
+                                f"start over with --restart or restore the file") from None
         saved_step = step
 
         def save_resume():
@@ -239,6 +308,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds):
                           games_total, states_total, wall_before + time.perf_counter() - t_start)
             saved_step = step
 
+        if not resume_path.exists():
+            save_resume()           # a new run can be resumed from its first moment on
         while step < cfg.steps:
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
                 if saved_step != step:  # a time-limited stop keeps everything played so far
@@ -307,9 +378,9 @@ def _write_resume(path, model, optimizer, buffer, rng, pool, cfg, step, games, s
         "format": RESUME_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
         "states": states, "wall_seconds": wall, "value_frame": FRAME_SIDE_TO_MOVE,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(), "buffer": buffer.state(),
-        "learner_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-        "actors": pool.snapshot()})
+        "optimizer": optimizer.state_dict(), "buffer": runs.to_torch_safe(buffer.state()),
+        "learner_rng": runs.to_torch_safe(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+        "actors": runs.to_torch_safe(pool.snapshot())})
 
 
 def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:

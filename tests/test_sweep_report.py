@@ -175,3 +175,30 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Not computed" in md and "`loss`: " in md and "Value loss by rank" not in md
+
+
+def _refused(args, root):
+    from conftest import assert_refused, tree_digest
+    before = tree_digest(root)
+    r = subprocess.run(cli(*args), capture_output=True, text=True, timeout=300)
+    assert_refused(r, before, tree_digest(root))
+    return r.stderr
+
+
+def test_a_lost_record_is_refused_not_read_as_zero(tiny_sweep, tmp_path):
+    """A run that lost metrics.jsonl used to keep the sweep in an endless "rerun to continue" loop
+    and the report printing zeros: both now refuse with one line naming the record."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    (next((sw / "runs").iterdir()) / "metrics.jsonl").unlink()
+    assert "metrics.jsonl" in _refused([*SWEEP_ARGS, "--out", sw], tmp_path)
+    assert "metrics.jsonl" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
+
+
+def test_damaged_sweep_records_are_one_line(tiny_sweep, tmp_path):
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    (sw / "steps.json").write_text('{"done": 3}')
+    assert "steps.json" in _refused([*SWEEP_ARGS, "--out", sw], tmp_path)
+    (sw / "analysis" / "elo" / "elo.csv").write_text("player\n")    # used to render as "(no rows)"
+    assert "elo.csv" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)

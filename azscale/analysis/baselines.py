@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import runs
+from ..checks import SEED_MAX, number
 from ..engines.spiel import load_spiel_game
+from ..errors import UserError
 
 
 def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: str) -> list[dict]:
@@ -37,53 +39,80 @@ def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: st
     return rows
 
 
-def _write_part(args) -> int:
-    game, seed, index, n, first_id, run, out = args
-    runs.write_games_part(Path(out), index, random_part(game, seed, index, n, first_id, run), game)
-    return n
+def _play_part(args):
+    """A worker: play one part and return it as a games table; the parent writes it (under the
+    lock), so a worker that outlives a killed parent writes nothing."""
+    from ..procs import die_with_parent
+    die_with_parent()
+    game, seed, index, n, first_id, run = args
+    return index, runs.games_table(random_part(game, seed, index, n, first_id, run), game)
+
+
+def _part_done(path: Path, run: str, first: int, n: int) -> bool:
+    """A part counts as done only if it holds exactly the games it should (this table's name,
+    kind random, ids first..first+n-1); anything else there is refused, never counted or deleted."""
+    if not path.exists():
+        return False
+    t = runs.read_games(path)
+    ok = (t.num_rows == n and t["game_id"].to_pylist() == list(range(first, first + n))
+          and set(t["kind"].to_pylist()) == {"random"} and set(t["run"].to_pylist()) == {run})
+    if not ok:
+        raise UserError(f"{path}: does not hold this table's random games {first}..{first + n - 1}; "
+                        f"foreign games are never counted (move the file away to replay the part)")
+    return True
 
 
 def random_games(game: str, games: int, seed: int, out: Path, part_size: int = 50_000,
                  workers: int | None = None, progress: bool = True) -> int:
     """Write `games` uniformly random games to `out/games/part-*.parquet`; returns games written
-    by this call (parts already present are kept)."""
+    by this call (parts already present are checked and kept)."""
     load_spiel_game(game)  # refuse unsupported games before any work
+    games = number(games, "--games", lo=1, hi=10**10, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    part_size = number(part_size, "part size", lo=1, hi=10**8, integer=True)
     out = Path(out)
-    run = out.name
+    runs.claim_dir(out, "random-games")
     with runs.RunLock(out):
+        runs.claim_dir(out, "random-games")
         manifest = out / "random.json"
         want = {"game": game, "games": games, "seed": seed, "part_size": part_size}
+        record = {"kind": "random-games", "name": out.name, "id": runs.new_identity(), **want}
         if manifest.exists():
-            import json
-            have = json.loads(manifest.read_text())
-            if have != want:
-                from ..errors import UserError
+            have = runs.read_manifest(out, "random-games", tuple(want))
+            if any(have.get(k) != v for k, v in want.items()):
                 diff = ", ".join(f"{k} (has {have.get(k)!r}, asked {v!r})" for k, v in want.items() if have.get(k) != v)
                 raise UserError(f"{out} holds random games with different settings: {diff}")
-        runs.atomic_write_json(manifest, want)
+            record["name"] = have.get("name") or record["name"]
+            record["id"] = have.get("id") or record["id"]
+        runs.atomic_write_json(manifest, record)
+        run = record["name"]
         todo = []
         for i, first in enumerate(range(0, games, part_size)):
             n = min(part_size, games - first)
-            if not (out / "games" / f"part-{i:06d}.parquet").exists():
-                todo.append((game, seed, i, n, first, run, str(out)))
+            if not _part_done(out / "games" / f"part-{i:06d}.parquet", run, first, n):
+                todo.append((game, seed, i, n, first, run))
         workers = workers or os.cpu_count() or 1
         bar = None
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=sum(t[3] for t in todo), desc=f"random {game}", unit="game")
         done = 0
+
+        def write(index: int, table) -> None:
+            nonlocal done
+            runs.atomic_write_table(out / "games" / f"part-{index:06d}.parquet", table)
+            done += table.num_rows
+            if bar is not None:
+                bar.update(table.num_rows)
+
         if workers > 1 and len(todo) > 1:
             import multiprocessing as mp
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for n in pool.imap_unordered(_write_part, todo):
-                    done += n
-                    if bar is not None:
-                        bar.update(n)
+            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+                for index, table in pool.imap_unordered(_play_part, todo):
+                    write(index, table)
         else:
             for t in todo:
-                done += _write_part(t)
-                if bar is not None:
-                    bar.update(t[3])
+                write(*_play_part(t))
         if bar is not None:
             bar.close()
     return done

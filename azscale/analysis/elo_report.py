@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,12 +34,14 @@ def _save(fig, stem: Path) -> list[str]:
 
 def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = None, bootstrap: int = 200,
                  seed: int = 0) -> dict[str, Any]:
-    from ..tournament import read_players, read_results
+    from ..tournament import read_players, read_results, read_settings
+    tournaments = runs.distinct_sources(tournaments, "tournament")
+    runs.claim_dir(Path(out), "elo")
     results, players, settings = [], {}, []
     for t in tournaments:
         results.append(read_results(t))
         players.update(read_players(t))
-        settings.append(json.loads((Path(t) / "tournament.json").read_text())["settings"])
+        settings.append(read_settings(t))
     games = {s["game"] for s in settings}
     if len(games) > 1:
         raise UserError(f"the tournaments are of different games ({', '.join(sorted(games))})")
@@ -127,14 +128,47 @@ def _load_elo(elo_dir: Path) -> tuple[pd.DataFrame, np.ndarray | None, dict[str,
     elo_dir = Path(elo_dir)
     if not (elo_dir / "elo.csv").exists():
         raise UserError(f"{elo_dir}: no elo.csv (run azscale elo first)")
-    table = pd.read_csv(elo_dir / "elo.csv")
-    summary = json.loads((elo_dir / "elo.json").read_text())
+    table = read_elo_table(elo_dir / "elo.csv")
+    summary = runs.read_json(elo_dir / "elo.json", "elo.json of azscale elo")
+    if not isinstance(summary.get("game"), str) or not isinstance(summary.get("match_settings"), list):
+        raise UserError(f"{elo_dir / 'elo.json'}: damaged (game or match settings missing)")
     samples = None
     if (elo_dir / "bootstrap.npz").exists():
-        z = np.load(elo_dir / "bootstrap.npz")
-        col = {p: k for k, p in enumerate(z["players"].tolist())}
-        samples = z["samples"][:, [col[p] for p in table["player"]]]
+        try:
+            with np.load(elo_dir / "bootstrap.npz", allow_pickle=False) as z:
+                col = {p: k for k, p in enumerate(z["players"].tolist())}
+                samples = np.asarray(z["samples"], float)[:, [col[p] for p in table["player"]]]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise UserError(f"{elo_dir / 'bootstrap.npz'}: damaged or not of this elo.csv "
+                            f"({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})") from None
+        if samples.ndim != 2 or not np.isfinite(samples).all():
+            raise UserError(f"{elo_dir / 'bootstrap.npz'}: damaged (samples are not finite numbers)")
     return table, samples, summary
+
+
+ELO_COLUMNS = {"player": "O", "elo": "f", "kind": "O", "run": "O", "step": "f", "params": "f"}
+
+
+def read_elo_table(path: Path) -> pd.DataFrame:
+    """elo.csv written by `azscale elo`: its columns, at least one row, finite ratings; a damaged
+    file is one clear error, never an empty table."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{path}: not a readable elo table ({str(exc).splitlines()[0][:80] if str(exc) else 'empty'})") from None
+    missing = [c for c in ELO_COLUMNS if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: damaged elo table ({', '.join(missing)} missing)")
+    if table.empty:
+        raise UserError(f"{path}: damaged elo table (no rows)")
+    elo = pd.to_numeric(table["elo"], errors="coerce")
+    if not np.isfinite(elo.to_numpy(float)).all() or table["player"].duplicated().any():
+        raise UserError(f"{path}: damaged elo table (a rating is not a number, or a player occurs twice)")
+    agents = table[table["kind"] == "agent"]
+    for c in ("step", "params"):
+        if not np.isfinite(pd.to_numeric(agents[c], errors="coerce").to_numpy(float)).all():
+            raise UserError(f"{path}: damaged elo table (an agent's {c} is not a number)")
+    return table
 
 
 def _final_agents(table: pd.DataFrame, samples):
@@ -149,38 +183,56 @@ def run_losses(run_dirs: Sequence[Path], tail: float = 0.1) -> pd.DataFrame:
     """Per run: parameters, final learner value loss (mean over the last `tail` of its steps) and
     training compute = 2 N x network evaluations in self-play + 6 N x training samples."""
     rows = []
-    for rd in run_dirs:
-        cfg = json.loads((Path(rd) / "config.json").read_text())
-        m = runs.read_metrics(rd)
-        if not m:
-            continue
+    for rd in runs.distinct_sources(run_dirs, "run"):
+        cfg = runs.read_run_config(rd)
+        status = runs.run_status(rd)
+        if status.done == 0:
+            raise UserError(f"{rd}: has no trained step yet; nothing to fit")
+        m = runs.read_metrics(rd)[:status.done]
         k = max(1, int(len(m) * tail))
         st = cfg["settings"]
         n = cfg["params"]
-        samples = len(m) * st["updates_per_step"] * st["batch_size"]
-        evals = m[-1]["states_total"] * st["simulations"]
-        rows.append({"run": cfg["run"], "params": n, "value_loss": float(np.mean([x["loss_value"] for x in m[-k:]])),
-                     "policy_loss": float(np.mean([x["loss_policy"] for x in m[-k:]])),
-                     "flops": 2.0 * n * evals + 6.0 * n * samples})
+        try:
+            samples = len(m) * st["updates_per_step"] * st["batch_size"]
+            evals = m[-1]["states_total"] * st["simulations"]
+            rows.append({"run": cfg["run"], "params": n,
+                         "value_loss": float(np.mean([float(x["loss_value"]) for x in m[-k:]])),
+                         "policy_loss": float(np.mean([float(x["loss_policy"]) for x in m[-k:]])),
+                         "flops": 2.0 * n * evals + 6.0 * n * samples})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{rd}: damaged metrics.jsonl or config.json ({type(exc).__name__}: {exc})") from None
     return pd.DataFrame(rows)
+
+
+def read_zipf_fits(path: Path) -> dict[str, Any]:
+    """fits.json of azscale zipf, checked for what the scaling and verdict steps read."""
+    z = runs.read_json(path, "fits.json of azscale zipf")
+    curves = z.get("curves")
+    ok = isinstance(z.get("key_scheme"), str) and isinstance(curves, list) and curves and all(
+        isinstance(c, dict) and isinstance(c.get("label"), str) and isinstance(c.get("fits"), list)
+        and all(isinstance(f, dict) and "method" in f and "alpha" in f for f in c["fits"]) for c in curves)
+    if not ok:
+        raise UserError(f"{path}: damaged fits.json (curves, fits or key scheme missing)")
+    return z
 
 
 def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: int | None = None,
                      zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100) -> dict[str, Any]:
     table, samples, summary = _load_elo(elo_dir)
+    runs.claim_dir(Path(out), "scaling")
+    z = read_zipf_fits(zipf) if zipf else None               # every input is read before any fit
+    lt = run_losses(run_dirs) if run_dirs else None
     final, fs = _final_agents(table, samples)
     fit = elo_exponent(final, fs, min_params, max_params)
     res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict(),
                            "match_settings": summary["match_settings"]}
-    if zipf:
-        z = json.loads(Path(zipf).read_text())
+    if z is not None:
         curve = z["curves"][-1]
         res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
                          "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],
                          "predicted": {f["method"]: {"alpha_Z": f["alpha"], "alpha_N": quanta_prediction(f["alpha"])}
                                        for f in curve["fits"] if f["alpha"] is not None and not math.isnan(f["alpha"])}}
-    if run_dirs:
-        lt = run_losses(run_dirs)
+    if lt is not None:
         res["loss_table"] = lt.to_dict(orient="records")
         for x in ("params", "flops"):
             try:
@@ -226,7 +278,7 @@ def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, threshold: float
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
     final, fs = _final_agents(table, samples)
     steps = size_steps(final, fs, threshold)
-    z = runs.read_json(zipf, "fits.json of azscale zipf") if zipf else None
+    z = read_zipf_fits(zipf) if zipf else None
     try:
         ef = elo_exponent(final, fs).to_dict()
     except UserError:

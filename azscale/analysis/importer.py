@@ -70,7 +70,9 @@ def import_openspiel(src: Path, game: str, out: Path, part_size: int = 100_000) 
     if not entries:
         raise UserError(f"{src}: the actor logs hold no game lines")
     entries.sort(key=lambda e: (e[0], e[1], e[2]))
+    runs.claim_dir(out, "imported-games")
     with runs.RunLock(out):
+        runs.claim_dir(out, "imported-games")
         if (out / "games").exists() and any((out / "games").iterdir()):
             raise UserError(f"{out} already holds a games table; choose another --out")
         # write into a scratch folder, renamed into place only when every game checked out
@@ -95,6 +97,9 @@ def import_openspiel(src: Path, game: str, out: Path, part_size: int = 100_000) 
                 runs.write_games_part(tmp, part, rows, game)
             shutil.rmtree(out / "games", ignore_errors=True)
             (tmp / "games").rename(out / "games")
+            runs.atomic_write_json(out / "import.json", {"kind": "imported-games", "name": out.name,
+                                                         "id": runs.new_identity(), "game": game,
+                                                         "source": str(src.resolve()), "games": len(entries)})
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return len(entries)

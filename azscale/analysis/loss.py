@@ -123,8 +123,18 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
         raise UserError(f"unknown target '{target}' (trainset or solver)")
     if min_count < 1:
         raise UserError("--min-count must be >= 1")
-    run_dirs = [Path(r) for r in run_dirs]
+    run_dirs = runs.distinct_sources([Path(r) for r in run_dirs], "run")
+    runs.claim_dir(Path(out), "loss")
+    if cache_dir is not None:
+        runs.claim_dir(Path(cache_dir), "labels")
     games = {r: runs.read_games(r) for r in run_dirs}
+    owner: dict[str, Path] = {}
+    for r, t in games.items():
+        for n in set(t["run"].to_pylist()):
+            if n in owner:
+                raise UserError(f"{owner[n]} and {r} both hold games of run '{n}' (the same run twice, a copy, "
+                                f"or two runs with one name); each run counts once")
+            owner[n] = r
     game_names = {n for t in games.values() for n in set(t["game"].to_pylist())}
     if len(game_names) != 1:
         raise UserError(f"the runs play different games ({', '.join(sorted(game_names))})")
@@ -373,10 +383,18 @@ def solve_states(states_path: Path, out: Path, min_count: int = 1, limit: int | 
         st = pq.read_table(states_path)
     except Exception:
         raise UserError(f"{states_path}: not a readable Parquet file") from None
-    meta = table_meta(st)
+    try:
+        meta = table_meta(st)
+    except ValueError:
+        raise UserError(f"{states_path}: damaged states table (its selection is not readable)") from None
     if meta.get("azscale.table") != STATES_TABLE:
         raise UserError(f"{states_path}: not an azscale states table")
+    need = ("key", "count", "rank", "example_run", "example_game", "example_turn")
+    if not isinstance(meta.get("game"), str) or not isinstance(meta.get("selection"), dict) \
+            or any(c not in st.column_names for c in need):
+        raise UserError(f"{states_path}: damaged states table (game, selection or columns missing)")
     game = meta["game"]
+    runs.claim_dir(Path(out), "labels")
     sources = meta["selection"].get("sources") or []
     if not sources:
         raise UserError(f"{states_path}: the table does not say which games it came from (rebuild it with azscale zipf)")

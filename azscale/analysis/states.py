@@ -138,6 +138,8 @@ def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequenc
 
 
 def _replay_chunk(args):
+    from ..procs import die_with_parent
+    die_with_parent()
     return replay_visits(*args)
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import runs
+from ..checks import number
 from ..config import base_name
 from ..errors import UserError
 from .states import FRAME, Visits, aggregate, build_states, key_scheme, select_games, states_table, Selection
@@ -25,16 +26,29 @@ def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | N
     if spec == "paper":
         w = window_for("random" if list(kinds) == ["random"] else base_name(game))
     else:
+        bad = UserError(f"fit window '{spec}' must be paper, ranks:LO-HI or counts:HI-LO")
         try:
             kind, rng = spec.split(":")
             lo, hi = rng.split("-")
-            w = {"kind": kind, "lo": float(lo), "hi": hi if hi == "n/100" else float(hi),
-                 "weight": "2/sqrt(rank)"}
+            a = float(lo)
+            b = hi if hi == "n/100" else float(hi)
         except ValueError:
-            raise UserError(f"fit window '{spec}' must be paper, ranks:LO-HI or counts:HI-LO") from None
+            raise bad from None
         if kind not in ("ranks", "counts"):
-            raise UserError(f"fit window '{spec}' must be paper, ranks:LO-HI or counts:HI-LO")
+            raise bad
+        if kind == "ranks":
+            a = number(a, f"fit window '{spec}': the lowest rank", lo=1, hi=1e15)
+            if b != "n/100":
+                b = number(b, f"fit window '{spec}': the highest rank", lo=a, lo_open=True, hi=1e15)
+        else:
+            if b == "n/100":
+                raise bad
+            a = number(a, f"fit window '{spec}': the highest count", lo=0, lo_open=True, hi=1e15)
+            b = number(b, f"fit window '{spec}': the lowest count", lo=0, lo_open=True, hi=a, hi_open=True)
+        w = {"kind": kind, "lo": a, "hi": b, "weight": "2/sqrt(rank)"}
     if weight:
+        if weight not in ("2/sqrt(rank)", "2/rank", "none"):
+            raise UserError(f"--weight must be 2/sqrt(rank), 2/rank or none, got {weight!r}")
         w["weight"] = weight
     return w
 
@@ -52,10 +66,22 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                   workers: int = 1, seed: int = 0, mle: bool = True, symmetry: bool = False,
                   late_turn: float = LATE_TURN, interval: str = "jackknife") -> dict[str, Any]:
     out = Path(out)
+    if fit_window != "paper":
+        parse_fit_window(fit_window, "", kinds, weight)      # check the options before reading
+    if interval not in ("jackknife", "bootstrap"):
+        raise UserError(f"--interval must be jackknife or bootstrap, got {interval!r}")
+    sources = runs.distinct_sources(sources)
+    runs.claim_dir(out, "zipf")
     tables = [runs.read_games(s) for s in sources]
     per_run: list[tuple[str, pa.Table, Path]] = []
+    owner: dict[str, Path] = {}
     for src, t in zip(sources, tables):
         names = sorted(set(t["run"].to_pylist()))
+        for n in names:
+            if n in owner:
+                raise UserError(f"{owner[n]} and {src} both hold games of run '{n}' (the same run twice, a copy, "
+                                f"or two runs with one name); each run counts once")
+            owner[n] = Path(src)
         per_run.append((",".join(names) or Path(src).name, t, Path(src)))
     games_all = pa.concat_tables([t for _, t, _ in per_run])
     games_names = sorted(set(games_all["game"].to_pylist()))
@@ -64,7 +90,6 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     game = games_names[0]
     present = sorted(set(select_games(games_all, window, kinds, temperature)["kind"].to_pylist()))
     fw = parse_fit_window(fit_window, game, present, weight)
-    out.mkdir(parents=True, exist_ok=True)
     scheme = key_scheme(game, symmetry)
     results: dict[str, Any] = {"game": game, "key_scheme": scheme, "outcome_frame": FRAME,
                                "late_turn": late_turn,
@@ -104,6 +129,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                        "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record("combined", st, fits))
         runs.atomic_write_table(out / "states.parquet", st)
+    out.mkdir(parents=True, exist_ok=True)
     figs = plot_rank_frequency(curves, out / "rank_frequency", title=f"{game}: state visits ({window})")
     # end-game views on the last curve (the combined one when runs are pooled)
     main = curves[-1]

@@ -10,6 +10,7 @@ def make_engine(game: str, kind: str = "auto", device="cpu") -> Engine:
     from ..config import base_name
     from ..errors import UserError
     from .tensor import TWINS, make_tensor_engine
+    load_spiel_game(game)          # the game and its parameters are checked before any engine
     if kind == "spiel" or (kind == "auto" and base_name(game) not in TWINS):
         return SpielEngine(game)
     if kind in ("auto", "tensor"):

@@ -4,7 +4,10 @@ deterministic OpenSpiel game, driven through pyspiel."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -30,19 +33,79 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def load_spiel_game(game: str) -> pyspiel.Game:
-    """Load `game` (with parameters, e.g. `connect_four(rows=4,columns=5)`) or explain why not."""
+# Games may last at most this many moves (OpenSpiel's `max_game_length`); longer games (chess,
+# shogi, chinese_checkers: 22,000) are refused: a self-play game must end in bounded time.
+MAX_GAME_LENGTH = 1000
+# Integer game parameters are sizes and counts: 1..PARAM_MAX (0..PARAM_MAX where the default is 0).
+PARAM_MAX = 1000
+PROBE_GAMES = 2
+
+
+def _parameter_problems(game: str) -> tuple[str, list[str]]:
+    """The game's name and what is wrong with its parameters, checked against the game's own
+    parameter specification before OpenSpiel builds anything (connect_four(rows=0) crashes it)."""
     name = game.split("(", 1)[0].strip()
-    if name not in pyspiel.registered_names():
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name not in pyspiel.registered_names():
         raise UserError(f"unknown OpenSpiel game '{name}'")
     try:
         with _quiet_stderr():
+            given = dict(pyspiel.game_parameters_from_string(game))
+    except Exception as exc:  # pyspiel raises SpielError and pybind errors for malformed strings
+        raise UserError(f"cannot read the game '{game}': {_first_line(exc)}") from None
+    given.pop("name", None)
+    spec = {t.short_name: t for t in pyspiel.registered_games()}[name].parameter_specification
+    problems = []
+    for key, value in sorted(given.items()):
+        if key not in spec:
+            problems.append(f"unknown parameter '{key}' (known: {', '.join(sorted(spec)) or 'none'})")
+            continue
+        default = spec[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if ok and not (1 if default >= 1 else 0) <= value <= PARAM_MAX:
+                low = 1 if default >= 1 else 0
+                problems.append(f"parameter '{key}' must be an integer from {low} to {PARAM_MAX:,}, got {value}")
+                continue
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            ok = type(value) is type(default)
+        if not ok:
+            problems.append(f"parameter '{key}' must be {type(default).__name__} like its default "
+                            f"{default!r}, got {value!r}")
+    return name, problems
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [x for x in str(exc).strip().splitlines() if x.strip()]
+    return lines[-1].strip()[:200] if lines else type(exc).__name__
+
+
+@functools.lru_cache(maxsize=64)
+def load_spiel_game(game: str) -> pyspiel.Game:
+    """Load `game` (with parameters, e.g. `connect_four(rows=4,columns=5)`) or explain why not.
+
+    Supported: two-player, zero-sum, perfect-information, sequential, deterministic games with an
+    observation tensor, at most MAX_GAME_LENGTH moves long, whose first state has a legal move
+    and whose random playouts (PROBE_GAMES of them) have a legal move in every non-terminal state
+    and end within the game's own length bound. Parameters are checked before OpenSpiel sees
+    them."""
+    if not isinstance(game, str):
+        raise UserError(f"a game must be named by a string, got {game!r}")
+    name, problems = _parameter_problems(game)
+    if problems:
+        raise UserError(f"game '{game}' has invalid parameters: " + "; ".join(problems))
+    try:
+        with _quiet_stderr():
             loaded = pyspiel.load_game(game)
-    except pyspiel.SpielError as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+    except Exception as exc:  # SpielError, and pybind errors (ValueError) for impossible sizes
         if "Unknown game" in str(exc):
             raise UserError(f"unknown OpenSpiel game '{game}'") from None
-        raise UserError(f"cannot load OpenSpiel game '{game}': {msg}") from None
+        raise UserError(f"cannot load OpenSpiel game '{game}': {_first_line(exc)}") from None
     t = loaded.get_type()
     problems = []
     if t.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
@@ -61,7 +124,45 @@ def load_spiel_game(game: str) -> pyspiel.Game:
         raise UserError(f"game '{game}' is not supported: " + "; ".join(problems)
                         + " (azscale needs two-player, zero-sum, perfect-information, "
                           "sequential, deterministic games)")
+    if loaded.max_game_length() < 1:
+        raise UserError(f"game '{game}' is not playable: OpenSpiel gives it a length bound of "
+                        f"{loaded.max_game_length()} moves")
+    if loaded.max_game_length() > MAX_GAME_LENGTH:
+        raise UserError(f"game '{game}' is not supported: it may last {loaded.max_game_length():,} moves "
+                        f"(OpenSpiel's max_game_length); azscale plays games of at most "
+                        f"{MAX_GAME_LENGTH:,} moves, so that every self-play game ends")
+    _probe(game, loaded)
     return loaded
+
+
+def _probe(game: str, loaded: pyspiel.Game) -> None:
+    """Refuse a game that cannot be played: no legal move at the start or in some reachable
+    non-terminal state, or random games longer than the game's own bound."""
+    limit = loaded.max_game_length()
+    size = int(np.prod(loaded.observation_tensor_shape()))
+    rng = np.random.default_rng(0)
+    try:
+        with _quiet_stderr():
+            for k in range(PROBE_GAMES):
+                s = loaded.new_initial_state()
+                if s.is_terminal():
+                    raise UserError(f"game '{game}' is not playable: its first state is already terminal")
+                moves = 0
+                while not s.is_terminal():
+                    legal = s.legal_actions()
+                    if not legal:
+                        where = "its first state" if moves == 0 else f"a state after {moves} random move(s)"
+                        raise UserError(f"game '{game}' is not playable: {where} has no legal move")
+                    if len(s.observation_tensor()) != size:
+                        raise UserError(f"game '{game}' is not playable: its observation tensor "
+                                        f"does not have the declared size {size}")
+                    if moves >= limit:
+                        raise UserError(f"game '{game}' is not supported: a random game did not end within "
+                                        f"its own bound of {limit:,} moves")
+                    s.apply_action(int(legal[int(rng.integers(len(legal)))]))
+                    moves += 1
+    except pyspiel.SpielError as exc:
+        raise UserError(f"game '{game}' is not playable: {_first_line(exc)}") from None
 
 
 class SpielEngine:

@@ -1,0 +1,68 @@
+"""Worker processes die with the process that started them.
+
+A pool worker (tournament pairs, random games, replay and solver chunks, self-play actors) that
+outlived a killed parent would keep a core busy and, if it wrote anything, write without the
+parent's lock. So every worker function calls `die_with_parent()` first:
+
+- on Linux it asks the kernel to send it SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG);
+- everywhere, a daemon thread watches the parent's process id and ends the worker when it
+  changes (the fallback where prctl is missing, and a second line of defence);
+- if the parent is already gone when the worker starts, the worker ends at once.
+
+Workers also never write results themselves: they return them to the parent, which writes under
+its lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+_PR_SET_PDEATHSIG = 1
+_armed_for: int | None = None
+WATCH_SECONDS = 0.5
+
+
+def _parent_pid() -> int | None:
+    """The pid of the process that started this one if this is a multiprocessing worker (spawn
+    and fork both record it); None in a main process, which is never tied to its shell."""
+    import multiprocessing
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None else None
+
+
+def _set_pdeathsig() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int) -> None:
+    import time
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(WATCH_SECONDS)
+
+
+def die_with_parent() -> None:
+    """Tie this (worker) process to its parent: it ends when the parent ends. Idempotent, cheap
+    to call at the top of every task; does nothing in the main process."""
+    global _armed_for
+    parent = _parent_pid()
+    if parent is None or parent == os.getpid():
+        return
+    if _armed_for == parent:
+        return
+    _set_pdeathsig()
+    if os.getppid() != parent:      # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), name="azscale-parent-watch", daemon=True).start()
+    _armed_for = parent
