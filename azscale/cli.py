@@ -138,15 +138,27 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          workers: Optional[int] = typer.Option(None, help="Replay processes (default: all cores)"),
          seed: int = typer.Option(0, help="Resampling seed"),
          symmetry: bool = typer.Option(False, "--symmetry", help="Symmetry-reduced state keys (connect_four mirror, tic_tac_toe D4)"),
-         late_turn: float = typer.Option(40, help="A state is late when its mean turn is >= this")):
-    """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents."""
+         late_turn: Optional[float] = typer.Option(None, help="A state is late when its mean turn is >= this "
+                                                              "(default: the game's [analysis] late_turn, 40)"),
+         shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test counts the first K moves of each "
+                                                                 "game (default: the game's [analysis] value, 50)")):
+    """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents, and the end-game evidence."""
     import os
     from .analysis.zipf_report import zipf_analysis
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
-                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval)
+                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval,
+                        shoulder_moves)
     for c in res["curves"]:
         fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
         typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")
+    eg = res["endgame"]
+    if not eg.get("applicable"):
+        typer.echo(f"end game: {eg['reason']}")
+    elif eg.get("measured"):
+        typer.echo(f"end game: pattern {eg['pattern']} ({eg['held']} of 3 criteria hold; ranks "
+                   f"{eg['ranks']['lo']:,}-{eg['ranks']['hi']:,}, late = mean turn >= {eg['late_turn']:g})")
+    else:
+        typer.echo(f"end game: not measured: {eg['reason']}")
     typer.echo(f"-> {out}/summary.md, fits.json, states.parquet, rank_frequency.png/.svg")
 
 
