@@ -35,6 +35,7 @@ from ..errors import UserError
 
 SCHEMES = ("pooled", "within")
 DEFAULT_REPS = 4000
+MAX_REPS = 1_000_000
 
 
 @dataclass
@@ -49,6 +50,11 @@ class SizeBootstrap:
     elo_refits: int               # game-level refits used (0: none)
     notes: list[str] = field(default_factory=list)
     seed_df: int = 0              # degrees of freedom of the pooled seed spread: sum of (seeds - 1)
+
+    @property
+    def resamples(self) -> bool:
+        """False when nothing varies between replicates (one seed per size and no refits)."""
+        return bool(self.elo_refits or self.seed_df)
 
     def describe(self) -> str:
         games = (f"games resampled within every pair ({self.elo_refits} Elo refits)" if self.elo_refits
@@ -73,16 +79,17 @@ class SizeBootstrap:
 
 
 def size_bootstrap(sizes: pd.DataFrame, elo_samples: np.ndarray | None = None, reps: int = DEFAULT_REPS,
-                   seed: int = 0, scheme: str = "pooled") -> SizeBootstrap:
-    """`sizes`: one row per agent (columns params, elo); `elo_samples`: Elo refits on games
-    resampled within pairs, [B, rows] aligned with `sizes` (None: seeds only)."""
+                   seed: int = 0, scheme: str = "pooled", column: str = "elo") -> SizeBootstrap:
+    """`sizes`: one row per agent (columns params and `column`, by default elo); `elo_samples`:
+    the same values refitted on resampled games (or any lower-level resampling), [B, rows]
+    aligned with `sizes` (None: seeds only)."""
     if scheme not in SCHEMES:
         raise UserError(f"unknown seed resampling '{scheme}' (use {' or '.join(SCHEMES)})")
-    if reps < 2:
-        raise UserError("the hierarchical bootstrap needs at least 2 replicates")
-    elo = sizes["elo"].to_numpy(float)
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or not 2 <= reps <= MAX_REPS:
+        raise UserError(f"the hierarchical bootstrap needs between 2 and {MAX_REPS:,} replicates, got {reps!r}")
+    elo = sizes[column].to_numpy(float)
     if not np.isfinite(elo).all():
-        raise UserError("the Elo table holds a missing or infinite rating")
+        raise UserError(f"a missing or infinite value in '{column}' (one per agent is needed)")
     groups = sizes.groupby("params").indices
     params = np.array(sorted(groups), dtype=np.int64)
     idx = [np.asarray(groups[p]) for p in params]
@@ -103,6 +110,8 @@ def size_bootstrap(sizes: pd.DataFrame, elo_samples: np.ndarray | None = None, r
     else:
         es = elo[None, :]
         notes.append("no Elo bootstrap samples: game-level noise is not resampled")
+    if not np.isfinite(es).all():
+        raise UserError("the bootstrap samples hold a missing or infinite value")
     B = len(es) if elo_samples is not None and len(elo_samples) else 0
     rng = np.random.default_rng(seed)
     K = len(params)
