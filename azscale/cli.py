@@ -223,6 +223,9 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap, replicates,
                            seed_resampling, seed)
     f = res["elo_exponent"]
+    if f["alpha"] is None:
+        typer.echo(f"alpha_N: {f['note']} -> {out}/scaling.json")
+        return
     ci = "no interval" if f["ci_low"] is None else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
     typer.echo(f"alpha_N = {f['alpha']:.3f} {ci} over {f['params_min']:,}-{f['params_max']:,} parameters "
                f"({f['sizes']} sizes; {f['range_rule']}) -> {out}/scaling.json")

@@ -13,7 +13,7 @@ import pandas as pd
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo
-from .scaling import elo_exponent, quanta_prediction, saturating_fit
+from .scaling import NotApplicable, elo_exponent, quanta_prediction, saturating_fit
 from .sizeboot import DEFAULT_REPS, size_bootstrap
 from .verdict import inverse_scaling, verdict_dict, verdict_markdown
 
@@ -173,10 +173,14 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
     table, samples, summary = _load_elo(elo_dir)
     final, fs = _final_agents(table, samples)
     boot = size_bootstrap(final, fs, reps=replicates, seed=seed, scheme=seed_resampling)
-    fit = elo_exponent(final, min_params=min_params, max_params=max_params, boot=boot)
-    res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict(),
+    try:
+        fit = elo_exponent(final, min_params=min_params, max_params=max_params, boot=boot)
+    except NotApplicable as e:
+        fit = None
+        na = {"alpha": None, "ci_low": None, "ci_high": None, "note": f"not applicable: {e}"}
+    res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict() if fit else na,
                            "match_settings": summary["match_settings"]}
-    if zipf:
+    if zipf and fit:
         z = runs.read_json(zipf, "fits.json of azscale zipf")
         curve = z["curves"][-1]
         res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
@@ -199,6 +203,9 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(final["params"], final["elo"], "o", ms=4, alpha=0.6, label="final checkpoints (each seed)")
     ax.plot(boot.params, boot.mean, "s", color="k", ms=4, label="size means")
+    if fit is None:
+        ax.set_title(f"{summary['game']}: Elo exponent {na['note']}", fontsize=7)
+        return _finish_scaling(fig, ax, out, res)
     xs = np.geomspace(fit.params_min, fit.params_max, 50)
     ci = "" if runs.is_missing(fit.ci_low) else f" [{fit.ci_low:.3f}, {fit.ci_high:.3f}]"
     ax.plot(xs, fit.intercept + 400 * fit.alpha * np.log10(xs), "-", label=f"α_N = {fit.alpha:.3f}{ci}")
@@ -208,10 +215,14 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
         band = coef[1][:, None] + coef[0][:, None] * np.log10(xs)[None, :]
         ax.fill_between(xs, np.percentile(band, 2.5, 0), np.percentile(band, 97.5, 0), alpha=0.2,
                         label="95% band (hierarchical bootstrap)")
+    ax.set_title(f"{summary['game']}: Elo exponent over {fit.range_rule}", fontsize=7)
+    return _finish_scaling(fig, ax, out, res)
+
+
+def _finish_scaling(fig, ax, out: Path, res: dict[str, Any]) -> dict[str, Any]:
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("Elo")
-    ax.set_title(f"{summary['game']}: Elo exponent over {fit.range_rule}", fontsize=7)
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

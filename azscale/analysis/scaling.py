@@ -26,6 +26,10 @@ from ..errors import UserError
 from .sizeboot import DEFAULT_REPS, SizeBootstrap, percentile, size_bootstrap
 
 
+class NotApplicable(UserError):
+    """The estimate is not defined for these data (said with the reason, not an input error)."""
+
+
 @dataclass
 class SlopeFit:
     alpha: float
@@ -74,8 +78,8 @@ def elo_exponent(sizes: pd.DataFrame, samples: np.ndarray | None = None, min_par
         rule += (f" up to the peak ({int(params[peak]):,} parameters, the highest mean Elo)"
                  if peak != inside[-1] else " (the largest size is the strongest, so every size below the peak)")
         if keep.sum() < 2:
-            raise UserError(f"the strongest size ({int(params[peak]):,} parameters) is the smallest in range: no "
-                            "sizes below the peak to fit an exponent to")
+            raise NotApplicable(f"the strongest size ({int(params[peak]):,} parameters) is the smallest in range: no "
+                                "sizes below the peak to fit an exponent to")
     sub = boot.subset(keep)
     logn = np.log10(sub.params.astype(float))
     b, a = _slope(logn, sub.mean)

@@ -163,7 +163,8 @@ def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | Non
     b = test.boot
     lines = [f"# Inverse-scaling verdict: {game}", ""]
     largest = int(b.params[-1])
-    fam = f"family-wise error {test.fwer:.0%}, Holm over {test.hypotheses} comparisons"
+    fam = (f"family-wise error {test.fwer:.0%}, Holm over {test.hypotheses} comparison"
+           + ("s" if test.hypotheses != 1 else ""))
     if len(b.params) < 2:
         lines.append("**Not applicable**: one model size only; inverse scaling compares sizes.")
     elif test.inverse:
@@ -182,8 +183,9 @@ def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | Non
         if test.peak != largest:
             lines.append(f"The highest mean Elo is at {test.peak:,} parameters, not at the largest size, but the "
                          "difference is within the noise of seeds and games.")
-    lines += ["", f"Resampling: {b.describe()} (sizeboot.py). Pooled seed-to-seed spread: "
-                  f"{fmt_number(b.pooled_sd, 0)} Elo ({b.seed_df} degrees of freedom)."
+    spread = (f"Pooled seed-to-seed spread: {b.pooled_sd:,.0f} Elo ({b.seed_df} degrees of freedom)." if b.seed_df
+              else "Seed-to-seed spread: not estimable (one seed per size).")
+    lines += ["", f"Resampling: {b.describe()} (sizeboot.py). {spread}"
               + (" Seed deviations are scaled by sqrt(df / chi2_df) in each replicate, so that few seeds give "
                  "Student-t-wide intervals." if b.scheme == "pooled" and b.seed_df else "")]
     for n in test.notes:
