@@ -109,8 +109,11 @@ def _early_late_md(lj: dict[str, Any]) -> str:
              "early 95% CI": _ci_text(v.get("early_ci")), "late loss": runs.fmt_number(v["late_loss"], 4),
              "late 95% CI": _ci_text(v.get("late_ci")), "early states": v["early_states"],
              "late states": v["late_states"]} for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0]))]
+    from .analysis.verdict import missing_subsets
+    why = missing_subsets(el, lj["selection"].get("min_count"))
     return (f"\nEarly (mean turn < {el['late_turn']:g}) and late states, final checkpoints ({el['statistic']}; "
-            f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n")
+            f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
+            + ("\n" + "\n".join(why) + "\n" if why else ""))
 
 
 def _ci_text(ci) -> str:

@@ -395,20 +395,27 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="
     save(fig, "loss_vs_rank")
     if split:
         # the paper's Fig. 7: all, early and late states
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
-        panel(axes[0], "all", "all states")
-        panel(axes[1], "early", f"early states (mean turn < {late_turn:g})")
-        panel(axes[2], "late", f"late states (mean turn ≥ {late_turn:g})")
-        axes[0].legend(fontsize=7)
-        fig.suptitle(f"value loss vs rank, final checkpoints; {caption}", fontsize=8)
+        names = {"all": "all states", "early": f"early states (mean turn < {late_turn:g})",
+                 "late": f"late states (mean turn ≥ {late_turn:g})"}
+        have = [k for k in names if (combined["subset"] == k).any()]      # never an empty panel
+        gone = [names[k] for k in names if k not in have]
+        fig, axes = plt.subplots(1, len(have), figsize=(5 * len(have), 4.4), sharey=True, squeeze=False)
+        for ax, k in zip(axes[0], have):
+            panel(ax, k, names[k])
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"value loss vs rank, final checkpoints; {caption}"
+                     + (f"\nno {' and no '.join(gone)} kept (none seen often enough)" if gone else ""), fontsize=8)
         fig.tight_layout()
         save(fig, "loss_early_late")
         # the paper's Fig. 8: early and late loss across checkpoints, per size
         last = per_state.groupby(["run", "params", "step", "late"])["loss_value"].mean().reset_index()
-        if last["step"].nunique() > 1:
-            fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-            for ax, flag, name in ((axes[0], False, f"early states (mean turn < {late_turn:g})"),
-                                   (axes[1], True, f"late states (mean turn ≥ {late_turn:g})")):
+        parts = [(flag, name) for flag, name in ((False, f"early states (mean turn < {late_turn:g})"),
+                                                 (True, f"late states (mean turn ≥ {late_turn:g})"))
+                 if (last["late"] == flag).any()]
+        if last["step"].nunique() > 1 and parts:
+            fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True, squeeze=False)
+            axes = axes[0]
+            for ax, (flag, name) in zip(axes, parts):
                 d = last[last["late"] == flag]
                 for p in sizes:
                     g = d[d["params"] == p]

@@ -259,6 +259,19 @@ def _loss_lines(loss: dict[str, Any] | None) -> list[str]:
         out.append(f"| {p:,} | {v['seeds']} | {fmt_number(v['early_loss'], 4)} | {_ci(v.get('early_ci'), 4)} | "
                    f"{fmt_number(v['late_loss'], 4)} | {_ci(v.get('late_ci'), 4)} | {v['early_states']:,} | "
                    f"{v['late_states']:,} |")
+    return out + missing_subsets(el, (loss or {}).get("selection", {}).get("min_count"))
+
+
+def missing_subsets(el: dict[str, Any], min_count) -> list[str]:
+    """Why a size has no early or no late loss (instead of a bare 0 in the table)."""
+    out = []
+    seen = f"seen {min_count} or more times" if min_count else "kept"
+    for subset, rule in (("late", f"mean turn ≥ {el['late_turn']:g}"), ("early", f"mean turn < {el['late_turn']:g}")):
+        none = [int(p) for p, v in el["by_params"].items() if not v.get(f"{subset}_states")]
+        if none:
+            out.append(f"- No {subset} state ({rule}) was {seen} in the games of "
+                       + ", ".join(f"{p:,}" for p in sorted(none)) + " parameters, so their "
+                       f"{subset}-state loss is not measured.")
     return out
 
 
