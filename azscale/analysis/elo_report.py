@@ -14,7 +14,7 @@ from .. import runs
 from ..errors import UserError
 from .elo import fit_elo
 from .scaling import NotApplicable, elo_exponent, quanta_prediction, saturating_fit
-from .sizeboot import DEFAULT_REPS, size_bootstrap
+from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
 from .verdict import inverse_scaling, verdict_dict, verdict_markdown
 
 
@@ -170,6 +170,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                      zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100,
                      replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     _check_range(min_params, max_params)
+    check_resampling(replicates, seed)
     table, samples, summary = _load_elo(elo_dir)
     final, fs = _final_agents(table, samples)
     boot = size_bootstrap(final, fs, reps=replicates, seed=seed, scheme=seed_resampling)
@@ -240,6 +241,9 @@ def _check_range(min_params: int, max_params: int | None) -> None:
 
 def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
             replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
+    check_resampling(replicates, seed)
+    if not 0 < fwer < 0.5:
+        raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
     table, samples, summary = _load_elo(elo_dir)
     if samples is None:
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")

@@ -31,7 +31,7 @@ from .. import runs
 from ..errors import UserError
 from ..config import analysis_settings, check_late_turn
 from .endgame import applicability
-from .sizeboot import percentile, size_bootstrap
+from .sizeboot import check_resampling, percentile, size_bootstrap
 from .states import build_states, outcome_side_to_move
 
 FRAME = "side_to_move"
@@ -128,6 +128,7 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
         raise UserError("--min-count must be >= 1")
     if late_turn is not None:
         late_turn = check_late_turn(late_turn)
+    check_resampling(replicates, seed)
     run_dirs = [Path(r) for r in run_dirs]
     games = {r: runs.read_games(r) for r in run_dirs}
     game_names = {n for t in games.values() for n in set(t["game"].to_pylist())}

@@ -78,6 +78,14 @@ class SizeBootstrap:
                              self.seed_df)
 
 
+def check_resampling(reps: Any, seed: Any) -> None:
+    """Replicates and seed as a user may give them: one clear error each."""
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or not 2 <= reps <= MAX_REPS:
+        raise UserError(f"the bootstrap needs between 2 and {MAX_REPS:,} replicates, got {reps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"the resampling seed must be a whole number >= 0, got {seed!r}")
+
+
 def size_bootstrap(sizes: pd.DataFrame, elo_samples: np.ndarray | None = None, reps: int = DEFAULT_REPS,
                    seed: int = 0, scheme: str = "pooled", column: str = "elo") -> SizeBootstrap:
     """`sizes`: one row per agent (columns params and `column`, by default elo); `elo_samples`:
@@ -85,8 +93,7 @@ def size_bootstrap(sizes: pd.DataFrame, elo_samples: np.ndarray | None = None, r
     aligned with `sizes` (None: seeds only)."""
     if scheme not in SCHEMES:
         raise UserError(f"unknown seed resampling '{scheme}' (use {' or '.join(SCHEMES)})")
-    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or not 2 <= reps <= MAX_REPS:
-        raise UserError(f"the hierarchical bootstrap needs between 2 and {MAX_REPS:,} replicates, got {reps!r}")
+    check_resampling(reps, seed)
     elo = sizes[column].to_numpy(float)
     if not np.isfinite(elo).all():
         raise UserError(f"a missing or infinite value in '{column}' (one per agent is needed)")
