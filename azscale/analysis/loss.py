@@ -17,7 +17,6 @@ seeds' minimum and maximum as a band. Losses are not frequency-weighted.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
