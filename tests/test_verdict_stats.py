@@ -192,3 +192,30 @@ def test_zipf_cli_refuses_bad_end_game_settings(oware_random, tmp_path):
     for bad in (("--late-turn", "nan"), ("--late-turn", "0"), ("--shoulder-moves", "0")):
         r = run_cli("zipf", oware_random, "--out", tmp_path / "z", "--workers", "1", *bad)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+
+
+def test_a_drop_is_tied_to_the_end_game_evidence_and_the_loss_split(oware_random, tmp_path):
+    """Attribution needs both: the end-game pattern (here: random oware, present) and the
+    early/late loss ratios at the drop (planted); either one missing or contrary changes the
+    reading."""
+    zipf_analysis([oware_random], tmp_path / "z", workers=1, mle=False)
+    z = json.loads((tmp_path / "z" / "fits.json").read_text())
+    t = inverse_scaling(*planted(np.array([0, 150, 300, 450, 300, 150, 0.]), P7, 0), reps=2000)
+    assert t.inverse and t.peak == 7496
+
+    def loss(early, late):
+        return {"target": "trainset", "frame": "side_to_move", "selection": {"min_count": 10},
+                "early_late": {"applicable": True, "pooled": True, "late_turn": 40, "statistic": "mean",
+                               "interval": {"description": "planted"}, "by_params": {},
+                               "pairs": {"7496:231944": {"early_ratio": early[0], "early_ci": list(early[1:]),
+                                                         "late_ratio": late[0], "late_ci": list(late[1:])}}}}
+    good = loss((3.0, 2.0, 4.5), (0.5, 0.3, 0.8))
+    assert "**supports the paper's mechanism**" in verdict_markdown("oware", t, zipf=z, loss=good)
+    assert "**cannot be attributed**" in verdict_markdown("oware", t, zipf=z, loss=loss((3.0, 2.0, 4.5),
+                                                                                      (0.8, 0.5, 1.2)))
+    assert "**does not support" in verdict_markdown("oware", t, zipf=z, loss=loss((0.5, 0.3, 0.8), (0.5, 0.3, 0.8)))
+    absent = json.loads(json.dumps(z))
+    for c in absent["endgame"]["criteria"].values():
+        c["holds"] = False
+    absent["endgame"].update(held=0, pattern="absent")
+    assert "**does not support" in verdict_markdown("oware", t, zipf=absent, loss=good)
