@@ -150,8 +150,11 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          workers: Optional[int] = typer.Option(None, help="Replay processes (default: all cores)"),
          seed: int = typer.Option(0, help="Resampling seed"),
          symmetry: bool = typer.Option(False, "--symmetry", help="Symmetry-reduced state keys (connect_four mirror, tic_tac_toe D4)"),
-         late_turn: float = typer.Option(40, help="A state is late when its mean turn is >= this")):
-    """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents."""
+         late_turn: Optional[float] = typer.Option(None, help="A state is late when its mean turn is >= this "
+                                                              "(default: the game's [analysis] late_turn, 40)"),
+         shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test counts the first K moves of each "
+                                                                 "game (default: the game's [analysis] value, 50)")):
+    """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents, and the end-game evidence."""
     import os
     from .analysis.zipf_report import zipf_analysis
     temperature = optional_number(temperature, "--temperature", lo=0, hi=1_000_000)
@@ -161,14 +164,23 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
         raise UserError("--replicates must be 0 (no intervals) or at least 2, got 1")
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
-    late_turn = number(late_turn, "--late-turn", lo=0, hi=1_000_000)
+    late_turn = optional_number(late_turn, "--late-turn", lo=0, hi=1_000_000)
     if interval not in ("jackknife", "bootstrap"):
         raise UserError(f"--interval must be jackknife or bootstrap, got {interval!r}")
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
-                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval)
+                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval,
+                        shoulder_moves)
     for c in res["curves"]:
         fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
         typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")
+    eg = res["endgame"]
+    if not eg.get("applicable"):
+        typer.echo(f"end game: {eg['reason']}")
+    elif eg.get("measured"):
+        typer.echo(f"end game: pattern {eg['pattern']} ({eg['held']} of 3 criteria hold; ranks "
+                   f"{eg['ranks']['lo']:,}-{eg['ranks']['hi']:,}, late = mean turn >= {eg['late_turn']:g})")
+    else:
+        typer.echo(f"end game: not measured: {eg['reason']}")
     typer.echo(f"-> {out}/summary.md, fits.json, states.parquet, rank_frequency.png/.svg")
 
 
@@ -228,10 +240,16 @@ def elo(tournaments: List[Path] = typer.Argument(..., help="Tournament directori
 def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory"),
             out: Path = typer.Option(..., help="Output directory: scaling.json, figures"),
             min_params: int = typer.Option(0, help="Fit sizes with at least this many parameters"),
-            max_params: Optional[int] = typer.Option(None, help="... and at most this many (stay below the plateau)"),
+            max_params: Optional[int] = typer.Option(None, help="... and at most this many (default: up to the peak, "
+                                                                "the size with the highest mean Elo)"),
             zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf, for the quanta prediction alpha_N = alpha_Z - 1"),
             runs_: Optional[List[Path]] = typer.Option(None, "--run", help="Run directories, for loss-vs-parameters and loss-vs-compute fits"),
-            bootstrap: int = typer.Option(100, help="Bootstrap resamples for the loss fits")):
+            bootstrap: int = typer.Option(100, help="Bootstrap resamples for the loss fits"),
+            replicates: int = typer.Option(4000, help="Hierarchical bootstrap replicates for alpha_N (seeds within "
+                                                      "sizes and games within pairs)"),
+            seed_resampling: str = typer.Option("pooled", help="pooled (seed deviations pooled over sizes, t-scaled; "
+                                                               "default) or within (each size's own seeds)"),
+            seed: int = typer.Option(0, help="Resampling seed")):
     """Elo exponent (slope of Elo vs log10 params / 400, with CI), loss fits, quanta prediction."""
     from .analysis.elo_report import scaling_analysis
     min_params = number(min_params, "--min-params", lo=0, hi=10**15, integer=True)
@@ -239,10 +257,17 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     if max_params is not None and max_params < min_params:
         raise UserError(f"--max-params ({max_params}) is below --min-params ({min_params})")
     bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
-    res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap)
+    replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap, replicates,
+                           seed_resampling, seed)
     f = res["elo_exponent"]
-    typer.echo(f"alpha_N = {f['alpha']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}] over {f['params_min']:,}"
-               f"-{f['params_max']:,} parameters ({f['sizes']} sizes) -> {out}/scaling.json")
+    if f["alpha"] is None:
+        typer.echo(f"alpha_N: {f['note']} -> {out}/scaling.json")
+        return
+    ci = "no interval" if f["ci_low"] is None else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+    typer.echo(f"alpha_N = {f['alpha']:.3f} {ci} over {f['params_min']:,}-{f['params_max']:,} parameters "
+               f"({f['sizes']} sizes; {f['range_rule']}) -> {out}/scaling.json")
     if "quanta" in res:
         for m, p in res["quanta"]["predicted"].items():
             typer.echo(f"quanta prediction from {m}: alpha_Z = {p['alpha_Z']:.3f} -> alpha_N = {p['alpha_N']:.3f}")
@@ -250,15 +275,25 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
 
 @app.command()
 def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory (with bootstrap)"),
-            out: Path = typer.Option(..., help="Markdown file to write"),
+            out: Path = typer.Option(..., help="Markdown file to write (and a .json beside it)"),
             zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf (end-game evidence)"),
-            loss: Optional[Path] = typer.Option(None, help="loss.json of azscale loss (early vs late loss by size)"),
-            threshold: float = typer.Option(0.95, help="Bootstrap probability of a drop that flags it")):
+            loss: Optional[Path] = typer.Option(None, help="loss.json of azscale loss --pooled (early vs late loss by size)"),
+            fwer: float = typer.Option(0.05, help="Family-wise error rate of the drop tests (Holm over every size step "
+                                                  "and every size against the largest)"),
+            replicates: int = typer.Option(4000, help="Hierarchical bootstrap replicates (seeds within sizes and games "
+                                                      "within pairs)"),
+            seed_resampling: str = typer.Option("pooled", help="pooled (seed deviations pooled over sizes, t-scaled; "
+                                                               "default) or within (each size's own seeds)"),
+            seed: int = typer.Option(0, help="Resampling seed")):
     """Does Elo fall from one size to the next larger (inverse scaling), and is it the end game?"""
     from .analysis.elo_report import verdict as run_verdict
-    threshold = number(threshold, "--threshold", lo=0.5, hi=1)
-    res = run_verdict(elo_dir, out, zipf, threshold, loss)
-    typer.echo(("inverse scaling flagged" if res["flagged"] else "no inverse scaling shown") + f" -> {out}")
+    fwer = number(fwer, "--fwer", lo=0, lo_open=True, hi=0.5, hi_open=True)
+    replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    res = run_verdict(elo_dir, out, zipf, loss, fwer, replicates, seed_resampling, seed)
+    state = ("inverse scaling detected" if res["inverse_scaling"] else "a drop flagged" if res["flagged"]
+             else "no inverse scaling shown")
+    typer.echo(f"{state} (peak at {res['peak']:,} parameters) -> {out}")
 
 
 @app.command()
@@ -271,23 +306,31 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
          pooled: bool = typer.Option(False, "--pooled", help="Rank all runs on one pooled states table"),
          cache: Optional[Path] = typer.Option(None, help="Solver label cache directory (default: OUT/labels)"),
          sigma: float = typer.Option(0.15, help="Smoothing kernel width in decades of rank"),
-         late_turn: float = typer.Option(40, help="Late states: mean turn >= this"),
+         late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this (default: the game's "
+                                                              "[analysis] late_turn, 40)"),
          frontier: float = typer.Option(0.1, help="Loss threshold of the learned frontier"),
          workers: Optional[int] = typer.Option(None, help="Processes for replay and solving (default: all cores)"),
+         replicates: int = typer.Option(2000, help="Bootstrap replicates of the early/late split (states, then seeds "
+                                                   "within sizes)"),
+         seed: int = typer.Option(0, help="Resampling seed"),
          quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Per-state value loss by frequency rank: do agents learn frequent states first?"""
     import os
     from .analysis.loss import loss_analysis
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
     sigma = number(sigma, "--sigma", lo=0, lo_open=True, hi=10)
-    late_turn = number(late_turn, "--late-turn", lo=0, hi=1_000_000)
+    late_turn = optional_number(late_turn, "--late-turn", lo=0, hi=1_000_000)
     frontier = number(frontier, "--frontier", lo=0, lo_open=True, hi=1e6)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     res = loss_analysis(runs_, out, target, checkpoints, window, min_count, pooled, cache, sigma, late_turn,
-                        frontier, workers or os.cpu_count() or 1, progress=not quiet)
+                        frontier, workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
+                        seed=seed)
     for p, t in res["loss_rises_with_rank"].items():
         typer.echo(f"{int(p):,} params: loss {t['loss_top']:.4f} at the top ranks -> {t['loss_tail']:.4f} at the "
                    f"tail (Spearman rho {t['spearman_rho']:+.2f})")
+    el = res["early_late"]
+    if not el["applicable"]:
+        typer.echo(f"early/late split: {el['reason']}")
     typer.echo(f"-> {out}/loss.json, curves.csv, per_state.parquet, figures")
 
 

@@ -245,3 +245,46 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
         raise UserError(f"stored settings must be a table of name = value, got {type(data).__name__}")
     known = {f.name for f in fields(TrainConfig)}
     return validate(TrainConfig(**{k: _coerce(k, v) for k, v in data.items() if k in known}))
+
+
+# Analysis settings: the `[analysis]` table of games/<game>.toml over that of `_default.toml`.
+# Kept out of TrainConfig on purpose: they change no training, so a run never has to be redone
+# (or refuse to resume) because an analysis setting moved.
+ANALYSIS_KEYS = {
+    "late_turn": "a state is late when its mean turn number over its occurrences is >= this",
+    "shoulder_moves": "the shoulder test counts only the first this-many moves of each game",
+}
+
+
+def analysis_settings(game: str) -> dict[str, Any]:
+    """{'late_turn': float, 'shoulder_moves': int} for `game`, each checked."""
+    values: dict[str, Any] = dict(_read_toml(games_dir() / "_default.toml").get("analysis", {}))
+    path = games_dir() / f"{base_name(game)}.toml"
+    if path.exists():
+        values.update(_read_toml(path).get("analysis", {}))
+    unknown = sorted(set(values) - set(ANALYSIS_KEYS))
+    if unknown:
+        raise UserError(f"unknown analysis setting(s) {', '.join(unknown)} in games/*.toml "
+                        f"(known: {', '.join(ANALYSIS_KEYS)})")
+    missing = sorted(set(ANALYSIS_KEYS) - set(values))
+    if missing:
+        raise UserError(f"games/_default.toml lacks analysis setting(s) {', '.join(missing)}")
+    return {"late_turn": check_late_turn(values["late_turn"]),
+            "shoulder_moves": check_positive_int("shoulder_moves", values["shoulder_moves"])}
+
+
+def check_late_turn(value: Any) -> float:
+    import math
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"late_turn must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 1:
+        raise UserError(f"late_turn must be a finite number >= 1, got {value!r}")
+    return v
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)

@@ -78,6 +78,51 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     return names
 
 
+def _endgame_section(z: dict[str, Any], zr: dict[str, Any] | None) -> dict[str, Any]:
+    """The paper's end-game evidence (PAPER.md section 7) and figures 5, 6a, 6b and the late boards."""
+    from .analysis.endgame import evidence_lines
+    eg = z.get("endgame") or {}
+    if "applicable" not in eg:
+        return {"title": "End game", "source": "analysis/zipf/fits.json",
+                "md": "Not measured: analysis/zipf/fits.json predates the end-game evidence (rerun the zipf step).\n"}
+    md = (f"Curve '{eg.get('curve', '?')}', state key `{z['key_scheme']}`, games `{z['selection']['window']}`; late = mean "
+          f"turn ≥ {eg['late_turn']:g}; shoulder test on the first {eg['shoulder_moves']} moves of each game.\n\n"
+          + "\n".join(evidence_lines(eg)) + "\n")
+    if eg.get("bins"):
+        md += "\n" + _md_table(pd.DataFrame([{"ranks": f"{b['rank_lo']:,}–{b['rank_hi'] - 1:,}", "states": b["states"],
+                                              "late share": f"{b['late_share']:.3f}",
+                                              "excess over all visits": f"{b['excess']:+.3f}"} for b in eg["bins"]])) + "\n"
+    rg = (zr or {}).get("endgame") or {}
+    if rg.get("measured"):
+        md += "\nUniformly random play, for comparison:\n\n" + "\n".join(evidence_lines(rg)) + "\n"
+    figs = [f"zipf_{x}" for x in eg.get("figures", []) if x.endswith(".png")]
+    return {"title": "End game", "source": "analysis/zipf/fits.json (endgame), late_share.csv", "md": md,
+            "figures": figs}
+
+
+def _early_late_md(lj: dict[str, Any]) -> str:
+    el = lj.get("early_late") or {}
+    if "applicable" not in el:
+        return ""
+    if not el["applicable"]:
+        return f"\nEarly/late split: {el['reason']}.\n"
+    rows = [{"params": f"{int(p):,}", "seeds": v["seeds"], "early loss": runs.fmt_number(v["early_loss"], 4),
+             "early 95% CI": _ci_text(v.get("early_ci")), "late loss": runs.fmt_number(v["late_loss"], 4),
+             "late 95% CI": _ci_text(v.get("late_ci")), "early states": v["early_states"],
+             "late states": v["late_states"]} for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0]))]
+    from .analysis.verdict import missing_subsets
+    why = missing_subsets(el, lj["selection"].get("min_count"))
+    return (f"\nEarly (mean turn < {el['late_turn']:g}) and late states, final checkpoints ({el['statistic']}; "
+            f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
+            + ("\n" + "\n".join(why) + "\n" if why else ""))
+
+
+def _ci_text(ci) -> str:
+    if not ci or runs.is_missing(ci[0]) or runs.is_missing(ci[1]):
+        return "n/a"
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
 def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     """The report; a result file missing a field it needs is refused with one line naming it."""
     import tempfile
@@ -168,7 +213,9 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
               + f"\n\nThe paper's combined-curve exponent for {game}: {paper if paper is not None else 'not reported'}"
               + (f"; uniformly random play: ~{pr}" if pr else "") + ". Its curves reach ~2·10⁷ distinct states; "
               "exponents from much smaller data are not directly comparable.\n")
-        zf = [f"zipf_{Path(x).name}" for x in z.get("figures", []) if x.endswith(".png")]
+        eg = z.get("endgame") or {}
+        eg_figs = set(eg.get("figures", []))
+        zf = [f"zipf_{Path(x).name}" for x in z.get("figures", []) if x.endswith(".png") and x not in eg_figs]
         for x in z.get("figures", []):
             shutil.copy(a / "zipf" / x, figs_dir / f"zipf_{x}")
         if zr:
@@ -178,9 +225,12 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
             zf.append("random_rank_frequency.png")
         sections.append({"title": "State frequencies (Zipf)", "source": "analysis/zipf/fits.json, analysis/zipf-random/fits.json",
                          "md": md, "figures": zf})
+        sections.append(_endgame_section(z, zr))
 
     # loss by rank
-    for name, title in (("loss", "Value loss by rank: train-set target"), ("loss-solver", "Value loss by rank: perfect-play target")):
+    for name, title in (("loss", "Value loss by rank: train-set target"),
+                        ("loss-pooled", "Value loss by rank: train-set target, pooled states"),
+                        ("loss-solver", "Value loss by rank: perfect-play target")):
         reading[0] = a / name / "loss.json"
         lj = _read_json(a / name / "loss.json")
         if not lj:
@@ -190,7 +240,9 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                 for p, t in sorted(lj["loss_rises_with_rank"].items(), key=lambda kv: int(kv[0]))]
         md = (f"Value loss (z − v)², both in the `{lj['frame']}` frame; states seen ≥ {lj['selection']['min_count']} times in "
               f"window `{lj['selection']['window']}`; Gaussian smoothing in log10(rank), σ = {lj['smoothing']['sigma_decades']} "
-              f"decades; seeds combined by geometric mean. Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n")
+              f"decades; seeds combined by geometric mean; "
+              f"{'states pooled over every run (every size faces the same states)' if lj['selection'].get('pooled') else 'each run ranked on its own self-play states'}. "
+              f"Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n" + _early_late_md(lj))
         lf = []
         for x in lj["figures"]:
             shutil.copy(a / name / x, figs_dir / f"{name}_{x}")
@@ -224,9 +276,14 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
         if sj:
             f = sj["elo_exponent"]
             paper = PAPER_ELO_EXPONENT.get(base_name(game))
-            md += (f"\nElo exponent α_N = {runs.fmt_number(f['alpha'])} [{runs.fmt_number(f['ci_low'])}, {runs.fmt_number(f['ci_high'])}] over "
-                   f"{f['params_min']:,}–{f['params_max']:,} parameters ({f['sizes']} sizes)"
-                   f"{'; the paper: ≈ ' + str(paper) if paper else ''}.\n")
+            if runs.is_missing(f.get("alpha")):
+                md += f"\nElo exponent α_N: {f.get('note', 'not computed')}.\n"
+            else:
+                md += (f"\nElo exponent α_N = {runs.fmt_number(f['alpha'])} [{runs.fmt_number(f['ci_low'])}, "
+                       f"{runs.fmt_number(f['ci_high'])}] over {f['params_min']:,}–{f['params_max']:,} parameters "
+                       f"({f['sizes']} sizes; {f.get('range_rule', 'range not recorded')})"
+                       f"{'; the paper: ≈ ' + str(paper) if paper else ''}. Interval: "
+                       f"{(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
             if "quanta" in sj:
                 q = sj["quanta"]
                 md += "\nQuanta prediction α_N = α_Z − 1 against the measured α_N:\n\n" + _md_table(pd.DataFrame(
@@ -248,8 +305,10 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
               + "\n".join(f"- `{name}`: {why}" for name, why in sorted(skipped.items())) + "\n")
         sections.append({"title": "Not computed", "source": "analysis/skipped.json", "md": md})
     if (a / "verdict.md").exists():
+        import re
         text = (a / "verdict.md").read_text().split("\n", 1)[1]
-        sections.append({"title": "Inverse-scaling verdict", "source": "analysis/verdict.md", "md": text.replace("# ", "### ")})
+        sections.append({"title": "Inverse-scaling verdict", "source": "analysis/verdict.md, analysis/verdict.json",
+                         "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)})
 
     md = render_markdown(game, sweep_dir, sections)
     runs.atomic_write_text(out / "report.md", md)

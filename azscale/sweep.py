@@ -5,8 +5,8 @@
       runs/<game>-w<W>-s<S>/     one training run per size and seed (each resumes by itself)
       random/                    uniformly random games (the Zipf baseline)
       matches/final/             round-robin of the final checkpoints and the random player
-      analysis/<step>/           zipf, zipf-random, loss, loss-solver, elo, scaling
-      analysis/verdict.md
+      analysis/<step>/           zipf, zipf-random, loss, loss-pooled, loss-solver, elo, scaling
+      analysis/verdict.md, verdict.json
       steps.json                 the steps finished so far
 
 Every step is idempotent: training and the tournament resume on their own; an analysis step is
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import runs
-from .config import base_name, resolve
+from .config import analysis_settings, base_name, resolve
 from .errors import UserError
 
 
@@ -215,27 +215,35 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
             runs.atomic_write_json(a / "skipped.json", {**skipped, name: str(e)})
         _mark(root, name)
 
+    eg = analysis_settings(sc.game)          # the game's [analysis] table: late_turn, shoulder_moves
     step("random-games", lambda: random_games(sc.game, sc.random_games, 12345, root / "random",
                                               part_size=10000, workers=workers, progress=False))
     step("zipf", lambda: zipf_analysis(run_dirs, a / "zipf", window="last70", bootstrap=sc.bootstrap // 4,
-                                       workers=workers))
+                                       workers=workers, **eg))
     step("zipf-random", lambda: zipf_analysis([root / "random"], a / "zipf-random", workers=workers,
-                                              bootstrap=sc.bootstrap // 4))
+                                              bootstrap=sc.bootstrap // 4, **eg))
     step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
                                           root / "matches" / "final", sc.games_per_pair, sc.match_temperature,
                                           sc.match_simulations, 0, workers, progress=False))
     step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
                                      bootstrap=sc.bootstrap))
     step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
-                                       progress=False), optional=True)
+                                       progress=False, late_turn=eg["late_turn"]), optional=True)
+    # the early/late split that the verdict reads: final checkpoints, every size on the same states
+    step("loss-pooled", lambda: loss_analysis(run_dirs, a / "loss-pooled", "trainset", checkpoints="final",
+                                              pooled=True, workers=workers, progress=False,
+                                              late_turn=eg["late_turn"]), optional=True)
     if sc.solver and _has_oracle(sc.game):
         step("loss-solver", lambda: loss_analysis(run_dirs, a / "loss-solver", "solver", cache_dir=root / "cache",
-                                                  workers=workers, progress=False), optional=True)
+                                                  workers=workers, progress=False, late_turn=eg["late_turn"]),
+             optional=True)
     step("scaling", lambda: scaling_analysis(a / "elo", a / "scaling", zipf=a / "zipf" / "fits.json",
                                              run_dirs=run_dirs, bootstrap=sc.bootstrap) if _sizes(run_dirs) >= 2
          else None)
-    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json",
-                                    loss=a / "loss" / "loss.json" if (a / "loss" / "loss.json").exists() else None))
+
+    def split():            # read when the verdict runs: the pooled split, else the runs' own states
+        return next((a / x / "loss.json" for x in ("loss-pooled", "loss") if (a / x / "loss.json").exists()), None)
+    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json", loss=split()))
     log(f"analysis finished -> {a}")
 
 

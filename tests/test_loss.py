@@ -149,8 +149,14 @@ def test_trainset_loss_end_to_end(ttt_run, tmp_path):
     assert np.allclose(per["loss_value"], (per["target"] - per["value"]) ** 2)
     trend = res["loss_rises_with_rank"]
     assert list(trend.values())[0]["loss_top"] < list(trend.values())[0]["loss_tail"]
-    for f in ("curves.csv", "frontier.csv", "loss_vs_rank.png", "loss_early_late.svg", "frontier_vs_step.png"):
+    for f in ("curves.csv", "frontier.csv", "loss_vs_rank.png", "frontier_vs_step.png"):
         assert (tmp_path / "l" / f).stat().st_size > 0
+    # tic_tac_toe lasts at most 9 moves: no late states to split off, said with the reason, and
+    # no empty late panels
+    el = res["early_late"]
+    assert not el["applicable"] and el["reason"].startswith("not applicable: games last at most 9 moves")
+    assert not (tmp_path / "l" / "loss_early_late.png").exists()
+    assert set(pd.read_csv(tmp_path / "l" / "curves.csv")["subset"]) == {"all"}
 
 
 def test_solver_loss_uses_the_cache(ttt_run, tmp_path, monkeypatch):
@@ -182,7 +188,7 @@ def test_loss_and_solve_cli(ttt_run, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_early_late_summary_uses_last_step_and_averages_seeds():
+def test_early_late_summary_uses_last_step_and_combines_seeds():
     from azscale.analysis.loss import early_late_summary
     rows = []
     for run, params, early, late in (("a", 100, 0.2, 0.6), ("b", 100, 0.4, 0.8), ("c", 300, 0.1, None)):
@@ -192,7 +198,56 @@ def test_early_late_summary_uses_last_step_and_averages_seeds():
             if late is not None:
                 rows += [{"run": run, "params": params, "step": step, "late": True, "loss_value": late * scale,
                           "key": 10 + i} for i in range(2)]
-    out = early_late_summary(pd.DataFrame(rows))
-    assert out["100"]["early_loss"] == pytest.approx(0.3) and out["100"]["late_loss"] == pytest.approx(0.7)
-    assert (out["100"]["seeds"], out["100"]["early_states"], out["100"]["late_states"]) == (2, 3, 2)
-    assert out["300"]["late_loss"] is None and out["300"]["late_states"] == 0
+    out = early_late_summary(pd.DataFrame(rows), pooled=False, reps=200)
+    by = out["by_params"]
+    assert by["100"]["early_loss"] == pytest.approx((0.2 * 0.4) ** 0.5)      # geometric mean of the seeds
+    assert by["100"]["late_loss"] == pytest.approx((0.6 * 0.8) ** 0.5)
+    assert (by["100"]["seeds"], by["100"]["early_states"], by["100"]["late_states"]) == (2, 3, 2)
+    assert by["300"]["late_loss"] is None and by["300"]["late_states"] == 0
+    assert by["100"]["early_ci"][0] <= by["100"]["early_loss"] <= by["100"]["early_ci"][1]
+    assert not out["pooled"] and out["pairs"] == {}          # own states: sizes are not paired
+
+
+def planted_loss_table(early, late, seeds=3, states=(300, 120), spread=0.1, steps=(10, 40), seed=0):
+    """Pooled per-state losses for sizes with planted early and late mean losses: every run
+    sees the same states (one key set), seeds differ by a log-normal factor, states by a
+    state-specific difficulty shared by every run."""
+    rng = np.random.default_rng(seed)
+    hard = {f: rng.lognormal(0, 0.5, n) for f, n in zip((False, True), states)}
+    rows = []
+    for k, (p, e, l_) in enumerate(zip(sorted(early), early.values(), late.values())):
+        for s in range(seeds):
+            f = float(np.exp(rng.normal(0, spread)))
+            for step in steps:
+                slow = 1.5 if step != steps[-1] else 1.0      # earlier checkpoints are worse
+                for flag, base in ((False, e), (True, l_)):
+                    h = hard[flag]
+                    loss = base * f * slow * h / h.mean()
+                    rows.append(pd.DataFrame({"run": f"w{p}-s{s}", "params": p, "step": step, "late": flag,
+                                              "key": np.arange(len(h)) + (10**6 if flag else 0),
+                                              "rank": np.arange(len(h)) + 1 + (0 if not flag else len(hard[False])),
+                                              "loss_value": loss, "mean_turn": 60.0 if flag else 10.0}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_early_late_split_on_pooled_states_recovers_planted_ratios(tmp_path):
+    """Planted: the larger size has 3x the early loss and 0.5x the late loss. The ratio intervals
+    must hold the planted ratios and the verdict's reading must be 'consistent'; the loss
+    outputs carry the paper's Fig. 7 and Fig. 8."""
+    from azscale.analysis.loss import _write_outputs
+    from azscale.analysis.verdict import loss_split
+    per = planted_loss_table({1000: 0.02, 8000: 0.06}, {1000: 0.2, 8000: 0.1})
+    sel = {"window": "last70", "min_count": 10, "pooled": True, "checkpoints": "all", "runs": []}
+    eg = {"applicable": True, "reason": "", "max_game_length": 1000}
+    res = _write_outputs(per, tmp_path, "trainset", "oware", 0.15, 40.0, 0.1, sel, eg, replicates=1000)
+    pr = res["early_late"]["pairs"]["1000:8000"]
+    assert pr["early_ci"][0] < 3.0 < pr["early_ci"][1] and pr["early_ci"][0] > 1
+    assert pr["late_ci"][0] < 0.5 < pr["late_ci"][1] and pr["late_ci"][1] < 1
+    assert loss_split(res, 1000, 8000)["reading"] == "consistent"
+    # no difference planted: the reading must not claim the pattern
+    flat = planted_loss_table({1000: 0.05, 8000: 0.05}, {1000: 0.2, 8000: 0.2}, seed=1)
+    res2 = _write_outputs(flat, tmp_path / "flat", "trainset", "oware", 0.15, 40.0, 0.1, sel, eg, replicates=1000)
+    assert loss_split(res2, 1000, 8000)["reading"] == "inconclusive"
+    for f in ("loss_early_late.png", "loss_early_late.svg", "loss_early_late_vs_step.png",
+              "loss_early_late_vs_step.svg"):
+        assert (tmp_path / f).stat().st_size > 0

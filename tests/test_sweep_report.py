@@ -35,8 +35,8 @@ def tiny_sweep(tmp_path_factory):
 
 def test_sweep_produces_every_analysis(tiny_sweep):
     a = tiny_sweep / "analysis"
-    for f in ("zipf/fits.json", "zipf-random/fits.json", "elo/elo.csv", "loss/loss.json",
-              "loss-solver/loss.json", "scaling/scaling.json", "verdict.md"):
+    for f in ("zipf/fits.json", "zipf-random/fits.json", "elo/elo.csv", "loss/loss.json", "loss-pooled/loss.json",
+              "loss-solver/loss.json", "scaling/scaling.json", "verdict.md", "verdict.json"):
         assert (a / f).exists(), f
     steps = json.loads((tiny_sweep / "steps.json").read_text())["done"]
     assert {"zipf", "elo", "loss", "verdict", "tournament"} <= set(steps)
@@ -157,9 +157,9 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     sw = tmp_path / "sw"
     shutil.copytree(tiny_sweep, sw)
     steps = json.loads((sw / "steps.json").read_text())
-    steps["done"] = [x for x in steps["done"] if x not in ("loss", "loss-solver", "verdict")]
+    steps["done"] = [x for x in steps["done"] if x not in ("loss", "loss-pooled", "loss-solver", "verdict")]
     (sw / "steps.json").write_text(json.dumps(steps))
-    for x in ("loss", "loss-solver"):
+    for x in ("loss", "loss-pooled", "loss-solver"):
         shutil.rmtree(sw / "analysis" / x)
     (sw / "analysis" / "verdict.md").unlink()
 
@@ -169,8 +169,8 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     r = CliRunner().invoke(app, [*SWEEP_ARGS, "--out", str(sw)])
     assert r.exit_code == 0, r.output
     skipped = json.loads((sw / "analysis" / "skipped.json").read_text())
-    assert set(skipped) == {"loss", "loss-solver"} and "10 or more times" in skipped["loss"]
-    assert "not measured" in (sw / "analysis" / "verdict.md").read_text()
+    assert set(skipped) == {"loss", "loss-pooled", "loss-solver"} and "10 or more times" in skipped["loss"]
+    assert "Not measured: run `azscale loss --pooled`" in (sw / "analysis" / "verdict.md").read_text()
     r = CliRunner().invoke(app, ["report", str(sw), "--out", str(tmp_path / "rep")])
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()

@@ -257,8 +257,15 @@ def test_zipf_cli_end_to_end(tmp_path):
     assert res["fit_window"]["weight"] == "2/rank"           # the paper's random-play window
     (ls, mle) = res["curves"][0]["fits"]
     assert ls["method"] == "ls" and 0.5 < ls["alpha"] < 1.5 and ls["ci_low"] < ls["alpha"] < ls["ci_high"]
-    for f in ("rank_frequency.png", "rank_frequency.svg", "states.parquet", "summary.md", "late_share.csv"):
+    for f in ("rank_frequency.png", "rank_frequency.svg", "states.parquet", "summary.md"):
         assert (tmp_path / "z" / f).stat().st_size > 0
+    # connect_four is too short for the paper's end game (late_turn 40, shoulder test on 50 moves):
+    # said with the reason, and no empty late-share table or panels
+    eg = res["endgame"]
+    assert not eg["applicable"] and eg["reason"].startswith("not applicable: games last at most 42 moves")
+    assert "not applicable: games last at most 42 moves" in (tmp_path / "z" / "summary.md").read_text()
+    assert "end game: not applicable: games last at most 42 moves" in r.stdout
+    assert not list((tmp_path / "z").glob("late_share*")) and not (tmp_path / "z" / "rank_frequency_early.png").exists()
 
 
 def test_zipf_cli_bad_inputs_one_line(tmp_path):

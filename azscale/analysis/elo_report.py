@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,8 +12,9 @@ import pandas as pd
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo
-from .scaling import elo_exponent, quanta_prediction, saturating_fit
-from .verdict import size_steps, steps_to_dicts, verdict_markdown
+from .scaling import NotApplicable, elo_exponent, quanta_prediction, saturating_fit
+from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
+from .verdict import inverse_scaling, verdict_dict, verdict_markdown
 
 
 def _plt():
@@ -217,21 +218,29 @@ def read_zipf_fits(path: Path) -> dict[str, Any]:
 
 
 def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: int | None = None,
-                     zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100) -> dict[str, Any]:
+                     zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100,
+                     replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
+    _check_range(min_params, max_params)
+    check_resampling(replicates, seed)
     table, samples, summary = _load_elo(elo_dir)
     runs.claim_dir(Path(out), "scaling")
     z = read_zipf_fits(zipf) if zipf else None               # every input is read before any fit
     lt = run_losses(run_dirs) if run_dirs else None
     final, fs = _final_agents(table, samples)
-    fit = elo_exponent(final, fs, min_params, max_params)
-    res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict(),
+    boot = size_bootstrap(final, fs, reps=replicates, seed=seed, scheme=seed_resampling)
+    try:
+        fit = elo_exponent(final, min_params=min_params, max_params=max_params, boot=boot)
+    except NotApplicable as e:
+        fit = None
+        na = {"alpha": None, "ci_low": None, "ci_high": None, "note": f"not applicable: {e}"}
+    res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict() if fit else na,
                            "match_settings": summary["match_settings"]}
-    if z is not None:
+    if z is not None and fit:
         curve = z["curves"][-1]
         res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
                          "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],
                          "predicted": {f["method"]: {"alpha_Z": f["alpha"], "alpha_N": quanta_prediction(f["alpha"])}
-                                       for f in curve["fits"] if f["alpha"] is not None and not math.isnan(f["alpha"])}}
+                                       for f in curve["fits"] if not runs.is_missing(f["alpha"])}}
     if lt is not None:
         res["loss_table"] = lt.to_dict(orient="records")
         for x in ("params", "flops"):
@@ -245,25 +254,29 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(final["params"], final["elo"], "o", label="final checkpoints")
+    ax.plot(final["params"], final["elo"], "o", ms=4, alpha=0.6, label="final checkpoints (each seed)")
+    ax.plot(boot.params, boot.mean, "s", color="k", ms=4, label="size means")
+    if fit is None:
+        ax.set_title(f"{summary['game']}: Elo exponent {na['note']}", fontsize=7)
+        return _finish_scaling(fig, ax, out, res)
     xs = np.geomspace(fit.params_min, fit.params_max, 50)
-    ax.plot(xs, fit.intercept + 400 * fit.alpha * np.log10(xs), "-",
-            label=f"α_N = {fit.alpha:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
-    if fs is not None:
-        band = []
-        groups = final.groupby("params").indices
-        ps = np.array(sorted(groups))
-        for row in fs:
-            m = np.array([row[groups[p]].mean() for p in ps])
-            keep = (ps >= fit.params_min) & (ps <= fit.params_max)
-            b, a = np.polyfit(np.log10(ps[keep]), m[keep], 1)
-            band.append(a + b * np.log10(xs))
-        band = np.array(band)
-        ax.fill_between(xs, np.percentile(band, 2.5, 0), np.percentile(band, 97.5, 0), alpha=0.2)
+    ci = "" if runs.is_missing(fit.ci_low) else f" [{fit.ci_low:.3f}, {fit.ci_high:.3f}]"
+    ax.plot(xs, fit.intercept + 400 * fit.alpha * np.log10(xs), "-", label=f"α_N = {fit.alpha:.3f}{ci}")
+    if boot.resamples:
+        keep = (boot.params >= fit.params_min) & (boot.params <= fit.params_max)
+        coef = np.polyfit(np.log10(boot.params[keep].astype(float)), boot.samples[:, keep].T, 1)
+        band = coef[1][:, None] + coef[0][:, None] * np.log10(xs)[None, :]
+        ax.fill_between(xs, np.percentile(band, 2.5, 0), np.percentile(band, 97.5, 0), alpha=0.2,
+                        label="95% band (hierarchical bootstrap)")
+    ax.set_title(f"{summary['game']}: Elo exponent over {fit.range_rule}", fontsize=7)
+    return _finish_scaling(fig, ax, out, res)
+
+
+def _finish_scaling(fig, ax, out: Path, res: dict[str, Any]) -> dict[str, Any]:
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("Elo")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     res["figures"] = _save(fig, out / "elo_fit")
@@ -271,21 +284,33 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
     return res
 
 
-def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, threshold: float = 0.95,
-            loss: Path | None = None) -> dict[str, Any]:
+def _check_range(min_params: int, max_params: int | None) -> None:
+    if min_params < 0:
+        raise UserError(f"--min-params must be >= 0, got {min_params}")
+    if max_params is not None and max_params < max(min_params, 1):
+        raise UserError(f"--max-params ({max_params}) must be >= 1 and >= --min-params ({min_params})")
+
+
+def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
+            replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
+    check_resampling(replicates, seed)
+    if not 0 < fwer < 0.5:
+        raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
     table, samples, summary = _load_elo(elo_dir)
     if samples is None:
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
     final, fs = _final_agents(table, samples)
-    steps = size_steps(final, fs, threshold)
     z = read_zipf_fits(zipf) if zipf else None
-    try:
-        ef = elo_exponent(final, fs).to_dict()
-    except UserError:
-        ef = None
     lo = runs.read_json(loss, "loss.json of azscale loss") if loss else None
-    text = verdict_markdown(summary["game"], steps, z, ef, threshold, lo)
+    for what, d in (("--zipf", z), ("--loss", lo)):
+        if d is not None and d.get("game") not in (None, summary["game"]):
+            raise UserError(f"{what} holds results for '{d.get('game')}', the Elo table for '{summary['game']}'")
+    test = inverse_scaling(final, fs, fwer, replicates, seed, seed_resampling)
+    text = verdict_markdown(summary["game"], test, z, lo)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
-    return {"steps": steps_to_dicts(steps), "flagged": any(s.flagged for s in steps), "markdown": str(out)}
+    vj = out.with_suffix(".json")
+    runs.atomic_write_json(vj, {"game": summary["game"], **verdict_dict(test, z, lo)})
+    return {"flagged": test.flagged, "inverse_scaling": test.inverse, "peak": test.peak,
+            "steps": [asdict(c) for c in test.steps], "markdown": str(out), "json": str(vj)}

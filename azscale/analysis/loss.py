@@ -17,7 +17,6 @@ seeds' minimum and maximum as a band. Losses are not frequency-weighted.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +28,9 @@ import torch
 
 from .. import runs
 from ..errors import UserError
-from .endgame import LATE_TURN
+from ..config import analysis_settings, check_late_turn
+from .endgame import applicability
+from .sizeboot import check_resampling, percentile, size_bootstrap
 from .states import build_states, outcome_side_to_move
 
 FRAME = "side_to_move"
@@ -112,9 +113,10 @@ def frontier_rank(grid: np.ndarray, smoothed: np.ndarray, threshold: float) -> f
 
 def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset", checkpoints: str = "final",
                   window: str = "last70", min_count: int = 10, pooled: bool = False,
-                  cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float = LATE_TURN,
+                  cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float | None = None,
                   frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, replicates: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml)."""
     from ..engines import SpielEngine
     from ..oracles import LabelCache, label_histories, make_oracle
     from ..train import checkpoint_paths, load_model
@@ -123,6 +125,9 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
         raise UserError(f"unknown target '{target}' (trainset or solver)")
     if min_count < 1:
         raise UserError("--min-count must be >= 1")
+    if late_turn is not None:
+        late_turn = check_late_turn(late_turn)
+    check_resampling(replicates, seed)
     run_dirs = runs.distinct_sources([Path(r) for r in run_dirs], "run")
     runs.claim_dir(Path(out), "loss")
     if cache_dir is not None:
@@ -139,6 +144,9 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     if len(game_names) != 1:
         raise UserError(f"the runs play different games ({', '.join(sorted(game_names))})")
     game = game_names.pop()
+    settings = analysis_settings(game)
+    late_turn = settings["late_turn"] if late_turn is None else late_turn
+    endgame = applicability(game, late_turn, settings["shoulder_moves"])
     engine = SpielEngine(game)
     cache = None
     if target == "solver":
@@ -201,12 +209,13 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     per_state = pd.concat(rows, ignore_index=True)
     return _write_outputs(per_state, Path(out), target, game, sigma, late_turn, frontier_threshold,
                           {"window": window, "min_count": min_count, "pooled": pooled, "checkpoints": checkpoints,
-                           "runs": [str(r) for r in run_dirs]})
+                           "runs": [str(r) for r in run_dirs]}, endgame, replicates, seed)
 
 
-def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float):
+def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float, split: bool = True):
     curves, fronts = [], []
-    for subset, mask in (("all", None), ("early", ~per_state["late"]), ("late", per_state["late"])):
+    subsets = (("all", None), ("early", ~per_state["late"]), ("late", per_state["late"])) if split else (("all", None),)
+    for subset, mask in subsets:
         d = per_state if mask is None else per_state[mask]
         for (run, step, params), g in d.groupby(["run", "step", "params"]):
             # ranks within the subset keep the states' ranks in the full table
@@ -226,52 +235,118 @@ def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float):
     return c, combined, pd.DataFrame(fronts)
 
 
-def _write_outputs(per_state, out, target, game, sigma, late_turn, frontier_threshold, selection):
+def _write_outputs(per_state, out, target, game, sigma, late_turn, frontier_threshold, selection, endgame,
+                   replicates=2000, seed=0):
     out.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_table(out / "per_state.parquet", pa.Table.from_pandas(per_state, preserve_index=False)
                             .replace_schema_metadata({"azscale.table": "state_loss", "game": game,
                                                       "target": target, "frame": FRAME}))
-    curves, combined, fronts = _curves(per_state, sigma, frontier_threshold)
+    split = endgame["applicable"]
+    curves, combined, fronts = _curves(per_state, sigma, frontier_threshold, split)
     runs.atomic_write_text(out / "curves.csv", combined.to_csv(index=False))
     runs.atomic_write_text(out / "curves_per_run.csv", curves.to_csv(index=False))
     runs.atomic_write_text(out / "frontier.csv", fronts.to_csv(index=False))
     trend = _rank_trend(combined)
-    early_late = early_late_summary(per_state)
-    figs = _figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn)
+    if split:
+        early_late = early_late_summary(per_state, selection["pooled"], reps=replicates, seed=seed)
+    else:
+        early_late = {"applicable": False, "reason": endgame["reason"]}
+    early_late.update(late_turn=late_turn, max_game_length=endgame["max_game_length"])
+    caption = (f"{target} target, {FRAME} frame; games {selection['window']}, states seen ≥ {selection['min_count']} "
+               f"times, {'pooled states (same for every size)' if selection['pooled'] else 'each run on its own states'}")
+    figs = _figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn, caption, split)
     summary = {"game": game, "target": target, "frame": FRAME, "selection": selection,
                "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
                "late_turn": late_turn, "frontier_threshold": frontier_threshold,
                "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
-               "loss_rises_with_rank": trend,
-               "early_late": {"statistic": "mean value loss over distinct states at each run's last step, "
-                                           "averaged over seeds", "late_turn": late_turn, "by_params": early_late},
-               "figures": figs}
+               "loss_rises_with_rank": trend, "early_late": early_late, "figures": figs}
     runs.atomic_write_json(out / "loss.json", summary)
     return summary
 
 
-def early_late_summary(per_state: pd.DataFrame) -> dict[str, Any]:
-    """Per size: mean value loss over early and over late states (each distinct state counts
-    once) at each run's last step, averaged over the size's runs (seeds)."""
-    out: dict[str, Any] = {}
+def early_late_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, seed: int = 0,
+                       level: float = 0.95, state_reps: int = 200) -> dict[str, Any]:
+    """Per size: mean value loss over early and over late states (each distinct state once) at
+    each run's last checkpoint; seeds combined by the geometric mean. Intervals: a hierarchical
+    bootstrap of the log loss: states resampled (the same draw for every run when the states
+    are pooled, so sizes stay paired on the same states), then seeds within sizes
+    (sizeboot.py's t-scaled pooled scheme). With pooled states, `pairs` holds every larger
+    size's loss as a ratio to every smaller one's, with its interval."""
+    rng = np.random.default_rng(seed)
     last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
-    for params, g in last.groupby("params"):
-        per_run = []
-        for _, r in g.groupby("run"):
-            late = r["late"].to_numpy(bool)
-            lv = r["loss_value"].to_numpy()
-            per_run.append((lv[~late].mean() if (~late).any() else math.nan,
-                            lv[late].mean() if late.any() else math.nan, int((~late).sum()), int(late.sum())))
-        e, l_, ne, nl = zip(*per_run)
-        out[str(int(params))] = {"early_loss": _nanmean(e), "late_loss": _nanmean(l_),
-                                 "early_states": int(np.mean(ne)), "late_states": int(np.mean(nl)),
-                                 "seeds": len(per_run)}
+    run_names = sorted(last["run"].unique())
+    params = last.groupby("run")["params"].first()
+    keysets = {r: frozenset(g["key"].tolist()) for r, g in last.groupby("run")}
+    shared = pooled and len(set(keysets.values())) == 1
+    out: dict[str, Any] = {"applicable": True, "pooled": bool(shared),
+                           "statistic": "mean value loss over distinct states at each run's last checkpoint; seeds "
+                                        "combined by the geometric mean"}
+    if pooled and not shared:
+        out["pooled_note"] = "the runs were not evaluated on the same states; sizes are not paired"
+    by: dict[str, dict[str, Any]] = {}
+    boots = {}
+    for subset, flag in (("early", False), ("late", True)):
+        d = last[last["late"] == flag]
+        if shared:
+            mat = d.pivot(index="run", columns="key", values="loss_value").reindex(run_names).to_numpy(np.float64)
+            n = mat.shape[1]
+            point = mat.mean(1) if n else np.full(len(run_names), np.nan)
+            if n:
+                w = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(state_reps)]) / n
+                rep = w @ mat.T                                   # [state_reps, runs]
+        else:
+            point, cols = [], []
+            for r in run_names:
+                v = d.loc[d["run"] == r, "loss_value"].to_numpy(np.float64)
+                point.append(v.mean() if len(v) else np.nan)
+                cols.append(np.array([v[rng.integers(0, len(v), len(v))].mean() for _ in range(state_reps)])
+                            if len(v) else np.full(state_reps, np.nan))
+            point, rep, n = np.array(point), np.stack(cols, 1), None
+        counts = d.groupby("run")["key"].nunique().reindex(run_names).fillna(0).astype(int)
+        ok = np.isfinite(point)
+        boot = None
+        if ok.any():
+            sizes = pd.DataFrame({"params": params.reindex(run_names).to_numpy()[ok],
+                                  "v": np.log(np.maximum(point[ok], 1e-12))})
+            boot = size_bootstrap(sizes, np.log(np.maximum(rep[:, ok], 1e-12)), reps=reps, seed=seed, column="v")
+            boots[subset] = boot
+        for p in sorted(params.unique()):
+            e = by.setdefault(str(int(p)), {"seeds": int((params == p).sum())})
+            e[f"{subset}_states"] = int(counts[params.index[params == p]].mean())
+            k = np.flatnonzero(boot.params == p) if boot is not None else []
+            if len(k):
+                e[f"{subset}_loss"] = float(np.exp(boot.mean[k[0]]))
+                e[f"{subset}_ci"] = [float(np.exp(x)) for x in percentile(boot.samples[:, k[0]], level)]
+                e[f"{subset}_seeds"] = int(boot.seeds[k[0]])
+            else:
+                e[f"{subset}_loss"], e[f"{subset}_ci"], e[f"{subset}_seeds"] = None, None, 0
+    out["by_params"] = by
+    any_boot = next(iter(boots.values()), None)
+    out["interval"] = {"level": level, "replicates": reps, "state_replicates": state_reps,
+                       "description": ("states resampled (one draw shared by every run: paired on the same states) "
+                                       if shared else "states resampled within each run, ")
+                                      + "then seeds within sizes on log loss"
+                                      + (f" ({any_boot.describe().split(': ', 1)[1].split('; ', 1)[1]})"
+                                         if any_boot is not None else "")}
+    pairs: dict[str, Any] = {}
+    if shared and boots:
+        all_p = sorted(int(p) for p in params.unique())
+        for i, a in enumerate(all_p):
+            for b in all_p[i + 1:]:
+                pr: dict[str, Any] = {"params_from": a, "params_to": b}
+                for subset in ("early", "late"):
+                    bt = boots.get(subset)
+                    ia = np.flatnonzero(bt.params == a) if bt is not None else []
+                    ib = np.flatnonzero(bt.params == b) if bt is not None else []
+                    if len(ia) and len(ib):
+                        dd = bt.samples[:, ib[0]] - bt.samples[:, ia[0]]
+                        pr[f"{subset}_ratio"] = float(np.exp(bt.mean[ib[0]] - bt.mean[ia[0]]))
+                        pr[f"{subset}_ci"] = [float(np.exp(x)) for x in percentile(dd, level)]
+                    else:
+                        pr[f"{subset}_ratio"], pr[f"{subset}_ci"] = None, [None, None]
+                pairs[f"{a}:{b}"] = pr
+    out["pairs"] = pairs
     return out
-
-
-def _nanmean(xs) -> float | None:
-    xs = [x for x in xs if not math.isnan(x)]
-    return float(np.mean(xs)) if xs else None          # None (JSON null) when there is nothing to average
 
 
 def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
@@ -289,7 +364,7 @@ def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _figures(combined, fronts, per_state, out, target, thr, late_turn) -> list[str]:
+def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="", split=True) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -316,23 +391,60 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn) -> list[s
         ax.set_title(title, fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
 
+    def save(fig, stem):
+        for ext in ("png", "svg"):
+            fig.savefig(out / f"{stem}.{ext}", dpi=120)
+            figs.append(f"{stem}.{ext}")
+        plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    panel(ax, "all", "value loss vs rank, final checkpoints")
+    panel(ax, "all", "value loss vs rank, final checkpoints" + (f"\n{caption}" if caption else ""))
+    ax.title.set_fontsize(7)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"loss_vs_rank.{ext}", dpi=120)
-        figs.append(f"loss_vs_rank.{ext}")
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    panel(axes[0], "early", f"early states (mean turn < {late_turn:g})")
-    panel(axes[1], "late", f"late states (mean turn >= {late_turn:g})")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"loss_early_late.{ext}", dpi=120)
-        figs.append(f"loss_early_late.{ext}")
-    plt.close(fig)
+    save(fig, "loss_vs_rank")
+    if split:
+        # the paper's Fig. 7: all, early and late states
+        names = {"all": "all states", "early": f"early states (mean turn < {late_turn:g})",
+                 "late": f"late states (mean turn ≥ {late_turn:g})"}
+        have = [k for k in names if (combined["subset"] == k).any()]      # never an empty panel
+        gone = [names[k] for k in names if k not in have]
+        fig, axes = plt.subplots(1, len(have), figsize=(5 * len(have), 4.4), sharey=True, squeeze=False)
+        for ax, k in zip(axes[0], have):
+            panel(ax, k, names[k])
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"value loss vs rank, final checkpoints; {caption}"
+                     + (f"\nno {' and no '.join(gone)} kept (none seen often enough)" if gone else ""), fontsize=8)
+        fig.tight_layout()
+        save(fig, "loss_early_late")
+        # the paper's Fig. 8: early and late loss across checkpoints, per size
+        last = per_state.groupby(["run", "params", "step", "late"])["loss_value"].mean().reset_index()
+        parts = [(flag, name) for flag, name in ((False, f"early states (mean turn < {late_turn:g})"),
+                                                 (True, f"late states (mean turn ≥ {late_turn:g})"))
+                 if (last["late"] == flag).any()]
+        if last["step"].nunique() > 1 and parts:
+            fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True, squeeze=False)
+            axes = axes[0]
+            for ax, (flag, name) in zip(axes, parts):
+                d = last[last["late"] == flag]
+                for p in sizes:
+                    g = d[d["params"] == p]
+                    if g.empty:
+                        continue
+                    gm = g.groupby("step")["loss_value"].apply(lambda x: float(np.exp(np.log(np.maximum(x, 1e-12)).mean())))
+                    ax.plot(gm.index.to_numpy().clip(1), gm.to_numpy(), "o-", ms=3, color=colour[p],
+                            label=f"{int(p):,} params")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel("learner step (checkpoint)")
+                ax.set_ylabel(f"mean value loss ({target} target)")
+                ax.set_title(name, fontsize=9)
+                ax.grid(True, which="major", alpha=0.3)
+            axes[0].legend(fontsize=7)
+            fig.suptitle("early vs late loss across checkpoints (mean over states, geometric mean over seeds); "
+                         f"{caption}", fontsize=8)
+            fig.tight_layout()
+            save(fig, "loss_early_late_vs_step")
     f = fronts[fronts["subset"] == "all"]
     if f["step"].nunique() > 1:
         fig, ax = plt.subplots(figsize=(6, 4))

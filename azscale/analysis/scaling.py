@@ -2,8 +2,10 @@
 
 - Elo exponent: playing strength proportional to N^alpha_N with Elo = 400 log10(strength), so
   alpha_N = slope of Elo against log10(N) / 400 (PAPER.md section 6), fitted by least squares on
-  the per-size mean Elo inside a stated parameter range (below the saturation plateau). Its
-  interval comes from refitting the slope on every bootstrap sample of the Elo fit.
+  the per-size mean Elo up to the peak (the size with the highest mean Elo: below the plateau
+  or the fall) or inside a stated parameter range. Its interval refits the slope on every
+  replicate of the hierarchical bootstrap (sizeboot.py: games resampled within pairs and seeds
+  within sizes, together).
 - Saturating power law: L(N) = L_inf + (N_c / N)^alpha, fitted in log space,
   log L = log(L_inf + exp(alpha (log N_c - log N))), with a Huber loss (robust to one bad run),
   from several starting points; interval by resampling seeds within each size.
@@ -21,6 +23,11 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import UserError
+from .sizeboot import DEFAULT_REPS, SizeBootstrap, percentile, size_bootstrap
+
+
+class NotApplicable(UserError):
+    """The estimate is not defined for these data (said with the reason, not an input error)."""
 
 
 @dataclass
@@ -34,6 +41,8 @@ class SlopeFit:
     sizes: int = 0
     intercept: float = math.nan
     note: str = ""
+    range_rule: str = ""
+    resampling: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,30 +54,45 @@ def _slope(logn: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def elo_exponent(sizes: pd.DataFrame, samples: np.ndarray | None = None, min_params: int = 0,
-                 max_params: int | None = None, level: float = 0.95) -> SlopeFit:
-    """`sizes`: one row per player with columns params, elo (and any others). `samples`: bootstrap
-    ratings [reps, rows] aligned with `sizes`. Seeds of one size are averaged first."""
-    keep = (sizes["params"] >= min_params) & (sizes["params"] <= (max_params or np.inf))
-    s = sizes[keep]
-    groups = s.groupby("params").indices
-    if len(groups) < 2:
+                 max_params: int | None = None, level: float = 0.95, reps: int = DEFAULT_REPS, seed: int = 0,
+                 scheme: str = "pooled", boot: SizeBootstrap | None = None, up_to_peak: bool = True) -> SlopeFit:
+    """`sizes`: one row per agent with columns params, elo (seeds of one size are averaged).
+    `samples`: Elo refits on games resampled within pairs, [B, rows] aligned with `sizes`; the
+    interval comes from the hierarchical bootstrap (sizeboot.py: those refits and seeds
+    resampled within sizes), or from `boot` when one is given. Without `max_params` the fit
+    stops at the peak (the size with the highest mean Elo), so a plateau or a fall beyond it
+    does not bend the slope; `up_to_peak=False` fits every size in range."""
+    if boot is None:
+        boot = size_bootstrap(sizes, samples, reps=reps, seed=seed, scheme=scheme)
+    params = boot.params
+    keep = (params >= min_params) & (params <= (np.inf if max_params is None else max_params))
+    if keep.sum() < 2:
         raise UserError("the Elo exponent needs at least two model sizes in the chosen parameter range")
-    params = np.array(sorted(groups))
-    logn = np.log10(params)
-    mean_elo = np.array([s["elo"].to_numpy()[groups[p]].mean() for p in params])
-    b, a = _slope(logn, mean_elo)
-    fit = SlopeFit(b / 400, params_min=int(params[0]), params_max=int(params[-1]), sizes=len(params),
-                   intercept=a, note="alpha_N = slope of mean Elo vs log10(params) / 400")
-    if samples is not None and len(samples):
-        sub = samples[:, np.flatnonzero(keep.to_numpy())]
-        boot = []
-        for row in sub:
-            m = np.array([row[groups[p]].mean() for p in params])
-            boot.append(_slope(logn, m)[0] / 400)
-        boot = np.array(boot)
-        q = [(1 - level) * 50, (1 + level) * 50]
-        fit.ci_low, fit.ci_high = (float(x) for x in np.percentile(boot, q))
-        fit.stderr = float(boot.std(ddof=1))
+    rule = f"sizes from {min_params:,} parameters" if min_params else "all sizes"
+    if max_params is not None:
+        rule += f" up to {max_params:,} parameters (--max-params)"
+    elif up_to_peak:
+        inside = np.flatnonzero(keep)
+        peak = inside[np.argmax(boot.mean[inside])]
+        keep &= params <= params[peak]
+        rule += (f" up to the peak ({int(params[peak]):,} parameters, the highest mean Elo)"
+                 if peak != inside[-1] else " (the largest size is the strongest, so every size below the peak)")
+        if keep.sum() < 2:
+            raise NotApplicable(f"the strongest size ({int(params[peak]):,} parameters) is the smallest in range: no "
+                                "sizes below the peak to fit an exponent to")
+    sub = boot.subset(keep)
+    logn = np.log10(sub.params.astype(float))
+    b, a = _slope(logn, sub.mean)
+    fit = SlopeFit(b / 400, params_min=int(sub.params[0]), params_max=int(sub.params[-1]), sizes=len(sub.params),
+                   intercept=a, note="alpha_N = slope of mean Elo (seeds averaged) vs log10(params) / 400",
+                   range_rule=rule)
+    if sub.resamples:
+        boot_alpha = np.polyfit(logn, sub.samples.T, 1)[0] / 400
+        fit.ci_low, fit.ci_high = percentile(boot_alpha, level)
+        fit.stderr = float(boot_alpha.std(ddof=1))
+        fit.resampling = {**sub.to_dict(), "level": level, "interval": "percentile"}
+    else:
+        fit.resampling = {"interval": "none: one seed per size and no Elo bootstrap samples"}
     return fit
 
 

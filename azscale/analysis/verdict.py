@@ -1,140 +1,350 @@
 """The inverse-scaling verdict (PAPER.md section 7).
 
-A step from one model size to the next larger is flagged as a drop when the bootstrap
-probability that the larger size's mean Elo is lower is >= `threshold` (0.95 by default).
-Attribution uses what is measured: the share of late states among the most frequent states and
-the Zipf curve with and without late states (from `azscale zipf`), and, when available, early
-vs late loss by size. Missing evidence is named as missing, never filled in.
+Is a larger model weaker, and is it the end game?
+
+The test. Size means (mean Elo over a size's seeds) and every derived number come from one
+hierarchical bootstrap (sizeboot.py: games resampled within pairs and seeds within sizes,
+together). The family of hypotheses:
+- every size step: H0 "the next larger size is not weaker" (one-sided);
+- every smaller size against the largest: H0 "the largest is not weaker than it".
+Each gets a bootstrap p-value (the share of replicates in which the difference is not
+negative); Holm's step-down correction holds the family-wise error at `fwer` (5%) under any
+dependence between the comparisons. The best size (the peak: the highest mean Elo) against the
+largest is one member of that family, so testing it directly needs no separate selection
+correction. The peak is reported with the bootstrap distribution of the argmax; alpha_N is
+fitted up to the peak, with the same replicates giving its interval.
+
+Attribution. A drop is tied to the paper's mechanism only by what was measured: the end-game
+evidence of `azscale zipf` (endgame.py: late share at ranks 10^2-10^4, exponents with and
+without late states, the first-moves shoulder test) and the early/late loss split of
+`azscale loss --pooled` (larger model: higher loss on early states, lower on late, each as a
+ratio with its interval, on the same pooled states for every size). Missing evidence is named
+as missing, never filled in.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..runs import fmt_number
+from ..errors import UserError
+from ..runs import fmt_number, is_missing
+from .endgame import evidence_lines
+from .sizeboot import DEFAULT_REPS, SizeBootstrap, holm, p_not_lower, percentile, size_bootstrap
 
 
 @dataclass
-class Step:
-    params_from: int
-    params_to: int
+class Comparison:
+    kind: str                # step (to the next larger size) | vs_largest
+    params_from: int         # the smaller size
+    params_to: int           # the larger size
     elo_from: float
     elo_to: float
-    delta: float
+    delta: float             # elo_to - elo_from
     ci_low: float
     ci_high: float
-    p_drop: float
-    flagged: bool
+    p: float                 # one-sided bootstrap p-value of "no drop"
+    p_holm: float = math.nan
+    flagged: bool = False
 
 
-def size_steps(sizes: pd.DataFrame, samples: np.ndarray, threshold: float = 0.95,
-               level: float = 0.95) -> list[Step]:
-    """`sizes`: rows with params, elo (several seeds per size allowed); `samples`: bootstrap
-    ratings [reps, rows]."""
-    groups = sizes.groupby("params").indices
-    params = sorted(groups)
-    elo = sizes["elo"].to_numpy()
-    mean = {p: elo[groups[p]].mean() for p in params}
-    boot = {p: samples[:, groups[p]].mean(1) for p in params}
-    q = [(1 - level) * 50, (1 + level) * 50]
-    out = []
-    for a, b in zip(params[:-1], params[1:]):
-        d = boot[b] - boot[a]
-        lo, hi = np.percentile(d, q)
-        p_drop = float((d < 0).mean())
-        out.append(Step(int(a), int(b), float(mean[a]), float(mean[b]), float(mean[b] - mean[a]),
-                        float(lo), float(hi), p_drop, p_drop >= threshold))
-    return out
+@dataclass
+class InverseScaling:
+    boot: SizeBootstrap
+    steps: list[Comparison]
+    vs_largest: list[Comparison]
+    fwer: float
+    level: float
+    hypotheses: int
+    peak: int
+    peak_elo: float
+    peak_prob: dict[int, float]
+    peak_range: tuple[int, int]
+    best_vs_largest: Comparison | None
+    elo_fit: dict[str, Any] | None = None
+    elo_fit_note: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return any(c.flagged for c in self.steps + self.vs_largest)
+
+    @property
+    def inverse(self) -> bool:
+        return bool(self.best_vs_largest and self.best_vs_largest.flagged)
+
+    def drops(self) -> list[Comparison]:
+        """The flagged comparisons the attribution reads: best against largest first."""
+        out = [self.best_vs_largest] if self.inverse else []
+        return out + [c for c in self.steps if c.flagged and not (out and (c.params_from, c.params_to) ==
+                                                                   (out[0].params_from, out[0].params_to))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flagged": self.flagged, "inverse_scaling": self.inverse, "fwer": self.fwer, "level": self.level,
+                "hypotheses": self.hypotheses, "correction": "Holm step-down over every size step and every "
+                                                             "smaller size against the largest",
+                "peak": {"params": self.peak, "mean_elo": self.peak_elo,
+                         "probability": {str(k): v for k, v in self.peak_prob.items()},
+                         "range": list(self.peak_range), "rule": "the size with the highest mean Elo; range: "
+                                                                 "2.5% and 97.5% quantiles of the bootstrap argmax"},
+                "steps": [asdict(c) for c in self.steps], "vs_largest": [asdict(c) for c in self.vs_largest],
+                "best_vs_largest": asdict(self.best_vs_largest) if self.best_vs_largest else None,
+                "elo_exponent": self.elo_fit, "elo_exponent_note": self.elo_fit_note,
+                "resampling": self.boot.to_dict(), "notes": self.notes}
 
 
-def verdict_markdown(game: str, steps: list[Step], zipf: dict[str, Any] | None = None,
-                     elo_fit: dict[str, Any] | None = None, threshold: float = 0.95,
+def inverse_scaling(sizes: pd.DataFrame, elo_samples: np.ndarray | None, fwer: float = 0.05,
+                    reps: int = DEFAULT_REPS, seed: int = 0, scheme: str = "pooled", level: float = 0.95,
+                    boot: SizeBootstrap | None = None) -> InverseScaling:
+    """`sizes`: the final checkpoint of every run (columns params, elo; several seeds per size);
+    `elo_samples`: Elo refits on games resampled within pairs, [B, rows] aligned with `sizes`."""
+    from .scaling import elo_exponent
+
+    if not 0 < fwer < 0.5:
+        raise UserError(f"the family-wise error rate must be in (0, 0.5), got {fwer}")
+    if boot is None:
+        boot = size_bootstrap(sizes, elo_samples, reps=reps, seed=seed, scheme=scheme)
+    K = len(boot.params)
+    s, m, P = boot.samples, boot.mean, boot.params
+    notes = list(boot.notes)
+    if not boot.resamples:
+        raise UserError("the verdict needs variation to test against: several seeds per size or Elo bootstrap "
+                        "samples (azscale elo --bootstrap N)")
+
+    def comp(kind, a, b):
+        d = s[:, b] - s[:, a]
+        lo, hi = percentile(d, level)
+        return Comparison(kind, int(P[a]), int(P[b]), float(m[a]), float(m[b]), float(m[b] - m[a]), lo, hi,
+                          p_not_lower(d))
+
+    steps = [comp("step", j, j + 1) for j in range(K - 1)]
+    vs = [comp("vs_largest", j, K - 1) for j in range(K - 2)]
+    family = steps + vs
+    if family:
+        adj = holm(np.array([c.p for c in family]))
+        for c, a in zip(family, adj):
+            c.p_holm, c.flagged = float(a), bool(a <= fwer)
+    if K >= 2:
+        vs = vs + [steps[-1]]           # the last step is the second largest against the largest
+    peak_i = int(np.argmax(m))
+    arg = np.argmax(s, 1)
+    prob = {int(P[k]): float((arg == k).mean()) for k in range(K) if (arg == k).any()}
+    qlo, qhi = np.percentile(arg, [(1 - level) * 50, (1 + level) * 50], method="inverted_cdf")
+    best = vs[peak_i] if K >= 2 and peak_i < K - 1 else None
+    res = InverseScaling(boot, steps, vs, fwer, level, len(family), int(P[peak_i]), float(m[peak_i]), prob,
+                         (int(P[int(qlo)]), int(P[int(qhi)])), best, notes=notes)
+    try:
+        res.elo_fit = elo_exponent(sizes, boot=boot, level=level).to_dict()
+    except UserError as e:
+        res.elo_fit_note = f"not applicable: {e}"
+    return res
+
+
+# --- Markdown ---------------------------------------------------------------------------
+
+def _elo(x: float) -> str:
+    return f"{x:+,.0f}"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}" if x >= 0.001 else "<0.1%"
+
+
+def _p(x: float) -> str:
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | None = None,
                      loss: dict[str, Any] | None = None) -> str:
-    flagged = [s for s in steps if s.flagged]
+    b = test.boot
     lines = [f"# Inverse-scaling verdict: {game}", ""]
-    if flagged:
-        peak = flagged[0].params_from
-        lines.append(f"**Inverse scaling detected**: Elo falls with bootstrap probability >= {threshold:g} "
-                     f"at {len(flagged)} size step(s); strength peaks near {peak:,} parameters.")
+    largest = int(b.params[-1])
+    fam = (f"family-wise error {test.fwer:.0%}, Holm over {test.hypotheses} comparison"
+           + ("s" if test.hypotheses != 1 else ""))
+    if len(b.params) < 2:
+        lines.append("**Not applicable**: one model size only; inverse scaling compares sizes.")
+    elif test.inverse:
+        c = test.best_vs_largest
+        lines.append(f"**Inverse scaling detected** ({fam}): the largest size ({largest:,} parameters) is weaker than "
+                     f"the strongest ({c.params_from:,} parameters) by {-c.delta:,.0f} Elo (95% interval "
+                     f"[{-c.ci_high:,.0f}, {-c.ci_low:,.0f}]; Holm-adjusted p = {_p(c.p_holm)}).")
+    elif test.flagged:
+        dr = ", ".join(f"{c.params_from:,} → {c.params_to:,}" for c in test.steps + test.vs_largest[:-1]
+                       if c.flagged)
+        lines.append(f"**A drop between sizes, but the largest size is not shown weaker than the strongest** ({fam}): "
+                     f"Elo falls at {dr}.")
     else:
-        lines.append(f"**No inverse scaling shown by these data**: no size step has a bootstrap probability "
-                     f">= {threshold:g} that Elo falls.")
-    lines += ["", "| params | → params | Elo | → Elo | Δ Elo | 95% CI of Δ | P(drop) | flag |",
-              "| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
-    for s in steps:
-        lines.append(f"| {s.params_from:,} | {s.params_to:,} | {s.elo_from:,.0f} | {s.elo_to:,.0f} | {s.delta:+,.0f} | "
-                     f"[{s.ci_low:+,.0f}, {s.ci_high:+,.0f}] | {s.p_drop:.3f} | {'DROP' if s.flagged else ''} |")
-    if elo_fit:
-        lines += ["", f"Elo exponent alpha_N = {elo_fit['alpha']:.3f} "
-                      f"[{elo_fit['ci_low']:.3f}, {elo_fit['ci_high']:.3f}] over {elo_fit['params_min']:,} to "
-                      f"{elo_fit['params_max']:,} parameters ({elo_fit['sizes']} sizes)."]
-    lines += ["", "## End-game evidence"]
-    if zipf and zipf.get("endgame"):
-        eg = zipf["endgame"]
-        all_ls = next((f for f in zipf["curves"][-1]["fits"] if f["method"] == "ls"), None)
-        early = eg.get("early_only_ls") or {}
-        lines.append(f"- Zipf curve '{eg['curve']}' (key `{zipf['key_scheme']}`): share of late states "
-                     f"(mean turn >= {eg['late_turn']:g}) among the 100 most frequent: "
-                     f"{fmt_number(eg['late_share_top100'])}; {eg['late_states']:,} late states in all.")
-        lines.append(f"- LS exponent with all states {fmt_number(all_ls['alpha'] if all_ls else math.nan)}, "
-                     f"without late states {fmt_number(early.get('alpha', math.nan))} "
-                     f"(a shoulder from frequent end-game states shows as a difference).")
-        share = eg["late_share_top100"]
-        if flagged:
-            if share is not None and not math.isnan(share) and share >= 0.5:
-                lines.append("- Reading: frequent end-game states dominate the top ranks, consistent with the "
-                             "paper's mechanism (larger models spend capacity on them).")
-            else:
-                lines.append("- Reading: the top ranks are not dominated by end-game states, so these data do "
-                             "not support the paper's end-game mechanism for the drop.")
+        lines.append(f"**No inverse scaling shown by these data** ({fam}): no size step and no smaller size against "
+                     f"the largest shows a drop.")
+        if test.peak != largest:
+            lines.append(f"The highest mean Elo is at {test.peak:,} parameters, not at the largest size, but the "
+                         "difference is within the noise of seeds and games.")
+    spread = (f"Pooled seed-to-seed spread: {b.pooled_sd:,.0f} Elo ({b.seed_df} degrees of freedom)." if b.seed_df
+              else "Seed-to-seed spread: not estimable (one seed per size).")
+    lines += ["", f"Resampling: {b.describe()} (sizeboot.py). {spread}"
+              + (" Seed deviations are scaled by sqrt(df / chi2_df) in each replicate, so that few seeds give "
+                 "Student-t-wide intervals." if b.scheme == "pooled" and b.seed_df else "")]
+    for n in test.notes:
+        lines.append(f"- Note: {n}.")
+    lines += ["", "## Size steps and the largest size", "",
+              "| comparison | params | → params | Elo | → Elo | Δ Elo | 95% interval of Δ | p (one-sided) | Holm p | flag |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    for c in test.steps + test.vs_largest[:-1]:
+        kind = "step" if c.kind == "step" else "vs largest"
+        lines.append(f"| {kind} | {c.params_from:,} | {c.params_to:,} | {c.elo_from:,.0f} | {c.elo_to:,.0f} | "
+                     f"{_elo(c.delta)} | [{_elo(c.ci_low)}, {_elo(c.ci_high)}] | {_p(c.p)} | {_p(c.p_holm)} | "
+                     f"{'DROP' if c.flagged else ''} |")
+    lines += ["", "p: bootstrap probability that the larger size is not weaker (H0 of no drop); Holm p: adjusted "
+                  "for the whole family; flag: Holm p ≤ " + f"{test.fwer:g}.", "",
+              "## Peak", "",
+              f"The peak (the size with the highest mean Elo) is **{test.peak:,} parameters** "
+              f"(mean Elo {test.peak_elo:,.0f}); 95% range of the bootstrap argmax: {test.peak_range[0]:,} to "
+              f"{test.peak_range[1]:,} parameters. Share of replicates in which each size is the strongest: "
+              + ", ".join(f"{p:,}: {_pct(v)}" for p, v in sorted(test.peak_prob.items())) + ".",
+              "", "| params | seeds | mean Elo | seed SD |", "| ---: | ---: | ---: | ---: |"]
+    for p, mu, n, sd in zip(b.params, b.mean, b.seeds, b.seed_sd):
+        lines.append(f"| {int(p):,} | {int(n)} | {mu:,.0f} | {fmt_number(sd, 0)} |")
+    lines += ["", "## Elo exponent", ""]
+    ef = test.elo_fit
+    if ef:
+        ci = ("no interval" if is_missing(ef["ci_low"]) else
+              f"95% interval [{ef['ci_low']:.3f}, {ef['ci_high']:.3f}] from the same replicates")
+        lines.append(f"alpha_N = {ef['alpha']:.3f} ({ci}) over {ef['params_min']:,} to {ef['params_max']:,} "
+                     f"parameters ({ef['sizes']} sizes: {ef['range_rule']}).")
     else:
-        lines.append("- Not measured: run `azscale zipf` on the runs and pass its fits.json with --zipf.")
-    lines += _early_late_lines(loss, flagged)
+        lines.append(f"alpha_N: {test.elo_fit_note}.")
+    lines += ["", "## End-game evidence", ""] + _endgame_lines(zipf)
+    lines += ["", "## Early and late value loss by size", ""] + _loss_lines(loss)
+    lines += ["", "## Reading", ""] + _reading(test, zipf, loss)
     return "\n".join(lines) + "\n"
 
 
-def _early_late_lines(loss: dict[str, Any] | None, flagged: list[Step]) -> list[str]:
-    el = (loss or {}).get("early_late")
-    if not el or not el.get("by_params"):
-        return ["- Early vs late value loss by size: not measured (run `azscale loss` on the runs and pass "
-                "its loss.json with --loss)."]
+def _endgame_lines(zipf: dict[str, Any] | None) -> list[str]:
+    if not zipf:
+        return ["- Not measured: run `azscale zipf` on the runs and pass its fits.json with --zipf."]
+    eg = zipf.get("endgame") or {}
+    if "applicable" not in eg:
+        return ["- Not measured: this fits.json was written by an azscale without the end-game evidence; rerun "
+                "`azscale zipf`."]
+    head = (f"- From `azscale zipf`: curve '{eg.get('curve', '?')}', state key `{zipf.get('key_scheme', '?')}`, "
+            f"games `{(eg.get('selection') or {}).get('window', '?')}`.")
+    return [head] + evidence_lines(eg)
+
+
+def _early_late(loss: dict[str, Any] | None) -> dict[str, Any] | None:
+    return (loss or {}).get("early_late")
+
+
+def _loss_lines(loss: dict[str, Any] | None) -> list[str]:
+    el = _early_late(loss)
+    if not el:
+        return ["- Not measured: run `azscale loss --pooled` on the runs and pass its loss.json with --loss."]
+    if "applicable" not in el:
+        return ["- Not measured: this loss.json was written by an azscale without intervals on the early/late "
+                "split; rerun `azscale loss --pooled`."]
+    if not el["applicable"]:
+        return [f"- Early/late split: {el['reason']}."]
     by = {int(k): v for k, v in el["by_params"].items()}
-    out = [f"- Early vs late value loss by size ({loss.get('target', '?')} target, `{loss.get('frame', '?')}` "
-           f"frame; late = mean turn >= {el['late_turn']:g}; {el['statistic']}):", "",
-           "| params | early loss | late loss | early states | late states | seeds |",
-           "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    out = [f"- From `azscale loss` ({loss.get('target', '?')} target, `{loss.get('frame', '?')}` frame, "
+           f"{'pooled states: every size faces the same states' if el.get('pooled') else 'each run on its own states'}; "
+           f"late = mean turn ≥ {el['late_turn']:g}); {el['statistic']}; intervals: {el['interval']['description']}.",
+           "", "| params | seeds | early loss | 95% interval | late loss | 95% interval | early states | late states |",
+           "| ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |"]
     for p in sorted(by):
         v = by[p]
-        out.append(f"| {p:,} | {fmt_number(v['early_loss'])} | {fmt_number(v['late_loss'])} | {v['early_states']:,} | "
-                   f"{v['late_states']:,} | {v['seeds']} |")
-    out.append("")
-    for s in flagged:
-        a, b = by.get(s.params_from), by.get(s.params_to)
-        if not a or not b:
-            out.append(f"- At the drop {s.params_from:,} → {s.params_to:,}: no loss figures for both sizes.")
-            continue
-        de = _num(b["early_loss"]) - _num(a["early_loss"])
-        dl = _num(b["late_loss"]) - _num(a["late_loss"])
-        if math.isnan(de) or math.isnan(dl):
-            out.append(f"- At the drop {s.params_from:,} → {s.params_to:,}: early or late states missing, "
-                       "so the split cannot be read.")
-            continue
-        fits = de > 0 and dl < 0
-        out.append(f"- At the drop {s.params_from:,} → {s.params_to:,}: early loss {de:+.3f}, late loss {dl:+.3f}. "
-                   + ("Consistent with the paper's mechanism (the larger model trades early-state accuracy "
-                      "for late states)." if fits else
-                      "Not the paper's pattern (it predicts early loss up and late loss down)."))
+        out.append(f"| {p:,} | {v['seeds']} | {fmt_number(v['early_loss'], 4)} | {_ci(v.get('early_ci'), 4)} | "
+                   f"{fmt_number(v['late_loss'], 4)} | {_ci(v.get('late_ci'), 4)} | {v['early_states']:,} | "
+                   f"{v['late_states']:,} |")
+    return out + missing_subsets(el, (loss or {}).get("selection", {}).get("min_count"))
+
+
+def missing_subsets(el: dict[str, Any], min_count) -> list[str]:
+    """Why a size has no early or no late loss (instead of a bare 0 in the table)."""
+    out = []
+    seen = f"seen {min_count} or more times" if min_count else "kept"
+    for subset, rule in (("late", f"mean turn ≥ {el['late_turn']:g}"), ("early", f"mean turn < {el['late_turn']:g}")):
+        none = [int(p) for p, v in el["by_params"].items() if not v.get(f"{subset}_states")]
+        if none:
+            out.append(f"- No {subset} state ({rule}) was {seen} in the games of "
+                       + ", ".join(f"{p:,}" for p in sorted(none)) + " parameters, so their "
+                       f"{subset}-state loss is not measured.")
     return out
 
 
-def _num(x) -> float:
-    return math.nan if x is None else float(x)
+def _ci(ci, nd=3) -> str:
+    if not ci or is_missing(ci[0]) or is_missing(ci[1]):
+        return "n/a"
+    return f"[{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]"
 
 
-def steps_to_dicts(steps: list[Step]) -> list[dict[str, Any]]:
-    return [asdict(s) for s in steps]
+def loss_split(loss: dict[str, Any] | None, a: int, b: int) -> dict[str, Any]:
+    """The early/late loss ratios of size b over size a and what they say about the paper's
+    pattern (larger model: early loss up, late loss down): consistent, contradicts,
+    inconclusive, or why it cannot be read."""
+    el = _early_late(loss)
+    if not el or "applicable" not in el:
+        return {"reading": "not measured", "text": "the early/late loss split was not measured (azscale loss --pooled)"}
+    if not el["applicable"]:
+        return {"reading": "not applicable", "text": el["reason"]}
+    if not el.get("pooled"):
+        return {"reading": "not comparable", "text": "the loss split was computed on each run's own states, so sizes "
+                                                     "faced different states; rerun azscale loss with --pooled"}
+    pr = (el.get("pairs") or {}).get(f"{a}:{b}")
+    if not pr:
+        return {"reading": "not measured", "text": f"no loss figures for both {a:,} and {b:,} parameters"}
+    e, l_ = pr["early_ratio"], pr["late_ratio"]
+    if any(is_missing(x) for x in (e, l_, *pr["early_ci"], *pr["late_ci"])):
+        return {"reading": "not measured", "text": "early or late states missing for one of the sizes"}
+    txt = (f"early-state loss ×{e:.2f} [{pr['early_ci'][0]:.2f}, {pr['early_ci'][1]:.2f}], late-state loss "
+           f"×{l_:.2f} [{pr['late_ci'][0]:.2f}, {pr['late_ci'][1]:.2f}] ({b:,} against {a:,} parameters)")
+    up, down = pr["early_ci"][0] > 1, pr["late_ci"][1] < 1
+    if up and down:
+        return {"reading": "consistent", "text": txt}
+    if pr["early_ci"][1] < 1 or pr["late_ci"][0] > 1:
+        return {"reading": "contradicts", "text": txt}
+    return {"reading": "inconclusive", "text": txt}
+
+
+def _reading(test: InverseScaling, zipf: dict[str, Any] | None, loss: dict[str, Any] | None) -> list[str]:
+    drops = test.drops()
+    if not drops:
+        return ["- No drop to attribute."]
+    eg = (zipf or {}).get("endgame") or {}
+    if "applicable" not in eg:
+        pattern, eg_text = "not measured", "the end-game evidence was not measured"
+    elif not eg["applicable"]:
+        pattern, eg_text = "not applicable", eg["reason"]
+    elif not eg.get("measured"):
+        pattern, eg_text = "not measured", eg.get("reason", "not measured")
+    else:
+        pattern = eg["pattern"]
+        held = [k.replace("_", " ") for k, c in eg["criteria"].items() if c["holds"]]
+        eg_text = (f"end-game pattern {pattern} ({eg['held']} of 3 criteria hold"
+                   + (f": {', '.join(held)}" if held else "") + ")")
+    out = []
+    for c in drops:
+        sp = loss_split(loss, c.params_from, c.params_to)
+        what = f"{c.params_from:,} → {c.params_to:,} parameters ({_elo(c.delta)} Elo)"
+        if pattern == "present" and sp["reading"] == "consistent":
+            verdict = ("**supports the paper's mechanism**: frequent end-game states shape the Zipf curve, and the "
+                       "larger model trades early-state accuracy for late states")
+        elif pattern in ("absent", "not applicable") or sp["reading"] == "contradicts":
+            verdict = "**does not support the paper's mechanism**"
+        else:
+            verdict = "**cannot be attributed** (evidence incomplete or inconclusive)"
+        out.append(f"- Drop {what}: {verdict}. End game: {eg_text}. Loss split: {sp['reading']}: {sp['text']}.")
+    return out
+
+
+def verdict_dict(test: InverseScaling, zipf: dict[str, Any] | None, loss: dict[str, Any] | None) -> dict[str, Any]:
+    d = test.to_dict()
+    d["attribution"] = [{"params_from": c.params_from, "params_to": c.params_to,
+                         "loss_split": loss_split(loss, c.params_from, c.params_to)} for c in test.drops()]
+    eg = (zipf or {}).get("endgame") or {}
+    d["endgame_pattern"] = (eg.get("pattern") if eg.get("measured") else
+                            "not applicable" if eg.get("applicable") is False else "not measured")
+    return d

@@ -13,11 +13,13 @@ import pyarrow as pa
 
 from .. import runs
 from ..checks import number
-from ..config import base_name
+from ..config import analysis_settings, base_name, check_late_turn, check_positive_int
 from ..errors import UserError
 from .states import FRAME, Visits, aggregate, build_states, key_scheme, select_games, states_table, Selection
-from .endgame import LATE_TURN, early_counts, late_share_by_rank, plot_late_share
-from .zipf import FitResult, fit_all, fit_ls, plot_rank_frequency, window_for
+from .endgame import (applicability, early_counts, endgame_evidence, evidence_lines, late_share_by_rank,
+                      per_state_arrays, plot_late_boards, plot_late_share, plot_shoulder_curves,
+                      plot_turn_vs_rank)
+from .zipf import FitResult, fit_all, plot_rank_frequency, window_for
 
 
 def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | None) -> dict[str, Any]:
@@ -64,7 +66,10 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                   temperature: float | None = None, first_moves: int | None = None,
                   fit_window: str = "paper", weight: str | None = None, bootstrap: int = 0,
                   workers: int = 1, seed: int = 0, mle: bool = True, symmetry: bool = False,
-                  late_turn: float = LATE_TURN, interval: str = "jackknife") -> dict[str, Any]:
+                  late_turn: float | None = None, interval: str = "jackknife",
+                  shoulder_moves: int | None = None) -> dict[str, Any]:
+    """`late_turn` and `shoulder_moves` default to the game's `[analysis]` settings
+    (games/<game>.toml)."""
     out = Path(out)
     if fit_window != "paper":
         parse_fit_window(fit_window, "", kinds, weight)      # check the options before reading
@@ -72,6 +77,12 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         raise UserError(f"--interval must be jackknife or bootstrap, got {interval!r}")
     sources = runs.distinct_sources(sources)
     runs.claim_dir(out, "zipf")
+    if late_turn is not None:
+        late_turn = check_late_turn(late_turn)
+    if shoulder_moves is not None:
+        shoulder_moves = check_positive_int("shoulder_moves", shoulder_moves)
+    if first_moves is not None:
+        first_moves = check_positive_int("first_moves", first_moves)
     tables = [runs.read_games(s) for s in sources]
     per_run: list[tuple[str, pa.Table, Path]] = []
     owner: dict[str, Path] = {}
@@ -88,11 +99,14 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     if len(games_names) != 1:
         raise UserError(f"the inputs mix several games ({', '.join(games_names)}); analyse one game at a time")
     game = games_names[0]
+    settings = analysis_settings(game)
+    late_turn = settings["late_turn"] if late_turn is None else late_turn
+    shoulder_moves = settings["shoulder_moves"] if shoulder_moves is None else shoulder_moves
     present = sorted(set(select_games(games_all, window, kinds, temperature)["kind"].to_pylist()))
     fw = parse_fit_window(fit_window, game, present, weight)
     scheme = key_scheme(game, symmetry)
     results: dict[str, Any] = {"game": game, "key_scheme": scheme, "outcome_frame": FRAME,
-                               "late_turn": late_turn,
+                               "late_turn": late_turn, "shoulder_moves": shoulder_moves,
                                "selection": {"window": window, "kinds": list(kinds),
                                              "temperature": temperature, "first_moves": first_moves},
                                "fit_window": fw, "exponent_convention": "frequency ∝ rank^-alpha",
@@ -101,7 +115,9 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
                                "curves": []}
     curves = []
     pooled_visits: list[Visits] = []
+    sel_runs, sel_ids = [], []         # (run, game id) of every selected game, in visit-index order
     offset = 0
+    st = v = None
     for label, t, src in per_run:
         st, v = build_states(t, window, kinds, temperature, first_moves, workers, keep_visits=True,
                              symmetry=symmetry, sources=[str(Path(src).resolve())])
@@ -110,8 +126,11 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits,
                        "mean_turn": st["mean_turn"].to_numpy()})
         results["curves"].append(_curve_record(label, st, fits))
+        sel = select_games(t, window, kinds, temperature)
+        sel_runs.append(sel["run"].to_numpy(zero_copy_only=False))
+        sel_ids.append(sel["game_id"].to_numpy())
         v.game = v.game + offset      # keep games distinct when pooling
-        offset = int(v.game.max()) + 1 if len(v.game) else offset
+        offset += sel.num_rows        # visits are tagged with their game's row in the selection
         pooled_visits.append(v)
         if len(per_run) == 1:
             runs.atomic_write_table(out / "states.parquet", st)
@@ -122,7 +141,11 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         meta = Selection(runs=sorted(set(sel["run"].to_pylist())), window=window, kinds=list(kinds),
                          first_moves=first_moves, temperature=temperature, games=sel.num_rows,
                          visits=int(len(v.key)), sources=[str(Path(p).resolve()) for _, _, p in per_run])
-        st = states_table(aggregate(v), game, meta, scheme)
+        agg = aggregate(v)
+        rows = agg.pop("example_game")       # pooled row index -> the game's own run and id
+        agg["example_run"] = np.concatenate(sel_runs)[rows] if len(rows) else np.zeros(0, object)
+        agg["example_game"] = np.concatenate(sel_ids)[rows] if len(rows) else np.zeros(0, np.int64)
+        st = states_table(agg, game, meta, scheme)
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
                        seed=seed, mle=mle, interval=interval)
         curves.append({"label": "combined", "counts": st["count"].to_numpy(), "fits": fits,
@@ -130,30 +153,91 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         results["curves"].append(_curve_record("combined", st, fits))
         runs.atomic_write_table(out / "states.parquet", st)
     out.mkdir(parents=True, exist_ok=True)
-    figs = plot_rank_frequency(curves, out / "rank_frequency", title=f"{game}: state visits ({window})")
-    # end-game views on the last curve (the combined one when runs are pooled)
-    main = curves[-1]
-    shares = {c["label"]: late_share_by_rank(c["counts"], c["mean_turn"], late_turn) for c in curves}
-    runs.atomic_write_text(out / "late_share.csv", pd.concat(
-        [t.assign(curve=k) for k, t in shares.items()]).to_csv(index=False))
-    figs += plot_late_share(shares, out / "late_share", late_turn)
-    early = early_counts(main["counts"], main["mean_turn"], late_turn)
-    early_fit = fit_ls(early, fw) if len(early) else None
-    results["endgame"] = {
-        "curve": main["label"], "late_turn": late_turn,
-        "late_states": int(len(main["counts"]) - len(early)),
-        "late_share_top100": float((main["mean_turn"][:100] >= late_turn).mean()) if len(main["counts"]) else float("nan"),
-        "early_only_ls": early_fit.to_dict() if early_fit else None}
-    if len(early) < len(main["counts"]):
-        figs += plot_rank_frequency(
-            [{"label": f"{main['label']}: all states", "counts": main["counts"], "fits": main["fits"][:1]},
-             {"label": f"without late states (mean turn >= {late_turn:g})", "counts": early,
-              "fits": [early_fit] if early_fit else []}],
-            out / "rank_frequency_early", title=f"{game}: with and without late states")
+    figs = plot_rank_frequency(curves, out / "rank_frequency",
+                               title=f"{game}: state visits ({window}); key {scheme}")
+    results["endgame"] = _endgame(game, curves, st, v, games_all, out, results, bootstrap, seed)
+    figs += results["endgame"].get("figures", [])
     results["figures"] = [Path(f).name for f in figs]
     runs.atomic_write_json(out / "fits.json", results)
     runs.atomic_write_text(out / "summary.md", summary_markdown(results))
     return results
+
+
+def _endgame(game: str, curves, st: pa.Table, v: Visits, games_all: pa.Table, out: Path,
+             results: dict[str, Any], replicates: int, seed: int) -> dict[str, Any]:
+    """End-game evidence and figures on the last curve (the combined one when runs are pooled)."""
+    late_turn, shoulder_moves = results["late_turn"], results["shoulder_moves"]
+    main = curves[-1]
+    sel = results["selection"]
+    base = {"curve": main["label"], "key_scheme": results["key_scheme"], "late_turn": late_turn,
+            "shoulder_moves": shoulder_moves,
+            "selection": {"window": sel["window"], "kinds": sel["kinds"], "temperature": sel["temperature"]}}
+    app = applicability(game, late_turn, shoulder_moves)
+    base.update(app)
+    if not app["applicable"]:
+        return base
+    if sel["first_moves"] is not None:
+        return {**base, "applicable": False,
+                "reason": f"not applicable: the selection counts only the first {sel['first_moves']} moves of each "
+                          "game, so the shoulder test (all moves against the first moves) cannot be made"}
+    state_idx, game_idx, n_games = _index_visits(v)
+    ev = endgame_evidence(state_idx, v.turn, game_idx, n_games, late_turn, shoulder_moves,
+                          groups=replicates if replicates >= 2 else 20, seed=seed)
+    base.update(ev)
+    subtitle = (f"curve '{main['label']}', key {results['key_scheme']}, games {sel['window']}"
+                f"{', kinds ' + ','.join(sel['kinds']) if sel['kinds'] else ''}; late = mean turn ≥ {late_turn:g}")
+    figs = []
+    shares = {c["label"]: late_share_by_rank(c["counts"], c["mean_turn"], late_turn) for c in curves}
+    runs.atomic_write_text(out / "late_share.csv", pd.concat(
+        [t.assign(curve=k) for k, t in shares.items()]).to_csv(index=False))
+    if ev.get("measured"):
+        r = ev["ranks"]
+        bins = late_share_by_rank(main["counts"], main["mean_turn"], late_turn, lo=r["lo"], hi=r["hi"])
+        bins["excess"] = bins["late_share"] - ev["stats"]["late_share_visits"]["value"]
+        base["bins"] = bins.to_dict(orient="records")
+    visits_share = ev["stats"]["late_share_visits"]["value"] if ev.get("measured") else None
+    figs += plot_turn_vs_rank(main["counts"], main["mean_turn"], out / "turn_vs_rank", late_turn, subtitle, ev)
+    figs += plot_late_share(shares, out / "late_share", late_turn, subtitle, ev, visits_share)
+    count, _, first = per_state_arrays(state_idx, v.turn, shoulder_moves)
+    figs += plot_shoulder_curves(
+        [(f"all states ({len(main['counts']):,})", main["counts"]),
+         (f"without late states (mean turn < {late_turn:g})", early_counts(main["counts"], main["mean_turn"], late_turn)),
+         (f"first {shoulder_moves} moves of each game", first)],
+        out / "rank_frequency_early", ev, subtitle)
+    boards = _late_boards(game, st, games_all, late_turn)
+    base["top_late"] = [{k: b[k] for k in ("rank", "count", "mean_turn", "player")} for b in boards]
+    if boards:
+        figs += plot_late_boards(game, boards, out / "late_states", subtitle)
+    base["figures"] = [Path(f).name for f in figs]
+    return base
+
+
+def _late_boards(game: str, st: pa.Table, games: pa.Table, late_turn: float, k: int = 10) -> list[dict[str, Any]]:
+    """The k most frequent late states, rebuilt by replaying one game that reached each."""
+    import pyarrow.compute as pc
+
+    from ..engines.spiel import load_spiel_game
+    mt = st["mean_turn"].to_numpy()
+    top = np.flatnonzero(mt >= late_turn)[:k]
+    if not len(top):
+        return []
+    d = st.take(pa.array(top)).to_pydict()
+    want = pa.array(sorted({int(x) for x in d["example_game"]}), pa.int64())
+    sub = games.filter(pc.is_in(games["game_id"].cast(pa.int64()), want))
+    acts = {(r, int(g)): a for r, g, a in zip(sub["run"].to_pylist(), sub["game_id"].to_pylist(),
+                                               sub["actions"].to_pylist())}
+    g = load_spiel_game(game)
+    out = []
+    for i in range(len(top)):
+        a = acts.get((str(d["example_run"][i]), int(d["example_game"][i])))
+        if a is None:
+            continue
+        s = g.new_initial_state()
+        for x in a[:int(d["example_turn"][i])]:
+            s.apply_action(int(x))
+        out.append({"rank": int(d["rank"][i]), "count": int(d["count"][i]), "mean_turn": float(d["mean_turn"][i]),
+                    "player": int(s.current_player()), "text": str(s)})
+    return out
 
 
 def _curve_record(label: str, st: pa.Table, fits: list[FitResult]) -> dict[str, Any]:
@@ -185,10 +269,13 @@ def summary_markdown(res: dict[str, Any]) -> str:
                          f"{f['method']} | {runs.fmt_number(f['alpha'])} | {ci} | {f['window']} | {f['weight']} |")
     eg = res.get("endgame")
     if eg:
-        lines += ["", f"End game (curve '{eg['curve']}', late = mean turn >= {eg['late_turn']:g}): "
-                      f"{eg['late_states']:,} late states; share of late states among the top 100 ranks: "
-                      f"{runs.fmt_number(eg['late_share_top100'])}; LS exponent without late states: "
-                      f"{runs.fmt_number(eg['early_only_ls']['alpha']) if eg['early_only_ls'] else 'n/a'}. "
-                      f"Late share per rank bin: late_share.csv."]
+        lines += ["", f"## End game (curve '{eg.get('curve', '?')}', late = mean turn ≥ {eg['late_turn']:g}, "
+                      f"shoulder test on the first {eg.get('shoulder_moves', '?')} moves)", ""]
+        lines += evidence_lines(eg)
+        if eg.get("bins"):
+            lines += ["", "| ranks | states | late share | excess over all visits |", "| --- | ---: | ---: | ---: |"]
+            for b in eg["bins"]:
+                lines.append(f"| {b['rank_lo']:,}–{b['rank_hi'] - 1:,} | {b['states']:,} | {b['late_share']:.3f} | "
+                             f"{b['excess']:+.3f} |")
     lines += ["", "Figures: " + ", ".join(res.get("figures", [])), ""]
     return "\n".join(lines)
