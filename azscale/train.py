@@ -1,15 +1,20 @@
 """Training: self-play actors feed a replay buffer; the learner updates the network.
 
 One learner step, top to bottom (the paper's scheme, PAPER.md section 3):
-  1. the actors play with the current network until `states_per_step` (= buffer / reuse) new
-     states from finished games have arrived;
-  2. those states enter the replay buffer (a ring of `buffer_size` states);
-  3. the learner runs `updates_per_step` Adam updates on minibatches of `batch_size` states
-     sampled from the buffer; loss = policy cross-entropy to the search's visit distribution
-     + value MSE to the game outcome + weight_decay/2 * sum of squared weights (L2 in the loss);
-  4. the step's games go to `games/part-<step>.parquet`, its numbers to `metrics.jsonl`, the
-     weights to `checkpoints/step-<step>.pt` at the log-spaced checkpoint steps, and, when due,
-     everything needed to continue to `checkpoints/resume.pt`.
+  1. the actors play with the current network; states of finished games queue up until exactly
+     `states_per_step` (= buffer / reuse) of them are there (a step may end in the middle of a
+     move's finished games: the rest stay queued for the next step, so the number of games in
+     flight never changes how many states a step learns from);
+  2. those states enter the replay buffer (a ring of `buffer_size` states, tensors on the
+     learner's device, observations in the smallest exact dtype);
+  3. the learner runs `updates_per_step` Adam updates (fused where torch has it) on minibatches
+     of `batch_size` states sampled on the device; loss = policy cross-entropy to the search's
+     visit distribution + value MSE to the game outcome + weight_decay/2 * sum of squared weights
+     (L2 in the loss); the host reads the step's losses once;
+  4. the games whose last state entered the buffer go to `games/part-<step>.parquet`, the step's
+     numbers to `metrics.jsonl`, the weights to `checkpoints/step-<step>.pt` at the log-spaced
+     checkpoint steps, and, when due, everything needed to continue (the queue included) to
+     `checkpoints/resume.pt`.
 Actors wait while the learner works, which makes a run exactly reproducible from its seed.
 """
 
@@ -29,7 +34,7 @@ from .config import TrainConfig, from_dict
 from .engines import make_engine
 from .errors import UserError
 from .nets import FRAME_SIDE_TO_MOVE, build, param_count
-from .selfplay import ActorPool, resolve_device
+from .selfplay import ActorPool, resolve_device, seed_for
 
 CHECKPOINT_FORMAT = "azscale.checkpoint/1"
 # resume/2 stores numpy arrays as tagged tensors (runs.to_torch_safe), so it loads weights-only;
@@ -46,12 +51,19 @@ RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine", "compile"}
 
 
 class ReplayBuffer:
-    def __init__(self, capacity: int, obs_size: int, num_actions: int):
+    """A ring of `capacity` training examples, as tensors on the learner's device. Observations
+    are kept in `obs_dtype` (bool for games whose observations are 0/1 planes: exact, and a
+    quarter of float32's memory)."""
+
+    def __init__(self, capacity: int, obs_size: int, num_actions: int, device="cpu", obs_dtype=torch.float32):
         self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_size), np.float32)
-        self.legal = np.zeros((capacity, num_actions), bool)
-        self.policy = np.zeros((capacity, num_actions), np.float32)
-        self.value = np.zeros(capacity, np.float32)
+        self.device = torch.device(device)
+        self.obs_dtype = obs_dtype
+        z = lambda *shape, dt: torch.zeros(shape, dtype=dt, device=self.device)  # noqa: E731
+        self.obs = z(capacity, obs_size, dt=obs_dtype)
+        self.legal = z(capacity, num_actions, dt=torch.bool)
+        self.policy = z(capacity, num_actions, dt=torch.float32)
+        self.value = z(capacity, dt=torch.float32)
         self.size = 0
         self.pos = 0
 
@@ -61,22 +73,77 @@ class ReplayBuffer:
             obs, legal, policy, value = obs[-self.capacity:], legal[-self.capacity:], \
                 policy[-self.capacity:], value[-self.capacity:]
             n = self.capacity
-        idx = (self.pos + np.arange(n)) % self.capacity
-        self.obs[idx], self.legal[idx], self.policy[idx], self.value[idx] = obs, legal, policy, value
+        if self.obs_dtype == torch.bool and not np.isin(obs, (0.0, 1.0)).all():
+            raise RuntimeError("an observation outside {0, 1} for a game declared to have 0/1 planes")
+        dev = self.device
+        idx = torch.remainder(torch.arange(self.pos, self.pos + n, device=dev), self.capacity)
+        self.obs[idx] = torch.from_numpy(np.asarray(obs)).to(dev, self.obs_dtype)
+        self.legal[idx] = torch.from_numpy(np.asarray(legal)).to(dev)
+        self.policy[idx] = torch.from_numpy(np.asarray(policy, np.float32)).to(dev)
+        self.value[idx] = torch.from_numpy(np.asarray(value, np.float32)).to(dev)
         self.pos = int((self.pos + n) % self.capacity)
         self.size = int(min(self.capacity, self.size + n))
 
+    def sample(self, n: int, generator: torch.Generator):
+        idx = torch.randint(0, self.size, (n,), generator=generator, device=self.device)
+        return self.obs[idx].float(), self.legal[idx], self.policy[idx], self.value[idx]
+
     def state(self) -> dict[str, Any]:
         n = self.size
-        return {"obs": self.obs[:n].copy(), "legal": self.legal[:n].copy(),
-                "policy": self.policy[:n].copy(), "value": self.value[:n].copy(),
+        return {"obs": self.obs[:n].float().cpu().numpy(), "legal": self.legal[:n].cpu().numpy(),
+                "policy": self.policy[:n].cpu().numpy(), "value": self.value[:n].cpu().numpy(),
                 "pos": self.pos, "size": self.size}
 
     def load(self, st: dict[str, Any]) -> None:
-        n = st["size"]
-        self.obs[:n], self.legal[:n], self.policy[:n], self.value[:n] = \
-            st["obs"], st["legal"], st["policy"], st["value"]
-        self.size, self.pos = n, st["pos"]
+        n = int(st["size"])
+        if n:
+            self.obs[:n] = torch.from_numpy(np.asarray(st["obs"], np.float32)).to(self.device, self.obs_dtype)
+            self.legal[:n] = torch.from_numpy(np.asarray(st["legal"], bool)).to(self.device)
+            self.policy[:n] = torch.from_numpy(np.asarray(st["policy"], np.float32)).to(self.device)
+            self.value[:n] = torch.from_numpy(np.asarray(st["value"], np.float32)).to(self.device)
+        self.size, self.pos = n, int(st["pos"])
+
+
+class Queue:
+    """Training examples of finished games waiting for a learner step, in the order the games
+    finished, with the games themselves. `take(n)` hands out exactly n examples; a game goes
+    with the step that takes its last example."""
+
+    def __init__(self, obs_size: int, num_actions: int):
+        self.parts: dict[str, list[np.ndarray]] = {"obs": [], "legal": [], "policy": [], "value": []}
+        self.shapes = {"obs": (0, obs_size), "legal": (0, num_actions), "policy": (0, num_actions), "value": (0,)}
+        self.games: list[dict[str, Any]] = []        # each with "_end": examples up to its last, from the front
+        self.size = 0
+
+    def put(self, played) -> None:
+        ends = np.cumsum([g["length"] for g in played.games]) if played.games else []
+        for g, e in zip(played.games, ends):
+            self.games.append({**g, "_end": self.size + int(e)})
+        for k in self.parts:
+            self.parts[k].append(getattr(played, k))
+        self.size += len(played.obs)
+
+    def _flat(self, k: str) -> np.ndarray:
+        xs = self.parts[k]
+        return np.concatenate(xs) if xs else np.zeros(self.shapes[k], bool if k == "legal" else np.float32)
+
+    def take(self, n: int):
+        """(obs, legal, policy, value, games) of the first n examples."""
+        flat = {k: self._flat(k) for k in self.parts}
+        out = [flat[k][:n] for k in ("obs", "legal", "policy", "value")]
+        done = [g for g in self.games if g["_end"] <= n]
+        self.games = [{**g, "_end": g["_end"] - n} for g in self.games if g["_end"] > n]
+        self.parts = {k: [flat[k][n:]] for k in self.parts}
+        self.size -= n
+        return (*out, [{k: v for k, v in g.items() if k != "_end"} for g in done])
+
+    def state(self) -> dict[str, Any]:
+        return {**{k: self._flat(k) for k in self.parts}, "games": self.games, "size": self.size}
+
+    def load(self, st: dict[str, Any]) -> None:
+        self.parts = {k: [np.asarray(st[k])] for k in self.parts}
+        self.games = [dict(g) for g in st["games"]]
+        self.size = int(st["size"])
 
 
 def l2_penalty(model: torch.nn.Module) -> torch.Tensor:
@@ -84,15 +151,20 @@ def l2_penalty(model: torch.nn.Module) -> torch.Tensor:
     return sum((p * p).sum() for n, p in model.named_parameters() if not n.endswith("bias")) / 2
 
 
-def learner_update(model, optimizer, buffer: ReplayBuffer, cfg: TrainConfig, rng, device) -> dict[str, float]:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam, fused (one kernel for all parameters) on the devices where torch has it."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, fused=device.type in ("cpu", "cuda"))
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+
+
+def learner_update(model, optimizer, buffer: ReplayBuffer, cfg: TrainConfig, generator) -> dict[str, float]:
+    """`updates_per_step` Adam updates; the losses stay on the device until one read at the end."""
     model.train()
-    totals = {"loss_policy": 0.0, "loss_value": 0.0, "loss_l2": 0.0}
+    totals = torch.zeros(3, device=buffer.device)
     for _ in range(cfg.updates_per_step):
-        idx = rng.integers(0, buffer.size, size=cfg.batch_size)
-        obs = torch.from_numpy(buffer.obs[idx]).to(device)
-        legal = torch.from_numpy(buffer.legal[idx]).to(device)
-        target_p = torch.from_numpy(buffer.policy[idx]).to(device)
-        target_v = torch.from_numpy(buffer.value[idx]).to(device)
+        obs, legal, target_p, target_v = buffer.sample(cfg.batch_size, generator)
         logits, v = model(obs)
         logp = torch.log_softmax(logits.masked_fill(~legal, -1e9), dim=1)
         loss_p = -(target_p * logp).sum(1).mean()
@@ -102,11 +174,10 @@ def learner_update(model, optimizer, buffer: ReplayBuffer, cfg: TrainConfig, rng
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        totals["loss_policy"] += loss_p.item()
-        totals["loss_value"] += loss_v.item()
-        totals["loss_l2"] += loss_l2.item()
+        totals += torch.stack([loss_p.detach(), loss_v.detach(), loss_l2.detach()])
     model.eval()
-    return {k: v / cfg.updates_per_step for k, v in totals.items()}
+    lp, lv, l2 = (totals / cfg.updates_per_step).tolist()          # the step's one host read
+    return {"loss_policy": lp, "loss_value": lv, "loss_l2": l2}
 
 
 def checkpoint_payload(model, cfg: TrainConfig, step: int, games: int, states: int, run: str) -> dict[str, Any]:
@@ -146,8 +217,9 @@ def load_resume(path: Path) -> dict[str, Any]:
                         f"start over with --restart or restore the file")
     if not isinstance(data["step"], int) or data["step"] < 0:
         raise UserError(f"{path}: damaged resume file (step)")
-    for k in ("buffer", "learner_rng", "actors"):
-        data[k] = runs.from_torch_safe(data[k])
+    for k in ("buffer", "learner_rng", "actors", "queue"):
+        if k in data:
+            data[k] = runs.from_torch_safe(data[k])
     return data
 
 
@@ -239,9 +311,12 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                         f"device '{cfg.device}' (use --device cpu)")
     torch.manual_seed(cfg.seed)
     model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions)
-    rng = np.random.default_rng([cfg.seed, 104729])
+    optimizer = make_optimizer(model, cfg, device)
+    buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device,
+                          getattr(engine, "obs_dtype", torch.float32))
+    queue = Queue(engine.obs_size, engine.num_actions)
+    generator = torch.Generator(device)
+    generator.manual_seed(seed_for(cfg.seed, 104729))
     step, games_total, states_total, wall_before = 0, 0, 0, 0.0
     actor_snaps = None
 
@@ -250,8 +325,10 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             model.load_state_dict(snap["model"])
             optimizer.load_state_dict(snap["optimizer"])
             buffer.load(snap["buffer"])
-            rng.bit_generator.state = snap["learner_rng"]
+            _restore_generator(generator, snap["learner_rng"])
             torch.set_rng_state(snap["torch_rng"])
+            if "queue" in snap:
+                queue.load(snap["queue"])
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
             raise UserError(f"{resume_path}: damaged resume file ({runs._one_line(exc)[:100]}); "
                             f"start over with --restart or restore the file") from None
@@ -304,7 +381,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
 
         def save_resume():
             nonlocal saved_step
-            _write_resume(resume_path, model, optimizer, buffer, rng, pool, cfg, step,
+            _write_resume(resume_path, model, optimizer, buffer, generator, queue, pool, cfg, step,
                           games_total, states_total, wall_before + time.perf_counter() - t_start)
             saved_step = step
 
@@ -316,17 +393,21 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                     save_resume()
                 break
             t0 = time.perf_counter()
-            played = pool.play(cfg.states_per_step, step, run_name)
+            played = []
+            while queue.size < cfg.states_per_step:       # (none when earlier moves left enough queued)
+                for p in pool.play(cfg.states_per_step - queue.size, step, run_name):
+                    queue.put(p)
+                    played.append(p)
             t_play = time.perf_counter() - t0
+            obs, legal, policy, value, games = queue.take(cfg.states_per_step)
+            buffer.add(obs, legal, policy, value)
             rows = []
-            for p in played:
-                buffer.add(p.obs, p.legal, p.policy, p.value)
-                for g in p.games:
-                    g["game_id"] = games_total + len(rows)
-                    rows.append(g)
-            new_states = sum(len(p.obs) for p in played)
+            for g in games:
+                g["game_id"] = games_total + len(rows)
+                rows.append(g)
+            new_states = len(obs)
             t1 = time.perf_counter()
-            losses = learner_update(model, optimizer, buffer, cfg, rng, device)
+            losses = learner_update(model, optimizer, buffer, cfg, generator)
             t_learn = time.perf_counter() - t1
             step += 1
             games_total += len(rows)
@@ -338,7 +419,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                 "step": step, **losses, "games": len(rows), "games_total": games_total,
                 "states": new_states, "states_total": states_total,
                 "buffer_fill": buffer.size / buffer.capacity,
-                "states_per_s": new_states / max(t_play, 1e-9),
+                "states_played": sum(len(p.obs) for p in played), "states_queued": queue.size,
+                "states_per_s": sum(len(p.obs) for p in played) / max(t_play, 1e-9),
                 "simulations_per_s": sims / max(t_play, 1e-9),
                 "mean_net_batch": sum(p.net_states for p in played) / max(net_calls, 1),
                 "selfplay_seconds": t_play, "learner_seconds": t_learn,
@@ -373,14 +455,36 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             "finished": step >= cfg.steps}
 
 
-def _write_resume(path, model, optimizer, buffer, rng, pool, cfg, step, games, states, wall):
+def _write_resume(path, model, optimizer, buffer, generator, queue, pool, cfg, step, games, states, wall):
     runs.atomic_torch_save(path, {
         "format": RESUME_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
         "states": states, "wall_seconds": wall, "value_frame": FRAME_SIDE_TO_MOVE,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(), "buffer": runs.to_torch_safe(buffer.state()),
-        "learner_rng": runs.to_torch_safe(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
-        "actors": runs.to_torch_safe(pool.snapshot())})
+        "optimizer": _cpu(optimizer.state_dict()), "buffer": runs.to_torch_safe(buffer.state()),
+        "learner_rng": {"torch_generator": generator.get_state()}, "torch_rng": torch.get_rng_state(),
+        "queue": runs.to_torch_safe(queue.state()), "actors": runs.to_torch_safe(pool.snapshot())})
+
+
+def _cpu(obj):
+    """An optimizer state with its tensors on the CPU (so a resume file loads anywhere)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+def _restore_generator(generator: torch.Generator, state) -> None:
+    """The learner's sampling generator from a resume file; a file written before the learner
+    moved to the device holds a numpy generator's state instead: seed from it."""
+    if isinstance(state, dict) and "torch_generator" in state:
+        generator.set_state(state["torch_generator"])
+        return
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    generator.manual_seed(int(rng.integers(2 ** 62)))
 
 
 def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:

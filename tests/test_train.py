@@ -15,7 +15,7 @@ from azscale.engines import SpielEngine
 from azscale.errors import UserError
 from azscale.runs import RunLock, read_games, read_metrics
 from azscale.selfplay import Actor
-from azscale.train import load_checkpoint, load_model, train
+from azscale.train import load_resume, load_checkpoint, load_model, train
 
 from conftest import run_cli
 
@@ -59,7 +59,14 @@ def test_games_table_and_metrics_agree(tmp_path):
     m = read_metrics(tmp_path / "r")
     assert t.column("game_id").to_pylist() == list(range(t.num_rows))
     assert m[-1]["games_total"] == t.num_rows and len(m) == 4
-    assert sum(t.column("length").to_pylist()) == m[-1]["states_total"]
+    # every step learns from exactly states_per_step states; a game is recorded with the step that
+    # takes its last state, so the states taken are the recorded games' and the head of the first
+    # game still queued (the resume file holds the queue)
+    assert [x["states"] for x in m] == [smoke().states_per_step] * 4
+    q = load_resume(tmp_path / "r" / "checkpoints" / "resume.pt")["queue"]
+    head = (q["games"][0]["length"] - q["games"][0]["_end"]) if q["games"] else 0
+    assert sum(t.column("length").to_pylist()) + head == m[-1]["states_total"]
+    assert q["size"] == sum(g["length"] for g in q["games"]) - head
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["settings"]["seed"] == 0 and cfg["value_frame"] == "side_to_move"
     assert "torch" in cfg["environment"]
@@ -238,3 +245,18 @@ def test_json_outputs_are_strict_json(tmp_path):
     text = (tmp_path / "f.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"alpha": None, "xs": [1.0, None], "n": 3}
+
+
+def test_a_step_learns_from_exactly_states_per_step_even_when_a_move_finishes_more(tmp_path):
+    """64 games in flight finish far more states per move than a step takes (8): the rest queue up,
+    later steps learn from them without playing, and a resumed run continues exactly."""
+    cfg = smoke(games_in_flight=64, buffer_size=64, reuse=8, batch_size=8, steps=12, snapshot_seconds=0)
+    train(cfg, tmp_path / "a", quiet=True)
+    m = read_metrics(tmp_path / "a")
+    assert [x["states"] for x in m] == [8] * 12
+    assert any(x["states_played"] == 0 for x in m)            # steps served from the queue alone
+    assert sum(x["states_played"] for x in m) == 8 * 12 + m[-1]["states_queued"]
+    train(cfg.replace(steps=5), tmp_path / "b", quiet=True)
+    train(cfg, tmp_path / "b", quiet=True)
+    drop = ["run", "seat0", "seat1"]
+    assert read_games(tmp_path / "a").drop_columns(drop).equals(read_games(tmp_path / "b").drop_columns(drop))

@@ -165,6 +165,8 @@ class _BoardGame(_TensorGame):
     """k-in-a-row games: board int8 [n, R, C] (0 empty, 1 = player 0, 2 = player 1), player to
     move int8 [n], outcome int8 [n] (-1 running, 0/1 winner, 2 draw), moves int16 [n]."""
 
+    obs_dtype = torch.bool          # observations are 0/1 planes: a replay buffer keeps them exactly as bool
+
     def __init__(self, game: str, rows: int, cols: int, k: int, num_actions: int, device="cpu"):
         self._setup(game, num_actions, device)
         self.rows, self.cols, self.k = rows, cols, k
@@ -486,6 +488,7 @@ class CheckersTensor(_TensorGame):
     """
 
     MAX_QUIET = 40          # OpenSpiel's kMaxMovesWithoutCapture
+    obs_dtype = torch.bool  # observations are 0/1 planes
     DR = (-1, -1, 1, 1)
     DC = (-1, 1, 1, -1)
 
