@@ -313,6 +313,7 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
          replicates: int = typer.Option(2000, help="Bootstrap replicates of the early/late split (states, then seeds "
                                                    "within sizes)"),
          seed: int = typer.Option(0, help="Resampling seed"),
+         device: str = typer.Option("cpu", help="Where the networks evaluate the states: cpu, cuda or auto"),
          quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Per-state value loss by frequency rank: do agents learn frequent states first?"""
     import os
@@ -324,7 +325,7 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     res = loss_analysis(runs_, out, target, checkpoints, window, min_count, pooled, cache, sigma, late_turn,
                         frontier, workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
-                        seed=seed)
+                        seed=seed, device=_device(device))
     for p, t in res["loss_rises_with_rank"].items():
         typer.echo(f"{int(p):,} params: loss {t['loss_top']:.4f} at the top ranks -> {t['loss_tail']:.4f} at the "
                    f"tail (Spearman rho {t['spearman_rho']:+.2f})")

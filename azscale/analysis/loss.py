@@ -60,14 +60,16 @@ def observe(engine, histories: list[list[int]]):
 
 
 def predict(model: torch.nn.Module, obs: np.ndarray, legal: np.ndarray, batch: int = 4096):
-    """Raw network values (side to move) and log-policies over legal moves."""
+    """Raw network values (side to move) and log-policies over legal moves, computed on the
+    model's device in batches."""
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     vs, lps = [], []
     with torch.inference_mode():
         for i in range(0, len(obs), batch):
-            logits, v = model(torch.from_numpy(obs[i:i + batch]))
-            mask = torch.from_numpy(legal[i:i + batch])
-            lps.append(torch.log_softmax(logits.masked_fill(~mask, float("-inf")), 1).numpy())
-            vs.append(v.numpy())
+            logits, v = model(torch.from_numpy(obs[i:i + batch]).to(dev))
+            mask = torch.from_numpy(legal[i:i + batch]).to(dev)
+            lps.append(torch.log_softmax(logits.masked_fill(~mask, float("-inf")), 1).cpu().numpy())
+            vs.append(v.cpu().numpy())
     if not vs:
         return np.zeros(0, np.float32), np.zeros((0, legal.shape[1]), np.float32)
     return np.concatenate(vs), np.concatenate(lps)
@@ -115,7 +117,8 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
                   window: str = "last70", min_count: int = 10, pooled: bool = False,
                   cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float | None = None,
                   frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,
-                  progress: bool = True, replicates: int = 2000, seed: int = 0) -> dict[str, Any]:
+                  progress: bool = True, replicates: int = 2000, seed: int = 0,
+                  device: str = "cpu") -> dict[str, Any]:
     """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml)."""
     from ..engines import SpielEngine
     from ..oracles import LabelCache, label_histories, make_oracle
@@ -193,7 +196,7 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
             prepared[id(df)] = {"info": info, **tgt}
         prep = prepared[id(df)]
         for ck in checkpoint_paths(rd, checkpoints):
-            model, meta = load_model(ck)
+            model, meta = load_model(ck, device)
             v, logp = predict(model, prep["info"].obs, prep["info"].legal)
             part = pd.DataFrame({
                 "run": meta.get("run") or rd.name, "step": meta["step"], "params": meta["params"],
