@@ -147,7 +147,7 @@ def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
     exists) and pyspiel's C++ MCTSBot, all in this run. On a CPU each engine runs in `actors`
     processes (default: one per core); on CUDA one process per GPU, all games in flight there."""
     from .config import base_name
-    from .engines.tensor import TWINS
+    from .engines import TWINS
     from .selfplay import actor_devices, resolve_device
     device = resolve_device(cfg.device, cfg.engine, cfg.game)
     if device.type == "cuda":

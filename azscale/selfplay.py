@@ -36,7 +36,7 @@ def resolve_device(name: str, engine: str = "auto", game: str | None = None) -> 
         on_twin = True
         if game is not None:
             from .config import base_name
-            from .engines.tensor import TWINS
+            from .engines import TWINS
             on_twin = engine != "spiel" and base_name(game) in TWINS
         return torch.device("cuda" if torch.cuda.is_available() and on_twin else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

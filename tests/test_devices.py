@@ -42,7 +42,7 @@ def test_training_and_analysis_name_their_device(tmp_path, meta_default, game):
 
 def test_search_names_its_device(meta_default):
     from azscale.engines.spiel import SpielEngine
-    from azscale.engines.tensor import make_tensor_engine
+    from azscale.engines import make_tensor_engine
     from azscale.nets import build
     from azscale.search import MCTS, select_actions
     for eng in (make_tensor_engine("checkers"), SpielEngine("connect_four")):

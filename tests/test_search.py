@@ -7,7 +7,7 @@ import torch
 from open_spiel.python.algorithms import mcts as os_mcts
 
 from azscale.engines import SpielEngine
-from azscale.engines.tensor import make_tensor_engine
+from azscale.engines import make_tensor_engine
 from azscale.nets import build
 from azscale.search import MCTS, select_actions, to_player0
 from azscale.search import policy

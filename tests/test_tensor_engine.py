@@ -5,7 +5,7 @@ import torch
 
 from azscale.engines import make_engine
 from azscale.engines.spiel import SpielEngine
-from azscale.engines.tensor import make_tensor_engine
+from azscale.engines import make_tensor_engine
 from azscale.errors import UserError
 from azscale.nets import build
 from azscale.search import MCTS, select_actions
@@ -288,3 +288,18 @@ def checkers_rule_counts(n, seed):
             loser = 0 if ret[0] < 0 else 1
             c["blocked_loss"] += bool(last[2 * loser: 2 * loser + 2].any())
     return c
+
+
+def test_every_twin_keeps_the_contract():
+    """Every registered twin implements the abstract contract (an incomplete twin cannot even be
+    made)."""
+    import azscale.engines as engines
+    from azscale.engines.twin import TensorGame
+    for game in engines.TWINS:
+        assert isinstance(make_tensor_engine(game), TensorGame)
+
+    class Incomplete(TensorGame):
+        def new_states(self, n):
+            return {}
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
