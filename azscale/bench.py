@@ -161,16 +161,19 @@ def bench_selfplay(cfg, seconds: float = 20.0, actors: int | None = None,
         "game": cfg.game, "family": cfg.family, "width": cfg.width, "depth": cfg.depth,
         "simulations_per_move": cfg.simulations, "games_in_flight": cfg.games_in_flight,
         "actors": actors, "device": str(device), "engines": {}}
+    # each engine's "actors": its processes (on CUDA the twin runs one per GPU, the CPU engines one per core)
+    cpu_actors = actors if device.type == "cpu" else (os.cpu_count() or 1)   # pyspiel and MCTSBot use the cores
     for kind in kinds:
         kdev = device if kind == "tensor" else resolve_device("cpu")
-        devs = [str(d) for d in actor_devices(kdev, actors)]
-        out["engines"][kind] = _measure(cfg.replace(engine=kind, device=str(kdev)), seconds, actors, devs)
+        n = actors if kdev.type == "cuda" else cpu_actors
+        devs = [str(d) for d in actor_devices(kdev, n)]
+        out["engines"][kind] = _measure(cfg.replace(engine=kind, device=str(kdev)), seconds, n, devs)
     if "tensor" in out["engines"] and "spiel" in out["engines"]:
         out["tensor_vs_spiel"] = out["engines"]["tensor"]["simulations_per_s"] / out["engines"]["spiel"]["simulations_per_s"]
     best = max(out["engines"].values(), key=lambda r: r["simulations_per_s"])
     out["simulations_per_s"] = best["simulations_per_s"]
     if baseline:
-        base = _in_processes(_baseline, lambda i: (cfg.game, cfg.simulations, seconds, i), actors)
+        base = _in_processes(_baseline, lambda i: (cfg.game, cfg.simulations, seconds, i), cpu_actors)
         bsims = sum(r["sims"] for r in base) / max(r["wall"] for r in base)
         out["baseline"] = "pyspiel MCTSBot, random rollouts, C++"
         out["baseline_simulations_per_s"] = bsims

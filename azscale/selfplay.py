@@ -15,6 +15,7 @@ and the actor's index; its state is in the snapshot.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +91,6 @@ class Played:
     simulations: int
     net_calls: int
     net_states: int
-    net_seconds: float
     seconds: float
 
 
@@ -116,12 +116,7 @@ class Actor:
         return {"generator": self.generator.get_state(), "slots": [vars(s) for s in self.slots]}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        if "generator" in snap:
-            self.generator.set_state(snap["generator"])
-        else:        # a snapshot from before the device-resident search: a numpy generator's state
-            rng = np.random.default_rng()
-            rng.bit_generator.state = snap["rng"]
-            self.generator.manual_seed(int(rng.integers(2 ** 62)))
+        restore_generator(self.generator, snap["generator"] if "generator" in snap else snap["rng"])
         self.slots = [Slot(**s) for s in snap["slots"]]
         self.states = self.engine.replay_many([s.actions for s in self.slots])
         self.moves = torch.tensor([len(s.actions) for s in self.slots], dtype=torch.int32, device=self.device)
@@ -138,7 +133,7 @@ class Actor:
         cfg, eng = self.cfg, self.engine
         t0 = time.perf_counter()
         st = self.mcts.stats
-        s0 = (st.simulations, st.net_calls, st.net_states, st.net_seconds)
+        s0 = (st.simulations, st.net_calls, st.net_states)
         games: list[dict[str, Any]] = []
         ex_obs, ex_legal, ex_pol, ex_val = [], [], [], []
         done_states = 0
@@ -192,7 +187,26 @@ class Actor:
         return Played(games, cat(ex_obs, (0, O), np.float32), cat(ex_legal, (0, A), bool),
                       cat(ex_pol, (0, A), np.float32), cat(ex_val, (0,), np.float32),
                       st.simulations - s0[0], st.net_calls - s0[1], st.net_states - s0[2],
-                      st.net_seconds - s0[3], time.perf_counter() - t0)
+                      time.perf_counter() - t0)
+
+
+def restore_generator(generator: torch.Generator, state) -> None:
+    """Put a saved generator state back. A state saved on the same kind of device is restored
+    exactly. A state from another device kind (a run resumed on a GPU after starting on the CPU:
+    `device` may change on resume) or a numpy generator's state (files written before the search
+    moved to the device) cannot be: the generator is then seeded deterministically from it, so
+    the resumed run is still reproducible, though its draws differ from an unbroken run's."""
+    if isinstance(state, torch.Tensor):
+        try:
+            generator.set_state(state)
+            return
+        except (RuntimeError, ValueError):
+            seed = int.from_bytes(hashlib.blake2b(state.cpu().numpy().tobytes(), digest_size=8).digest(), "little")
+    else:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state
+        seed = int(rng.integers(2 ** 62))
+    generator.manual_seed(seed >> 1)
 
 
 def seed_for(*parts: int) -> int:

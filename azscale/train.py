@@ -34,7 +34,7 @@ from .config import TrainConfig, from_dict
 from .engines import make_engine
 from .errors import UserError
 from .nets import FRAME_SIDE_TO_MOVE, build, param_count
-from .selfplay import ActorPool, resolve_device, seed_for
+from .selfplay import ActorPool, resolve_device, restore_generator, seed_for
 
 CHECKPOINT_FORMAT = "azscale.checkpoint/1"
 # resume/2 stores numpy arrays as tagged tensors (runs.to_torch_safe), so it loads weights-only;
@@ -323,7 +323,10 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     if snap is not None:
         try:
             model.load_state_dict(snap["model"])
+            fused = optimizer.defaults.get("fused")
             optimizer.load_state_dict(snap["optimizer"])
+            for group in optimizer.param_groups:          # a state saved unfused would keep fused=None
+                group["fused"] = fused
             buffer.load(snap["buffer"])
             _restore_generator(generator, snap["learner_rng"])
             torch.set_rng_state(snap["torch_rng"])
@@ -477,14 +480,10 @@ def _cpu(obj):
 
 
 def _restore_generator(generator: torch.Generator, state) -> None:
-    """The learner's sampling generator from a resume file; a file written before the learner
-    moved to the device holds a numpy generator's state instead: seed from it."""
-    if isinstance(state, dict) and "torch_generator" in state:
-        generator.set_state(state["torch_generator"])
-        return
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state
-    generator.manual_seed(int(rng.integers(2 ** 62)))
+    """The learner's sampling generator from a resume file (see `selfplay.restore_generator`;
+    files written before the learner moved to the device hold a numpy generator's state)."""
+    restore_generator(generator, state["torch_generator"] if isinstance(state, dict) and "torch_generator" in state
+                      else state)
 
 
 def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:

@@ -235,3 +235,51 @@ def test_compiled_search_equals_eager():
         b = MCTS(eng, model, 40, compile=True).run(roots)
         assert torch.equal(a.visits, b.visits), game
         assert torch.allclose(a.root_value, b.root_value, atol=1e-5)
+
+
+def test_depth_bound_waits_for_nothing_and_is_never_short():
+    """DepthBound's CUDA path with a device copy that lands `lag` waves late: the bound is the
+    depth as of the wave that recorded it plus every wave since, so it is never below the true
+    max depth + 1, whatever the lag."""
+    from azscale.search.mcts import DepthBound
+
+    class Late(DepthBound):
+        def __init__(self, lag):
+            super().__init__(torch.device("cpu"))
+            self.cuda, self.lag, self.clock, self.sent = True, lag, 0, []
+
+        def _record(self, value):
+            self.sent.append((self.clock + self.lag, int(value)))
+
+        def _ready(self):                          # the copy in flight has landed
+            t, v = self.sent[-1]
+            if t <= self.clock:
+                self.buf.fill_(v)
+            return t <= self.clock
+
+    for lag in (0, 1, 2, 5):
+        b, depth = Late(lag), 0
+        b.start()
+        for wave in range(60):
+            assert b.levels() >= depth + 1, (lag, wave)
+            depth += wave % 3 != 0                  # a wave deepens the trees by at most one level
+            b.clock += 1
+            b.after_wave(torch.tensor([depth]))
+        assert b.levels() <= depth + 1 + lag + 1    # and it is not loose by more than the lag
+
+
+def test_a_generator_state_from_another_device_reseeds_deterministically():
+    from azscale.selfplay import restore_generator
+    g = torch.Generator().manual_seed(5)
+    saved = g.get_state()
+    a, b = torch.Generator(), torch.Generator()
+    restore_generator(a, saved)
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=g))
+    cuda_like = torch.zeros(16, dtype=torch.uint8)           # a CUDA generator's state is 16 bytes
+    restore_generator(a, cuda_like)
+    restore_generator(b, cuda_like)
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+    rng = np.random.default_rng(3)                           # a numpy state, from files before the move
+    restore_generator(a, rng.bit_generator.state)
+    restore_generator(b, rng.bit_generator.state)
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))

@@ -10,7 +10,8 @@ from azscale.errors import UserError
 from azscale.nets import build
 from azscale.search import MCTS, select_actions
 
-GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)", "pentago", "oware", "checkers",
+GAMES = ["tic_tac_toe", "connect_four", "connect_four(rows=4,columns=5,x_in_row=3)",
+         "connect_four(rows=9,columns=8)", "pentago", "oware", "checkers",
          "checkers(rows=7,columns=7)", "checkers(rows=10,columns=10)"]
 
 
@@ -303,3 +304,10 @@ def test_every_twin_keeps_the_contract():
             return {}
     with pytest.raises(TypeError, match="abstract"):
         Incomplete()
+
+
+def test_connect_four_twin_choice():
+    """Bitboards where (rows + 1) * columns fits 63 bits, the board-array twin elsewhere (both are
+    in the differential tests above)."""
+    assert type(make_tensor_engine("connect_four")).__name__ == "ConnectFourBits"
+    assert type(make_tensor_engine("connect_four(rows=9,columns=8)")).__name__ == "ConnectFourTensor"

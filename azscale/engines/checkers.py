@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-
 from .twin import State, TensorGame
 
 
@@ -93,7 +92,7 @@ class CheckersTensor(TensorGame):
         any_jump = jumps.flatten(1).any(1)
         jump = s["jump"].long()
         forced = jump >= 0
-        cell = torch.nn.functional.one_hot(jump.clamp_min(0), self.rows * self.cols).bool()
+        cell = jump[:, None] == torch.arange(self.rows * self.cols, device=self.device)[None, :]   # (-1: none)
         jumps = jumps & (~forced.view(-1, 1, 1, 1) | cell.view(n, self.rows, self.cols, 1))
         kinds = torch.stack([steps & ~any_jump.view(-1, 1, 1, 1), jumps], 4)   # [n, R, C, 4, 2]
         return kinds.flatten(1) & (s["quiet"] < self.MAX_QUIET)[:, None]

@@ -32,11 +32,29 @@ def lines_won(stones: torch.Tensor, k: int) -> torch.Tensor:
     return won
 
 
-class BoardGame(TensorGame):
-    """k-in-a-row games: board int8 [n, R, C] (0 empty, 1 = player 0, 2 = player 1), player to
-    move int8 [n], outcome int8 [n] (-1 running, 0/1 winner, 2 draw), moves int16 [n]."""
+class FillingGame(TensorGame):
+    """Games that only ever fill cells, with the result in an `outcome` field (int8: -1 running,
+    0/1 winner, 2 draw): terminal flags, returns and the slot bound come from that alone."""
 
     obs_dtype = torch.bool          # observations are 0/1 planes: a replay buffer keeps them exactly as bool
+
+    def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
+        """No position below these roots has more legal actions than the roots' most: stones
+        only fill cells (a pentago turn moves stones, never empties a cell)."""
+        return max(1, int(legal.sum(1).max())) if legal.shape[0] else 1
+
+    def terminal(self, s: State) -> torch.Tensor:
+        return s["outcome"] >= 0
+
+    def returns(self, s: State) -> torch.Tensor:
+        o = s["outcome"]
+        r0 = torch.where(o == 0, 1.0, torch.where(o == 1, -1.0, 0.0))
+        return torch.stack([r0, -r0], 1)
+
+
+class BoardGame(FillingGame):
+    """k-in-a-row games: board int8 [n, R, C] (0 empty, 1 = player 0, 2 = player 1), player to
+    move int8 [n], outcome int8 [n] (-1 running, 0/1 winner, 2 draw), moves int16 [n]."""
 
     def __init__(self, game: str, rows: int, cols: int, k: int, num_actions: int, device="cpu"):
         self._setup(game, num_actions, device)
@@ -48,20 +66,6 @@ class BoardGame(TensorGame):
                 "player": torch.zeros(n, dtype=torch.int8, device=d),
                 "outcome": torch.full((n,), -1, dtype=torch.int8, device=d),
                 "moves": torch.zeros(n, dtype=torch.int16, device=d)}
-
-    def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
-        """No position below these roots has more legal actions than the roots' most: stones
-        only fill cells (a pentago turn moves stones, never empties a cell)."""
-        return max(1, int(legal.sum(1).max())) if legal.shape[0] else 1
-
-    # -- rules -------------------------------------------------------------------------------------
-    def terminal(self, s: State) -> torch.Tensor:
-        return s["outcome"] >= 0
-
-    def returns(self, s: State) -> torch.Tensor:
-        o = s["outcome"]
-        r0 = torch.where(o == 0, 1.0, torch.where(o == 1, -1.0, 0.0))
-        return torch.stack([r0, -r0], 1)
 
     def _placed(self, s: State, cells: torch.Tensor) -> torch.Tensor:
         """A copy of the boards, flattened [n, R*C], with the mover's stone on each game's cell."""

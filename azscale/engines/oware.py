@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-
 from .twin import State, TensorGame
 
 
@@ -119,7 +118,8 @@ class OwareTensor(TensorGame):
         take = run & ((last // h) != player)[:, None] & ~grand[:, None]
         captured = (row * take).sum(1)
         seeds = seeds.scatter(1, cells, torch.where(take, 0, row))
-        score = s["score"].long() + torch.nn.functional.one_hot(player, 2) * captured[:, None]
+        mover = player[:, None] == torch.arange(2, device=self.device)[None, :]        # no one_hot: it checks its input on the host
+        score = s["score"].long() + mover.long() * captured[:, None]
         return seeds, score, 1 - player, captured
 
     def _finish(self, seeds, score, nxt, repeated):

@@ -44,8 +44,10 @@ def wave_ops(search, roots) -> list[list[str]]:
 
     search._select = marked
     try:
-        with Record():
-            search.run(roots)
+        # outside inference mode, composite ops show what they run (one_hot, e.g., checks its
+        # input with two host reads, which inference mode would hide inside one op)
+        with torch.no_grad(), Record():
+            search._run(roots, False, None)
     finally:
         search._select = inner
     return waves[:-1]

@@ -27,7 +27,6 @@ outcome, the root's own evaluation counts as its first visit, ties go to the low
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +55,6 @@ class SearchStats:
     simulations: int = 0       # leaf evaluations summed over games (terminal hits included)
     net_calls: int = 0
     net_states: int = 0        # states sent to the network
-    net_seconds: float = 0.0   # measured only in eager searches (inside a compiled graph it is not separable)
     waves: int = 0
     levels: int = 0            # descent levels run, summed over waves
     compile_seconds: float = 0.0
@@ -75,36 +73,46 @@ class SearchResult:
 class DepthBound:
     """The host's bound on the deepest node of the current trees. A descent needs max depth + 1
     levels. On CPU the maximum is read after each wave from a host buffer (no aten op, no
-    wait). On CUDA the maximum is copied without blocking into pinned memory and read once the
-    copy's event has completed; until then the bound grows by one per wave, which is always
-    safe (a wave deepens a tree by at most one level)."""
+    wait). On CUDA the maximum is copied without blocking into pinned memory on the device's
+    own stream; once the copy's event has completed, the value read is the depth after the wave
+    that recorded it, and every wave since may have added one level: the bound is that value
+    plus the waves since the recording (always safe: a wave deepens a tree by at most one)."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.cuda = device.type == "cuda"
         self.buf = torch.zeros((), dtype=torch.int32, device="cpu", pin_memory=self.cuda)
         self.event = torch.cuda.Event() if self.cuda else None
-        self.pending = False
-        self.value = 0
-        self.since_read = 0
+        self.start()
 
     def start(self) -> None:
-        self.value, self.since_read, self.pending = 0, 0, False
+        # value: the max depth known to the host, as it was after wave `value_at`;
+        # a copy recorded after wave `recorded_at` may be on its way (`pending`)
+        self.value, self.value_at, self.waves, self.recorded_at, self.pending = 0, 0, 0, 0, False
 
     def levels(self) -> int:
-        if self.pending and self.event.query():
-            self.value, self.since_read, self.pending = int(self.buf.numpy()), 0, False
-        return self.value + self.since_read + 1
+        if self.pending and self._ready():
+            self.value, self.value_at, self.pending = int(self.buf.numpy()), self.recorded_at, False
+        return self.value + (self.waves - self.value_at) + 1
 
     def after_wave(self, max_depth: torch.Tensor) -> None:
-        self.buf.copy_(max_depth.max(), non_blocking=self.cuda)
-        if self.cuda:
-            self.since_read += 1
-            if not self.pending:
-                self.event.record()
-                self.pending = True
-        else:
-            self.value = int(self.buf.numpy())
+        self.waves += 1
+        if not self.cuda:
+            self.buf.copy_(max_depth.max())
+            self.value, self.value_at = int(self.buf.numpy()), self.waves
+        elif not self.pending:
+            self._record(max_depth.max())
+            self.recorded_at, self.pending = self.waves, True
+
+    def _record(self, value: torch.Tensor) -> None:
+        """Copy `value` to the pinned buffer on the device's own stream and mark the copy."""
+        stream = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(stream):
+            self.buf.copy_(value, non_blocking=True)
+        self.event.record(stream)
+
+    def _ready(self) -> bool:
+        return self.event.query()
 
 
 # --- the wave, as plain functions of tensors (compiled or not) --------------------------------
@@ -251,12 +259,6 @@ class MCTS:
             self.tree = Tree.allocate(B, N, K, self.device, self.dtype, self.nodes.spec())
         return self.tree
 
-    def _timed_eval(self, obs, legal):
-        t = time.perf_counter()
-        with torch.inference_mode():
-            p, v = evaluate(self.model, obs, legal, self.dtype)
-        self.stats.net_seconds += time.perf_counter() - t
-        return p, v
 
     def precompile(self, levels: int = 64) -> None:
         """Compile `select` for every depth bucket up to `levels` now. A long run compiles them
@@ -285,7 +287,7 @@ class MCTS:
         tree = self._tree_for(B, K)
         K = tree.shape[2]
         tree.reset()
-        prior, v = self._timed_eval(obs, legal)
+        prior, v = evaluate(self.model, obs, legal, self.dtype)
         self.stats.net_calls += 1
         self.stats.net_states += B
         if noise and self.epsilon > 0:
