@@ -170,8 +170,10 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
                         bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval,
                         shoulder_moves)
+    from .runs import is_missing
     for c in res["curves"]:
-        fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
+        fits = "; ".join(f"{f['method']} alpha={f['alpha']:.3f} over {f['window']}" if not is_missing(f["alpha"])
+                         else f"{f['method']}: {f['window']}" for f in c["fits"])
         typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")
     eg = res["endgame"]
     if not eg.get("applicable"):
@@ -271,6 +273,70 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     if "quanta" in res:
         for m, p in res["quanta"]["predicted"].items():
             typer.echo(f"quanta prediction from {m}: alpha_Z = {p['alpha_Z']:.3f} -> alpha_N = {p['alpha_N']:.3f}")
+
+
+@app.command()
+def temperature(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run directories (their final "
+                                                                                 "checkpoints play)"),
+                out: Path = typer.Option(..., help="Study directory: one tournament per temperature, study.csv/.json, "
+                                                   "summary.md, figures (rerun to continue)"),
+                temperatures: str = typer.Option("paper", help="paper (the paper's 17, 0.01 to 5) or comma-separated "
+                                                               "temperatures, e.g. 0.1,0.25,1"),
+                games_per_pair: int = typer.Option(800, help="Games per pair at each temperature, seats alternating"),
+                simulations: int = typer.Option(300, "--sims", help="Simulations per move (the paper: 300)"),
+                seed: int = typer.Option(0, help="Random seed"),
+                workers: Optional[int] = typer.Option(None, help="Processes (default: all cores; one on a GPU)"),
+                device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
+                fit_window: str = typer.Option("paper", help="paper (the temperature window: counts 200 down to 4, "
+                                                             "weight 2/rank), ranks:LO-HI or counts:HI-LO"),
+                zipf_replicates: int = typer.Option(20, help="Jackknife groups of games for the Zipf intervals "
+                                                             "(0: none)"),
+                bootstrap: int = typer.Option(100, help="Elo refits on games resampled within pairs, per temperature"),
+                replicates: int = typer.Option(4000, help="Hierarchical bootstrap replicates for alpha_N (seeds "
+                                                          "within sizes and games within pairs)"),
+                min_params: int = typer.Option(0, help="Fit alpha_N on sizes with at least this many parameters"),
+                max_params: Optional[int] = typer.Option(None, help="... and at most this many (default: up to the "
+                                                                    "peak, the size with the highest mean Elo)"),
+                play_only: bool = typer.Option(False, "--play-only", help="Play the round-robins, skip the analysis"),
+                quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """The temperature study: round-robins at each temperature, then per temperature the match games'
+    Zipf tail and the Elo exponent, and their correlation (the paper's Fig. 3); resumable."""
+    from .runs import is_missing
+    from .temperature import temperature_study
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    replicates = number(replicates, "--replicates", lo=2, hi=1_000_000, integer=True)
+    res = temperature_study(runs_, out, temperatures, games_per_pair, simulations, seed, workers, _device(device),
+                            progress=not quiet, log=(lambda m: None) if quiet else typer.echo,
+                            zipf_replicates=zipf_replicates, elo_bootstrap=bootstrap, replicates=replicates,
+                            min_params=min_params, max_params=max_params, fit_window=fit_window, play_only=play_only)
+    if play_only:
+        typer.echo(f"played {len(res['played'])} temperature(s) -> {out}")
+        return
+    from .analysis.temperature import correlation_line
+    for p in res["points"]:
+        ls, ef = p["zipf"]["ls"], p["elo_exponent"]
+        z = f"alpha_Z (LS) = {ls['alpha']:.3f}" if not is_missing(ls["alpha"]) else f"alpha_Z (LS): {ls['window']}"
+        n = f"alpha_N = {ef['alpha']:.3f}" if not is_missing(ef.get("alpha")) else f"alpha_N: {ef['note']}"
+        typer.echo(f"T = {p['temperature']:g}: {p['games']:,} games, {p['distinct_states']:,} states; {z}; {n}")
+    for m, c in res["correlation"].items():
+        typer.echo(correlation_line(c, m).lstrip("- "))
+    typer.echo(f"-> {out}/study.csv, study.json, summary.md, {', '.join(res['figures'][::2])} (+ .svg)")
+
+
+@app.command("toy-tree")
+def toy_tree_cmd(branching: int = typer.Option(7, help="Branching b of the uniform tree (the paper: 7)"),
+                 depth: int = typer.Option(8, help="Depth d: paths of d moves (the paper: 8)"),
+                 out: Path = typer.Option(..., help="Output directory: toy_tree.json, staircase.csv, figure"),
+                 compare: Optional[List[Path]] = typer.Option(None, help="A zipf analysis directory (its "
+                                                                         "states.parquet) to draw beside the tree; "
+                                                                         "repeatable")):
+    """The paper's toy model: a uniform tree's rank-frequency staircase and its envelope exponent."""
+    from .analysis.toytree import toy_tree
+    res = toy_tree(branching, depth, out, compare or [])
+    typer.echo(f"uniform tree b={res['branching']}, d={res['depth']}: {res['states']:,} states, {res['visits']:,} "
+               f"visits; envelope alpha = {res['envelope_alpha']:.4f} -> {out}/toy_tree.json, staircase.csv, "
+               f"toy_tree.png/.svg")
 
 
 @app.command()
