@@ -263,16 +263,24 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap, replicates,
                            seed_resampling, seed)
+    from .runs import is_missing
     f = res["elo_exponent"]
     if f["alpha"] is None:
-        typer.echo(f"alpha_N: {f['note']} -> {out}/scaling.json")
-        return
-    ci = "no interval" if f["ci_low"] is None else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
-    typer.echo(f"alpha_N = {f['alpha']:.3f} {ci} over {f['params_min']:,}-{f['params_max']:,} parameters "
-               f"({f['sizes']} sizes; {f['range_rule']}) -> {out}/scaling.json")
+        typer.echo(f"alpha_N (Elo): {f['note']} -> {out}/scaling.json")
+    else:
+        ci = "no interval" if is_missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+        typer.echo(f"alpha_N (Elo) = {f['alpha']:.3f} {ci} over {f['params_min']:,}-{f['params_max']:,} parameters "
+                   f"({f['sizes']} sizes; {f['range_rule']}) -> {out}/scaling.json")
     if "quanta" in res:
-        for m, p in res["quanta"]["predicted"].items():
-            typer.echo(f"quanta prediction from {m}: alpha_Z = {p['alpha_Z']:.3f} -> alpha_N = {p['alpha_N']:.3f}")
+        q = res["quanta"]
+        mp = q["measured_loss_vs_params"]
+        measured = (f"measured alpha_N(loss) = {mp['alpha']:.3f}" if mp.get("alpha") is not None
+                    else f"alpha_N(loss) {mp['note']}")
+        for r in q["rows"]:
+            az = "n/a" if r["alpha_Z"] is None else f"{r['alpha_Z']:.3f}"
+            pred = (f"predicted alpha_N(loss) = alpha_Z - 1 = {r['alpha_N_loss_predicted']:.3f}"
+                    if r["status"] == "predicted" else r["status"])
+            typer.echo(f"quanta check ({r['method']}): alpha_Z = {az}: {pred}; {measured}")
 
 
 @app.command()

@@ -285,12 +285,8 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                        f"{'; the paper: ≈ ' + str(paper) if paper else ''}. Interval: "
                        f"{(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
             if "quanta" in sj:
-                q = sj["quanta"]
-                md += "\nQuanta prediction α_N = α_Z − 1 against the measured α_N:\n\n" + _md_table(pd.DataFrame(
-                    [{"Zipf fit": m, "α_Z": runs.fmt_number(p["alpha_Z"]), "predicted α_N": runs.fmt_number(p["alpha_N"]),
-                      "measured α_N": runs.fmt_number(q["measured_alpha_N"]),
-                      "measured 95% CI": f"[{runs.fmt_number(q['measured_ci'][0])}, {runs.fmt_number(q['measured_ci'][1])}]"}
-                     for m, p in q["predicted"].items()])) + "\n"
+                from .analysis.quanta import quanta_markdown
+                md += quanta_markdown(sj["quanta"])
             for x in sj.get("figures", []):
                 shutil.copy(a / "scaling" / x, figs_dir / f"scaling_{x}")
                 if x.endswith(".png"):
