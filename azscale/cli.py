@@ -451,6 +451,9 @@ def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
               executor: str = typer.Option("local", help="local, or ray (an existing or local Ray cluster)"),
               address: Optional[str] = typer.Option(None, help="Ray address, e.g. auto"),
               gpus_per_run: float = typer.Option(0.0, help="GPUs to request per training task (ray)"),
+              temperature_study: str = typer.Option("", help="Also run the temperature study on the final "
+                                                             "checkpoints at these temperatures: paper (the 17) or "
+                                                             "comma-separated, e.g. 0.1,0.25,1 (default: not run)"),
               quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable."""
     from .config import parse_overrides
@@ -468,8 +471,10 @@ def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
     bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
     max_minutes_per_run = optional_number(max_minutes_per_run, "--max-minutes-per-run", lo=0, lo_open=True, hi=1e8)
     gpus_per_run = number(gpus_per_run, "--gpus-per-run", lo=0, hi=1024)
+    from .analysis.temperature import parse_temperatures
+    temps = parse_temperatures(temperature_study) if temperature_study.strip() else []
     sc = SweepConfig(game, ws, seeds, preset, parse_overrides(sets or []), random_games, games_per_pair, match_sims,
-                     0.25, bootstrap, solver, 20000, max_minutes_per_run)
+                     0.25, bootstrap, solver, 20000, max_minutes_per_run, temperature_study=temps)
     res = sweep(sc, out, executor, address, gpus_per_run, log=(lambda m: None) if quiet else typer.echo)
     if not res["finished"]:
         raise typer.Exit(3)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import runs
 from .analysis.plotting import size_colours
+from .analysis.temperature_report import temperature_section, zipf_baselines
 from .config import base_name
 from .errors import UserError
 
@@ -223,6 +224,7 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                 if x.startswith("rank_frequency."):
                     shutil.copy(a / "zipf-random" / x, figs_dir / f"random_{x}")
             zf.append("random_rank_frequency.png")
+        zf += zipf_baselines(a, figs_dir)          # the toy tree beside random play and self-play
         sections.append({"title": "State frequencies (Zipf)", "source": "analysis/zipf/fits.json, analysis/zipf-random/fits.json",
                          "md": md, "figures": zf})
         sections.append(_endgame_section(z, zr))
@@ -293,6 +295,7 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                     ef.append(f"scaling_{x}")
         sections.append({"title": "Elo and scaling", "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json",
                          "md": md, "figures": ef})
+    sections += temperature_section(sweep_dir, figs_dir)        # [] unless the sweep ran the temperature study
     reading[0] = a / "skipped.json"
     skipped = _read_json(a / "skipped.json")
     if skipped:

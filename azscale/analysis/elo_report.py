@@ -245,7 +245,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                 res[f"value_loss_vs_{x}"] = f.to_dict()
             except UserError as exc:
                 res[f"value_loss_vs_{x}"] = {"error": str(exc)}
-        res["value_loss_vs_data"] = fit_loss_vs_data(learner_curves(run_dirs), bootstrap=bootstrap)
+        res["value_loss_vs_data"] = fit_loss_vs_data(learner_curves(run_dirs))
     if z is not None:
         res["quanta"] = quanta_check(z, res["elo_exponent"], res.get("value_loss_vs_params"),
                                      res.get("value_loss_vs_data"))

@@ -13,9 +13,10 @@ What is set beside the predictions (measured by `azscale scaling --run`):
   learner value loss against parameters (scaling.py), interval from resampling seeds within sizes;
 - loss against data: each size's learner value loss against learner samples seen (learner steps
   x updates per step x batch size, from metrics.jsonl), from the first step with a full replay
-  buffer, averaged in log-spaced bins of samples, fitted with L_inf + (D_c / D)^beta; interval
-  from resampling whole seeds (a run's steps are not independent draws, so they are never
-  resampled one by one; one seed gives no interval).
+  buffer, in log-spaced bins of samples, each seed's curve fitted alone with
+  L_inf + (D_c / D)^beta; a size's exponent is the mean over its seeds with a Student t interval
+  over seeds (a run's steps are not independent draws, so they are never resampled one by one;
+  one seed gives no interval).
 The Elo exponent is a different quantity (playing strength, not loss) and is reported
 separately; it is not what alpha_Z - 1 predicts. No word here says whether numbers "agree":
 the numbers and their intervals are printed side by side.
@@ -29,13 +30,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from .. import runs
 from ..errors import UserError
 
 MIN_DATA_POINTS = 6
-BINS_PER_RUN = 30
+BINS_PER_RUN = 20
 NOT_APPLICABLE = "not applicable (α_Z ≤ 1)"
 
 
@@ -58,7 +58,8 @@ def learner_curves(run_dirs: Sequence[Path]) -> pd.DataFrame:
 
 
 def _binned(d: pd.DataFrame, bins: int = BINS_PER_RUN) -> tuple[np.ndarray, np.ndarray]:
-    """A run's (samples, loss) in log-spaced bins of samples: geometric-mean samples, mean loss."""
+    """A run's (samples, loss) in log-spaced bins of samples, each bin the geometric mean of its
+    samples and of its losses (a power law is straight in log-log, so these means stay on it)."""
     s = d["samples"].to_numpy(float)
     loss = d["value_loss"].to_numpy(float)
     if len(s) <= bins:
@@ -69,72 +70,60 @@ def _binned(d: pd.DataFrame, bins: int = BINS_PER_RUN) -> tuple[np.ndarray, np.n
     for b in np.unique(which):
         m = which == b
         xs.append(float(np.exp(np.log(s[m]).mean())))
-        ys.append(float(loss[m].mean()))
+        ys.append(float(np.exp(np.log(loss[m]).mean())))
     return np.array(xs), np.array(ys)
 
 
-def _resid(p, logd, logl):
-    log_linf, log_dc, beta = p
-    return np.logaddexp(log_linf, beta * (log_dc - logd)) - logl
+def fit_loss_vs_data(curves: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
+    """Per size: the saturating power law of value loss against samples seen, fitted to each
+    seed's curve alone (see the module text); the size's exponent is the mean over its seeds and
+    its interval Student's t over seeds (n - 1 degrees of freedom). A run's steps are not
+    independent draws, so the spread between seeds is what measures the uncertainty; one seed
+    gives no interval. (Two or three seeds give wide t intervals: that is the information there
+    is; resampling two or three seeds would give intervals far too narrow.)"""
+    from scipy.stats import t as student
 
-
-def _bounds(loss: np.ndarray):
-    return [-30, -30, 1e-3], [math.log(float(loss.min()) * 1.0001 + 1e-12), 60, 10]
-
-
-def _refit(d: np.ndarray, loss: np.ndarray, x0: np.ndarray) -> float:
-    lo, hi = _bounds(loss)
-    x0 = np.clip(x0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    r = least_squares(_resid, x0, args=(np.log(d), np.log(loss)), loss="huber", f_scale=0.05, bounds=(lo, hi))
-    return float(r.x[2])
-
-
-def fit_loss_vs_data(curves: pd.DataFrame, bootstrap: int = 100, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
-    """Per size: the saturating power law of value loss against samples seen (see the module
-    text), with an interval from resampling seeds within the size."""
     from .scaling import _fit_saturating
 
     out: dict[str, Any] = {"model": "L(D) = L_inf + (D_c / D)^beta, Huber loss in log space",
                            "data": "learner samples seen = learner steps x updates per step x batch size",
-                           "points": f"steps with a full replay buffer, averaged in up to {BINS_PER_RUN} log-spaced "
-                                     "bins of samples per run",
+                           "points": f"each seed's steps with a full replay buffer, in up to {BINS_PER_RUN} log-spaced "
+                                     "bins of samples (geometric means)",
+                           "interval": "Student t over seeds (each seed's curve fitted alone)",
                            "caveat": "self-play data shift with the agent, while the quantization model's L(D) "
                                      "assumes one fixed distribution of quanta",
                            "by_params": {}}
-    rng = np.random.default_rng(seed)
     for params, g in curves.groupby("params"):
-        full = g[g["buffer_fill"] >= 0.999]
-        rec: dict[str, Any] = {"seeds": int(g["run"].nunique()), "steps_used": int(len(full))}
-        if full.empty or full["value_loss"].min() <= 0:
-            rec.update(beta=None, note="not measured: no learner step with a full replay buffer and a positive loss")
+        full = g[(g["buffer_fill"] >= 0.999) & (g["value_loss"] > 0)]
+        rec: dict[str, Any] = {"seeds": int(g["run"].nunique()), "steps_used": int(len(full)), "beta": None,
+                               "ci_low": None, "ci_high": None}
+        fits, short = [], []
+        for run, x in full.groupby("run"):
+            d, loss = _binned(x.sort_values("step"))
+            if len(d) < MIN_DATA_POINTS or len(np.unique(d)) < 3:
+                short.append(f"{run} ({len(d)} points)")
+                continue
+            l_inf, d_c, beta, _ = _fit_saturating(d, loss)
+            fits.append({"run": run, "beta": beta, "l_inf": l_inf, "d_c": d_c, "samples_min": float(d.min()),
+                         "samples_max": float(d.max()), "points": int(len(d))})
+        if short:
+            rec["left_out"] = (f"seeds with fewer than {MIN_DATA_POINTS} binned points with a full replay buffer: "
+                               + ", ".join(short))
+        if not fits:
+            rec["note"] = (f"not measured: no seed has {MIN_DATA_POINTS} or more learner steps with a full replay buffer"
+                           if full.shape[0] or g.shape[0] else "not measured: no learner step recorded")
             out["by_params"][str(int(params))] = rec
             continue
-        per_run = {r: _binned(x.sort_values("step")) for r, x in full.groupby("run")}
-        d = np.concatenate([v[0] for v in per_run.values()])
-        loss = np.concatenate([v[1] for v in per_run.values()])
-        if len(d) < MIN_DATA_POINTS or len(np.unique(d)) < 3:
-            rec.update(beta=None, note=f"not measured: {len(d)} binned points with a full replay buffer (the fit "
-                                       f"needs at least {MIN_DATA_POINTS})")
-            out["by_params"][str(int(params))] = rec
-            continue
-        l_inf, d_c, beta, _ = _fit_saturating(d, loss)
-        rec.update(beta=beta, l_inf=l_inf, d_c=d_c, samples_min=float(d.min()), samples_max=float(d.max()),
-                   points=int(len(d)), ci_low=None, ci_high=None)
-        names = sorted(per_run)
-        if len(names) >= 2 and bootstrap > 0:
-            x0 = np.array([math.log(max(l_inf, 1e-300)), math.log(d_c), beta])
-            reps = []
-            for _ in range(bootstrap):
-                pick = [names[i] for i in rng.integers(0, len(names), len(names))]
-                db = np.concatenate([per_run[r][0] for r in pick])
-                lb = np.concatenate([per_run[r][1] for r in pick])
-                reps.append(_refit(db, lb, x0))
-            q = [(1 - level) * 50, (1 + level) * 50]
-            rec["ci_low"], rec["ci_high"] = (float(v) for v in np.percentile(reps, q))
-            rec["interval"] = f"percentile, {bootstrap} resamples of whole seeds within the size"
+        b = np.array([f["beta"] for f in fits])
+        rec.update(beta=float(b.mean()), l_inf=float(np.mean([f["l_inf"] for f in fits])), per_seed=fits,
+                   samples_min=min(f["samples_min"] for f in fits), samples_max=max(f["samples_max"] for f in fits),
+                   seeds_fitted=len(fits))
+        if len(fits) >= 2:
+            half = float(student.ppf((1 + level) / 2, len(fits) - 1)) * float(b.std(ddof=1)) / math.sqrt(len(fits))
+            rec["ci_low"], rec["ci_high"] = rec["beta"] - half, rec["beta"] + half
+            rec["interval"] = f"Student t over {len(fits)} seeds ({len(fits) - 1} degrees of freedom)"
         else:
-            rec["interval"] = ("none: one seed (a run's steps are not independent draws, so they are not "
-                               "resampled)" if len(names) < 2 else "none: --bootstrap 0")
+            rec["interval"] = "none: one seed (a run's steps are not independent draws, so they are not resampled)"
         out["by_params"][str(int(params))] = rec
     return out
 
@@ -240,8 +229,10 @@ def quanta_markdown(q: dict[str, Any]) -> str:
     by = ld.get("by_params") or {}
     if by:
         rows = [{"params": f"{int(p):,}", "seeds": v["seeds"],
-                 "loss-vs-data exponent β [95% CI]": (f"{_n(v['beta'])} {_ci([v.get('ci_low'), v.get('ci_high')])}"
-                                                      if v.get("beta") is not None else v.get("note", "n/a")),
+                 "loss-vs-data exponent β [95% CI]": (
+                     (f"{_n(v['beta'])} {_ci([v.get('ci_low'), v.get('ci_high')])}" if v.get("ci_low") is not None
+                      else f"{_n(v['beta'])} (no interval: {v.get('interval', 'none').removeprefix('none: ')})")
+                     if v.get("beta") is not None else v.get("note", "n/a")),
                  "L∞": _n(v.get("l_inf"), 4), "samples": (f"{v['samples_min']:,.0f}–{v['samples_max']:,.0f}"
                                                           if v.get("beta") is not None else "")}
                 for p, v in sorted(by.items(), key=lambda kv: int(kv[0]))]

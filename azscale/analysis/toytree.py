@@ -14,6 +14,7 @@ corners are exact integers.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,10 +73,9 @@ def read_counts(zipf_dir: Path) -> tuple[np.ndarray, str]:
     counts = np.sort(t["count"].to_numpy())[::-1]
     if not len(counts) or counts.min() < 1:
         raise UserError(f"{f}: damaged states table (no counts, or a count below 1)")
-    import json
     sel = json.loads(meta.get(b"selection", b"{}") or b"{}")
-    kinds = ",".join(sel.get("kinds") or []) or "all kinds"
-    label = f"{zipf_dir.name}: {meta.get(b'game', b'?').decode()}, {kinds} ({len(counts):,} states)"
+    kinds = ", " + ",".join(sel["kinds"]) + " games" if sel.get("kinds") else ""
+    label = f"{zipf_dir.name}: {meta.get(b'game', b'?').decode()}{kinds} ({len(counts):,} states)"
     return counts, label
 
 
