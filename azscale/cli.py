@@ -139,7 +139,9 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          kind: Optional[List[str]] = typer.Option(None, help="Only games of this kind (selfplay, match, random)"),
          temperature: Optional[float] = typer.Option(None, help="Only games played at this temperature"),
          first_moves: Optional[int] = typer.Option(None, help="Count only states within the first K moves"),
-         fit_window: str = typer.Option("paper", help="paper (each game's window from the paper), ranks:LO-HI or counts:HI-LO"),
+         fit_window: str = typer.Option("paper", help="paper (the paper's window for the kind of games: the game's "
+                                                      "self-play window, the temperature window for match games, "
+                                                      "the random-play window), ranks:LO-HI or counts:HI-LO"),
          weight: Optional[str] = typer.Option(None, help="LS weight: 2/sqrt(rank), 2/rank or none (default: the window's)"),
          bootstrap: int = typer.Option(0, "--replicates", "--bootstrap",
                                        help="Resampling replicates over games for intervals (e.g. 25): groups "
@@ -244,15 +246,18 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
             min_params: int = typer.Option(0, help="Fit sizes with at least this many parameters"),
             max_params: Optional[int] = typer.Option(None, help="... and at most this many (default: up to the peak, "
                                                                 "the size with the highest mean Elo)"),
-            zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf, for the quanta prediction alpha_N = alpha_Z - 1"),
-            runs_: Optional[List[Path]] = typer.Option(None, "--run", help="Run directories, for loss-vs-parameters and loss-vs-compute fits"),
+            zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf, for the quanta check: alpha_Z - 1 "
+                                                           "(the loss exponent, where alpha_Z > 1) beside the measured "
+                                                           "value-loss exponents"),
+            runs_: Optional[List[Path]] = typer.Option(None, "--run", help="Run directories, for the value loss against "
+                                                                            "parameters, compute and data"),
             bootstrap: int = typer.Option(100, help="Bootstrap resamples for the loss fits"),
             replicates: int = typer.Option(4000, help="Hierarchical bootstrap replicates for alpha_N (seeds within "
                                                       "sizes and games within pairs)"),
             seed_resampling: str = typer.Option("pooled", help="pooled (seed deviations pooled over sizes, t-scaled; "
                                                                "default) or within (each size's own seeds)"),
             seed: int = typer.Option(0, help="Resampling seed")):
-    """Elo exponent (slope of Elo vs log10 params / 400, with CI), loss fits, quanta prediction."""
+    """Elo exponent (slope of Elo vs log10 params / 400, with CI), value-loss fits, the quanta check."""
     from .analysis.elo_report import scaling_analysis
     min_params = number(min_params, "--min-params", lo=0, hi=10**15, integer=True)
     max_params = optional_number(max_params, "--max-params", lo=1, hi=10**15, integer=True)
