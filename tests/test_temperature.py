@@ -334,7 +334,7 @@ def test_toy_tree_matches_an_enumerated_tree(tmp_path):
 def test_temperatures_are_checked():
     assert parse_temperatures("paper")[0] == 0.01 and len(parse_temperatures("paper")) == 17
     assert parse_temperatures("1,0.25") == [0.25, 1.0]
-    for bad in ("0", "-1", "abc", "0.5,0.5", "nan", ",", "1e9"):
+    for bad in ("0", "-1", "abc", "0.5,0.5", "0.1,0.1000001", "nan", ",", "1e9"):
         with pytest.raises(UserError):
             parse_temperatures(bad)
 

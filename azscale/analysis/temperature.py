@@ -63,8 +63,9 @@ def parse_temperatures(spec: str | Sequence[float]) -> list[float]:
     else:
         vals = list(spec)
     out = [number(v, "--temperatures: each temperature", lo=0, lo_open=True, hi=1000) for v in vals]
-    if len(set(out)) != len(out):
-        raise UserError(f"--temperatures names a temperature twice ({', '.join(f'{t:g}' for t in out)})")
+    if len(set(f"{t:g}" for t in out)) != len(out):      # (each temperature's directory is T-<t:g>)
+        raise UserError(f"--temperatures names a temperature twice, or two that agree to 6 significant digits "
+                        f"({', '.join(f'{t:g}' for t in out)})")
     if not out:
         raise UserError("--temperatures must name at least one temperature")
     return sorted(out)
