@@ -139,7 +139,9 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          kind: Optional[List[str]] = typer.Option(None, help="Only games of this kind (selfplay, match, random)"),
          temperature: Optional[float] = typer.Option(None, help="Only games played at this temperature"),
          first_moves: Optional[int] = typer.Option(None, help="Count only states within the first K moves"),
-         fit_window: str = typer.Option("paper", help="paper (each game's window from the paper), ranks:LO-HI or counts:HI-LO"),
+         fit_window: str = typer.Option("paper", help="paper (the paper's window for the kind of games: the game's "
+                                                      "self-play window, the temperature window for match games, "
+                                                      "the random-play window), ranks:LO-HI or counts:HI-LO"),
          weight: Optional[str] = typer.Option(None, help="LS weight: 2/sqrt(rank), 2/rank or none (default: the window's)"),
          bootstrap: int = typer.Option(0, "--replicates", "--bootstrap",
                                        help="Resampling replicates over games for intervals (e.g. 25): groups "
@@ -170,8 +172,10 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
     res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
                         bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval,
                         shoulder_moves)
+    from .runs import is_missing
     for c in res["curves"]:
-        fits = ", ".join(f"{f['method']} alpha={f['alpha']:.3f}" for f in c["fits"])
+        fits = "; ".join(f"{f['method']} alpha={f['alpha']:.3f} over {f['window']}" if not is_missing(f["alpha"])
+                         else f"{f['method']}: {f['window']}" for f in c["fits"])
         typer.echo(f"{c['label']}: {c['distinct_states']:,} states, {c['visits']:,} visits; {fits}")
     eg = res["endgame"]
     if not eg.get("applicable"):
@@ -242,15 +246,18 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
             min_params: int = typer.Option(0, help="Fit sizes with at least this many parameters"),
             max_params: Optional[int] = typer.Option(None, help="... and at most this many (default: up to the peak, "
                                                                 "the size with the highest mean Elo)"),
-            zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf, for the quanta prediction alpha_N = alpha_Z - 1"),
-            runs_: Optional[List[Path]] = typer.Option(None, "--run", help="Run directories, for loss-vs-parameters and loss-vs-compute fits"),
+            zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf, for the quanta check: alpha_Z - 1 "
+                                                           "(the loss exponent, where alpha_Z > 1) beside the measured "
+                                                           "value-loss exponents"),
+            runs_: Optional[List[Path]] = typer.Option(None, "--run", help="Run directories, for the value loss against "
+                                                                            "parameters, compute and data"),
             bootstrap: int = typer.Option(100, help="Bootstrap resamples for the loss fits"),
             replicates: int = typer.Option(4000, help="Hierarchical bootstrap replicates for alpha_N (seeds within "
                                                       "sizes and games within pairs)"),
             seed_resampling: str = typer.Option("pooled", help="pooled (seed deviations pooled over sizes, t-scaled; "
                                                                "default) or within (each size's own seeds)"),
             seed: int = typer.Option(0, help="Resampling seed")):
-    """Elo exponent (slope of Elo vs log10 params / 400, with CI), loss fits, quanta prediction."""
+    """Elo exponent (slope of Elo vs log10 params / 400, with CI), value-loss fits, the quanta check."""
     from .analysis.elo_report import scaling_analysis
     min_params = number(min_params, "--min-params", lo=0, hi=10**15, integer=True)
     max_params = optional_number(max_params, "--max-params", lo=1, hi=10**15, integer=True)
@@ -261,16 +268,88 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap, replicates,
                            seed_resampling, seed)
+    from .runs import is_missing
     f = res["elo_exponent"]
     if f["alpha"] is None:
-        typer.echo(f"alpha_N: {f['note']} -> {out}/scaling.json")
-        return
-    ci = "no interval" if f["ci_low"] is None else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
-    typer.echo(f"alpha_N = {f['alpha']:.3f} {ci} over {f['params_min']:,}-{f['params_max']:,} parameters "
-               f"({f['sizes']} sizes; {f['range_rule']}) -> {out}/scaling.json")
+        typer.echo(f"alpha_N (Elo): {f['note']} -> {out}/scaling.json")
+    else:
+        ci = "no interval" if is_missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+        typer.echo(f"alpha_N (Elo) = {f['alpha']:.3f} {ci} over {f['params_min']:,}-{f['params_max']:,} parameters "
+                   f"({f['sizes']} sizes; {f['range_rule']}) -> {out}/scaling.json")
     if "quanta" in res:
-        for m, p in res["quanta"]["predicted"].items():
-            typer.echo(f"quanta prediction from {m}: alpha_Z = {p['alpha_Z']:.3f} -> alpha_N = {p['alpha_N']:.3f}")
+        q = res["quanta"]
+        mp = q["measured_loss_vs_params"]
+        measured = (f"measured alpha_N(loss) = {mp['alpha']:.3f}" if mp.get("alpha") is not None
+                    else f"alpha_N(loss) {mp['note']}")
+        for r in q["rows"]:
+            az = "n/a" if r["alpha_Z"] is None else f"{r['alpha_Z']:.3f}"
+            pred = (f"predicted alpha_N(loss) = alpha_Z - 1 = {r['alpha_N_loss_predicted']:.3f}"
+                    if r["status"] == "predicted" else r["status"])
+            typer.echo(f"quanta check ({r['method']}): alpha_Z = {az}: {pred}; {measured}")
+
+
+@app.command()
+def temperature(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run directories (their final "
+                                                                                 "checkpoints play)"),
+                out: Path = typer.Option(..., help="Study directory: one tournament per temperature, study.csv/.json, "
+                                                   "summary.md, figures (rerun to continue)"),
+                temperatures: str = typer.Option("paper", help="paper (the paper's 17, 0.01 to 5) or comma-separated "
+                                                               "temperatures, e.g. 0.1,0.25,1"),
+                games_per_pair: int = typer.Option(800, help="Games per pair at each temperature, seats alternating"),
+                simulations: int = typer.Option(300, "--sims", help="Simulations per move (the paper: 300)"),
+                seed: int = typer.Option(0, help="Random seed"),
+                workers: Optional[int] = typer.Option(None, help="Processes (default: all cores; one on a GPU)"),
+                device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
+                fit_window: str = typer.Option("paper", help="paper (the temperature window: counts 200 down to 4, "
+                                                             "weight 2/rank), ranks:LO-HI or counts:HI-LO"),
+                zipf_replicates: int = typer.Option(20, help="Jackknife groups of games for the Zipf intervals "
+                                                             "(0: none)"),
+                bootstrap: int = typer.Option(100, help="Elo refits on games resampled within pairs, per temperature"),
+                replicates: int = typer.Option(4000, help="Hierarchical bootstrap replicates for alpha_N (seeds "
+                                                          "within sizes and games within pairs)"),
+                min_params: int = typer.Option(0, help="Fit alpha_N on sizes with at least this many parameters"),
+                max_params: Optional[int] = typer.Option(None, help="... and at most this many (default: up to the "
+                                                                    "peak, the size with the highest mean Elo)"),
+                play_only: bool = typer.Option(False, "--play-only", help="Play the round-robins, skip the analysis"),
+                quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """The temperature study: round-robins at each temperature, then per temperature the match games'
+    Zipf tail and the Elo exponent, and their correlation (the paper's Fig. 3); resumable."""
+    from .runs import is_missing
+    from .temperature import temperature_study
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    replicates = number(replicates, "--replicates", lo=2, hi=1_000_000, integer=True)
+    res = temperature_study(runs_, out, temperatures, games_per_pair, simulations, seed, workers, _device(device),
+                            progress=not quiet, log=(lambda m: None) if quiet else typer.echo,
+                            zipf_replicates=zipf_replicates, elo_bootstrap=bootstrap, replicates=replicates,
+                            min_params=min_params, max_params=max_params, fit_window=fit_window, play_only=play_only)
+    if play_only:
+        typer.echo(f"played {len(res['played'])} temperature(s) -> {out}")
+        return
+    from .analysis.temperature import correlation_line
+    for p in res["points"]:
+        ls, ef = p["zipf"]["ls"], p["elo_exponent"]
+        z = f"alpha_Z (LS) = {ls['alpha']:.3f}" if not is_missing(ls["alpha"]) else f"alpha_Z (LS): {ls['window']}"
+        n = f"alpha_N = {ef['alpha']:.3f}" if not is_missing(ef.get("alpha")) else f"alpha_N: {ef['note']}"
+        typer.echo(f"T = {p['temperature']:g}: {p['games']:,} games, {p['distinct_states']:,} states; {z}; {n}")
+    for m, c in res["correlation"].items():
+        typer.echo(correlation_line(c, m).lstrip("- "))
+    typer.echo(f"-> {out}/study.csv, study.json, summary.md, {', '.join(res['figures'][::2])} (+ .svg)")
+
+
+@app.command("toy-tree")
+def toy_tree_cmd(branching: int = typer.Option(7, help="Branching b of the uniform tree (the paper: 7)"),
+                 depth: int = typer.Option(8, help="Depth d: paths of d moves (the paper: 8)"),
+                 out: Path = typer.Option(..., help="Output directory: toy_tree.json, staircase.csv, figure"),
+                 compare: Optional[List[Path]] = typer.Option(None, help="A zipf analysis directory (its "
+                                                                         "states.parquet) to draw beside the tree; "
+                                                                         "repeatable")):
+    """The paper's toy model: a uniform tree's rank-frequency staircase and its envelope exponent."""
+    from .analysis.toytree import toy_tree
+    res = toy_tree(branching, depth, out, compare or [])
+    typer.echo(f"uniform tree b={res['branching']}, d={res['depth']}: {res['states']:,} states, {res['visits']:,} "
+               f"visits; envelope alpha = {res['envelope_alpha']:.4f} -> {out}/toy_tree.json, staircase.csv, "
+               f"toy_tree.png/.svg")
 
 
 @app.command()
@@ -378,6 +457,9 @@ def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
               executor: str = typer.Option("local", help="local, or ray (an existing or local Ray cluster)"),
               address: Optional[str] = typer.Option(None, help="Ray address, e.g. auto"),
               gpus_per_run: float = typer.Option(0.0, help="GPUs to request per training task (ray)"),
+              temperature_study: str = typer.Option("", help="Also run the temperature study on the final "
+                                                             "checkpoints at these temperatures: paper (the 17) or "
+                                                             "comma-separated, e.g. 0.1,0.25,1 (default: not run)"),
               quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable."""
     from .config import parse_overrides
@@ -395,8 +477,10 @@ def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
     bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
     max_minutes_per_run = optional_number(max_minutes_per_run, "--max-minutes-per-run", lo=0, lo_open=True, hi=1e8)
     gpus_per_run = number(gpus_per_run, "--gpus-per-run", lo=0, hi=1024)
+    from .analysis.temperature import parse_temperatures
+    temps = parse_temperatures(temperature_study) if temperature_study.strip() else []
     sc = SweepConfig(game, ws, seeds, preset, parse_overrides(sets or []), random_games, games_per_pair, match_sims,
-                     0.25, bootstrap, solver, 20000, max_minutes_per_run)
+                     0.25, bootstrap, solver, 20000, max_minutes_per_run, temperature_study=temps)
     res = sweep(sc, out, executor, address, gpus_per_run, log=(lambda m: None) if quiet else typer.echo)
     if not res["finished"]:
         raise typer.Exit(3)

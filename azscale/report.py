@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import runs
 from .analysis.plotting import size_colours
+from .analysis.temperature_report import temperature_section, zipf_baselines
 from .config import base_name
 from .errors import UserError
 
@@ -223,6 +224,7 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                 if x.startswith("rank_frequency."):
                     shutil.copy(a / "zipf-random" / x, figs_dir / f"random_{x}")
             zf.append("random_rank_frequency.png")
+        zf += zipf_baselines(a, figs_dir)          # the toy tree beside random play and self-play
         sections.append({"title": "State frequencies (Zipf)", "source": "analysis/zipf/fits.json, analysis/zipf-random/fits.json",
                          "md": md, "figures": zf})
         sections.append(_endgame_section(z, zr))
@@ -285,18 +287,15 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                        f"{'; the paper: ≈ ' + str(paper) if paper else ''}. Interval: "
                        f"{(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
             if "quanta" in sj:
-                q = sj["quanta"]
-                md += "\nQuanta prediction α_N = α_Z − 1 against the measured α_N:\n\n" + _md_table(pd.DataFrame(
-                    [{"Zipf fit": m, "α_Z": runs.fmt_number(p["alpha_Z"]), "predicted α_N": runs.fmt_number(p["alpha_N"]),
-                      "measured α_N": runs.fmt_number(q["measured_alpha_N"]),
-                      "measured 95% CI": f"[{runs.fmt_number(q['measured_ci'][0])}, {runs.fmt_number(q['measured_ci'][1])}]"}
-                     for m, p in q["predicted"].items()])) + "\n"
+                from .analysis.quanta import quanta_markdown
+                md += quanta_markdown(sj["quanta"])
             for x in sj.get("figures", []):
                 shutil.copy(a / "scaling" / x, figs_dir / f"scaling_{x}")
                 if x.endswith(".png"):
                     ef.append(f"scaling_{x}")
         sections.append({"title": "Elo and scaling", "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json",
                          "md": md, "figures": ef})
+    sections += temperature_section(sweep_dir, figs_dir)        # [] unless the sweep ran the temperature study
     reading[0] = a / "skipped.json"
     skipped = _read_json(a / "skipped.json")
     if skipped:

@@ -308,16 +308,20 @@ class RunLock:
 
 # Directories that hold recorded games or runs, each named by its marker file.
 DATA_KINDS = {"run": "config.json", "tournament": "tournament.json", "random-games": "random.json",
-              "sweep": "sweep.json", "imported-games": "import.json"}
+              "sweep": "sweep.json", "imported-games": "import.json", "temperature-study": "temperature.json"}
+# A temperature study's tournaments: STUDY/T-<temperature>/, each a tournament directory.
+STUDY_TOURNAMENT_PREFIX = "T-"
+STUDY_GAMES_GLOB = f"{STUDY_TOURNAMENT_PREFIX}*/games/part-*.parquet"
 # Directories of analysis results, recognised by their main result file.
 RESULT_KINDS = {"zipf": "fits.json", "loss": "loss.json", "elo": "elo.json", "scaling": "scaling.json",
-                "report": "report.md", "labels": "labels.parquet"}
+                "report": "report.md", "labels": "labels.parquet", "toy-tree": "toy_tree.json"}
 KIND_NAMES = {"run": "an azscale run", "tournament": "an azscale tournament",
               "random-games": "an azscale random-games table", "sweep": "an azscale sweep",
               "imported-games": "an azscale imported games table", "zipf": "an azscale zipf analysis",
               "loss": "an azscale loss analysis", "elo": "an azscale Elo analysis",
               "scaling": "an azscale scaling analysis", "report": "an azscale report",
-              "labels": "an azscale solver label cache"}
+              "labels": "an azscale solver label cache", "temperature-study": "an azscale temperature study",
+              "toy-tree": "an azscale toy-tree result"}
 
 
 def dir_kinds(path: Path) -> list[str]:
@@ -471,7 +475,13 @@ def read_games(paths: Path | Iterable[Path]) -> pa.Table:
     """
     if isinstance(paths, (str, Path)):
         p = Path(paths)
-        if p.is_dir():
+        if p.is_dir() and (p / DATA_KINDS["temperature-study"]).is_file():
+            # a temperature study: one games table over its tournaments (one per temperature,
+            # game ids distinct across them), told apart by the temperature column
+            files = sorted(p.glob(STUDY_GAMES_GLOB))
+            if not files:
+                raise UserError(f"{p}: a temperature study with no games played yet")
+        elif p.is_dir():
             files = sorted((p / "games").glob("part-*.parquet")) if (p / "games").is_dir() \
                 else sorted(p.glob("*.parquet"))
             if not files:

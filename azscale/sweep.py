@@ -7,6 +7,7 @@
       matches/final/             round-robin of the final checkpoints and the random player
       analysis/<step>/           zipf, zipf-random, loss, loss-pooled, loss-solver, elo, scaling
       analysis/verdict.md, verdict.json
+      temperature/               with --temperature-study: the temperature study (azscale temperature)
       steps.json                 the steps finished so far
 
 Every step is idempotent: training and the tournament resume on their own; an analysis step is
@@ -47,6 +48,9 @@ class SweepConfig:
     solver: bool = True
     solver_states: int = 20000
     max_minutes_per_run: float | None = None
+    # the temperature study (azscale temperature) over the final checkpoints, at these
+    # temperatures; empty: not run. A sweep.json written without this field means empty.
+    temperature_study: list[float] = field(default_factory=list)
 
     def run_name(self, width: int, seed: int) -> str:
         return f"{base_name(self.game)}-w{width}-s{seed}"
@@ -98,7 +102,7 @@ def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | N
         record = {**mine, "kind": "sweep", "id": runs.new_identity()}
         if manifest.exists():
             have = runs.read_manifest(root, "sweep")
-            diff = sorted(k for k in mine if have.get(k) != mine[k] and k != "max_minutes_per_run")
+            diff = settings_diff(have, mine)
             if diff:
                 raise UserError(f"{root} holds a sweep with other settings ({', '.join(diff)}); choose another --out")
             record["id"] = have.get("id") or record["id"]
@@ -124,6 +128,15 @@ def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | N
             return {"finished": False, "unfinished_runs": unfinished}
         _analyse(sc, root, [d for _, d in configs], log)
     return {"finished": True, "root": str(root)}
+
+
+def settings_diff(have: dict[str, Any], mine: dict[str, Any]) -> list[str]:
+    """Settings of `mine` that a recorded sweep.json (`have`) holds otherwise; a field that
+    `have` lacks (written before the field existed) counts as its default."""
+    from dataclasses import MISSING, fields
+    default = {f.name: (f.default_factory() if f.default_factory is not MISSING else f.default)
+               for f in fields(SweepConfig)}
+    return sorted(k for k in mine if have.get(k, default.get(k)) != mine[k] and k != "max_minutes_per_run")
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
@@ -244,6 +257,13 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
     def split():            # read when the verdict runs: the pooled split, else the runs' own states
         return next((a / x / "loss.json" for x in ("loss-pooled", "loss") if (a / x / "loss.json").exists()), None)
     step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json", loss=split()))
+    if sc.temperature_study:                 # optional: off unless the sweep asks for temperatures
+        from .temperature import temperature_study
+        step("temperature", lambda: temperature_study(
+            run_dirs, root / "temperature", sc.temperature_study, sc.games_per_pair, sc.match_simulations, 0, workers,
+            progress=False, log=lambda m: None, elo_bootstrap=sc.bootstrap,
+            zipf_replicates=sc.bootstrap // 4 if sc.bootstrap >= 8 else 0),
+            optional=True)
     log(f"analysis finished -> {a}")
 
 

@@ -13,7 +13,8 @@ batched search per move.
 
 A pair is finished when its `pairs/pair-N.json` exists (written atomically after its games), so
 an interrupted tournament reruns only unfinished pairs; pair N's games are numbered
-N * games_per_pair + k, so nothing is recorded twice.
+first_game_id + N * games_per_pair + k (first_game_id 0 unless a temperature study sets it), so
+nothing is recorded twice.
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
                        device)
     res = play_match(engine, pa_, pb_, settings["games_per_pair"])
     n = settings["games_per_pair"]
+    first = settings.get("first_game_id", 0)
     rows = []
     for k, g in enumerate(res.games):
-        rows.append({"game_id": idx * n + k, "run": name, "kind": "match", "game": settings["game"],
+        rows.append({"game_id": first + idx * n + k, "run": name, "kind": "match", "game": settings["game"],
                      "net_step": -1, "net_step_first": -1, "seat0": g["seat0"], "seat1": g["seat1"],
                      "temperature": settings["temperature"], "temperature_drop": 10**6,
                      "simulations": settings["simulations"], "actions": g["actions"],
@@ -140,7 +142,7 @@ def _record_pair(out: Path, game: str, idx: int, rows: list[dict[str, Any]], res
     runs.atomic_write_json(out / "pairs" / f"pair-{idx:05d}.json", result)
 
 
-def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int) -> bool:
+def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int, first: int = 0) -> bool:
     """A pair is finished when its result exists; the result must name this pair and its players,
     and its games part must hold exactly the pair's games, or the directory is refused."""
     f = out / "pairs" / f"pair-{idx:05d}.json"
@@ -154,16 +156,20 @@ def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int) ->
         raise UserError(f"{part} is missing although {f.name} says the pair finished; "
                         f"delete {f.name} to replay the pair")
     ids = runs.read_games(part)["game_id"].to_pylist()
-    if ids != list(range(idx * n, idx * n + n)):
+    if ids != list(range(first + idx * n, first + idx * n + n)):
         raise UserError(f"{part}: holds other games than pair {idx}'s {n}; delete it and {f.name} to replay the pair")
     return True
 
 
 def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, temperature: float = 0.25,
                simulations: int = 300, seed: int = 0, workers: int | None = None,
-               progress: bool = True, game: str | None = None, device: str = "cpu") -> pd.DataFrame:
+               progress: bool = True, game: str | None = None, device: str = "cpu", first_game_id: int = 0,
+               name: str | None = None, label: str = "tournament") -> pd.DataFrame:
     """Play (or finish) a round-robin; returns the results table (one row per ordered pair).
-    Agents search on `device` (one process holds a GPU: on CUDA the pairs run one at a time)."""
+    Agents search on `device` (one process holds a GPU: on CUDA the pairs run one at a time).
+    `first_game_id` numbers the games from there (so that several tournaments, e.g. one per
+    temperature of a study, form one games table); `name` is the `run` written in the games
+    table (default: the directory's name); `label` names the progress bar."""
     from .engines import SpielEngine
     names = [p.name for p in players]
     if len(set(names)) != len(names):
@@ -190,11 +196,14 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
     out = Path(out)
     settings = {"game": game, "games_per_pair": games_per_pair, "temperature": temperature,
                 "simulations": simulations, "seed": seed, "noise": False}
+    first_game_id = number(first_game_id, "the first game id", lo=0, hi=2**62, integer=True)
+    if first_game_id:                    # (absent when 0, so tournaments recorded before still match)
+        settings["first_game_id"] = first_game_id
     runs.claim_dir(out, "tournament")
     with runs.RunLock(out):
         runs.claim_dir(out, "tournament")
         manifest = out / "tournament.json"
-        record = {"kind": "tournament", "name": out.name, "id": runs.new_identity(), "settings": settings,
+        record = {"kind": "tournament", "name": name or out.name, "id": runs.new_identity(), "settings": settings,
                   "players": [vars(p) for p in players]}
         if manifest.exists():
             have = runs.read_manifest(out, "tournament", ("settings", "players"))
@@ -206,11 +215,11 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
         pairs = [(i, j) for i in range(len(players)) for j in range(i + 1, len(players))]
         todo = [(record["name"], k, vars(players[i]), vars(players[j]), settings, device)
                 for k, (i, j) in enumerate(pairs)
-                if not _pair_finished(out, k, players[i], players[j], games_per_pair)]
+                if not _pair_finished(out, k, players[i], players[j], games_per_pair, first_game_id)]
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="tournament", unit="pair")
+            bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=label, unit="pair")
         workers = 1 if device != "cpu" else (workers or os.cpu_count() or 1)
         if workers > 1 and len(todo) > 1:
             import multiprocessing as mp

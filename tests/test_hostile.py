@@ -305,6 +305,14 @@ CASES = {
     "sweep-unknown-game": _cmd("sweep", "nope", "--out", "C/sw", "--preset", "smoke", match="unknown OpenSpiel game"),
     # 11. no link followed
     "lock-symlink": _lock_symlink,
+    # issue 16: the temperature study, the toy tree, the fit window by kind
+    "temperature-nan": _cmd("temperature", "W/ttt", "--out", "C/t", "--temperatures", "0.1,nan", match="--temperatures"),
+    "temperature-one-replicate": _cmd("temperature", "W/ttt", "--out", "C/t", "--temperatures", "0.5", "--replicates",
+                                      "1", match="--replicates"),
+    "toy-tree-too-large": _cmd("toy-tree", "--branching", "1000", "--depth", "100", "--out", "C/toy",
+                               match="smaller tree"),
+    "toy-tree-compare-a-run": _cmd("toy-tree", "--out", "C/toy", "--compare", "W/ttt", match="no states.parquet"),
+    "zipf-kinds-mixed": _cmd("zipf", "W/ttt", "W/rnd", "--out", "C/z", match="mix kinds"),
 }
 
 

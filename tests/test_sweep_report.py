@@ -202,3 +202,36 @@ def test_damaged_sweep_records_are_one_line(tiny_sweep, tmp_path):
     assert "steps.json" in _refused([*SWEEP_ARGS, "--out", sw], tmp_path)
     (sw / "analysis" / "elo" / "elo.csv").write_text("player\n")    # used to render as "(no rows)"
     assert "elo.csv" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
+
+
+def test_sweep_temperature_study_step_and_its_report_section(tiny_sweep, tmp_path):
+    """The optional temperature step (issue 16): a sweep that asks for it runs it over the final
+    checkpoints once; the report shows its table, its figures, the toy tree beside random play and
+    self-play, and a quanta section that predicts nothing where alpha_Z <= 1."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    cfg = json.loads((sw / "sweep.json").read_text())
+    assert "temperature_study" not in cfg or cfg["temperature_study"] == []
+    cfg["temperature_study"] = [0.5, 1.0]             # as if the sweep had been started with the option
+    (sw / "sweep.json").write_text(json.dumps(cfg))
+    r = subprocess.run(cli(*SWEEP_ARGS, "--temperature-study", "1,0.5", "--out", sw), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "temperature" in json.loads((sw / "steps.json").read_text())["done"]
+    study = json.loads((sw / "temperature" / "study.json").read_text())
+    assert study["temperatures"] == [0.5, 1.0] and study["settings"]["games_per_pair"] == 10
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Temperature study (Zipf tail against Elo exponent)" in md and "### Zipf tail against Elo exponent" in md
+    for f in ("temperature_curves.png", "temperature_elo.png", "temperature_exponents.png", "zipf_toy_tree.png"):
+        assert f"![{f}](figures/{f})" in md and (tmp_path / "rep" / "figures" / f).stat().st_size > 0
+    assert "agreement" not in md.lower()
+    sc = json.loads((sw / "analysis" / "scaling" / "scaling.json").read_text())
+    for row in sc["quanta"]["rows"]:
+        if row["alpha_Z"] is not None and row["alpha_Z"] <= 1:
+            line = next(x for x in md.splitlines() if x.startswith(f"| {row['method']} |"))
+            assert "not applicable (α_Z ≤ 1)" in line and f"{row['alpha_Z'] - 1:.3f}" not in line
+    # without the option the same sweep is refused as other settings: the list is a setting
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "temperature_study" in r.stderr

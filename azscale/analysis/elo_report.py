@@ -12,7 +12,8 @@ import pandas as pd
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo
-from .scaling import NotApplicable, elo_exponent, quanta_prediction, saturating_fit
+from .quanta import fit_loss_vs_data, learner_curves, quanta_check
+from .scaling import NotApplicable, elo_exponent, saturating_fit
 from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
 from .verdict import inverse_scaling, verdict_dict, verdict_markdown
 
@@ -235,12 +236,6 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
         na = {"alpha": None, "ci_low": None, "ci_high": None, "note": f"not applicable: {e}"}
     res: dict[str, Any] = {"game": summary["game"], "elo_exponent": fit.to_dict() if fit else na,
                            "match_settings": summary["match_settings"]}
-    if z is not None and fit:
-        curve = z["curves"][-1]
-        res["quanta"] = {"zipf_curve": curve["label"], "key_scheme": z["key_scheme"],
-                         "measured_alpha_N": fit.alpha, "measured_ci": [fit.ci_low, fit.ci_high],
-                         "predicted": {f["method"]: {"alpha_Z": f["alpha"], "alpha_N": quanta_prediction(f["alpha"])}
-                                       for f in curve["fits"] if not runs.is_missing(f["alpha"])}}
     if lt is not None:
         res["loss_table"] = lt.to_dict(orient="records")
         for x in ("params", "flops"):
@@ -250,6 +245,10 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                 res[f"value_loss_vs_{x}"] = f.to_dict()
             except UserError as exc:
                 res[f"value_loss_vs_{x}"] = {"error": str(exc)}
+        res["value_loss_vs_data"] = fit_loss_vs_data(learner_curves(run_dirs))
+    if z is not None:
+        res["quanta"] = quanta_check(z, res["elo_exponent"], res.get("value_loss_vs_params"),
+                                     res.get("value_loss_vs_data"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()

@@ -29,3 +29,28 @@ def curve_colours(labels: list[str]) -> list:
             out.append(cmap(k % cmap.N))
             k += 1
     return out
+
+
+def temperature_colours(temperatures) -> dict:
+    """plasma on log10(temperature), coldest dark to hottest yellow: {temperature: colour}."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
+    ts = sorted(set(float(t) for t in temperatures))
+    if not ts:
+        return {}
+    norm = LogNorm(vmin=ts[0], vmax=ts[-1] * 1.0001)
+    return {t: colormaps["plasma"](0.85 * norm(t)) for t in ts}     # (plasma's last yellow is hard to see)
+
+
+def save_png_svg(fig, stem) -> list[str]:
+    """Write a figure as STEM.png and STEM.svg, close it, return the two paths."""
+    import matplotlib.pyplot as plt
+
+    out = []
+    for ext in ("png", "svg"):
+        p = f"{stem}.{ext}"
+        fig.savefig(p, dpi=120)
+        out.append(p)
+    plt.close(fig)
+    return out

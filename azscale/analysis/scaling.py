@@ -9,7 +9,8 @@
 - Saturating power law: L(N) = L_inf + (N_c / N)^alpha, fitted in log space,
   log L = log(L_inf + exp(alpha (log N_c - log N))), with a Huber loss (robust to one bad run),
   from several starting points; interval by resampling seeds within each size.
-- Quanta prediction: alpha_N = alpha_Z - 1 from a Zipf exponent (PAPER.md section 1).
+- Quanta prediction: the loss exponent alpha_N(loss) = alpha_Z - 1 from a Zipf exponent, where
+  alpha_Z > 1 (PAPER.md section 1; the full check is in quanta.py).
 """
 
 from __future__ import annotations
@@ -168,5 +169,6 @@ def saturating_fit(n: np.ndarray, loss: np.ndarray, groups: np.ndarray | None = 
 
 
 def quanta_prediction(alpha_z: float) -> float:
-    """The quantization model's parameter-scaling exponent from a rank-frequency exponent."""
-    return alpha_z - 1.0
+    """The quantization model's exponent of the loss against parameters from a rank-frequency
+    exponent: alpha_Z - 1, defined only for alpha_Z > 1 (NaN otherwise; see quanta.py)."""
+    return alpha_z - 1.0 if alpha_z > 1 else math.nan

@@ -217,7 +217,8 @@ def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     if kinds:
         t = t.filter(pc.is_in(t["kind"], pa.array(list(kinds))))
     if temperature is not None:
-        t = t.filter(pc.abs(pc.subtract(t["temperature"], pa.scalar(temperature, pa.float32()))) < 1e-6)
+        # temperatures are stored as float32: a game is at T when its value is T's float32 value
+        t = t.filter(pc.less(pc.abs(pc.subtract(t["temperature"], pa.scalar(temperature, pa.float32()))), 1e-6))
     if window == "all":
         return t
     if window.startswith("last"):

@@ -55,6 +55,17 @@ PAPER_WINDOWS: dict[str, dict[str, Any]] = {
 # small games.
 DEFAULT_WINDOW = {"kind": "counts", "lo": 100, "hi": 10, "weight": "2/sqrt(rank)"}
 
+# Too little data in a window (the LS fit gives no exponent, only these numbers): fewer than
+# MIN_WINDOW_COUNTS distinct count values among the window's states, or more than
+# MAX_SINGLETON_SHARE of them seen once. A line through a window of a few count levels, or
+# through the plateau of states seen once (whose order among themselves is arbitrary), measures
+# the plateau's length, not a power law: 153 real Connect Four games gave "alpha" 0.029 over
+# ranks 10^2-2.2*10^3 that way. The MLE has its own rule: its tail (counts >= x_min) must hold
+# at least MIN_WINDOW_COUNTS distinct counts.
+MIN_WINDOW_COUNTS = 5
+MAX_SINGLETON_SHARE = 0.5
+TOO_LITTLE = "too little data in the window"
+
 
 @dataclass
 class FitResult:
@@ -84,24 +95,70 @@ def window_for(name: str) -> dict[str, Any]:
     return dict(PAPER_WINDOWS.get(name, DEFAULT_WINDOW))
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def fmt_count(x: Any) -> str:
+    """A rank or count as people write it: 2·10⁶, 10⁵, 2,193, 100, 0.5 (never 2000000.0): a
+    whole multiple of a power of ten from 10⁴ up in that form, other numbers with separators."""
+    if isinstance(x, str):
+        return x.replace("n/100", "n/10²")
+    v = float(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v.is_integer() and abs(v) >= 1e4:
+        k = int(math.floor(math.log10(abs(v))))
+        m = v / 10 ** k
+        if abs(m - round(m)) < 1e-9:
+            m = int(round(m))
+            return (f"{'-' if v < 0 else ''}10{str(k).translate(_SUPERSCRIPT)}" if abs(m) == 1
+                    else f"{m}·10{str(k).translate(_SUPERSCRIPT)}")
+        return f"{int(v):,}"
+    return f"{int(v):,}" if v.is_integer() else f"{v:g}"
+
+
 def resolve_window(sorted_counts: np.ndarray, window: dict[str, Any]) -> tuple[int, int, str]:
-    """Ranks [lo, hi] (1-based, inclusive) that a window selects, and its description."""
+    """Ranks [lo, hi] (1-based, inclusive) that a window selects, and its description (prefixed
+    with the window's name, e.g. "temperature window: ", when it has one)."""
     n = len(sorted_counts)
+    name = f"{window['label']}: " if window.get("label") else ""
     if window["kind"] == "ranks":
         lo = int(window["lo"])
         hi = window["hi"]
         hi_v = n / 100 if hi == "n/100" else float(hi)
         hi_i = int(min(n, hi_v))
-        desc = f"ranks {lo:g} to {hi} (= {hi_i})"
+        desc = f"{name}ranks {fmt_count(lo)} to {fmt_count(hi)} (= {hi_i:,})"
         return lo, hi_i, desc
     if window["kind"] == "counts":
         hi_c, lo_c = float(window["lo"]), float(window["hi"])
         inside = np.flatnonzero((sorted_counts <= hi_c) & (sorted_counts >= lo_c))
         if inside.size == 0:
-            return 1, 0, f"counts {hi_c:g} down to {lo_c:g} (no ranks)"
+            return 1, 0, f"{name}counts {fmt_count(hi_c)} down to {fmt_count(lo_c)} (no ranks)"
         lo, hi = int(inside[0]) + 1, int(inside[-1]) + 1
-        return lo, hi, f"counts {hi_c:g} down to {lo_c:g} (ranks {lo} to {hi})"
+        return lo, hi, f"{name}counts {fmt_count(hi_c)} down to {fmt_count(lo_c)} (ranks {lo:,} to {hi:,})"
     raise UserError(f"unknown window kind {window['kind']!r}")
+
+
+def window_data(sorted_counts: np.ndarray, lo: int, hi: int) -> dict[str, Any]:
+    """What a window holds: states, distinct counts, highest and lowest count, share seen once;
+    `enough` says whether the LS fit may give an exponent there (see MIN_WINDOW_COUNTS)."""
+    c = np.asarray(sorted_counts[max(lo, 1) - 1:max(hi, 0)])
+    states = int(c.size)
+    distinct = int(np.unique(c).size) if states else 0
+    ones = float((c == 1).mean()) if states else 0.0
+    enough = distinct >= MIN_WINDOW_COUNTS and ones <= MAX_SINGLETON_SHARE
+    return {"states": states, "distinct_counts": distinct, "count_max": int(c.max()) if states else 0,
+            "count_min": int(c.min()) if states else 0, "singleton_share": ones, "enough": bool(enough),
+            "rule": f"an exponent needs at least {MIN_WINDOW_COUNTS} distinct counts in the window and at most "
+                    f"{MAX_SINGLETON_SHARE:.0%} of its states seen once"}
+
+
+def too_little_text(d: dict[str, Any]) -> str:
+    if not d["states"]:
+        return f"{TOO_LITTLE}: it holds no state ({d['rule']})"
+    return (f"{TOO_LITTLE}: {d['states']:,} states with {d['distinct_counts']} distinct count"
+            f"{'s' if d['distinct_counts'] != 1 else ''} ({d['count_max']:,} down to {d['count_min']:,}), "
+            f"{d['singleton_share']:.0%} of them seen once; {d['rule']}")
 
 
 def _weights(ranks: np.ndarray, weight: str) -> np.ndarray:
@@ -128,14 +185,27 @@ def ls_alpha(sorted_counts: np.ndarray, lo: int, hi: int, weight: str) -> float:
     return ls_line(sorted_counts, lo, hi, weight)[0]
 
 
+def window_alpha(sorted_counts: np.ndarray, window: dict[str, Any]) -> float:
+    """The LS exponent in a window, NaN where the window holds too little data (as `fit_ls`)."""
+    lo, hi, _ = resolve_window(sorted_counts, window)
+    if not window_data(sorted_counts, lo, hi)["enough"]:
+        return math.nan
+    return ls_alpha(sorted_counts, lo, hi, window["weight"])
+
+
 def fit_ls(counts: np.ndarray, window: dict[str, Any]) -> FitResult:
     sc = rank_frequency(counts)
     lo, hi, desc = resolve_window(sc, window)
+    held = window_data(sc, lo, hi)
+    details: dict[str, Any] = {"window_data": held}
+    if not held["enough"]:
+        details["too_little_data"] = True
+        return FitResult("ls", math.nan, rank_min=lo, rank_max=hi, points=held["states"],
+                         window=f"{desc}: {too_little_text(held)}", weight=window["weight"], details=details)
     alpha, intercept = ls_line(sc, lo, hi, window["weight"])
-    if math.isnan(alpha):
-        desc += " - too few ranks to fit"
+    details["log10_intercept"] = intercept
     return FitResult("ls", alpha, rank_min=lo, rank_max=hi, points=max(0, hi - lo + 1),
-                     window=desc, weight=window["weight"], details={"log10_intercept": intercept})
+                     window=desc, weight=window["weight"], details=details)
 
 
 def _powerlaw_fit(counts: np.ndarray, xmin: float | None):
@@ -165,7 +235,10 @@ MLE_MAX_POINTS = 3_000_000
 def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True) -> FitResult:
     c = rank_frequency(counts)
     if len(c) < 10 or c[0] < 2:
-        return FitResult("mle", math.nan, window="too few distinct counts to fit")
+        return FitResult("mle", math.nan, window=f"too little data to fit: {len(c):,} states, highest count "
+                                                 f"{int(c[0]) if len(c) else 0:,} (the fit needs at least 10 "
+                                                 "states and a count above 1)",
+                         details={"too_little_data": True})
     floor = 1.0
     if xmin is None and len(c) > MLE_MAX_POINTS:
         floor = float(c[MLE_MAX_POINTS] + 1)          # counts >= floor number at most the cap
@@ -176,6 +249,13 @@ def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True)
     alpha = 1.0 / (gamma - 1.0) if gamma > 1 else math.nan
     # states with count >= xmin are ranks 1..k
     k = int((c >= f.xmin).sum())
+    tail_counts = int(np.unique(c[:k]).size)
+    if tail_counts < MIN_WINDOW_COUNTS:
+        return FitResult("mle", math.nan, rank_min=1, rank_max=k, points=k, weight="likelihood",
+                         window=f"too little data in the tail: counts >= xmin = {fmt_count(f.xmin)} (ranks 1 to {k:,}) hold "
+                                f"{tail_counts} distinct count{'s' if tail_counts != 1 else ''}; an exponent needs at "
+                                f"least {MIN_WINDOW_COUNTS}",
+                         details={"too_little_data": True, "xmin": float(f.xmin), "tail_distinct_counts": tail_counts})
     details = {"gamma": gamma, "gamma_sigma": sigma, "xmin": float(f.xmin),
                "xmin_search_floor": floor, "conversion": "alpha_Z = 1 / (gamma - 1)"}
     if compare:
@@ -185,8 +265,8 @@ def fit_mle(counts: np.ndarray, xmin: float | None = None, compare: bool = True)
         details.update({"lognormal_R": float(R), "lognormal_p": float(p)})
     return FitResult("mle", alpha, stderr=sigma / (gamma - 1) ** 2 if gamma > 1 else math.nan,
                      rank_min=1, rank_max=k, points=k, weight="likelihood",
-                     window=f"counts >= xmin = {f.xmin:g} (chosen by KS distance"
-                            + (f" among counts >= {floor:g}" if floor > 1 else "") + f"; ranks 1 to {k})",
+                     window=f"counts >= xmin = {fmt_count(f.xmin)} (chosen by KS distance"
+                            + (f" among counts >= {fmt_count(floor)}" if floor > 1 else "") + f"; ranks 1 to {k:,})",
                      details=details)
 
 
@@ -238,8 +318,7 @@ def fit_all(counts: np.ndarray, window: dict[str, Any], visits=None, bootstrap: 
     ls_samples, mle_samples, stuck = [], [], 0
     for bc in gen:
         sc = rank_frequency(bc)
-        lo, hi, _ = resolve_window(sc, window)
-        ls_samples.append(ls_alpha(sc, lo, hi, window["weight"]))
+        ls_samples.append(window_alpha(sc, window))
         if mle and not math.isnan(out[1].alpha):
             xm = out[1].details["xmin"]
             f = _powerlaw_fit(sc[sc >= xm], xm)            # only the tail enters the fit

@@ -19,14 +19,39 @@ from .states import FRAME, Visits, aggregate, build_states, key_scheme, select_g
 from .endgame import (applicability, early_counts, endgame_evidence, evidence_lines, late_share_by_rank,
                       per_state_arrays, plot_late_boards, plot_late_share, plot_shoulder_curves,
                       plot_turn_vs_rank)
-from .zipf import FitResult, fit_all, plot_rank_frequency, window_for
+from .zipf import PAPER_WINDOWS, FitResult, fit_all, plot_rank_frequency, window_for
 
 
-def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | None) -> dict[str, Any]:
-    """`paper` (the paper's window for this game; when every selected game is random play, the
-    paper's random-play window), `ranks:LO-HI` or `counts:HI-LO`."""
+def paper_window(game: str, kinds: Sequence[str], temperatures: Sequence[float] = ()) -> dict[str, Any]:
+    """The paper's window for the games selected, chosen by their kind (PAPER.md section 4):
+    self-play games get the game's own window, match games (played at a set temperature) the
+    temperature window (counts 200 down to 4, weight 2/rank), random games the random-play window.
+    Games of several kinds have no one paper window: refused, naming the way out."""
+    kinds = sorted(set(kinds))
+    if len(kinds) > 1:
+        raise UserError(f"the selected games mix kinds ({', '.join(kinds)}) and the paper fits each kind in its own "
+                        "window; choose one with --kind, or give --fit-window ranks:LO-HI or counts:HI-LO")
+    kind = kinds[0] if kinds else "selfplay"
+    if kind == "random":
+        return {**window_for("random"), "label": "random-play window", "chosen_for": "random games"}
+    if kind == "match":
+        ts = sorted(set(float(t) for t in temperatures))
+        at = (f"temperature {ts[0]:g}" if len(ts) == 1 else
+              f"{len(ts)} temperatures pooled ({', '.join(f'{t:g}' for t in ts)})" if ts else "temperature unknown")
+        return {**window_for("temperature"), "label": "temperature window", "chosen_for": f"match games at {at}"}
+    name = base_name(game)
+    if name in PAPER_WINDOWS:
+        return {**window_for(name), "label": f"{name} self-play window", "chosen_for": f"{kind} games of {name}"}
+    return {**window_for(name), "label": "default window",
+            "chosen_for": f"{kind} games of {name} (a game the paper does not fit: counts 100 down to 10)"}
+
+
+def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | None,
+                     temperatures: Sequence[float] = ()) -> dict[str, Any]:
+    """`paper` (the paper's window for the kind of games selected: `paper_window`),
+    `ranks:LO-HI` or `counts:HI-LO`."""
     if spec == "paper":
-        w = window_for("random" if list(kinds) == ["random"] else base_name(game))
+        w = paper_window(game, kinds, temperatures)
     else:
         bad = UserError(f"fit window '{spec}' must be paper, ranks:LO-HI or counts:HI-LO")
         try:
@@ -47,7 +72,8 @@ def parse_fit_window(spec: str, game: str, kinds: Sequence[str], weight: str | N
                 raise bad
             a = number(a, f"fit window '{spec}': the highest count", lo=0, lo_open=True, hi=1e15)
             b = number(b, f"fit window '{spec}': the lowest count", lo=0, lo_open=True, hi=a, hi_open=True)
-        w = {"kind": kind, "lo": a, "hi": b, "weight": "2/sqrt(rank)"}
+        w = {"kind": kind, "lo": a, "hi": b, "weight": "2/sqrt(rank)", "label": "window from --fit-window",
+             "chosen_for": spec}
     if weight:
         if weight not in ("2/sqrt(rank)", "2/rank", "none"):
             raise UserError(f"--weight must be 2/sqrt(rank), 2/rank or none, got {weight!r}")
@@ -102,8 +128,9 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
     settings = analysis_settings(game)
     late_turn = settings["late_turn"] if late_turn is None else late_turn
     shoulder_moves = settings["shoulder_moves"] if shoulder_moves is None else shoulder_moves
-    present = sorted(set(select_games(games_all, window, kinds, temperature)["kind"].to_pylist()))
-    fw = parse_fit_window(fit_window, game, present, weight)
+    chosen = select_games(games_all, window, kinds, temperature)
+    present = sorted(set(chosen["kind"].to_pylist()))
+    fw = parse_fit_window(fit_window, game, present, weight, chosen["temperature"].to_pylist())
     scheme = key_scheme(game, symmetry)
     results: dict[str, Any] = {"game": game, "key_scheme": scheme, "outcome_frame": FRAME,
                                "late_turn": late_turn, "shoulder_moves": shoulder_moves,
@@ -249,6 +276,16 @@ def _curve_record(label: str, st: pa.Table, fits: list[FitResult]) -> dict[str, 
 
 
 
+def window_words(fw: dict[str, Any]) -> str:
+    """The fit window in words: its name, what chose it, its range and weight."""
+    from .zipf import fmt_count
+    rng = (f"ranks {fmt_count(fw['lo'])} to {fmt_count(fw['hi'])}" if fw["kind"] == "ranks"
+           else f"ranks where the count falls from {fmt_count(fw['lo'])} to {fmt_count(fw['hi'])}")
+    head = fw.get("label", "window")
+    why = f" (for {fw['chosen_for']})" if fw.get("chosen_for") else ""
+    return f"{head}{why}: {rng}, weight {fw['weight']}"
+
+
 def summary_markdown(res: dict[str, Any]) -> str:
     sel = res["selection"]
     lines = [f"# Zipf analysis: {res['game']}", "",
@@ -258,6 +295,7 @@ def summary_markdown(res: dict[str, Any]) -> str:
              f"{sel['first_moves'] or 'all'}",
              f"- exponents: rank-frequency convention, {res['exponent_convention']}; MLE converted "
              f"from the counts' power law by alpha = 1/(gamma - 1)",
+             f"- LS fit window: {window_words(res['fit_window'])}",
              f"- intervals: {res['intervals']['method']} over games, {res['intervals']['replicates']} replicates "
              f"(estimate +- 1.96 standard errors)", "",
              "| curve | games | visits | distinct states | method | alpha | 95% CI | fit range | weight |",
