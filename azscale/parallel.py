@@ -6,9 +6,9 @@ parallel work. They run local worker processes, unless a sweep on Ray has opened
 (`ray_session`): then each item is a Ray task with one CPU, anywhere in the cluster. The tasks
 return their results and the driver writes them, under its lock, as before.
 
-Ray workers get azscale through Ray's `runtime_env` (`py_modules`: this package, uploaded by
-Ray when the session starts, with the game settings inside it), never through a path on the
-driver. Paths in a task's arguments lie under the sweep's storage root, a directory every node
+Ray workers get azscale through Ray's `runtime_env` (`working_dir`: a copy of this package with
+the game settings inside it, uploaded by Ray when the session starts), never through a path on
+the driver. Paths in a task's arguments lie under the sweep's storage root, a directory every node
 mounts (a shared filesystem); a node that mounts it elsewhere sets `AZSCALE_STORAGE` to its
 mount point and the task's paths are re-rooted there (`reroot`).
 """
@@ -94,8 +94,10 @@ def on_node(fn: Callable[[Any], Any], item: Any, driver_root: str) -> Any:
 
 def runtime_env() -> tuple[dict[str, Any], Path]:
     """Ray's `runtime_env` for azscale's tasks, and the staging directory to delete afterwards:
-    a copy of this package (with the games' settings as `azscale/_games`, the layout of the
-    installed wheel), which Ray uploads to the cluster and puts on every worker's path."""
+    a working directory holding a copy of this package (with the games' settings as
+    `azscale/_games`, the layout of the installed wheel), which Ray uploads to the cluster and
+    makes every worker's working directory and first import path. (A `working_dir` also keeps
+    Ray from putting the driver's current directory on the workers' path, as it does otherwise.)"""
     from .config import games_dir
     pkg = Path(__file__).resolve().parent
     stage = Path(tempfile.mkdtemp(prefix="azscale-ray-"))
@@ -103,7 +105,7 @@ def runtime_env() -> tuple[dict[str, Any], Path]:
     shutil.copytree(pkg, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if not (dest / "_games").is_dir():
         shutil.copytree(games_dir(), dest / "_games")
-    return {"py_modules": [str(dest)]}, stage
+    return {"working_dir": str(stage)}, stage
 
 
 def task_error(exc: BaseException, what: str) -> UserError | None:

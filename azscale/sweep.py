@@ -163,6 +163,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
     if sc.seeds < 1:
         raise UserError("--seeds must be >= 1")
     redo = check_reanalyse(reanalyse)
+    if ex.kind == "ray":
+        root = root.absolute()      # Ray workers start elsewhere: every path they get is absolute
     configs = list(run_configs(sc, root))          # validates the game and every setting before any work
     storage = _storage(ex, root)
     runs.claim_dir(root, "sweep")
