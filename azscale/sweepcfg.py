@@ -147,10 +147,11 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
         ov = out["overrides"]
         if not isinstance(ov, dict):
             raise UserError(f"{where}overrides must be a table of name = value, got {ov!r}")
+        from .config import _coerce
         for k in ov:
             if k in ("game", "width", "seed"):
                 raise UserError(f"{where}overrides may not set '{k}' (the sweep sets it)")
-        out["overrides"] = dict(ov)
+        out["overrides"] = {k: _coerce(k, v) for k, v in ov.items()}     # values, not typed text
     return out
 
 
