@@ -181,6 +181,13 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
             grows = compare(have_sc, sc, root)
             rec["id"] = have.get("id") or rec["id"]
         done, inputs = read_steps(root)
+        # a run already there must have been trained with these settings, finished or not (a
+        # changed preset must not leave old runs silently in the comparison); every check comes
+        # before the first write, so a refused sweep changes no file
+        from .train import _check_resume
+        for c, d in configs:
+            _check_resume(d, c)
+        pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
             legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
@@ -191,12 +198,7 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         slog(f"sweep {root} started: {sc.game}, preset {sc.preset}, {len(configs)} runs, executor {ex.kind}"
              + (f" (parallel {ex.parallel})" if ex.kind == "local" and ex.parallel > 1 else "")
              + (f"; grows: {'; '.join(grows)}" if grows else ""))
-        # 1. training; a run already there must have been trained with these settings, finished
-        # or not (a changed preset must not leave old runs silently in the comparison)
-        from .train import _check_resume
-        for c, d in configs:
-            _check_resume(d, c)
-        pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
+        # 1. training
         slog(f"training: {len(configs) - len(pending)}/{len(configs)} runs finished")
         with _executor(ex, root, storage, rec["id"], slog) as session:
             t0 = time.monotonic()
