@@ -425,8 +425,6 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
                                            "gpus_per_run": gpus_per_run, "tensorboard": tensorboard,
                                            "storage": str(storage) if storage is not None else None}.items()
                          if v is not None}, "--")
-    if "kind" in flag_exec and flag_exec["kind"] not in S.EXECUTORS:
-        raise UserError(f"unknown executor {executor!r} (local or ray)")
     redo = check_reanalyse(reanalyse.split(",")) if reanalyse is not None else set()
     store = flag_exec.get("storage") or file_exec.get("storage")
     where = out if out is not None else (Path(file_out) if file_out is not None else None)

@@ -147,15 +147,20 @@ def _sweep_log_state(root: Path) -> dict[str, Any]:
             lines = [x for x in fh.read().decode(errors="replace").splitlines() if x.strip()]
     except OSError:
         return {"last_log": None, "analysis_running": None}
-    running = None
+    running, since = None, None
     for line in lines:
-        body = line.split("  ", 1)[1] if "  " in line else line
+        stamp, body = line.split("  ", 1) if "  " in line else ("", line)
         if body.startswith("step ") and body.endswith(": started"):
-            running = body[5:-len(": started")]
+            running, since = body[5:-len(": started")], stamp
         elif body.startswith("step ") and running and body[5:].startswith(running + ":"):
             running = None
         elif body.startswith("sweep ") and ("started" in body or "stopped" in body):
             running = None
+    if running and since:
+        try:
+            running += f" (for {duration(time.time() - time.mktime(time.strptime(since, '%Y-%m-%d %H:%M:%S')))})"
+        except ValueError:
+            pass
     return {"last_log": lines[-1] if lines else None, "analysis_running": running}
 
 

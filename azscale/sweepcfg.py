@@ -137,9 +137,9 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
         if key in out and not isinstance(out[key], bool):
             raise UserError(f"{where}{key} must be true or false, got {out[key]!r}")
     if "preset" in out and out["preset"] not in ("paper", "cpu", "smoke"):
-        raise UserError(f"{where}unknown preset {out['preset']!r} (choose one of paper, cpu, smoke)")
+        raise UserError(f"{where}preset must be paper, cpu or smoke, got {out['preset']!r}")
     if "kind" in out and out["kind"] not in EXECUTORS:
-        raise UserError(f"{where}unknown executor {out['kind']!r} (local or ray)")
+        raise UserError(f"{where}executor must be local or ray, got {out['kind']!r}")
     for key in ("address", "storage"):
         if out.get(key) is not None and (not isinstance(out[key], str) or not out[key].strip()):
             raise UserError(f"{where}{key} must be a non-empty string, got {out[key]!r}")
@@ -290,4 +290,4 @@ def merge(stored: dict[str, Any] | None, file: dict[str, Any] | None, flags: dic
 
 def overrides_from_flags(sets: list[str] | None) -> dict[str, Any]:
     ov = parse_overrides(sets or [])
-    return check({"overrides": ov}, "--set ")["overrides"] if ov else {}
+    return check({"overrides": ov}, "")["overrides"] if ov else {}

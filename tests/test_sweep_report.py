@@ -357,6 +357,9 @@ bootstrap = 20
     bad.write_text(toml.read_text().replace("seeds = 1", "seeds = 1\nwidht = 3"))
     r = subprocess.run(cli("sweep", bad), capture_output=True, text=True)
     assert r.returncode == 2 and "unknown key(s) widht" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    bad.write_text(toml.read_text().replace("seeds = 1", "seeds = 1.5"))
+    r = subprocess.run(cli("sweep", bad), capture_output=True, text=True)
+    assert r.returncode == 2 and "seeds must be an integer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = subprocess.run(cli("sweep", toml, "--reanalyse", "nope"), capture_output=True, text=True)
     assert r.returncode == 2 and "--reanalyse: unknown step(s) nope" in r.stderr
     zipf = tree_digest(sw / "analysis" / "zipf")
