@@ -5,7 +5,8 @@ Nothing here takes a lock or writes, so it works while a sweep runs (on this mac
 shared filesystem, on a cluster) and after it was killed. Per run: step/steps, games, states/s,
 the last losses and an ETA from the recent steps' wall time; per sweep: the runs, the analysis
 steps finished (`steps.json`), skipped, still to come, the one running (from `sweep.log`), and
-whether the process that holds the sweep's lock is alive on this machine.
+whether the process that holds the sweep's lock is alive on this machine. It reads small files
+only (never a resume.pt), so it answers in a second or two however large the runs are.
 """
 
 from __future__ import annotations
@@ -85,10 +86,12 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def run_progress(run_dir: Path, full: bool = False, name: str | None = None) -> dict[str, Any]:
-    """One run's progress from its files. `full` also applies the one rule for how far a run
-    is (`runs.run_status`: the step its resume file covers and whether it is finished); a run
-    whose records that rule refuses is reported with the reason, not raised."""
+def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
+    """One run's progress from its small files: config.json, the tail of metrics.jsonl, the
+    final checkpoint's existence. It never opens resume.pt (a large file: loading one takes
+    seconds to minutes), so `step` is the last step recorded in metrics.jsonl; a killed run
+    resumes from its last snapshot at or before it (`runs.run_status`, the rule that train and
+    sweep apply, decides). A damaged config.json is reported with the reason, not raised."""
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"run": name or run_dir.name, "path": str(run_dir), "state": "not started",
                            "params": None, "width": None, "family": None, "seed": None, "steps": None,
@@ -120,13 +123,6 @@ def run_progress(run_dir: Path, full: bool = False, name: str | None = None) -> 
                    seconds_since_update=max(0.0, time.time() - (run_dir / "metrics.jsonl").stat().st_mtime))
     final = run_dir / "checkpoints" / f"step-{st['steps']:06d}.pt"
     out["finished"] = out["step"] >= st["steps"] and final.is_file()
-    if full:
-        try:
-            rs = runs.run_status(run_dir)
-            out.update(resume_step=rs.resume, done=rs.done, finished=rs.finished)
-        except UserError as e:
-            out.update(state="damaged", problem=str(e))
-            return out
     if out["finished"]:
         out["state"] = "finished"
     elif out["seconds_per_step"] is not None:
@@ -164,7 +160,7 @@ def _sweep_log_state(root: Path) -> dict[str, Any]:
     return {"last_log": lines[-1] if lines else None, "analysis_running": running}
 
 
-def sweep_status(root: Path, full: bool = True) -> dict[str, Any]:
+def sweep_status(root: Path) -> dict[str, Any]:
     from .sweep import ANALYSIS_STEPS, read_steps
     from .sweepcfg import build, from_record
     root = Path(root)
@@ -173,7 +169,7 @@ def sweep_status(root: Path, full: bool = True) -> dict[str, Any]:
     names = [sc.run_name(w, s, f) for f, w, s in sc.sizes()]
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
-    rows = [run_progress(root / "runs" / n, full=full, name=n) for n in names + extra]
+    rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
     done, _ = read_steps(root)
     skipped_p = root / "analysis" / "skipped.json"
     skipped = runs.read_json(skipped_p, "list of skipped steps") if skipped_p.exists() else {}
@@ -195,7 +191,7 @@ def status(path: Path) -> dict[str, Any]:
     if (path / "sweep.json").is_file():
         return {"kind": "sweep", **sweep_status(path)}
     if (path / "config.json").is_file():
-        r = run_progress(path, full=True)
+        r = run_progress(path)
         return {"kind": "run", **r, "running": _lock_holder(path)["alive"]}
     if not path.exists():
         raise UserError(f"{path}: no such directory")

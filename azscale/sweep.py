@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterable
 from . import parallel, runs
 from .config import analysis_settings
 from .errors import UserError
-from .status import Progress, SweepLog, duration
+from .status import Progress, SweepLog, duration, run_progress
 from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
 
 ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "elo", "loss", "loss-pooled", "loss-solver",
@@ -290,7 +290,7 @@ def _train_local(pending, sc: SweepConfig, ex: Executor, root: Path, slog: Sweep
                 del procs[name]
                 if rc != 0:
                     raise UserError(f"training {name} failed: {_last_error(logs / f'{name}.log', rc)}")
-                st = "finished" if _finished(d, runs.read_run_config(d)["settings"]["steps"]) else "stopped"
+                st = "finished" if run_progress(d)["finished"] else "stopped"
                 slog(f"  {name}: {st} after {duration(time.monotonic() - t0)}")
             prog.update(set(procs))
             time.sleep(0.5)
