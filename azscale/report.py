@@ -485,7 +485,7 @@ def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFram
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist() \
         if len(agents) else []
     names = order + sorted(refs["player"]) if len(refs) else order
-    names += sorted(set(res["first"]) | set(res["second"]) - set(names))
+    names += sorted((set(res["first"]) | set(res["second"])) - set(names))     # (none, unless elo.csv lags)
     idx = {p: k for k, p in enumerate(names)}
     num_ = np.zeros((len(names), len(names)))
     den = np.zeros_like(num_)

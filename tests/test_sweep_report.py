@@ -105,6 +105,7 @@ class _Dom:
         from html.parser import HTMLParser
         self.headings, self.paragraphs, self.captions, self.ids = [], [], [], set()
         self.matrix: dict[tuple[str, str], str] = {}
+        self.matrix_rows: list[str] = []
         dom = self
 
         class P(HTMLParser):
@@ -120,6 +121,8 @@ class _Dom:
                     self.in_matrix = True
                 if self.in_matrix and tag in ("th", "td"):
                     self.title = a.get("title", "")
+                if self.in_matrix and tag == "th" and "tbody" in self.stack:
+                    dom.matrix_rows.append(a.get("title", ""))
                 self.stack.append(tag)
                 self.text = [] if tag in ("h1", "h2", "h3", "h4", "h5", "h6", "p", "figcaption", "td", "th") else self.text
 
@@ -201,6 +204,7 @@ def test_report_renders_in_chromium_with_every_figure(tiny_sweep, tmp_path):
             got[0] += s_
             got[1] += r.wins + r.draws + r.losses
     assert len(dom.matrix) == len(pairs) == 6
+    assert dom.matrix_rows == ["tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"]     # by size, reference last
     for key, (score, n) in pairs.items():
         assert dom.matrix[key] == f"{score / n:.2f}", (key, dom.matrix[key], score / n)
     shot = tmp_path / "shot.png"
