@@ -441,50 +441,111 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
 
 
+SWEEP_FILE_HELP = ("A game (as for train) or a sweep file (sweep.toml: game, preset, widths, families, seeds, "
+                   "[overrides], [analysis], [executor]); leave out to continue the sweep in --out")
+
+
 @app.command("sweep")
-def sweep_cmd(game: str = typer.Argument(..., help=GAME_HELP),
-              out: Path = typer.Option(..., help="Sweep directory (rerun the same command to continue)"),
-              widths: str = typer.Option("4,8,16,32,64", help="Comma-separated network widths"),
-              seeds: int = typer.Option(2, help="Seeds per width"),
-              preset: str = typer.Option("cpu", help="paper, cpu or smoke"),
+def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.toml]", help=SWEEP_FILE_HELP),
+              out: Optional[Path] = typer.Option(None, help="Sweep directory (default: the sweep file's `out`); rerun "
+                                                            "to continue, or with more widths or seeds to grow it"),
+              widths: Optional[str] = typer.Option(None, help="Comma-separated network widths [default: 4,8,16,32,64]"),
+              families: Optional[str] = typer.Option(None, help="Comma-separated model families (mlp, resnet) "
+                                                                "[default: the preset's]"),
+              seeds: Optional[int] = typer.Option(None, help="Seeds per width [default: 2]"),
+              preset: Optional[str] = typer.Option(None, help="paper, cpu or smoke [default: cpu]"),
               sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-              random_games: int = typer.Option(20000, help="Random-play games for the Zipf baseline"),
-              games_per_pair: int = typer.Option(100, help="Tournament games per pair"),
-              match_sims: int = typer.Option(100, help="Tournament simulations per move"),
-              bootstrap: int = typer.Option(100, help="Bootstrap resamples (Elo, scaling; a quarter for Zipf)"),
-              solver: bool = typer.Option(True, help="Ground-truth loss where an oracle exists"),
+              random_games: Optional[int] = typer.Option(None, help="Random-play games for the Zipf baseline [default: 20000]"),
+              games_per_pair: Optional[int] = typer.Option(None, help="Tournament games per pair [default: 100]"),
+              match_sims: Optional[int] = typer.Option(None, help="Tournament simulations per move [default: 100]"),
+              match_temperature: Optional[float] = typer.Option(None, help="Tournament move temperature [default: 0.25]"),
+              bootstrap: Optional[int] = typer.Option(None, help="Bootstrap resamples (Elo, scaling; a quarter for Zipf) "
+                                                                 "[default: 100]"),
+              solver: Optional[bool] = typer.Option(None, "--solver/--no-solver",
+                                                    help="Ground-truth loss where an oracle exists [default: on]"),
+              late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this [default: the game's "
+                                                                   "[analysis] late_turn]"),
+              shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test's first moves [default: the "
+                                                                      "game's [analysis] value]"),
               max_minutes_per_run: Optional[float] = typer.Option(None, help="Stop each run after this long (resumable)"),
-              executor: str = typer.Option("local", help="local, or ray (an existing or local Ray cluster)"),
-              address: Optional[str] = typer.Option(None, help="Ray address, e.g. auto"),
-              gpus_per_run: float = typer.Option(0.0, help="GPUs to request per training task (ray)"),
-              temperature_study: str = typer.Option("", help="Also run the temperature study on the final "
-                                                             "checkpoints at these temperatures: paper (the 17) or "
-                                                             "comma-separated, e.g. 0.1,0.25,1 (default: not run)"),
-              quiet: bool = typer.Option(False, "--quiet", "-q")):
-    """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable."""
-    from .config import parse_overrides
-    from .sweep import SweepConfig, sweep
-    try:
-        ws = [int(w) for w in widths.split(",") if w.strip()]
-    except ValueError:
-        raise UserError(f"--widths must be comma-separated integers, got {widths!r}") from None
-    if len(set(ws)) != len(ws):
-        raise UserError(f"--widths names a width twice ({widths})")
-    seeds = number(seeds, "--seeds", lo=1, hi=1000, integer=True)
-    random_games = number(random_games, "--random-games", lo=1, hi=10**10, integer=True)
-    games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
-    match_sims = number(match_sims, "--match-sims", lo=1, hi=1_000_000, integer=True)
-    bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
-    max_minutes_per_run = optional_number(max_minutes_per_run, "--max-minutes-per-run", lo=0, lo_open=True, hi=1e8)
-    gpus_per_run = number(gpus_per_run, "--gpus-per-run", lo=0, hi=1024)
-    from .analysis.temperature import parse_temperatures
-    temps = parse_temperatures(temperature_study) if temperature_study.strip() else []
-    sc = SweepConfig(game, ws, seeds, preset, parse_overrides(sets or []), random_games, games_per_pair, match_sims,
-                     0.25, bootstrap, solver, 20000, max_minutes_per_run, temperature_study=temps)
-    res = sweep(sc, out, executor, address, gpus_per_run, log=(lambda m: None) if quiet else typer.echo)
+              executor: Optional[str] = typer.Option(None, help="local (this machine) or ray (an existing or local Ray "
+                                                                "cluster) [default: local]"),
+              parallel: Optional[int] = typer.Option(None, help="local: training runs at once [default: 1]"),
+              address: Optional[str] = typer.Option(None, help="ray: cluster address, e.g. auto or HOST:6379 "
+                                                               "[default: start a local Ray]"),
+              gpus_per_run: Optional[float] = typer.Option(None, help="ray: GPUs requested by each training task [default: 0]"),
+              storage: Optional[Path] = typer.Option(None, help="ray: a directory every node mounts (shared filesystem) "
+                                                                "that holds the sweep; a relative --out lies under it "
+                                                                "[default: the sweep's parent]"),
+              tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                                         help="Runs also write TensorBoard scalars and hyperparameters"),
+              reanalyse: Optional[str] = typer.Option(None, help="Redo these analysis steps (comma-separated, or all), "
+                                                                 "e.g. after the analysis code changed"),
+              temperature_study: Optional[str] = typer.Option(None, help="Also run the temperature study on the final "
+                                                                        "checkpoints at these temperatures: paper (the 17) "
+                                                                        "or comma-separated, e.g. 0.1,0.25,1 [default: "
+                                                                        "not run]"),
+              quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
+    """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""
+    from . import sweepcfg as S
+    from .sweep import check_reanalyse, sweep
+    file_settings, file_exec, file_out = {}, {}, None
+    if source is not None and (source.endswith(".toml") or Path(source).is_file()):
+        file_settings, file_exec, file_out = S.read_sweep_file(Path(source))
+    elif source is not None:
+        file_settings = {"game": source}
+    flags = {k: v for k, v in {
+        "widths": S.parse_widths(widths) if widths is not None else None,
+        "families": [f.strip() for f in families.split(",") if f.strip()] if families is not None else None,
+        "seeds": seeds, "preset": preset, "random_games": random_games, "games_per_pair": games_per_pair,
+        "match_simulations": match_sims, "match_temperature": match_temperature, "bootstrap": bootstrap,
+        "solver": solver, "late_turn": late_turn, "shoulder_moves": shoulder_moves,
+        "max_minutes_per_run": max_minutes_per_run}.items() if v is not None}
+    if temperature_study is not None:
+        from .analysis.temperature import parse_temperatures
+        flags["temperature_study"] = parse_temperatures(temperature_study) if temperature_study.strip() else []
+    flags = S.check(flags, "--")
+    ov = S.overrides_from_flags(sets)
+    if ov:
+        flags["overrides"] = ov
+    flag_exec = S.check({k: v for k, v in {"kind": executor, "parallel": parallel, "address": address,
+                                           "gpus_per_run": gpus_per_run, "tensorboard": tensorboard,
+                                           "storage": str(storage) if storage is not None else None}.items()
+                         if v is not None}, "--")
+    redo = check_reanalyse(reanalyse.split(",")) if reanalyse is not None else set()
+    store = flag_exec.get("storage") or file_exec.get("storage")
+    where = out if out is not None else (Path(file_out) if file_out is not None else None)
+    if where is None:
+        raise UserError("name the sweep directory: --out DIR (or `out` in the sweep file)")
+    root = Path(store) / where if store is not None and not where.is_absolute() else where
+    stored, stored_exec = {}, {}
+    if (root / "sweep.json").exists() or (root / "sweep.json").is_symlink():
+        from . import runs
+        rec = runs.read_manifest(root, "sweep")
+        stored, stored_exec = S.from_record(rec, str(root / "sweep.json"))
+        stored_exec.pop("storage", None)       # a path of the last invocation; named anew each time
+    elif source is None:
+        raise UserError(f"{root}: no sweep there yet; name a game or a sweep file to start one")
+    settings = S.merge(stored, file_settings, flags)
+    ex_values = S.merge(stored_exec, file_exec, flag_exec)
+    sc, ex = S.build(settings, ex_values)
+    from tqdm import tqdm
+    res = sweep(sc, root, ex, log=None if quiet else tqdm.write, reanalyse=redo, progress=not quiet)
     if not res["finished"]:
         raise typer.Exit(3)
-    typer.echo(f"sweep finished -> {out}")
+    if not quiet:
+        typer.echo(f"report: azscale report {root} --out REPORT_DIR; status: azscale status {root}")
+
+
+@app.command()
+def status(path: Path = typer.Argument(..., help="A sweep directory or a run directory"),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON")):
+    """How far a sweep or run is, from its files only: per run step/steps, games, states/s, last
+    losses and ETA; per sweep the analysis steps finished. Works while it runs and after a kill."""
+    from . import runs
+    from .status import format_status, status as read_status
+    st = read_status(path)
+    typer.echo(json.dumps(runs.json_safe(st), indent=2) if as_json else format_status(st))
 
 
 @app.command()
@@ -550,6 +611,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"azscale: error: {_one_line(msg)}", file=sys.stderr)
         sys.exit(2)
 
+    from .procs import die_with_parent_from_env
+    die_with_parent_from_env()            # a run trained by a sweep ends with the sweep
     try:
         rc = app(args=argv, prog_name="azscale", standalone_mode=False)
     except UserError as exc:

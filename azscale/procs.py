@@ -66,3 +66,16 @@ def die_with_parent() -> None:
         os._exit(1)
     threading.Thread(target=_watch, args=(parent,), name="azscale-parent-watch", daemon=True).start()
     _armed_for = parent
+
+
+def die_with_parent_from_env() -> None:
+    """A process started by a sweep (`azscale train` with AZSCALE_PARENT_PID set) ends when the
+    sweep ends, even by SIGKILL: the same two lines of defence as `die_with_parent`."""
+    want = os.environ.pop("AZSCALE_PARENT_PID", None)
+    if not want or not want.isdigit():
+        return
+    parent = int(want)
+    _set_pdeathsig()
+    if os.getppid() != parent:      # the sweep died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), name="azscale-parent-watch", daemon=True).start()

@@ -1,15 +1,23 @@
 """The comparison report of a sweep: `report.md` and a self-contained `report.html` with figures.
 
 Every number in the report is read from a table or JSON file in the sweep directory, and each
-section names the file it came from.
+section names the file it came from. The report opens with a one-screen summary: the headline
+numbers with their intervals beside the paper's, each linking to its section.
+
+A section is a dict: `id` (its anchor), `title`, `source` (the files it read), `md` (its text),
+`figures` (file names in figures/, or {"file", "caption"}), `details` (long tables folded under
+the figures: [{"summary", "md"}]). `_build_report` lists them in order; a module with a section
+of its own returns such dicts and is added there with one line (see `SECTION HOOK`). The
+Markdown is rendered to HTML by markdown-it-py (CommonMark + tables) inside a jinja2 page.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import html as htmllib
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,19 +26,83 @@ import numpy as np
 import pandas as pd
 
 from . import runs
-from .analysis.plotting import size_colours
+from .analysis.plotting import SEED_STYLES, size_colours
 from .analysis.temperature_report import temperature_section, zipf_baselines
 from .config import base_name
 from .errors import UserError
+from .numfmt import ci as fmt_ci, fit_window as fmt_fit_window, integer, num, power, ranges, with_ci
 
-# PAPER.md section 4 and 6: combined-curve Zipf exponents and Elo exponents reported by the paper.
+# PAPER.md sections 4 to 7: what the paper reports, for the summary's last column.
 PAPER_ZIPF = {"connect_four": 0.94, "pentago": 0.86, "oware": 1.02, "checkers": 0.80}
 PAPER_RANDOM_ZIPF = {"connect_four": 0.97}
 PAPER_ELO_EXPONENT = {"connect_four": 0.88, "pentago": 0.88}
+PAPER_INVERSE = {"oware": "Elo peaks near 4k–8k parameters, then falls (inverse scaling)",
+                 "checkers": "Elo peaks near 66k parameters, then falls (inverse scaling)",
+                 "connect_four": "no inverse scaling", "pentago": "no inverse scaling"}
+PAPER_ENDGAME = {"oware": "present: late share ~0.8–0.9 beyond rank ~200, a shoulder at ranks 10²–10⁴",
+                 "checkers": "present: late share rising with rank (king-versus-king endings)"}
+PAPER_LOSS = {"connect_four": "rises with rank for every size (~10⁻³ at rank 1 to ~0.3 at 10⁵)"}
+
+# What each figure shows (by its name in figures/, without .png); {…} are filled from the context.
+CAPTIONS = {
+    "training_curves": "Learner losses during training: value loss (left) and policy loss (right) against learner "
+                       "step. One colour per size (dark: smallest, yellow: largest), one line style per seed.",
+    "zipf_rank_frequency": "Rank-frequency curves of self-play states (games in window {window}): each distinct "
+                           "state's visit count against its rank, log-log, per run (colour: size, line style: seed) "
+                           "and pooled over all runs (black, 'combined'); dashed: least-squares fits in the fit "
+                           "window, exponents in the legend.",
+    "random_rank_frequency": "Rank-frequency curve of uniformly random play, the paper's baseline for the "
+                             "self-play curves above.",
+    "zipf_rank_frequency_early": "The paper's Fig. 5: the pooled curve of all states, without late states (mean "
+                                 "turn ≥ {late_turn}) and of the first {shoulder} moves of each game only.",
+    "zipf_turn_vs_rank": "The paper's Fig. 6a: mean turn number of each state against its rank; late states lie "
+                         "above the dashed line (mean turn ≥ {late_turn}).",
+    "zipf_late_share": "The paper's Fig. 6b: share of late states per log-rank bin, per curve, against the late "
+                       "share of all visits.",
+    "zipf_late_states": "The ten most frequent late states of the pooled curve, drawn as boards.",
+    "loss_vs_rank": "Value loss (z − v)² against state rank at the final checkpoints ({target}), smoothed in "
+                    "log rank (σ = 0.15 decades), seeds combined by geometric mean; one colour per size, bands: the "
+                    "seeds' range.",
+    "loss_early_late": "The paper's Fig. 7: the same for all, early and late states (mean turn below and at least "
+                       "{late_turn}).",
+    "loss_early_late_vs_step": "The paper's Fig. 8: mean loss on early and on late states across checkpoints, "
+                               "one colour per size.",
+    "frontier_vs_step": "The learned frontier: the rank up to which the smoothed loss stays below the threshold, "
+                        "against learner step; one colour per size, one line style per seed.",
+    "solver_effort": "Perfect-play solver effort (seconds and nodes per state, smoothed) against state rank.",
+    "elo_vs_params": "Elo of the final checkpoints against parameters with 95% bootstrap intervals; one colour per "
+                     "size, one marker per seed; dashed grey: reference players (the random player is the anchor, "
+                     "Elo 0).",
+    "elo_vs_step": "Elo against learner step of every checkpoint in the tournament; dashed grey: reference players.",
+    "win_rate_matrix": "Score of the row player against the column player (win 1, draw ½) over all games of the "
+                       "pair, as in the table above; players by size, reference players last.",
+    "elo_fit": "The Elo exponent: final checkpoints (colour: size) and size means (black squares) against "
+               "parameters, the fitted line α_N up to the peak and its 95% band from the hierarchical bootstrap.",
+    "zipf_toy_tree": "The paper's Fig. 2: the toy model, a uniform tree of branching 7 and depth 8 played path by "
+                     "path (a staircase whose envelope has an exponent near 1), beside random play and the pooled "
+                     "self-play curve, as visit frequencies.",
+    "temperature_curves": "The paper's Fig. 3, left: rank-frequency curves of the match games at each temperature "
+                          "of the study (colour: temperature, cold dark to hot yellow).",
+    "temperature_elo": "The paper's Fig. 3, middle: Elo against parameters at each temperature, each fitted on that "
+                       "temperature's games alone.",
+    "temperature_exponents": "The paper's Fig. 3, right: the Zipf tail exponent α_Z against the Elo exponent α_N "
+                             "per temperature, with intervals; the dashed line marks α_Z = 1 (points at or below "
+                             "it, where α = α_Z − 1 is not positive, are hollow and left out of the correlation).",
+}
 
 
 def _read_json(p: Path) -> dict[str, Any] | None:
     return runs.read_json(p, "azscale result file") if p.exists() else None
+
+
+def caption(fig: str, ctx: dict[str, Any]) -> str:
+    """The caption of a figure file: its entry in CAPTIONS (the longest name that ends its stem,
+    so `loss-pooled_loss_vs_rank` finds `loss_vs_rank`), else its name in words."""
+    stem = Path(fig).stem
+    key = max((k for k in CAPTIONS if stem == k or stem.endswith("_" + k)), key=len, default=None)
+    if key is None:
+        return stem.replace("_", " ").replace("-", " ").capitalize() + "."
+    return CAPTIONS[key].format_map({k: ("?" if v is None else v) for k, v in ctx.items()})
 
 
 def _interval_text(z: dict[str, Any]) -> str:
@@ -43,8 +115,6 @@ def _interval_text(z: dict[str, Any]) -> str:
             f"({iv['replicates']} replicates); n/a where too few replicates gave a usable fit.")
 
 
-
-
 def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -52,16 +122,16 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
     cfgs = sorted(((runs.read_run_config(rd), rd) for rd in run_dirs),
-                  key=lambda c: (c[0]["params"], c[0].get("seed", 0), c[1].name))
+                  key=lambda c: (c[0]["params"], c[0]["settings"].get("seed", 0), c[1].name))
     colour = size_colours(c["params"] for c, _ in cfgs)
-    seeds = sorted({c.get("seed", 0) for c, _ in cfgs})
+    seeds = sorted({c["settings"].get("seed", 0) for c, _ in cfgs})
     for cfg, rd in cfgs:
         m = pd.DataFrame(runs.read_metrics(rd)[:runs.run_status(rd).done])
         if m.empty:
             continue
-        lab = f"{rd.name} ({cfg['params']:,})"
-        style = dict(lw=1, label=lab, color=colour[cfg["params"]],
-                     ls=("-", "--", ":", "-.")[seeds.index(cfg.get("seed", 0)) % 4])
+        seed = cfg["settings"].get("seed", 0)
+        style = dict(lw=1, label=f"{cfg['params']:,} params, seed {seed}", color=colour[cfg["params"]],
+                     ls=SEED_STYLES[seeds.index(seed) % len(SEED_STYLES)][0])
         axes[0].plot(m["step"], m["loss_value"], **style)
         axes[1].plot(m["step"], m["loss_policy"], **style)
     axes[0].set_ylabel("value loss (learner)")
@@ -69,7 +139,7 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     for ax in axes:
         ax.set_xlabel("learner step")
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=6)
+    axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     names = []
     for ext in ("png", "svg"):
@@ -83,22 +153,29 @@ def _endgame_section(z: dict[str, Any], zr: dict[str, Any] | None) -> dict[str, 
     """The paper's end-game evidence (PAPER.md section 7) and figures 5, 6a, 6b and the late boards."""
     from .analysis.endgame import evidence_lines
     eg = z.get("endgame") or {}
+    base = {"id": "endgame", "title": "End game", "source": "analysis/zipf/fits.json (endgame), late_share.csv"}
     if "applicable" not in eg:
-        return {"title": "End game", "source": "analysis/zipf/fits.json",
-                "md": "Not measured: analysis/zipf/fits.json predates the end-game evidence (rerun the zipf step).\n"}
+        return {**base, "md": "Not measured: analysis/zipf/fits.json predates the end-game evidence (rerun the zipf "
+                              "step: azscale sweep ... --reanalyse zipf).\n"}
     md = (f"Curve '{eg.get('curve', '?')}', state key `{z['key_scheme']}`, games `{z['selection']['window']}`; late = mean "
           f"turn ≥ {eg['late_turn']:g}; shoulder test on the first {eg['shoulder_moves']} moves of each game.\n\n"
-          + "\n".join(evidence_lines(eg)) + "\n")
+          + "\n".join(ranges(x) for x in evidence_lines(eg)) + "\n")
+    details = []
     if eg.get("bins"):
-        md += "\n" + _md_table(pd.DataFrame([{"ranks": f"{b['rank_lo']:,}–{b['rank_hi'] - 1:,}", "states": b["states"],
-                                              "late share": f"{b['late_share']:.3f}",
-                                              "excess over all visits": f"{b['excess']:+.3f}"} for b in eg["bins"]])) + "\n"
+        details.append({"summary": f"Late share per rank bin ({len(eg['bins'])} bins)", "md": _md_table(pd.DataFrame(
+            [{"ranks": f"{b['rank_lo']:,}–{b['rank_hi'] - 1:,}", "states": b["states"],
+              "late share": num(b["late_share"]), "excess over all visits": _signed(b["excess"])}
+             for b in eg["bins"]]))})
     rg = (zr or {}).get("endgame") or {}
     if rg.get("measured"):
         md += "\nUniformly random play, for comparison:\n\n" + "\n".join(evidence_lines(rg)) + "\n"
     figs = [f"zipf_{x}" for x in eg.get("figures", []) if x.endswith(".png")]
-    return {"title": "End game", "source": "analysis/zipf/fits.json (endgame), late_share.csv", "md": md,
-            "figures": figs}
+    return {**base, "md": md, "figures": figs, "details": details}
+
+
+def _signed(x: Any, nd: int = 3) -> str:
+    t = num(x, nd)
+    return t if t in ("n/a",) or t.startswith("-") or float(t.replace(",", "")) == 0 else "+" + t
 
 
 def _early_late_md(lj: dict[str, Any]) -> str:
@@ -107,9 +184,9 @@ def _early_late_md(lj: dict[str, Any]) -> str:
         return ""
     if not el["applicable"]:
         return f"\nEarly/late split: {el['reason']}.\n"
-    rows = [{"params": f"{int(p):,}", "seeds": v["seeds"], "early loss": runs.fmt_number(v["early_loss"], 4),
-             "early 95% CI": _ci_text(v.get("early_ci")), "late loss": runs.fmt_number(v["late_loss"], 4),
-             "late 95% CI": _ci_text(v.get("late_ci")), "early states": v["early_states"],
+    rows = [{"params": f"{int(p):,}", "seeds": v["seeds"], "early loss": num(v["early_loss"], 4),
+             "early 95% CI": fmt_ci(*(v.get("early_ci") or [None, None]), 4), "late loss": num(v["late_loss"], 4),
+             "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 4), "early states": v["early_states"],
              "late states": v["late_states"]} for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0]))]
     from .analysis.verdict import missing_subsets
     why = missing_subsets(el, lj["selection"].get("min_count"))
@@ -119,9 +196,9 @@ def _early_late_md(lj: dict[str, Any]) -> str:
 
 
 def _ci_text(ci) -> str:
-    if not ci or runs.is_missing(ci[0]) or runs.is_missing(ci[1]):
+    if not ci:
         return "n/a"
-    return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+    return fmt_ci(ci[0], ci[1], 4)
 
 
 def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
@@ -147,6 +224,16 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     return {**res, "report_md": str(out / "report.md"), "report_html": str(out / "report.html")}
 
 
+def _copy_figures(src: Path, names, figs_dir: Path, prefix: str) -> list[str]:
+    """Copy a result's figures (PNG and SVG) into figures/ as PREFIX_NAME; return the PNGs."""
+    out = []
+    for x in names:
+        shutil.copy(src / x, figs_dir / f"{prefix}_{x}")
+        if x.endswith(".png"):
+            out.append(f"{prefix}_{x}")
+    return out
+
+
 def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, Any]:
     sc = _read_json(sweep_dir / "sweep.json")
     if sc is None:
@@ -160,6 +247,7 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
     a = sweep_dir / "analysis"
     figs_dir = out / "figures"
     figs_dir.mkdir(parents=True, exist_ok=True)
+    ctx: dict[str, Any] = {"game": game, "window": "last70"}
     sections: list[dict[str, Any]] = []
 
     # settings, versions, sizes
@@ -177,17 +265,10 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
                           "states": m[-1]["states_total"] if m else 0,
                           "wall_min": (m[-1]["wall_seconds"] / 60) if m else 0.0})
     sizes = pd.DataFrame(size_rows).sort_values(["params", "seed", "run"], ignore_index=True)
-    keys = ["simulations", "c_puct", "dirichlet_alpha", "dirichlet_epsilon", "temperature_drop", "buffer_size",
-            "reuse", "updates_per_step", "batch_size", "learning_rate", "weight_decay", "steps", "games_in_flight",
-            "actors"]
-    sections.append({"title": "Settings and versions", "source": "runs/*/config.json, sweep.json",
-                     "md": f"Game `{game}`, preset `{sc['preset']}`, overrides {sc['overrides'] or 'none'}.\n\n"
-                           + _md_table(pd.DataFrame([{k: settings[k] for k in keys}]))
-                           + "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n"})
-    sections.append({"title": "Sizes", "source": "runs/*/config.json, runs/*/metrics.jsonl",
-                     "md": _md_table(sizes.assign(wall_min=sizes["wall_min"].round(1)))})
-    figs = _training_figure(run_dirs, figs_dir)
-    sections.append({"title": "Training", "source": "runs/*/metrics.jsonl", "md": "", "figures": figs[:1]})
+    sections.append(_settings_section(sc, settings, env))
+    sections.append(_sizes_section(sizes))
+    sections.append({"id": "training", "title": "Training", "source": "runs/*/metrics.jsonl", "md": "",
+                     "figures": _training_figure(run_dirs, figs_dir)[:1]})
 
     # Zipf
     reading[0] = a / "zipf" / "fits.json"
@@ -195,173 +276,407 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
     z = read_zipf_fits(a / "zipf" / "fits.json") if (a / "zipf" / "fits.json").exists() else None
     zr = read_zipf_fits(a / "zipf-random" / "fits.json") if (a / "zipf-random" / "fits.json").exists() else None
     if z:
-        rows = []
-        for label, res in (("self-play", z), ("random play", zr)):
-            if not res:
-                continue
-            for c in res["curves"]:
-                for f in c["fits"]:
-                    rows.append({"data": label, "curve": c["label"], "method": f["method"], "alpha": runs.fmt_number(f["alpha"]),
-                                 "95% CI": "n/a" if runs.is_missing(f["ci_low"]) else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
-                                 "fit range": f["window"], "distinct states": f"{c['distinct_states']:,}",
-                                 "visits": f"{c['visits']:,}"})
-        paper = PAPER_ZIPF.get(base_name(game))
-        pr = PAPER_RANDOM_ZIPF.get(base_name(game))
-        md = (f"State key `{z['key_scheme']}`; self-play window `{z['selection']['window']}`; fit window "
-              f"{json.dumps(z['fit_window'])}. Exponents in the rank-frequency convention (frequency ∝ rank^-α). "
-              + _interval_text(z) + "\n\n"
-              + _md_table(pd.DataFrame(rows))
-              + f"\n\nThe paper's combined-curve exponent for {game}: {paper if paper is not None else 'not reported'}"
-              + (f"; uniformly random play: ~{pr}" if pr else "") + ". Its curves reach ~2·10⁷ distinct states; "
-              "exponents from much smaller data are not directly comparable.\n")
-        eg = z.get("endgame") or {}
-        eg_figs = set(eg.get("figures", []))
-        zf = [f"zipf_{Path(x).name}" for x in z.get("figures", []) if x.endswith(".png") and x not in eg_figs]
-        for x in z.get("figures", []):
-            shutil.copy(a / "zipf" / x, figs_dir / f"zipf_{x}")
-        if zr:
-            for x in zr.get("figures", []):
-                if x.startswith("rank_frequency."):
-                    shutil.copy(a / "zipf-random" / x, figs_dir / f"random_{x}")
-            zf.append("random_rank_frequency.png")
-        zf += zipf_baselines(a, figs_dir)          # the toy tree beside random play and self-play
-        sections.append({"title": "State frequencies (Zipf)", "source": "analysis/zipf/fits.json, analysis/zipf-random/fits.json",
-                         "md": md, "figures": zf})
+        ctx.update(window=z["selection"]["window"], late_turn=f"{z.get('late_turn', 40):g}",
+                   shoulder=z.get("shoulder_moves", 50))
+        zsec = _zipf_section(game, z, zr, a, figs_dir, {r: k for k, r in enumerate(sizes["run"])})
+        zsec["figures"] += zipf_baselines(a, figs_dir)          # the toy tree beside random play and self-play
+        sections.append(zsec)
         sections.append(_endgame_section(z, zr))
 
     # loss by rank
-    for name, title in (("loss", "Value loss by rank: train-set target"),
-                        ("loss-pooled", "Value loss by rank: train-set target, pooled states"),
-                        ("loss-solver", "Value loss by rank: perfect-play target")):
+    losses = {}
+    for name, title, target in (("loss", "Value loss by rank: train-set target", "train-set target"),
+                                ("loss-pooled", "Value loss by rank: train-set target, pooled states",
+                                 "train-set target, every size on the same states"),
+                                ("loss-solver", "Value loss by rank: perfect-play target", "perfect-play target")):
         reading[0] = a / name / "loss.json"
         lj = _read_json(a / name / "loss.json")
         if not lj:
             continue
-        rows = [{"params": f"{int(p):,}", "loss at top ranks": runs.fmt_number(t["loss_top"], 4), "loss in the tail": runs.fmt_number(t["loss_tail"], 4),
-                 "Spearman ρ (loss, rank)": f"{t['spearman_rho']:+.2f}", "rises with rank": "yes" if t["rises"] else "no"}
-                for p, t in sorted(lj["loss_rises_with_rank"].items(), key=lambda kv: int(kv[0]))]
-        md = (f"Value loss (z − v)², both in the `{lj['frame']}` frame; states seen ≥ {lj['selection']['min_count']} times in "
-              f"window `{lj['selection']['window']}`; Gaussian smoothing in log10(rank), σ = {lj['smoothing']['sigma_decades']} "
-              f"decades; seeds combined by geometric mean; "
-              f"{'states pooled over every run (every size faces the same states)' if lj['selection'].get('pooled') else 'each run ranked on its own self-play states'}. "
-              f"Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n" + _early_late_md(lj))
-        lf = []
-        for x in lj["figures"]:
-            shutil.copy(a / name / x, figs_dir / f"{name}_{x}")
-            if x.endswith(".png"):
-                lf.append(f"{name}_{x}")
-        sections.append({"title": title, "source": f"analysis/{name}/loss.json, curves.csv, per_state.parquet",
-                         "md": md, "figures": lf})
+        losses[name] = lj
+        sections.append(_loss_section(name, title, lj, a, figs_dir))
+        for f in sections[-1]["figures"]:
+            ctx[f"target:{f}"] = target
 
     # Elo and scaling
     reading[0] = a / "elo" / "elo.json"
     ej = _read_json(a / "elo" / "elo.json")
+    sj = None
     if ej:
         et = read_elo_table(a / "elo" / "elo.csv")
-        cols = [c for c in ("player", "params", "step", "elo", "elo_ci_low", "elo_ci_high") if c in et]
-        show = et[cols].sort_values([c for c in ("params", "step", "player") if c in cols], ignore_index=True)
-        for c in ("elo", "elo_ci_low", "elo_ci_high"):
-            if c in show:
-                show[c] = show[c].round(0)
-        ms = ej["match_settings"][0]
-        md = (f"Round-robin of final checkpoints and a uniformly random player: {ms['games_per_pair']} games per pair, "
-              f"seats alternating, temperature {ms['temperature']} at every move, {ms['simulations']} simulations, no noise. "
-              f"Bradley–Terry with draws and a first-move term (first-move advantage {ej['first_move_elo']:.0f} Elo), "
-              f"anchor `{ej['anchor']}` = 0, {ej['bootstrap']} bootstrap resamples.\n\n" + _md_table(show) + "\n")
-        ef = []
-        for x in ej["figures"]:
-            shutil.copy(a / "elo" / x, figs_dir / f"elo_{x}")
-            if x.endswith(".png"):
-                ef.append(f"elo_{x}")
         reading[0] = a / "scaling" / "scaling.json"
         sj = _read_json(a / "scaling" / "scaling.json")
-        if sj:
-            f = sj["elo_exponent"]
-            paper = PAPER_ELO_EXPONENT.get(base_name(game))
-            if runs.is_missing(f.get("alpha")):
-                md += f"\nElo exponent α_N: {f.get('note', 'not computed')}.\n"
-            else:
-                md += (f"\nElo exponent α_N = {runs.fmt_number(f['alpha'])} [{runs.fmt_number(f['ci_low'])}, "
-                       f"{runs.fmt_number(f['ci_high'])}] over {f['params_min']:,}–{f['params_max']:,} parameters "
-                       f"({f['sizes']} sizes; {f.get('range_rule', 'range not recorded')})"
-                       f"{'; the paper: ≈ ' + str(paper) if paper else ''}. Interval: "
-                       f"{(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
-            if "quanta" in sj:
-                from .analysis.quanta import quanta_markdown
-                md += quanta_markdown(sj["quanta"])
-            for x in sj.get("figures", []):
-                shutil.copy(a / "scaling" / x, figs_dir / f"scaling_{x}")
-                if x.endswith(".png"):
-                    ef.append(f"scaling_{x}")
-        sections.append({"title": "Elo and scaling", "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json",
-                         "md": md, "figures": ef})
-    sections += temperature_section(sweep_dir, figs_dir)        # [] unless the sweep ran the temperature study
+        reading[0] = sweep_dir / "matches" / "final"
+        sections.append(_elo_section(game, ej, et, sj, sweep_dir, a, figs_dir))
+
+    # sections of their own modules: the temperature study ([] unless the sweep ran it)
+    sections += temperature_section(sweep_dir, figs_dir)
+
     reading[0] = a / "skipped.json"
     skipped = _read_json(a / "skipped.json")
     if skipped:
         md = ("These steps found too little data for their estimate and were not computed "
               "(the sweep went on without them):\n\n"
               + "\n".join(f"- `{name}`: {why}" for name, why in sorted(skipped.items())) + "\n")
-        sections.append({"title": "Not computed", "source": "analysis/skipped.json", "md": md})
+        sections.append({"id": "not-computed", "title": "Not computed", "source": "analysis/skipped.json", "md": md})
+    reading[0] = a / "verdict.json"
+    vj = _read_json(a / "verdict.json")
     if (a / "verdict.md").exists():
-        import re
         text = (a / "verdict.md").read_text().split("\n", 1)[1]
-        sections.append({"title": "Inverse-scaling verdict", "source": "analysis/verdict.md, analysis/verdict.json",
+        sections.append({"id": "verdict", "title": "Inverse-scaling verdict",
+                         "source": "analysis/verdict.md, analysis/verdict.json",
                          "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)})
 
-    md = render_markdown(game, sweep_dir, sections)
+    reading[0] = sweep_dir / "sweep.json"
+    summary = _summary(game, sc, sizes, z, zr, losses, sj, vj, {s.get("id") for s in sections})
+    sections.insert(0, summary)
+    for s in sections:                      # every figure with its caption
+        s["figures"] = [f if isinstance(f, dict) else
+                        {"file": f, "caption": caption(f, {**ctx, "target": ctx.get(f"target:{f}", "?")})}
+                        for f in s.get("figures", [])]
+    n = 0
+    for s in sections:
+        for f in s["figures"]:
+            n += 1
+            f["number"] = n
+    title = f"azscale report: {game}"
+    lead = (f"Sweep `{sweep_dir}`: {len(run_dirs)} runs ({sizes['params'].nunique()} sizes × "
+            f"{sizes['seed'].nunique()} seeds), game `{game}`, preset `{sc['preset']}`.")
+    md = render_markdown(title, lead, sections)
     runs.atomic_write_text(out / "report.md", md)
-    html = render_html(game, sweep_dir, sections, figs_dir)
+    html = render_html(title, lead, sections, figs_dir)
     runs.atomic_write_text(out / "report.html", html)
     return {"report_md": str(out / "report.md"), "report_html": str(out / "report.html"),
             "figures": sorted(p.name for p in figs_dir.iterdir()), "sections": [s["title"] for s in sections]}
 
 
+# -- sections -------------------------------------------------------------------------------------
+
+SETTING_KEYS = ["simulations", "c_puct", "dirichlet_alpha", "dirichlet_epsilon", "temperature_drop", "buffer_size",
+                "reuse", "updates_per_step", "batch_size", "learning_rate", "weight_decay", "steps",
+                "games_in_flight", "actors"]
+
+
+def _settings_section(sc: dict[str, Any], settings: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    pairs = [(k, settings[k]) for k in SETTING_KEYS if k in settings]
+    cols = 3                                 # three setting/value pairs per row: the table fits the page
+    lines = ["| " + " | ".join(["setting", "value"] * cols) + " |", "|" + "---|" * (2 * cols)]
+    for i in range(0, len(pairs), cols):
+        cells = [x for k, v in pairs[i:i + cols] for x in (k, _cell(v))]
+        lines.append("| " + " | ".join(cells + [""] * (2 * cols - len(cells))) + " |")
+    table = "\n".join(lines)
+    over = sc.get("overrides") or {}
+    sweep_rows = [("random games", sc.get("random_games")), ("games per pair", sc.get("games_per_pair")),
+                  ("match simulations", sc.get("match_simulations")), ("match temperature", sc.get("match_temperature")),
+                  ("bootstrap", sc.get("bootstrap")),
+                  ("solver", {True: "on", False: "off"}.get(sc.get("solver")))]
+    md = (f"Game `{sc['game']}`, preset `{sc['preset']}`, overrides "
+          + (", ".join(f"`{k}={v}`" for k, v in over.items()) if over else "none") + ". Sweep: "
+          + "; ".join(f"{k} {v}" for k, v in sweep_rows if v is not None) + ".\n\n"
+          + table + "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n")
+    return {"id": "settings", "title": "Settings and versions", "source": "runs/*/config.json, sweep.json", "md": md}
+
+
+def _sizes_section(sizes: pd.DataFrame) -> dict[str, Any]:
+    by = sizes.groupby(["params", "family", "width", "depth"], as_index=False).agg(
+        seeds=("seed", "nunique"), steps=("steps", "max"), games=("games", "mean"), wall_min=("wall_min", "mean"))
+    by["games"] = by["games"].map(integer)
+    by["wall_min"] = by["wall_min"].map(lambda x: num(x, 1))
+    by = by.rename(columns={"games": "games (mean)", "wall_min": "minutes (mean)"})
+    per_run = sizes.assign(wall_min=sizes["wall_min"].map(lambda x: num(x, 1))).rename(columns={"wall_min": "minutes"})
+    return {"id": "sizes", "title": "Sizes", "source": "runs/*/config.json, runs/*/metrics.jsonl",
+            "md": _md_table(by[["params", "family", "width", "depth", "seeds", "steps", "games (mean)",
+                                "minutes (mean)"]]) + "\n",
+            "details": [{"summary": f"Per run ({len(per_run)} runs)", "md": _md_table(per_run)}]}
+
+
+def _zipf_section(game: str, z: dict[str, Any], zr: dict[str, Any] | None, a: Path, figs_dir: Path,
+                  order: dict[str, int]) -> dict[str, Any]:
+    def fit_rows(label, res, only=None):
+        rows = []
+        for c in sorted(res["curves"], key=lambda c: order.get(c["label"], len(order))):    # by size, then seed
+            if only is not None and c["label"] not in only:
+                continue
+            for f in c["fits"]:
+                rows.append({"data": label, "curve": c["label"], "method": f["method"].upper(), "α": num(f["alpha"]),
+                             "95% interval": fmt_ci(f["ci_low"], f["ci_high"]), "fit range": ranges(f["window"]),
+                             "distinct states": f"{c['distinct_states']:,}", "visits": f"{c['visits']:,}"})
+        return rows
+    head = fit_rows("self-play", z, {z["curves"][-1]["label"]}) + (fit_rows("random play", zr) if zr else [])
+    paper = PAPER_ZIPF.get(base_name(game))
+    pr = PAPER_RANDOM_ZIPF.get(base_name(game))
+    md = (f"State key `{z['key_scheme']}`; self-play games `{z['selection']['window']}`; fit window "
+          f"{fmt_fit_window(z.get('fit_window'))}. Exponents in the rank-frequency convention (frequency ∝ "
+          f"rank^−α). " + _interval_text(z) + "\n\n" + _md_table(pd.DataFrame(head))
+          + f"\n\nThe paper's combined-curve exponent for {base_name(game)}: "
+          + (f"{paper}" if paper is not None else "not reported") + (f"; uniformly random play: ~{pr}" if pr else "")
+          + ". Its curves reach ~2·10⁷ distinct states; exponents from much smaller data are not directly comparable.\n")
+    eg = set((z.get("endgame") or {}).get("figures", []))
+    figs = _copy_figures(a / "zipf", [x for x in z.get("figures", [])], figs_dir, "zipf")
+    figs = [f for f in figs if f[len("zipf_"):] not in eg]
+    if zr:
+        figs += _copy_figures(a / "zipf-random", [x for x in zr.get("figures", []) if x.startswith("rank_frequency.")],
+                              figs_dir, "random")
+    per_run = fit_rows("self-play", z, {c["label"] for c in z["curves"][:-1]})
+    details = [{"summary": f"Per run ({len(per_run) // 2 or len(per_run)} runs, both fits)",
+                "md": _md_table(pd.DataFrame(per_run))}] if per_run else []
+    return {"id": "zipf", "title": "State frequencies (Zipf)",
+            "source": "analysis/zipf/fits.json, analysis/zipf-random/fits.json", "md": md, "figures": figs,
+            "details": details}
+
+
+def _loss_section(name: str, title: str, lj: dict[str, Any], a: Path, figs_dir: Path) -> dict[str, Any]:
+    rows = [{"params": f"{int(p):,}", "loss at top ranks": num(t["loss_top"], 4), "loss in the tail": num(t["loss_tail"], 4),
+             "Spearman ρ (loss, rank)": _signed(t["spearman_rho"], 2), "rises with rank": "yes" if t["rises"] else "no"}
+            for p, t in sorted(lj["loss_rises_with_rank"].items(), key=lambda kv: int(kv[0]))]
+    md = (f"Value loss (z − v)², both in the `{lj['frame']}` frame; states seen ≥ {lj['selection']['min_count']} times in "
+          f"window `{lj['selection']['window']}`; Gaussian smoothing in log10(rank), σ = {lj['smoothing']['sigma_decades']} "
+          f"decades; seeds combined by geometric mean; "
+          f"{'states pooled over every run (every size faces the same states)' if lj['selection'].get('pooled') else 'each run ranked on its own self-play states'}. "
+          f"Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n" + _early_late_md(lj))
+    return {"id": name, "title": title, "source": f"analysis/{name}/loss.json, curves.csv, per_state.parquet",
+            "md": md, "figures": _copy_figures(a / name, lj["figures"], figs_dir, name)}
+
+
+def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, Any] | None, sweep_dir: Path,
+                 a: Path, figs_dir: Path) -> dict[str, Any]:
+    from .analysis.plotting import seed_of
+    ms = ej["match_settings"][0]
+    agents = et[et["kind"] == "agent"].copy() if "kind" in et else et.copy()
+    refs = et[et["kind"] != "agent"] if "kind" in et else et.iloc[0:0]
+    md = (f"Round-robin of final checkpoints and a uniformly random player: {ms['games_per_pair']} games per pair, "
+          f"seats alternating, temperature {ms['temperature']} at every move, {ms['simulations']} simulations, no noise. "
+          f"Bradley–Terry with draws and a first-move term (first-move advantage {num(ej['first_move_elo'], 0)} Elo), "
+          f"anchor `{ej['anchor']}` = 0, {ej['bootstrap']} bootstrap resamples.\n")
+    if len(refs):
+        md += ("\nReference players: " + "; ".join(f"`{r.player}`: Elo {num(r.elo, 0)}"
+                                                 + (" (the anchor)" if r.player == ej["anchor"] else "")
+                                                 for r in refs.itertuples()) + ".\n")
+    if sj:
+        f = sj["elo_exponent"]
+        paper = PAPER_ELO_EXPONENT.get(base_name(game))
+        if runs.is_missing(f.get("alpha")):
+            md += f"\nElo exponent α_N: {f.get('note', 'not computed')}.\n"
+        else:
+            md += (f"\nElo exponent α_N = {with_ci(f['alpha'], f['ci_low'], f['ci_high'])} over "
+                   f"{f['params_min']:,}–{f['params_max']:,} parameters ({f['sizes']} sizes; "
+                   f"{f.get('range_rule', 'range not recorded')}){'; the paper: ≈ ' + str(paper) if paper else ''}. "
+                   f"Interval: {(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
+        if "quanta" in sj:
+            from .analysis.quanta import quanta_markdown
+            md += quanta_markdown(sj["quanta"])
+    matrix = _win_rate_html(sweep_dir / "matches" / "final", agents, refs)
+    if matrix:
+        md += ("\nWin-rate matrix: the score of the row player against the column player (win 1, draw ½) over all "
+               "games of the pair; players by size, reference players last.\n\n" + matrix + "\n")
+    figs = _copy_figures(a / "elo", ej["figures"], figs_dir, "elo")
+    if sj:
+        figs += _copy_figures(a / "scaling", sj.get("figures", []), figs_dir, "scaling")
+    agents["seed"] = agents["run"].map(seed_of) if "run" in agents else 0
+    cols = [c for c in ("player", "params", "seed", "step", "elo", "elo_ci_low", "elo_ci_high") if c in agents]
+    show = agents.sort_values([c for c in ("params", "seed", "step", "player") if c in cols])[cols]
+    show = show.assign(**{c: show[c].map(lambda x: num(x, 0)) for c in ("elo", "elo_ci_low", "elo_ci_high") if c in show})
+    show = show.rename(columns={"elo_ci_low": "95% low", "elo_ci_high": "95% high"})
+    return {"id": "elo", "title": "Elo and scaling",
+            "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json, matches/final/results.csv",
+            "md": md, "figures": figs,
+            "details": [{"summary": f"Elo of every agent ({len(show)} players; reference players above)",
+                         "md": _md_table(show)}]}
+
+
+def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFrame) -> str:
+    """The win-rate matrix as an HTML table with the score in every cell, shaded like the
+    figure (blue: the row player scores more, red: less)."""
+    from .analysis.plotting import seed_of
+    from .tournament import read_results
+    if not (tournament_dir / "tournament.json").exists():
+        return ""
+    res = read_results(tournament_dir)
+    order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist() \
+        if len(agents) else []
+    names = order + sorted(refs["player"]) if len(refs) else order
+    names += sorted((set(res["first"]) | set(res["second"])) - set(names))     # (none, unless elo.csv lags)
+    idx = {p: k for k, p in enumerate(names)}
+    num_ = np.zeros((len(names), len(names)))
+    den = np.zeros_like(num_)
+    for r in res.itertuples():
+        i, j = idx[r.first], idx[r.second]
+        n = r.wins + r.draws + r.losses
+        num_[i, j] += r.wins + 0.5 * r.draws
+        den[i, j] += n
+        num_[j, i] += r.losses + 0.5 * r.draws
+        den[j, i] += n
+    short = {n: n.split("@")[0].replace(f"{n.split('-w')[0]}-", "") if "-w" in n else n for n in names}
+    ref_names = set(refs["player"]) if len(refs) else set()
+    esc = htmllib.escape
+    head = "".join(f'<th title="{esc(n)}">{esc(short[n])}{" (ref.)" if n in ref_names else ""}</th>' for n in names)
+    body = []
+    for i, n in enumerate(names):
+        cells = []
+        for j in range(len(names)):
+            if den[i, j] == 0:
+                cells.append('<td class="empty"></td>')
+                continue
+            s = num_[i, j] / den[i, j]
+            shade = abs(s - 0.5) * 2
+            colour = f"rgba(33,102,172,{shade:.2f})" if s > 0.5 else f"rgba(178,24,43,{shade:.2f})"
+            cells.append(f'<td style="background:{colour}" title="{esc(n)} vs {esc(names[j])}: {int(den[i, j])} '
+                         f'games">{s:.2f}</td>')
+        body.append(f'<tr><th title="{esc(n)}">{esc(short[n])}{" (ref.)" if n in ref_names else ""}</th>'
+                    + "".join(cells) + "</tr>")
+    return ('<table class="matrix" id="win-rate-matrix"><thead><tr><th>row vs column</th>' + head + "</tr></thead>"
+            "<tbody>" + "".join(body) + "</tbody></table>")
+
+
+def _summary(game: str, sc: dict[str, Any], sizes: pd.DataFrame, z, zr, losses: dict[str, Any], sj, vj,
+             have: set) -> dict[str, Any]:
+    """The headline numbers beside the paper's, each linking to its section."""
+    g = base_name(game)
+    rows = []
+
+    def link(anchor, text="details"):
+        return f"[{text}](#{anchor})" if anchor in have else "—"
+
+    def paper(x):
+        return "not reported" if x is None else str(x)
+
+    if z:
+        comb = z["curves"][-1]
+        for f in comb["fits"]:
+            rows.append({"measure": f"Zipf α, pooled self-play ({f['method'].upper()})", "this sweep": num(f["alpha"]),
+                         "95% interval": fmt_ci(f["ci_low"], f["ci_high"]),
+                         "the paper": paper(PAPER_ZIPF.get(g)) if f["method"] == "ls" else "—",
+                         "section": link("zipf")})
+        if zr:
+            f = next((x for x in zr["curves"][-1]["fits"] if x["method"] == "ls"), None)
+            if f:
+                rows.append({"measure": "Zipf α, uniformly random play (LS)", "this sweep": num(f["alpha"]),
+                             "95% interval": fmt_ci(f["ci_low"], f["ci_high"]),
+                             "the paper": paper(PAPER_RANDOM_ZIPF.get(g)), "section": link("zipf")})
+    if sj:
+        f = sj["elo_exponent"]
+        rows.append({"measure": "Elo exponent α_N", "this sweep": num(f.get("alpha")) if not runs.is_missing(f.get("alpha"))
+                     else "not applicable", "95% interval": fmt_ci(f.get("ci_low"), f.get("ci_high")),
+                     "the paper": paper(PAPER_ELO_EXPONENT.get(g)), "section": link("elo")})
+    lj_name = next((n for n in ("loss-pooled", "loss") if n in losses), None)
+    if lj_name:
+        t = losses[lj_name]["loss_rises_with_rank"]
+        rises = sum(bool(v["rises"]) for v in t.values())
+        rhos = [v["spearman_rho"] for v in t.values() if not runs.is_missing(v.get("spearman_rho"))]
+        rows.append({"measure": "Value loss rises with rank (train-set target)",
+                     "this sweep": f"{rises} of {len(t)} sizes",
+                     "95% interval": f"Spearman ρ {_signed(min(rhos), 2)} to {_signed(max(rhos), 2)}" if rhos else "—",
+                     "the paper": PAPER_LOSS.get(g, "rises with rank (Connect Four)"), "section": link(lj_name)})
+    if "loss-solver" in losses:
+        t = losses["loss-solver"]["loss_rises_with_rank"]
+        rows.append({"measure": "Value loss rises with rank (perfect play)",
+                     "this sweep": f"{sum(bool(v['rises']) for v in t.values())} of {len(t)} sizes", "95% interval": "—",
+                     "the paper": "large models rise ~0.05 → ~0.45" if g == "connect_four" else "not reported",
+                     "section": link("loss-solver")})
+    if vj:
+        peak = vj.get("peak") or {}
+        state = ("inverse scaling detected" if vj.get("inverse_scaling") else "a drop flagged" if vj.get("flagged")
+                 else "no inverse scaling shown")
+        rng = peak.get("range") or [None, None]
+        rows.append({"measure": "Inverse-scaling verdict", "this sweep": state,
+                     "95% interval": (f"peak {integer(peak.get('params'))} params (range {integer(rng[0])}–"
+                                      f"{integer(rng[1])})") if peak else "—",
+                     "the paper": PAPER_INVERSE.get(g, "not studied"), "section": link("verdict")})
+        rows.append({"measure": "End-game pattern", "this sweep": str(vj.get("endgame_pattern", "not measured")),
+                     "95% interval": _endgame_numbers(z), "the paper": PAPER_ENDGAME.get(g, "not reported"),
+                     "section": link("endgame")})
+    md = (f"{len(sizes)} runs: {sizes['params'].nunique()} sizes ({integer(sizes['params'].min())} to "
+          f"{integer(sizes['params'].max())} parameters) × {sizes['seed'].nunique()} seeds. Intervals are 95%.\n\n"
+          + (_md_table(pd.DataFrame(rows)) if rows else "No analysis results yet (the sweep has not finished).") + "\n")
+    if vj:
+        for a in vj.get("attribution") or []:
+            md += (f"\nDrop {integer(a['params_from'])} → {integer(a['params_to'])} parameters: loss split "
+                   f"{a['loss_split']['reading']} ({a['loss_split']['text']}).\n")
+    return {"id": "summary", "title": "Summary", "source": "analysis/zipf/fits.json, analysis/scaling/scaling.json, "
+            "analysis/verdict.json, analysis/loss*/loss.json", "md": md}
+
+
+def _endgame_numbers(z) -> str:
+    eg = (z or {}).get("endgame") or {}
+    if not eg.get("measured"):
+        return "—"
+    s = eg["stats"]
+    return (f"late share {with_ci(s['late_share']['value'], s['late_share'].get('ci_low'), s['late_share'].get('ci_high'), 2)}"
+            f" at ranks {power(eg['ranks']['lo'])}–{power(eg['ranks']['hi'])}; {eg['held']} of 3 criteria hold")
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
 def _md_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "(no rows)"
     cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(str(c).replace("|", "\\|") for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_cell(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(_cell(r[c]).replace("|", "\\|") for c in cols) + " |")
     return "\n".join(lines)
 
 
 def _cell(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else (f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}")
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return "n/a"
+        v = float(v) + 0.0                   # -0.0 prints as 0
+        if v == 0:
+            return "0"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
         return f"{v:,}"
     return str(v)
 
 
-def render_markdown(game: str, sweep_dir: Path, sections) -> str:
-    parts = [f"# azscale report: {game}", "", f"Sweep: `{sweep_dir}`.", ""]
+def render_markdown(title: str, lead: str, sections) -> str:
+    parts = [f"# {title}", "", lead, ""]
     for s in sections:
-        parts += [f"## {s['title']}", "", f"*Source: `{s['source']}`*", "", s["md"], ""]
+        parts += [f'<a id="{s["id"]}"></a>', "", f"## {s['title']}", "", f"*Source: `{s['source']}`*", "", s["md"], ""]
         for f in s.get("figures", []):
-            parts.append(f"![{f}](figures/{f})")
-        parts.append("")
+            parts += [f"![Figure {f['number']}: {f['caption']}](figures/{f['file']})", "",
+                      f"*Figure {f['number']}. {f['caption']}*", ""]
+        for d in s.get("details", []):
+            parts += ["<details>", f"<summary>{htmllib.escape(d['summary'])}</summary>", "", d["md"], "", "</details>", ""]
     return "\n".join(parts)
 
 
 HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>azscale report: {{ game }}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
 <style>
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222;
+       line-height: 1.45; }
+h1 { font-size: 1.7em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; display: block; overflow-x: auto;
+        max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; }
 th { background: #f3f3f3; }
+table.matrix td { min-width: 2.6em; text-align: center; }
+table.matrix td.empty { background: #eee; }
 .source { color: #666; font-size: 0.85em; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+figure { margin: 1em 0; }
+img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #333; max-width: 900px; }
+details { margin: 0.5em 0 1em; } summary { cursor: pointer; color: #1a5fb4; }
+code { font-size: 0.92em; background: #f6f6f6; padding: 0 2px; }
 </style></head>
 <body>
-<h1>azscale report: {{ game }}</h1>
-<p>Sweep: <code>{{ sweep }}</code></p>
+<h1>{{ title }}</h1>
+{{ lead | safe }}
 {% for s in sections %}
-<section><h2>{{ s.title }}</h2><p class="source">Source: <code>{{ s.source }}</code></p>
+<section id="{{ s.id }}"><h2>{{ s.title }}</h2><p class="source">Source: <code>{{ s.source }}</code></p>
 {{ s.html | safe }}
-{% for f in s.figures %}<figure><img src="data:image/png;base64,{{ images[f] }}" alt="{{ f }}"><figcaption>{{ f }}</figcaption></figure>{% endfor %}
+{% for f in s.figures %}<figure><img src="data:image/png;base64,{{ images[f.file] }}" alt="Figure {{ f.number }}: {{ f.caption }}">
+<figcaption><strong>Figure {{ f.number }}.</strong> {{ f.caption }}</figcaption></figure>
+{% endfor %}
+{% for d in s.details %}<details><summary>{{ d.summary }}</summary>
+{{ d.html | safe }}
+</details>
+{% endfor %}
 </section>
 {% endfor %}
 <script>
@@ -370,59 +685,27 @@ window.addEventListener('load', function () {
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.setAttribute('data-figures', imgs.length);
   document.body.setAttribute('data-figures-loaded', ok);
+  var wide = document.documentElement.scrollWidth > window.innerWidth + 1;
+  document.body.setAttribute('data-page-overflows', wide ? 'yes' : 'no');
 });
 </script>
 </body></html>
 """
 
 
-def _md_to_html(md: str) -> str:
-    """Just enough Markdown for our sections: tables, paragraphs, headings, bold, code, lists."""
-    import html as h
-    import re
-
-    def inline(t: str) -> str:
-        t = h.escape(t)
-        t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
-        t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-        return t
-
-    out, table, items = [], [], []
-
-    def flush():
-        nonlocal table, items
-        if table:
-            rows = [r for r in table if not re.fullmatch(r"\|?\s*:?-{3,}.*", r.replace(" ", ""))]
-            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
-            out.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in cells[0]) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
-                       + "</table>")
-            table = []
-        if items:
-            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
-            items = []
-
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        if line.startswith("- "):
-            items.append(line[2:])
-            continue
-        flush()
-        if line.startswith("### ") or line.startswith("## "):
-            out.append(f"<h3>{inline(line.lstrip('#').strip())}</h3>")
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-    flush()
-    return "\n".join(out)
+def markdown_to_html(md: str) -> str:
+    """CommonMark with tables (markdown-it-py); raw HTML (the win-rate matrix, anchors) passes."""
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
 
 
-def render_html(game: str, sweep_dir: Path, sections, figs_dir: Path) -> str:
-    from jinja2 import Template
+def render_html(title: str, lead: str, sections, figs_dir: Path) -> str:
+    from jinja2 import Environment
     images = {}
     for s in sections:
         for f in s.get("figures", []):
-            images[f] = base64.b64encode((figs_dir / f).read_bytes()).decode()
-    view = [{**s, "html": _md_to_html(s["md"]), "figures": s.get("figures", [])} for s in sections]
-    return Template(HTML).render(game=game, sweep=str(sweep_dir), sections=view, images=images)
+            images[f["file"]] = base64.b64encode((figs_dir / f["file"]).read_bytes()).decode()
+    view = [{**s, "html": markdown_to_html(s["md"]), "figures": s.get("figures", []),
+             "details": [{**d, "html": markdown_to_html(d["md"])} for d in s.get("details", [])]} for s in sections]
+    env = Environment(autoescape=True)
+    return env.from_string(HTML).render(title=title, lead=markdown_to_html(lead), sections=view, images=images)

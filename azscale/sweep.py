@@ -1,142 +1,227 @@
-"""Sweeps: train a family of sizes x seeds, then analyse them, resumably.
+"""Sweeps: train a family of sizes x seeds, then analyse them, resumably; grow them later.
 
     sweeps/<name>/
-      sweep.json                 the sweep's settings (refused if a rerun asks for others)
+      sweep.json                 the sweep's settings (`sweepcfg`: what a rerun may change)
+      sweep.log                  timestamped: runs and analysis steps started and finished, progress
       runs/<game>-w<W>-s<S>/     one training run per size and seed (each resumes by itself)
+      logs/<run>.log             the output of each locally trained run
       random/                    uniformly random games (the Zipf baseline)
       matches/final/             round-robin of the final checkpoints and the random player
       analysis/<step>/           zipf, zipf-random, loss, loss-pooled, loss-solver, elo, scaling
       analysis/verdict.md, verdict.json
-      temperature/               with --temperature-study: the temperature study (azscale temperature)
-      steps.json                 the steps finished so far
+      steps.json                 the analysis steps finished, each with the inputs it read
+      temperature/               with a temperature study: the study (azscale temperature)
 
 Every step is idempotent: training and the tournament resume on their own; an analysis step is
 redone from scratch unless it is recorded in steps.json, which is written (atomically) only
 after the step's outputs are complete. A sweep killed at any moment continues where it stopped
 and duplicates nothing.
 
-Executors: `local` (default) trains the runs one after another in this machine's processes;
-`ray` submits each training run as a Ray task (with `num_cpus` = actors, and GPUs on request)
-to an existing cluster (`--address auto`) or a local one, and runs the analysis here.
+Growing: a rerun with more widths, families or seeds trains only the new runs. Each finished
+step is recorded with its inputs (the runs it read, the settings it used); a step whose inputs
+changed is redone, and so is every step that reads its results (`DEPENDS`); the tournament keeps
+its finished pairs and plays only the new ones. `reanalyse` redoes chosen steps on purpose (after
+the analysis code changed). A steps.json of an earlier azscale (no inputs) counts its steps as
+made from the sweep.json beside it.
+
+Executors: `local` trains `parallel` runs at once, each in its own process (`azscale train`,
+output in logs/<run>.log), which dies with the sweep; `ray` submits each run as a Ray task (CPUs
+= the run's actors, GPUs on request) to an existing cluster or a local one, and runs the
+tournament's pairs, the states replay and the random games as Ray tasks too (`parallel`). The
+sweep's directory lies under a storage root that every node sees (`Executor.storage`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from . import runs
-from .config import analysis_settings, base_name, resolve
+from . import parallel, runs
+from .config import analysis_settings
 from .errors import UserError
+from .status import Progress, SweepLog, duration, run_progress
+from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
+
+ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "elo", "loss", "loss-pooled", "loss-solver",
+                  "scaling", "verdict", "temperature"]
+# the steps whose results a step reads: redoing one redoes these
+DEPENDS = {"zipf-random": ["random-games"], "elo": ["tournament"], "scaling": ["elo", "zipf"],
+           "verdict": ["elo", "zipf", "loss", "loss-pooled"]}
+# what a step writes, removed before it is redone (derived results only: games are never removed)
+OUTPUTS = {"zipf": ["analysis/zipf"], "zipf-random": ["analysis/zipf-random"], "elo": ["analysis/elo"],
+           "loss": ["analysis/loss"], "loss-pooled": ["analysis/loss-pooled"], "loss-solver": ["analysis/loss-solver"],
+           "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"]}
 
 
-@dataclass
-class SweepConfig:
-    game: str
-    widths: list[int]
-    seeds: int = 2
-    preset: str = "cpu"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    random_games: int = 20000
-    games_per_pair: int = 100
-    match_simulations: int = 100
-    match_temperature: float = 0.25
-    bootstrap: int = 100
-    solver: bool = True
-    solver_states: int = 20000
-    max_minutes_per_run: float | None = None
-    # the temperature study (azscale temperature) over the final checkpoints, at these
-    # temperatures; empty: not run. A sweep.json written without this field means empty.
-    temperature_study: list[float] = field(default_factory=list)
-
-    def run_name(self, width: int, seed: int) -> str:
-        return f"{base_name(self.game)}-w{width}-s{seed}"
+def read_steps(root: Path) -> tuple[set[str], dict[str, Any] | None]:
+    """The finished analysis steps and the inputs each read (None: a steps.json of an earlier
+    azscale, which recorded no inputs)."""
+    p = Path(root) / "steps.json"
+    if not p.exists():
+        return set(), {}
+    d = runs.read_json(p, "record of finished sweep steps")
+    done = d.get("done")
+    inputs = d.get("inputs")
+    if not isinstance(done, list) or not all(isinstance(x, str) for x in done) \
+            or (inputs is not None and not isinstance(inputs, dict)):
+        raise UserError(f"{p}: damaged record of finished sweep steps; delete it to redo the analysis steps")
+    return set(done), inputs
 
 
 def _steps_done(root: Path) -> set[str]:
-    p = root / "steps.json"
-    if not p.exists():
-        return set()
-    done = runs.read_json(p, "record of finished sweep steps").get("done")
-    if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
-        raise UserError(f"{p}: damaged record of finished sweep steps; delete it to redo the analysis steps")
-    return set(done)
+    return read_steps(root)[0]
 
 
-def _mark(root: Path, step: str) -> None:
-    done = _steps_done(root) | {step}
-    runs.atomic_write_json(root / "steps.json", {"done": sorted(done)})
+def _write_steps(root: Path, done: set[str], inputs: dict[str, Any]) -> None:
+    runs.atomic_write_json(Path(root) / "steps.json",
+                           {"done": sorted(done), "inputs": {k: v for k, v in sorted(inputs.items()) if k in done}})
 
 
-def _train_one(cfg_dict: dict[str, Any], run_dir: str, max_minutes: float | None) -> dict[str, Any]:
+def _train_one(cfg_dict: dict[str, Any], run_dir: str, max_minutes: float | None,
+               tensorboard: bool = False) -> dict[str, Any]:
     from .config import from_dict
     from .train import train
-    return train(from_dict(cfg_dict), Path(run_dir), quiet=True,
+    return train(from_dict(cfg_dict), Path(run_dir), quiet=True, tensorboard=tensorboard,
                  max_seconds=None if max_minutes is None else max_minutes * 60)
 
 
 def run_configs(sc: SweepConfig, root: Path):
-    for w in sc.widths:
-        for s in range(sc.seeds):
-            cfg = resolve(sc.game, sc.preset, {**sc.overrides, "width": w, "seed": s})
-            yield cfg, runs.inside(root, root / "runs" / sc.run_name(w, s))
+    """(config, run directory) of every run; checks the game and every setting first."""
+    for f, w, s in sc.sizes():
+        yield sc.train_config(w, s, f), runs.inside(root, root / "runs" / sc.run_name(w, s, f))
 
 
-def sweep(sc: SweepConfig, root: Path, executor: str = "local", address: str | None = None,
-          gpus_per_run: float = 0.0, log: Callable[[str], None] = print) -> dict[str, Any]:
+def analysis_values(sc: SweepConfig) -> dict[str, Any]:
+    """late_turn and shoulder_moves: the sweep's own, else the game's [analysis] table."""
+    eg = analysis_settings(sc.game)
+    if sc.late_turn is not None:
+        eg["late_turn"] = float(sc.late_turn)
+    if sc.shoulder_moves is not None:
+        eg["shoulder_moves"] = int(sc.shoulder_moves)
+    return eg
+
+
+def step_inputs(sc: SweepConfig, names: Iterable[str], solver: bool) -> dict[str, dict[str, Any]]:
+    """What each analysis step reads, besides the results of the steps it depends on."""
+    r = sorted(names)
+    eg = analysis_values(sc)
+    out = {"random-games": {"games": sc.random_games},
+           "zipf": {"runs": r, "replicates": sc.bootstrap // 4, **eg},
+           "zipf-random": {"replicates": sc.bootstrap // 4, **eg},
+           "tournament": {"runs": r, "games_per_pair": sc.games_per_pair, "simulations": sc.match_simulations,
+                          "temperature": sc.match_temperature},
+           "elo": {"bootstrap": sc.bootstrap},
+           "loss": {"runs": r, "late_turn": eg["late_turn"]},
+           "loss-pooled": {"runs": r, "late_turn": eg["late_turn"]},
+           "loss-solver": {"runs": r, "late_turn": eg["late_turn"]},
+           "scaling": {"runs": r, "bootstrap": sc.bootstrap},
+           "verdict": {}}
+    if sc.temperature_study:
+        out["temperature"] = {"runs": r, "temperatures": sorted(sc.temperature_study),
+                              "games_per_pair": sc.games_per_pair, "simulations": sc.match_simulations,
+                              "bootstrap": sc.bootstrap}
+    if not solver:
+        del out["loss-solver"]
+    return out
+
+
+def dependents(steps: set[str]) -> set[str]:
+    """`steps` and every step that reads their results, directly or not."""
+    out = set(steps)
+    grew = True
+    while grew:
+        grew = False
+        for s, deps in DEPENDS.items():
+            if s not in out and out & set(deps):
+                out.add(s)
+                grew = True
+    return out
+
+
+def check_reanalyse(names: Iterable[str]) -> set[str]:
+    names = {n.strip() for n in names if n.strip()}
+    if "all" in names:
+        return set(ANALYSIS_STEPS)
+    bad = sorted(names - set(ANALYSIS_STEPS))
+    if bad:
+        raise UserError(f"--reanalyse: unknown step(s) {', '.join(bad)} (steps: all, {', '.join(ANALYSIS_STEPS)})")
+    return names
+
+
+def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable[[str], None] | None = print,
+          reanalyse: Iterable[str] = (), progress: bool = True) -> dict[str, Any]:
+    """Train every run of `sc` that is not finished, then every analysis step not done (or whose
+    inputs changed). `log` echoes the sweep.log lines (None: the log file only); `progress`
+    shows live bars on stderr."""
     root = Path(root)
+    ex = ex or Executor()
     if not sc.widths:
         raise UserError("--widths must name at least one width")
     if sc.seeds < 1:
         raise UserError("--seeds must be >= 1")
+    redo = check_reanalyse(reanalyse)
+    if ex.kind == "ray":
+        root = root.absolute()      # Ray workers start elsewhere: every path they get is absolute
     configs = list(run_configs(sc, root))          # validates the game and every setting before any work
+    storage = _storage(ex, root)
     runs.claim_dir(root, "sweep")
     root.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(root):
         runs.claim_dir(root, "sweep")
         manifest = root / "sweep.json"
-        mine = json.loads(json.dumps(asdict(sc)))
-        record = {**mine, "kind": "sweep", "id": runs.new_identity()}
+        rec = {**record(sc, ex), "kind": "sweep", "id": runs.new_identity()}
+        have_sc = None
+        grows: list[str] = []
         if manifest.exists():
             have = runs.read_manifest(root, "sweep")
-            diff = settings_diff(have, mine)
-            if diff:
-                raise UserError(f"{root} holds a sweep with other settings ({', '.join(diff)}); choose another --out")
-            record["id"] = have.get("id") or record["id"]
-        runs.atomic_write_json(manifest, record)
-        # 1. training; a run already there must have been trained with these settings, finished
-        # or not (a changed preset must not leave old runs silently in the comparison)
+            have_sc = build(*from_record(have, str(manifest)))[0]
+            grows = compare(have_sc, sc, root)
+            rec["id"] = have.get("id") or rec["id"]
+        done, inputs = read_steps(root)
+        # a run already there must have been trained with these settings, finished or not (a
+        # changed preset must not leave old runs silently in the comparison); every check comes
+        # before the first write, so a refused sweep changes no file
         from .train import _check_resume
         for c, d in configs:
             _check_resume(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
-        log(f"training: {len(configs) - len(pending)}/{len(configs)} runs finished")
-        if executor == "ray":
-            _train_ray(pending, sc, address, gpus_per_run, log)
-        elif executor == "local":
-            for cfg, d in pending:
-                log(f"  training {d.name} ({cfg.width} wide)")
-                _train_one(cfg.to_dict(), str(d), sc.max_minutes_per_run)
-        else:
-            raise UserError(f"unknown executor '{executor}' (local or ray)")
-        unfinished = [d.name for c, d in configs if not _finished(d, c.steps)]
-        if unfinished:
-            log(f"stopped: {len(unfinished)} run(s) not finished ({', '.join(unfinished)}); rerun to continue")
-            return {"finished": False, "unfinished_runs": unfinished}
-        _analyse(sc, root, [d for _, d in configs], log)
+        if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
+            base = have_sc or sc
+            legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
+            inputs = {k: legacy[k] for k in done if k in legacy}
+            _write_steps(root, done, inputs)
+        runs.atomic_write_json(manifest, rec)
+        slog = SweepLog(root, log)
+        slog(f"sweep {root} started: {sc.game}, preset {sc.preset}, {len(configs)} runs, executor {ex.kind}"
+             + (f" (parallel {ex.parallel})" if ex.kind == "local" and ex.parallel > 1 else "")
+             + (f"; grows: {'; '.join(grows)}" if grows else ""))
+        # 1. training
+        slog(f"training: {len(configs) - len(pending)}/{len(configs)} runs finished")
+        with _executor(ex, root, storage, rec["id"], slog) as session:
+            t0 = time.monotonic()
+            if pending:
+                show = progress and log is not None
+                if ex.kind == "ray":
+                    _train_ray(pending, sc, ex, root, rec["id"], session, slog, show)
+                else:
+                    _train_local(pending, sc, ex, root, slog, show)
+                slog(f"training: finished its part in {duration(time.monotonic() - t0)}")
+            unfinished = [d.name for c, d in configs if not _finished(d, c.steps)]
+            if unfinished:
+                slog(f"sweep stopped: {len(unfinished)} run(s) not finished ({', '.join(unfinished)}); rerun to continue")
+                return {"finished": False, "unfinished_runs": unfinished}
+            with parallel.progress_bars(progress and log is not None):
+                _analyse(sc, root, [d for _, d in configs], slog, redo, inputs, done)
+        slog(f"sweep finished -> {root}")
     return {"finished": True, "root": str(root)}
-
-
-def settings_diff(have: dict[str, Any], mine: dict[str, Any]) -> list[str]:
-    """Settings of `mine` that a recorded sweep.json (`have`) holds otherwise; a field that
-    `have` lacks (written before the field existed) counts as its default."""
-    from dataclasses import MISSING, fields
-    default = {f.name: (f.default_factory() if f.default_factory is not MISSING else f.default)
-               for f in fields(SweepConfig)}
-    return sorted(k for k in mine if have.get(k, default.get(k)) != mine[k] and k != "max_minutes_per_run")
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
@@ -146,6 +231,93 @@ def _finished(run_dir: Path, steps: int) -> bool:
     st = runs.run_status(run_dir)
     return st.finished and st.steps >= steps
 
+
+def _storage(ex: Executor, root: Path) -> Path:
+    """The storage root: the one named, which must hold the sweep, else the sweep's parent."""
+    if ex.storage is None:
+        return root.resolve().parent
+    storage = Path(ex.storage).resolve()
+    runs.inside(storage, root)
+    return storage
+
+
+# -- local training: `parallel` runs at once, each its own `azscale train` process -----------------
+
+def _train_command(cfg, d: Path, sc: SweepConfig, ex: Executor) -> list[str]:
+    cmd = [sys.executable, "-m", "azscale.cli", "train", sc.game, "--run-dir", str(d), "--preset", sc.preset,
+           "--width", str(cfg.width), "--seed", str(cfg.seed), "--family", cfg.family, "-q"]
+    for k, v in sc.overrides.items():
+        cmd += ["--set", f"{k}={v}"]
+    if sc.max_minutes_per_run is not None:
+        cmd += ["--max-minutes", repr(float(sc.max_minutes_per_run))]
+    if ex.tensorboard:
+        cmd.append("--tensorboard")
+    return cmd
+
+
+def _stop(procs: dict[str, Any], ask: bool = True, grace: float = 30.0) -> None:
+    """Ask the training processes to stop (SIGINT: they keep what they played; not again after
+    a Ctrl-C, which reached them already), then end those still running."""
+    for p, *_ in procs.values():
+        if ask and p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for p, *_ in procs.values():
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _train_local(pending, sc: SweepConfig, ex: Executor, root: Path, slog: SweepLog, show: bool) -> None:
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    env = {**os.environ, "AZSCALE_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+    queue = list(pending)
+    procs: dict[str, Any] = {}
+    prog = Progress([(d.name, d) for _, d in pending], slog, show)
+    try:
+        while queue or procs:
+            while queue and len(procs) < ex.parallel:
+                cfg, d = queue.pop(0)
+                cmd = _train_command(cfg, d, sc, ex)
+                fh = open(logs / f"{d.name}.log", "ab")
+                p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                fh.close()
+                procs[d.name] = (p, d, time.monotonic())
+                slog(f"  training {d.name} ({cfg.width} wide, {cfg.family}): log in {logs.name}/{d.name}.log")
+            for name, (p, d, t0) in list(procs.items()):
+                rc = p.poll()
+                if rc is None:
+                    continue
+                del procs[name]
+                if rc != 0:
+                    raise UserError(f"training {name} failed: {_last_error(logs / f'{name}.log', rc)}")
+                st = "finished" if run_progress(d)["finished"] else "stopped"
+                slog(f"  {name}: {st} after {duration(time.monotonic() - t0)}")
+            prog.update(set(procs))
+            time.sleep(0.5)
+    except BaseException as exc:
+        _stop(procs, ask=not isinstance(exc, KeyboardInterrupt))
+        raise
+    finally:
+        prog.close()
+
+
+def _last_error(log: Path, rc: int) -> str:
+    try:
+        lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        lines = []
+    err = next((x for x in reversed(lines) if x.startswith("azscale: error: ")), None)
+    if err:
+        return err[len("azscale: error: "):]
+    return f"exit status {rc} (see {log})"
+
+
+# -- Ray -----------------------------------------------------------------------------------------
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -158,47 +330,134 @@ def ray_is_loopback(address: str | None) -> bool:
     return address.rsplit(":", 1)[0].removeprefix("ray://") in LOOPBACK_HOSTS
 
 
-def ray_init_kwargs(address: str | None) -> dict[str, Any]:
+def ray_init_kwargs(address: str | None, runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
     """Arguments for `ray.init`. A local or loopback cluster is pinned to 127.0.0.1: Ray
     otherwise rewrites "127.0.0.1" to the address it would use towards the internet (the
     eth0 address), which a closed or firewalled machine cannot reach. Ray's own switch for a
     single-machine, loopback-only cluster is RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when
-    ray is first imported; a cluster address the user names elsewhere is left as it is."""
-    kw: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False,
-                          "runtime_env": {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}}}
+    ray is first imported; a cluster address the user names elsewhere is left as it is.
+    `runtime_env` (`parallel.runtime_env`) brings this azscale to every worker."""
+    kw: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
+    if runtime_env:
+        kw["runtime_env"] = runtime_env
     if ray_is_loopback(address):
         kw["_node_ip_address"] = "127.0.0.1"
     return kw
 
 
-def _train_ray(pending, sc: SweepConfig, address: str | None, gpus: float, log) -> None:
-    if not pending:
+def _probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """On a Ray worker: where azscale comes from, and whether the sweep is visible there."""
+    import socket
+
+    import azscale
+    return {"host": socket.gethostname(), "azscale": azscale.__file__, "pid": os.getpid(),
+            "storage": parallel.node_storage(spec["driver_storage"]),
+            "sweep_visible": _sweep_visible(Path(spec["sweep_dir"]), spec["sweep_id"])}
+
+
+def _sweep_visible(sweep_dir: Path, sweep_id: str) -> bool:
+    try:
+        return json.loads((sweep_dir / "sweep.json").read_text()).get("id") == sweep_id
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _train_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """One training run in a Ray worker. Refuses, rather than trains into a fresh directory,
+    when this node does not see the sweep (its storage is not mounted here)."""
+    import socket
+    sweep_dir = Path(spec["sweep_dir"])
+    if not _sweep_visible(sweep_dir, spec["sweep_id"]):
+        raise UserError(f"node {socket.gethostname()} does not see the sweep at {sweep_dir} (no sweep.json with its "
+                        f"id): mount the storage root on every node, at the same path or at $AZSCALE_STORAGE")
+    return _train_one(spec["config"], spec["run_dir"], spec["max_minutes"], spec["tensorboard"])
+
+
+@contextlib.contextmanager
+def _executor(ex: Executor, root: Path, storage: Path, sweep_id: str, slog: SweepLog):
+    """For Ray: connect (or start a local Ray), bring azscale to the workers, check that a
+    worker sees the sweep, and run the analysis' parallel work as Ray tasks while open."""
+    if ex.kind != "ray":
+        yield None
         return
-    if ray_is_loopback(address):
+    if ray_is_loopback(ex.address):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
         raise UserError("--executor ray needs Ray (pip install 'azscale[ray]')") from None
     started_here = not ray.is_initialized()
+    stage = None
     if started_here:
+        renv, stage = parallel.runtime_env()
         try:
-            ray.init(**ray_init_kwargs(address))
+            ray.init(**ray_init_kwargs(ex.address, renv))
         except ConnectionError as e:
-            raise UserError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+            shutil.rmtree(stage, ignore_errors=True)
+            raise UserError(f"cannot reach the Ray cluster at {ex.address}: {str(e).splitlines()[0]}") from None
     try:
-        remote = ray.remote(_train_one)
-        refs = [remote.options(num_cpus=max(1, c.actors), num_gpus=gpus).remote(c.to_dict(), str(d.resolve()),
-                                                                              sc.max_minutes_per_run)
-                for c, d in pending]
-        log(f"  {len(refs)} training task(s) submitted to Ray")
-        ray.get(refs)
+        res = ray.cluster_resources()
+        slog(f"Ray: {len([n for n in ray.nodes() if n.get('Alive')])} node(s), {res.get('CPU', 0):g} CPUs, "
+             f"{res.get('GPU', 0):g} GPUs; storage root {storage}")
+        spec = {"driver_storage": str(storage), "sweep_dir": str(root.resolve()), "sweep_id": sweep_id}
+        probe = ray.get(ray.remote(parallel.on_node).options(num_cpus=0).remote(_probe, spec, str(storage)))
+        slog(f"Ray worker on {probe['host']}: azscale from {probe['azscale']}; storage root there {probe['storage']}")
+        if not probe["sweep_visible"]:
+            raise UserError(f"a Ray worker on {probe['host']} does not see the sweep at {probe['storage']}: the storage "
+                            f"root must be a filesystem every node mounts (same path, or set AZSCALE_STORAGE on the node)")
+        with parallel.ray_session(ray, str(storage), slog) as session:
+            yield session
     finally:
         if started_here:
             ray.shutdown()
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
-def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
+def _train_ray(pending, sc: SweepConfig, ex: Executor, root: Path, sweep_id: str, session, slog: SweepLog,
+               show: bool) -> None:
+    ray = session.ray
+    remote = ray.remote(parallel.on_node)
+    sweep_dir = str(root.resolve())
+    refs = {}
+    for c, d in pending:
+        spec = {"config": c.to_dict(), "run_dir": str(d.resolve()), "sweep_dir": sweep_dir, "sweep_id": sweep_id,
+                "max_minutes": sc.max_minutes_per_run, "tensorboard": ex.tensorboard}
+        ref = remote.options(num_cpus=max(1, c.actors), num_gpus=ex.gpus_per_run).remote(_train_task, spec,
+                                                                                          session.storage)
+        refs[ref] = (d, time.monotonic())
+    slog(f"  {len(refs)} training task(s) submitted to Ray ({max(1, pending[0][0].actors)} CPU(s)"
+         f"{f', {ex.gpus_per_run:g} GPU(s)' if ex.gpus_per_run else ''} each)")
+    prog = Progress([(d.name, d) for _, d in pending], slog, show)
+    waiting = list(refs)
+    try:
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
+            for r in ready:
+                d, t0 = refs[r]
+                try:
+                    summary = ray.get(r)
+                except Exception as exc:
+                    err = parallel.task_error(exc, f"training {d.name}")
+                    if err is not None:
+                        raise UserError(f"training {d.name} failed: {err}") from None
+                    raise
+                slog(f"  {d.name}: {'finished' if summary['finished'] else 'stopped'} after "
+                     f"{duration(time.monotonic() - t0)}")
+            prog.update({refs[r][0].name for r in waiting})
+    except BaseException:
+        for r in waiting:
+            with contextlib.suppress(Exception):
+                ray.cancel(r)
+        raise
+    finally:
+        prog.close()
+
+
+# -- analysis ------------------------------------------------------------------------------------
+
+def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[str], inputs: dict[str, Any],
+             done: set[str]) -> None:
     from .analysis.baselines import random_games
     from .analysis.elo_report import elo_analysis, scaling_analysis, verdict
     from .analysis.loss import loss_analysis
@@ -207,28 +466,50 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
 
     workers = os.cpu_count() or 1
     a = root / "analysis"
-    done = _steps_done(root)
+    want = step_inputs(sc, [d.name for d in run_dirs], sc.solver and _has_oracle(sc.game))
+    stale = {s for s in done if s not in want or inputs.get(s) != want[s]} | (redo & set(ANALYSIS_STEPS))
+    stale = dependents(stale) & (done | redo)
+    if stale & done:
+        log(f"redoing analysis steps: {', '.join(s for s in ANALYSIS_STEPS if s in stale & done)}"
+            + (" (asked)" if redo else " (their inputs changed)"))
+    for s in stale:
+        for rel in OUTPUTS.get(s, []):
+            p = root / rel
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+    done -= stale
+    sk = a / "skipped.json"
+    if stale and sk.exists():
+        skipped = runs.read_json(sk, "list of skipped steps")
+        runs.atomic_write_json(sk, {k: v for k, v in skipped.items() if k not in stale})
+    _write_steps(root, done, inputs)
 
     def step(name: str, fn, optional: bool = False) -> None:
         """Run an analysis step once. An `optional` step that finds too little data for its
         estimate (a UserError) is recorded in analysis/skipped.json with the reason, and the
         sweep goes on to the report, which names it; a sweep never dies on thin data."""
-        if name in done:
+        if name in done or name not in want:
             return
-        log(f"  {name}")
+        log(f"step {name}: started")
+        t0 = time.monotonic()
         try:
             fn()
+            log(f"step {name}: finished in {duration(time.monotonic() - t0)}")
         except UserError as e:
             if not optional:
+                log(f"step {name}: failed: {e}")
                 raise
-            log(f"  {name}: not computed: {e}")
-            sk = a / "skipped.json"
+            log(f"step {name}: not computed: {e}")
             skipped = runs.read_json(sk, "list of skipped steps") if sk.exists() else {}
             a.mkdir(parents=True, exist_ok=True)
-            runs.atomic_write_json(a / "skipped.json", {**skipped, name: str(e)})
-        _mark(root, name)
+            runs.atomic_write_json(sk, {**skipped, name: str(e)})
+        done.add(name)
+        inputs[name] = want[name]
+        _write_steps(root, done, inputs)
 
-    eg = analysis_settings(sc.game)          # the game's [analysis] table: late_turn, shoulder_moves
+    eg = analysis_values(sc)
     step("random-games", lambda: random_games(sc.game, sc.random_games, 12345, root / "random",
                                               part_size=10000, workers=workers, progress=False))
     step("zipf", lambda: zipf_analysis(run_dirs, a / "zipf", window="last70", bootstrap=sc.bootstrap // 4,
@@ -237,7 +518,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
                                               bootstrap=sc.bootstrap // 4, **eg))
     step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
                                           root / "matches" / "final", sc.games_per_pair, sc.match_temperature,
-                                          sc.match_simulations, 0, workers, progress=False))
+                                          sc.match_simulations, 0, workers, progress=False, grow=True))
     step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
                                      bootstrap=sc.bootstrap))
     step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
@@ -246,10 +527,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log) -> None:
     step("loss-pooled", lambda: loss_analysis(run_dirs, a / "loss-pooled", "trainset", checkpoints="final",
                                               pooled=True, workers=workers, progress=False,
                                               late_turn=eg["late_turn"]), optional=True)
-    if sc.solver and _has_oracle(sc.game):
-        step("loss-solver", lambda: loss_analysis(run_dirs, a / "loss-solver", "solver", cache_dir=root / "cache",
-                                                  workers=workers, progress=False, late_turn=eg["late_turn"]),
-             optional=True)
+    step("loss-solver", lambda: loss_analysis(run_dirs, a / "loss-solver", "solver", cache_dir=root / "cache",
+                                              workers=workers, progress=False, late_turn=eg["late_turn"]),
+         optional=True)
     step("scaling", lambda: scaling_analysis(a / "elo", a / "scaling", zipf=a / "zipf" / "fits.json",
                                              run_dirs=run_dirs, bootstrap=sc.bootstrap) if _sizes(run_dirs) >= 2
          else None)

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import runs
+from . import parallel, runs
 from .checks import number
 from .errors import UserError
 
@@ -164,12 +164,15 @@ def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int, fi
 def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, temperature: float = 0.25,
                simulations: int = 300, seed: int = 0, workers: int | None = None,
                progress: bool = True, game: str | None = None, device: str = "cpu", first_game_id: int = 0,
-               name: str | None = None, label: str = "tournament") -> pd.DataFrame:
+               name: str | None = None, label: str = "tournament", grow: bool = False) -> pd.DataFrame:
     """Play (or finish) a round-robin; returns the results table (one row per ordered pair).
     Agents search on `device` (one process holds a GPU: on CUDA the pairs run one at a time).
     `first_game_id` numbers the games from there (so that several tournaments, e.g. one per
     temperature of a study, form one games table); `name` is the `run` written in the games
-    table (default: the directory's name); `label` names the progress bar."""
+    table (default: the directory's name); `label` names the progress bar.
+
+    `grow` (a sweep that gained runs): players may be added to a tournament that has begun;
+    its pairs keep their numbers (and their recorded games), and the new pairs come after them."""
     from .engines import SpielEngine
     names = [p.name for p in players]
     if len(set(names)) != len(names):
@@ -205,39 +208,69 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
         manifest = out / "tournament.json"
         record = {"kind": "tournament", "name": name or out.name, "id": runs.new_identity(), "settings": settings,
                   "players": [vars(p) for p in players]}
+        by_name = {p.name: p for p in players}
+        pairs = [(players[i].name, players[j].name) for i in range(len(players)) for j in range(i + 1, len(players))]
         if manifest.exists():
             have = runs.read_manifest(out, "tournament", ("settings", "players"))
-            if have["settings"] != settings or have["players"] != record["players"]:
+            old = _identities(have["players"], manifest)
+            new = {p.name: _identity(vars(p)) for p in players}
+            same = old == new or (grow and all(new.get(n) == v for n, v in old.items()))
+            if have["settings"] != settings or not same:
                 raise UserError(f"{out} holds a tournament with other settings or players; choose another --out")
             record["name"] = have.get("name") or record["name"]
             record["id"] = have.get("id") or record["id"]
+            # the pairs keep their numbers: those recorded first, then any new ones
+            kept = _stored_pairs(have, manifest)
+            pairs = kept + [p for p in pairs if p not in set(kept)]
+        record["pairs"] = [list(p) for p in pairs]
         runs.atomic_write_json(manifest, record)
-        pairs = [(i, j) for i in range(len(players)) for j in range(i + 1, len(players))]
-        todo = [(record["name"], k, vars(players[i]), vars(players[j]), settings, device)
-                for k, (i, j) in enumerate(pairs)
-                if not _pair_finished(out, k, players[i], players[j], games_per_pair, first_game_id)]
+        todo = [(record["name"], k, vars(by_name[a]), vars(by_name[b]), settings, device)
+                for k, (a, b) in enumerate(pairs)
+                if not _pair_finished(out, k, by_name[a], by_name[b], games_per_pair, first_game_id)]
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=label, unit="pair")
+            bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=label, unit="pair",
+                       dynamic_ncols=True)
         workers = 1 if device != "cpu" else (workers or os.cpu_count() or 1)
-        if workers > 1 and len(todo) > 1:
-            import multiprocessing as mp
-            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-                for idx, rows, result in pool.imap_unordered(_play_pair, todo):
-                    _record_pair(out, game, idx, rows, result)
-                    if bar is not None:
-                        bar.update(1)
-        else:
-            for t in todo:
-                _record_pair(out, game, *_play_pair(t))
-                if bar is not None:
-                    bar.update(1)
+        # local worker processes, or Ray tasks while a sweep runs on Ray (CPU pairs only: one
+        # process holds a GPU with all of a pair's games)
+        results = parallel.imap_unordered(_play_pair, todo, workers, "tournament pairs") if device == "cpu" \
+            else map(_play_pair, todo)
+        for idx, rows, result in results:
+            _record_pair(out, game, idx, rows, result)
+            if bar is not None:
+                bar.update(1)
         if bar is not None:
             bar.close()
         table = read_results(out)
         runs.atomic_write_text(out / "results.csv", table.to_csv(index=False))
     return table
+
+
+def _identity(p: dict[str, Any]) -> tuple:
+    """What makes a player the same player (its checkpoint's path may move with the sweep)."""
+    return tuple(p.get(k) for k in ("name", "kind", "run", "step", "params", "simulations"))
+
+
+def _identities(players: Any, manifest: Path) -> dict[str, tuple]:
+    if not isinstance(players, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                for p in players):
+        raise UserError(f"{manifest}: damaged (players)")
+    return {p["name"]: _identity(p) for p in players}
+
+
+def _stored_pairs(have: dict[str, Any], manifest: Path) -> list[tuple[str, str]]:
+    """The numbered pairs of a tournament.json; one written before pairs were stored numbers
+    its players' pairs in order (i < j)."""
+    if "pairs" in have:
+        ps = have["pairs"]
+        if not isinstance(ps, list) or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+                                               for p in ps):
+            raise UserError(f"{manifest}: damaged (pairs)")
+        return [(a, b) for a, b in ps]
+    names = [p["name"] for p in have["players"]]
+    return [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
 
 
 RESULT_COLUMNS = ["first", "second", "wins", "draws", "losses"]

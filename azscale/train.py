@@ -363,6 +363,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             raise UserError("--tensorboard needs the tensorboard package "
                             "(pip install 'azscale[tensorboard]')") from None
         writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=step + 1)
+        from .tboard import scalar_name, write_hparams
+        write_hparams(writer, cfg, param_count(model))
 
     pool = ActorPool(cfg, cfg.actors, model, device)
     ckpt_steps = set(cfg.checkpoint_steps())
@@ -435,7 +437,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             if writer is not None:
                 for k, v in record.items():
                     if k != "step":
-                        writer.add_scalar(k, v, step)
+                        writer.add_scalar(scalar_name(k), v, step)
             if step in ckpt_steps:
                 runs.atomic_torch_save(run_dir / "checkpoints" / f"step-{step:06d}.pt",
                                        checkpoint_payload(model, cfg, step, games_total, states_total, run_name))

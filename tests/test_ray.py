@@ -1,10 +1,13 @@
 """The Ray executor against real local clusters that talk only to 127.0.0.1.
 
 Each test owns its Ray processes: they run with a temporary directory of the test's own, and
-the test finds them by that directory. It checks, while the sweep runs, that every socket they
+the test finds them by that directory. The workers get azscale through Ray's runtime_env (the
+test checks they import it from Ray's own upload, not from this checkout or any driver path),
+and the sweep lies under a storage root named on the command line. It checks, while the sweep runs, that every socket they
 listen on is a loopback socket; afterwards that none of them is left; and it never signals a Ray
 process it did not start (no `ray stop`, which would end every Ray cluster on the machine)."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,8 +26,9 @@ from azscale.sweep import ray_init_kwargs, ray_is_loopback
 pytest.importorskip("ray")
 
 SWEEP = ["sweep", "tic_tac_toe", "--widths", "4,8", "--seeds", "1", "--preset", "smoke",
-         "--random-games", "500", "--games-per-pair", "4", "--match-sims", "4", "--bootstrap", "10",
+         "--random-games", "2000", "--games-per-pair", "4", "--match-sims", "4", "--bootstrap", "10",
          "--set", "steps=3", "--executor", "ray"]
+ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
@@ -114,12 +118,23 @@ def _run_sweep(args, env, tmp):
     return r, watch.seen
 
 
-def _check_sweep(r, out: Path, seen: set[str]):
+def _check_sweep(r, out: Path, seen: set[str], tmp: str, node_storage: Path | None = None):
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "training task(s) submitted to Ray" in r.stdout
+    log = (out / "sweep.log").read_text()
+    assert "training task(s) submitted to Ray" in log
     for w in (4, 8):
         assert read_metrics(out / "runs" / f"tic_tac_toe-w{w}-s0")[-1]["step"] == 3
     assert (out / "analysis" / "verdict.md").exists()
+    # the package reached the workers through runtime_env: Ray's upload under the test's temp dir
+    where = re.search(r"azscale from (\S+); storage root there (\S+)", log)
+    assert where, log
+    assert where.group(1).startswith(tmp) and "runtime_resources" in where.group(1), where.group(1)
+    assert not where.group(1).startswith(str(ROOT)), where.group(1)
+    if node_storage is not None:       # the node mounts the storage elsewhere: paths re-rooted there
+        assert where.group(2) == str(node_storage), where.group(2)
+    # the tournament's pairs, the states replay and the random games ran as Ray tasks
+    for what in ("tournament pairs: 3 Ray task(s)", "states replay:", "random games: 1 Ray task(s)"):
+        assert what in log, log
     assert seen, "no listening socket of the test's Ray processes was ever observed"
     assert all(_is_loopback(a) for a in seen), f"Ray listened beyond loopback: {sorted(seen)}"
 
@@ -127,7 +142,12 @@ def _check_sweep(r, out: Path, seen: set[str]):
 def test_ray_executor_on_a_loopback_head(tmp_path):
     tmp = tempfile.mkdtemp(prefix="azray")      # short: Ray's unix socket paths have a length limit
     port = _free_port()
-    env = dict(os.environ, HOME=tmp, **LOOPBACK_ONLY)     # HOME: Ray keeps its auth token in ~/.ray
+    # the node sees the shared storage at another path (a link here), named by AZSCALE_STORAGE
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    mount = Path(tmp) / "mnt"
+    mount.symlink_to(storage)
+    env = dict(os.environ, HOME=tmp, AZSCALE_STORAGE=str(mount), **LOOPBACK_ONLY)  # HOME: Ray's auth token
     ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     log = open(Path(tmp) / "head.log", "w")
     head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
@@ -144,9 +164,11 @@ def test_ray_executor_on_a_loopback_head(tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        out = tmp_path / "sw"
-        r, seen = _run_sweep([*SWEEP, "--address", f"127.0.0.1:{port}", "--out", out], env, tmp)
-        _check_sweep(r, out, seen)
+        out = storage / "sw"
+        driver_env = {k: v for k, v in env.items() if k != "AZSCALE_STORAGE"}
+        r, seen = _run_sweep([*SWEEP, "--address", f"127.0.0.1:{port}", "--storage", storage, "--out", "sw"],
+                             driver_env, tmp)
+        _check_sweep(r, out, seen, tmp, node_storage=mount)
         assert {f"127.0.0.1:{port}", f"::ffff:127.0.0.1:{port}"} & seen, seen
     finally:
         head.terminate()            # --block: the head stops every process it started
@@ -170,7 +192,7 @@ def test_ray_executor_starts_a_loopback_local_cluster(tmp_path):
     out = tmp_path / "sw"
     try:
         r, seen = _run_sweep([*SWEEP, "--out", out], env, tmp)
-        _check_sweep(r, out, seen)
+        _check_sweep(r, out, seen, tmp)
         time.sleep(2)
     finally:
         left = _reap(tmp)

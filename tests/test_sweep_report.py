@@ -1,6 +1,6 @@
 import json
 import os
-import runpy
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from azscale.runs import read_games, read_metrics
+
+from conftest import tree_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP_ARGS = ["sweep", "tic_tac_toe", "--widths", "4,16", "--seeds", "1", "--preset", "smoke",
@@ -38,8 +40,15 @@ def test_sweep_produces_every_analysis(tiny_sweep):
     for f in ("zipf/fits.json", "zipf-random/fits.json", "elo/elo.csv", "loss/loss.json", "loss-pooled/loss.json",
               "loss-solver/loss.json", "scaling/scaling.json", "verdict.md", "verdict.json"):
         assert (a / f).exists(), f
-    steps = json.loads((tiny_sweep / "steps.json").read_text())["done"]
-    assert {"zipf", "elo", "loss", "verdict", "tournament"} <= set(steps)
+    steps = json.loads((tiny_sweep / "steps.json").read_text())
+    assert {"zipf", "elo", "loss", "verdict", "tournament"} <= set(steps["done"])
+    assert steps["inputs"]["zipf"]["runs"] == ["tic_tac_toe-w16-s0", "tic_tac_toe-w4-s0"]    # what each step read
+    log = (tiny_sweep / "sweep.log").read_text().splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ", x) for x in log)        # timestamped
+    for what in ("training: 0/2 runs finished", "tic_tac_toe-w16-s0: finished after", "step zipf: finished in",
+                 "step verdict: finished in", "sweep finished"):
+        assert any(what in x for x in log), what
+    assert (tiny_sweep / "logs" / "tic_tac_toe-w4-s0.log").exists()
     elo = pd.read_csv(a / "elo" / "elo.csv")
     assert set(elo["player"]) == {"tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"}
 
@@ -88,18 +97,71 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class _Dom:
+    """What the report test reads from the page the browser built: headings (level, text),
+    paragraphs' text, figure captions, and the win-rate matrix cells."""
+
+    def __init__(self, html: str):
+        from html.parser import HTMLParser
+        self.headings, self.paragraphs, self.captions, self.ids = [], [], [], set()
+        self.matrix: dict[tuple[str, str], str] = {}
+        self.matrix_rows: list[str] = []
+        dom = self
+
+        class P(HTMLParser):
+            def __init__(self):
+                super().__init__()
+                self.stack, self.text, self.row, self.cols, self.in_matrix, self.cell = [], [], None, [], False, 0
+
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if "id" in a:
+                    dom.ids.add(a["id"])
+                if tag == "table" and a.get("id") == "win-rate-matrix":
+                    self.in_matrix = True
+                if self.in_matrix and tag in ("th", "td"):
+                    self.title = a.get("title", "")
+                if self.in_matrix and tag == "th" and "tbody" in self.stack:
+                    dom.matrix_rows.append(a.get("title", ""))
+                self.stack.append(tag)
+                self.text = [] if tag in ("h1", "h2", "h3", "h4", "h5", "h6", "p", "figcaption", "td", "th") else self.text
+
+            def handle_endtag(self, tag):
+                t = "".join(self.text).strip()
+                if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                    dom.headings.append((int(tag[1]), t))
+                elif tag == "p":
+                    dom.paragraphs.append(t)
+                elif tag == "figcaption":
+                    dom.captions.append(t)
+                elif tag == "table":
+                    self.in_matrix = False
+                elif self.in_matrix and tag == "td" and " vs " in self.title:
+                    row, col = self.title.split(":")[0].split(" vs ")
+                    dom.matrix[(row, col)] = t
+                if self.stack:
+                    self.stack.pop()
+
+            def handle_data(self, data):
+                self.text.append(data)
+
+        P().feed(html)
+
+
 def test_report_renders_in_chromium_with_every_figure(tiny_sweep, tmp_path):
     r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "rep"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     html = (tmp_path / "rep" / "report.html").read_text()
-    for title in ("Settings and versions", "Sizes", "State frequencies (Zipf)", "Value loss by rank",
+    for title in ("Summary", "Settings and versions", "Sizes", "State frequencies (Zipf)", "Value loss by rank",
                   "Elo and scaling", "Inverse-scaling verdict"):
         assert title in md and title in html
-    # every number traces to a table: the Elo of each player appears as in elo.csv
+    assert md.index("## Summary") < md.index("## Settings and versions")        # the summary opens the report
+    # every number traces to a table: the Elo of each player appears as in elo.csv (never as -0)
     elo = pd.read_csv(tiny_sweep / "analysis" / "elo" / "elo.csv")
     for v in elo["elo"]:
-        assert f"{round(v):.0f}" in md
+        assert f"{round(v) + 0:,.0f}" in md
+    assert not re.search(r"(?<![\w.])-0(?![.\d])", md), "a -0 in the report"
     figures = md.count("![")
     assert figures >= 8
     browser = _chromium()
@@ -109,27 +171,269 @@ def test_report_renders_in_chromium_with_every_figure(tiny_sweep, tmp_path):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; CI installs it)")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", (tmp_path / "rep" / "report.html").as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    assert f'data-figures="{figures}"' in dom and f'data-figures-loaded="{figures}"' in dom
+             f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000", "--window-size=1200,3000"]
+    page = subprocess.run([browser, *flags, "--dump-dom", (tmp_path / "rep" / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert f'data-figures="{figures}"' in page and f'data-figures-loaded="{figures}"' in page
+    assert 'data-page-overflows="no"' in page, "a table or figure is wider than the page"
+    dom = _Dom(page)
+    # every heading of every level renders as a heading, never as a paragraph starting with '#'
+    for line in md.splitlines():
+        m = re.match(r"(#{1,6}) (.+)", line)
+        if m:
+            want = (len(m.group(1)), m.group(2).replace("**", "").replace("`", "").strip())
+            assert want in dom.headings, (want, dom.headings)
+    assert not [p for p in dom.paragraphs if p.startswith("#")]
+    assert {l for l, _ in dom.headings} >= {1, 2, 3}
+    # the summary's links lead to sections of the page
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    links = re.findall(r"\]\(#([\w-]+)\)", summary)
+    assert links and all(x in dom.ids for x in links), (links, dom.ids)
+    # real captions: numbered, saying what the figure shows (never a file name)
+    assert len(dom.captions) == figures
+    for k, c in enumerate(dom.captions, 1):
+        assert c.startswith(f"Figure {k}.") and len(c) > 60 and ".png" not in c, c
+    assert any("Score of the row player against the column player" in c for c in dom.captions)
+    assert any("Rank-frequency curves of self-play states" in c for c in dom.captions)
+    # the win-rate matrix holds the score of every pair in its cells, as results.csv has it
+    res = pd.read_csv(tiny_sweep / "matches" / "final" / "results.csv")
+    pairs = {}
+    for r in res.itertuples():
+        for a, b, s_ in ((r.first, r.second, r.wins + 0.5 * r.draws), (r.second, r.first, r.losses + 0.5 * r.draws)):
+            got = pairs.setdefault((a, b), [0.0, 0])
+            got[0] += s_
+            got[1] += r.wins + r.draws + r.losses
+    assert len(dom.matrix) == len(pairs) == 6
+    assert dom.matrix_rows == ["tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"]     # by size, reference last
+    for key, (score, n) in pairs.items():
+        assert dom.matrix[key] == f"{score / n:.2f}", (key, dom.matrix[key], score / n)
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}",
-                    (tmp_path / "rep" / "report.html").as_uri()], capture_output=True, timeout=120)
+    subprocess.run([browser, *flags, f"--screenshot={shot}", (tmp_path / "rep" / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
     assert shot.stat().st_size > 50_000
 
 
 @pytest.mark.parametrize("nb", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.name)
-def test_notebooks_execute_on_a_sweep(nb, tiny_sweep, tmp_path, monkeypatch):
-    monkeypatch.setenv("SWEEP", str(tiny_sweep))
-    monkeypatch.setenv("NOTEBOOK_OUT", str(tmp_path))
-    runpy.run_path(str(nb), run_name="__main__")
-    assert list(tmp_path.glob("nb_*.png"))
+def test_notebooks_execute_in_a_jupyter_kernel(nb, tiny_sweep, grown_sweep, tmp_path):
+    """Each notebook, read by jupytext and run cell by cell in a real IPython kernel (nbclient)
+    on the smoke sweeps, its SWEEP parameters from the environment; figures come out inline."""
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    book = jupytext.read(nb)
+    assert any("parameters" in c.metadata.get("tags", []) and "SWEEP" in c.source for c in book.cells)
+    env = {"AZSCALE_SWEEP": str(tiny_sweep), "AZSCALE_SWEEP_B": str(grown_sweep), "AZSCALE_TOP": "6",
+           "PYTHONPATH": str(ROOT)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)                    # the kernel inherits this process's environment
+    try:
+        nbclient.NotebookClient(book, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 2, "no inline figures"
+    text = "".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)
+    assert "azscale" not in text or "Traceback" not in text
+    if nb.name == "frequent_states.py":
+        assert "tic_tac_toe: " in text and "distinct states" in text
+    else:
+        assert f"B: {grown_sweep}" in text and "6 runs" in text
 
 
 def test_sweep_refuses_other_settings(tiny_sweep):
-    r = subprocess.run(cli(*SWEEP_ARGS[:-1], "--widths", "8", "--out", tiny_sweep), capture_output=True, text=True)
-    assert r.returncode == 2 and "other settings" in r.stderr
+    before = tree_digest(tiny_sweep)
+    for args, what in ((["--widths", "8"], "widths: 4, 16 would be dropped"), (["--set", "steps=9"], "steps: the sweep has 8"),
+                       (["--games-per-pair", "12"], "games_per_pair"), (["--preset", "cpu"], "simulations")):
+        r = subprocess.run(cli(*SWEEP_ARGS, *args, "--out", tiny_sweep), capture_output=True, text=True)
+        assert r.returncode == 2 and "other settings" in r.stderr and what in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert tree_digest(tiny_sweep) == before
+
+
+def _digests(root: Path, names) -> dict:
+    return {n: tree_digest(root / "runs" / n) for n in names}
+
+
+@pytest.fixture(scope="module")
+def grown_sweep(tiny_sweep, tmp_path_factory):
+    """The smoke sweep grown by a width and a seed (4 new runs, two at a time), from a copy."""
+    sw = tmp_path_factory.mktemp("grown") / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    old = _digests(sw, ["tic_tac_toe-w4-s0", "tic_tac_toe-w16-s0"])
+    pairs = {p.name: p.read_bytes() for p in (sw / "matches" / "final" / "pairs").iterdir()}
+    r = subprocess.run(cli("sweep", "--out", sw, "--widths", "4,16,8", "--seeds", "2", "--parallel", "2", "-q"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    sw.joinpath("test-old-runs.json").write_text(json.dumps({"runs": old, "pairs": sorted(pairs)}))
+    return sw
+
+
+def test_growing_a_sweep_trains_only_the_new_runs(grown_sweep, tmp_path):
+    sw = grown_sweep
+    old = json.loads(sw.joinpath("test-old-runs.json").read_text())
+    # the old runs are untouched, games tables included (hash of every file)
+    assert _digests(sw, old["runs"]) == old["runs"]
+    log = (sw / "sweep.log").read_text()
+    grown = log[log.rindex("started: tic_tac_toe"):]
+    assert "grows: widths +8; seeds 1 -> 2" in grown and "training: 2/6 runs finished" in grown
+    trained = re.findall(r"training (tic_tac_toe-w\d+-s\d+) \(", grown)
+    assert sorted(trained) == ["tic_tac_toe-w16-s1", "tic_tac_toe-w4-s1", "tic_tac_toe-w8-s0", "tic_tac_toe-w8-s1"]
+    # --parallel 2: the second run started before the first finished
+    lines = grown.splitlines()
+    first_done = next(k for k, x in enumerate(lines) if ": finished after" in x)
+    assert sum("  training tic_tac_toe-" in x for x in lines[:first_done]) == 2
+    # the analyses that read runs were redone; the random games were not
+    assert "redoing analysis steps: zipf, tournament, elo, loss, loss-pooled, loss-solver, scaling, verdict" in grown
+    assert "step random-games" not in grown and "step zipf-random" not in grown
+    # the tournament kept its finished pairs (the same files) and played only the new ones
+    pairs = sorted(p.name for p in (sw / "matches" / "final" / "pairs").iterdir())
+    assert set(old["pairs"]) < set(pairs) and len(pairs) == 21
+    elo = pd.read_csv(sw / "analysis" / "elo" / "elo.csv")
+    assert len(elo) == 7 and "tic_tac_toe-w8-s1@8" in set(elo["player"])
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| tic_tac_toe-w8-s1 |" in md and "6 runs (3 sizes × 2 seeds)" in md
+
+
+def test_sweep_of_an_earlier_azscale_continues(tiny_sweep, tmp_path):
+    """sweep.json and steps.json as the previous azscale wrote them (a long sweep runs under it
+    right now): a missing key is its default, the finished steps count as made from that
+    sweep.json, and both the old command and `--out` alone continue without redoing anything."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    rec = json.loads((sw / "sweep.json").read_text())
+    old_keys = ["bootstrap", "game", "games_per_pair", "id", "kind", "match_simulations", "match_temperature",
+                "max_minutes_per_run", "overrides", "preset", "random_games", "seeds", "solver", "solver_states", "widths"]
+    rec = {k: rec[k] for k in old_keys}
+    rec["overrides"] = {"steps": "8", "snapshot_seconds": "0"}          # typed text, as it was stored
+    (sw / "sweep.json").write_text(json.dumps(rec, indent=2, sort_keys=True))
+    done = json.loads((sw / "steps.json").read_text())["done"]
+    (sw / "steps.json").write_text(json.dumps({"done": done}))
+    before = {k: v for k, v in tree_digest(sw).items() if k.startswith(("runs/", "analysis/", "matches/", "random/"))}
+    size = len((sw / "sweep.log").read_text())
+    for args in (SWEEP_ARGS, ["sweep", "--out", sw, "-q"]):
+        r = subprocess.run(cli(*args, "--out", sw) if args is SWEEP_ARGS else cli(*args), capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    after = {k: v for k, v in tree_digest(sw).items() if k.startswith(("runs/", "analysis/", "matches/", "random/"))}
+    assert after == before
+    added = (sw / "sweep.log").read_text()[size:]
+    assert added.count("sweep finished") == 2 and "redoing" not in added and "step " not in added
+    st = json.loads((sw / "steps.json").read_text())
+    assert sorted(st["done"]) == sorted(done) and set(st["inputs"]) == set(done)
+
+
+def test_sweep_file_flags_and_reanalyse(tiny_sweep, tmp_path):
+    """A sweep file equal to the flags (values compared, not text: steps = "08") continues the
+    sweep; a flag overrides the file; a changed setting is refused naming it; --reanalyse redoes
+    the named step and those that read it."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(f"""game = "tic_tac_toe"
+preset = "smoke"
+widths = [4, 16]
+seeds = 1
+out = "{sw}"
+[overrides]
+steps = "08"
+snapshot_seconds = 0.0
+[analysis]
+random_games = 2000
+games_per_pair = 10
+match_simulations = 8
+bootstrap = 20
+""")
+    before = tree_digest(sw / "runs")
+    r = subprocess.run(cli("sweep", toml, "-q"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert tree_digest(sw / "runs") == before
+    r = subprocess.run(cli("sweep", toml, "--set", "steps=9", "-q"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "steps: the sweep has 8, asked 9" in r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text(toml.read_text().replace("seeds = 1", "seeds = 1\nwidht = 3"))
+    r = subprocess.run(cli("sweep", bad), capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown key(s) widht" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    bad.write_text(toml.read_text().replace("seeds = 1", "seeds = 1.5"))
+    r = subprocess.run(cli("sweep", bad), capture_output=True, text=True)
+    assert r.returncode == 2 and "seeds must be an integer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run(cli("sweep", toml, "--reanalyse", "nope"), capture_output=True, text=True)
+    assert r.returncode == 2 and "--reanalyse: unknown step(s) nope" in r.stderr
+    zipf = tree_digest(sw / "analysis" / "zipf")
+    r = subprocess.run(cli("sweep", toml, "--reanalyse", "elo", "-q"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    log = (sw / "sweep.log").read_text()
+    assert "redoing analysis steps: elo, scaling, verdict (asked)" in log
+    last = log[log.rindex("redoing"):]
+    assert "step elo: finished" in last and "step zipf:" not in last and "step tournament:" not in last
+    assert tree_digest(sw / "analysis" / "zipf") == zipf
+
+
+STATUS_ARGS = ["sweep", "tic_tac_toe", "--widths", "4,8", "--seeds", "1", "--preset", "smoke", "--random-games", "500",
+               "--games-per-pair", "4", "--match-sims", "4", "--bootstrap", "8", "--set", "steps=14",
+               "--set", "snapshot_seconds=0", "-q"]
+
+
+def _status(path):
+    r = subprocess.run(cli("status", path, "--json"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _steps(run_dir: Path) -> int:
+    m = read_metrics(run_dir)
+    return m[-1]["step"] if m else 0
+
+
+def test_status_while_a_sweep_runs_and_after_a_kill(tmp_path):
+    out = tmp_path / "sw"
+    p = subprocess.Popen(cli(*STATUS_ARGS, "--out", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    w4, w8 = out / "runs" / "tic_tac_toe-w4-s0", out / "runs" / "tic_tac_toe-w8-s0"
+    try:
+        deadline = time.time() + 240
+        while not (w8.exists() and _steps(w8) >= 2):          # the first run finished, the second under way
+            assert p.poll() is None and time.time() < deadline, "the sweep ended or stalled"
+            time.sleep(0.3)
+        lo = _steps(w8)
+        st = _status(out)
+        hi = _steps(w8)
+        assert st["kind"] == "sweep" and st["running"] is True and st["runs_total"] == 2
+        r4, r8 = st["runs"]
+        assert (r4["run"], r4["state"], r4["finished"], r4["step"], r4["steps"]) == ("tic_tac_toe-w4-s0", "finished",
+                                                                                      True, 14, 14)
+        assert r4["games"] == read_metrics(w4)[-1]["games_total"]
+        assert r8["finished"] is False and lo <= r8["step"] <= hi and r8["steps"] == 14
+        assert r8["states_per_s"] > 0 and r8["loss_value"] is not None and r8["eta_seconds"] is not None
+        assert st["analysis"]["done"] == []
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    time.sleep(1.5)
+    # the training process died with the sweep (nothing trains on after the kill)
+    left = [d for d in Path("/proc").iterdir() if d.name.isdigit() and str(w8).encode() in _cmdline(d)]
+    assert not left, "a training process outlived the killed sweep"
+    st = _status(out)
+    r4, r8 = st["runs"]
+    assert st["running"] is False and st["runs_finished"] == 1
+    assert r4["finished"] is True and r8["finished"] is False and r8["step"] == _steps(w8) < 14
+    r = subprocess.run(cli("status", out), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "not running; 1/2 runs finished" in r.stdout and "tic_tac_toe-w8-s0" in r.stdout
+    r = subprocess.run(cli("status", tmp_path / "nothing"), capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("azscale: error: ")
+
+
+def _cmdline(d: Path) -> bytes:
+    try:
+        return (d / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_sweep_refuses_finished_runs_trained_with_other_settings(tiny_sweep, tmp_path):
@@ -212,11 +516,11 @@ def test_sweep_temperature_study_step_and_its_report_section(tiny_sweep, tmp_pat
     shutil.copytree(tiny_sweep, sw)
     cfg = json.loads((sw / "sweep.json").read_text())
     assert "temperature_study" not in cfg or cfg["temperature_study"] == []
-    cfg["temperature_study"] = [0.5, 1.0]             # as if the sweep had been started with the option
-    (sw / "sweep.json").write_text(json.dumps(cfg))
+    # asking a finished sweep for the study: only the new step runs
     r = subprocess.run(cli(*SWEEP_ARGS, "--temperature-study", "1,0.5", "--out", sw), capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr
+    assert json.loads((sw / "sweep.json").read_text())["temperature_study"] == [0.5, 1.0]
     assert "temperature" in json.loads((sw / "steps.json").read_text())["done"]
     study = json.loads((sw / "temperature" / "study.json").read_text())
     assert study["temperatures"] == [0.5, 1.0] and study["settings"]["games_per_pair"] == 10
@@ -225,13 +529,15 @@ def test_sweep_temperature_study_step_and_its_report_section(tiny_sweep, tmp_pat
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Temperature study (Zipf tail against Elo exponent)" in md and "### Zipf tail against Elo exponent" in md
     for f in ("temperature_curves.png", "temperature_elo.png", "temperature_exponents.png", "zipf_toy_tree.png"):
-        assert f"![{f}](figures/{f})" in md and (tmp_path / "rep" / "figures" / f).stat().st_size > 0
+        assert f"](figures/{f})" in md and (tmp_path / "rep" / "figures" / f).stat().st_size > 0
     assert "agreement" not in md.lower()
     sc = json.loads((sw / "analysis" / "scaling" / "scaling.json").read_text())
     for row in sc["quanta"]["rows"]:
         if row["alpha_Z"] is not None and row["alpha_Z"] <= 1:
             line = next(x for x in md.splitlines() if x.startswith(f"| {row['method']} |"))
             assert "not applicable (α_Z ≤ 1)" in line and f"{row['alpha_Z'] - 1:.3f}" not in line
-    # without the option the same sweep is refused as other settings: the list is a setting
+    # without the option the sweep keeps its stored study and redoes nothing
+    before = (sw / "steps.json").read_text()
     r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "temperature_study" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert (sw / "steps.json").read_text() == before

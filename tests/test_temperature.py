@@ -20,7 +20,6 @@ from azscale.analysis.zipf_report import parse_fit_window
 from azscale.config import resolve
 from azscale.errors import UserError
 from azscale.runs import games_table, read_games, write_games_part
-from azscale.sweep import SweepConfig, settings_diff
 from azscale.train import train
 
 from conftest import run_cli
@@ -339,11 +338,18 @@ def test_temperatures_are_checked():
             parse_temperatures(bad)
 
 
-def test_sweep_json_without_the_new_field_means_its_default():
-    mine = json.loads(json.dumps(SweepConfig("tic_tac_toe", [4]).__dict__))
-    old = {k: v for k, v in mine.items() if k != "temperature_study"}
-    assert settings_diff(old, mine) == []
-    assert settings_diff(old, {**mine, "temperature_study": [0.5]}) == ["temperature_study"]
+def test_sweep_json_without_the_new_field_means_its_default(tmp_path):
+    """A sweep.json written before `temperature_study` existed reads as no study; asking for one
+    later is a change the sweep accepts (its step runs), not a refusal."""
+    from azscale import sweepcfg as S
+    mine = S.SweepConfig("tic_tac_toe", [4])
+    rec = S.record(mine, S.Executor())
+    rec.pop("temperature_study", None)
+    old_sc = S.build(*S.from_record(rec, "sweep.json"))[0]
+    assert old_sc.temperature_study == []
+    assert S.compare(old_sc, mine, tmp_path) == []
+    grows = S.compare(old_sc, S.SweepConfig("tic_tac_toe", [4], temperature_study=[0.5]), tmp_path)
+    assert any("temperature_study" in g for g in grows)
 
 
 @pytest.fixture(scope="module")

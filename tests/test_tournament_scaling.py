@@ -102,6 +102,26 @@ def test_tournament_records_games_and_resumes_only_unfinished_pairs(two_runs, tm
         tournament(players, out, games_per_pair=8, simulations=8, workers=1, progress=False)
 
 
+def test_tournament_grows_and_keeps_its_numbered_pairs(two_runs, tmp_path):
+    """A sweep that gained runs adds players: the finished pairs keep their numbers, files and
+    games, and only the new pairs are played (numbered after them); without `grow` it is refused."""
+    runs_ = sorted(two_runs.glob("ttt-w*"))
+    first = agents_from_runs(runs_[:1]) + reference_players("random")
+    out = tmp_path / "m"
+    tournament(first, out, games_per_pair=4, simulations=4, workers=1, progress=False)
+    kept = {p.relative_to(out): p.read_bytes() for p in (out / "pairs").iterdir()}
+    kept.update({p.relative_to(out): p.read_bytes() for p in (out / "games").iterdir()})
+    more = agents_from_runs(runs_) + reference_players("random")        # the new agent comes between
+    with pytest.raises(UserError, match="other settings or players"):
+        tournament(more, out, games_per_pair=4, simulations=4, workers=1, progress=False)
+    table = tournament(more, out, games_per_pair=4, simulations=4, workers=1, progress=False, grow=True)
+    assert all((out / k).read_bytes() == v for k, v in kept.items())
+    pairs = json.loads((out / "tournament.json").read_text())["pairs"]
+    assert pairs[0] == [first[0].name, "random"] and len(pairs) == 3
+    assert sorted(map(tuple, pairs[1:])) == sorted([(more[0].name, more[1].name), (more[1].name, "random")])
+    assert read_games(out)["game_id"].to_pylist() == list(range(12)) and len(table) == 6
+
+
 def test_elo_scaling_verdict_cli(two_runs, tmp_path):
     runs_ = sorted(two_runs.glob("ttt-w*"))
     r = run_cli("tournament", *runs_, "--out", tmp_path / "m", "--games-per-pair", "10", "--sims", "8",

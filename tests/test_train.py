@@ -13,7 +13,7 @@ from azscale.arena import PerfectPlayer, RandomPlayer, AgentPlayer, play_match
 from azscale.config import resolve
 from azscale.engines import SpielEngine
 from azscale.errors import UserError
-from azscale.runs import RunLock, read_games, read_metrics
+from azscale.runs import RunLock, read_games, read_metrics, read_run_config
 from azscale.selfplay import Actor
 from azscale.train import load_resume, load_checkpoint, load_model, train
 
@@ -202,8 +202,19 @@ def test_tensorboard_scalars_match_metrics(tmp_path):
     acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
     acc.Reload()
     m = read_metrics(tmp_path / "r")
-    got = [e.value for e in acc.Scalars("loss_value")]
+    got = [e.value for e in acc.Scalars("loss/value")]
     assert got == pytest.approx([x["loss_value"] for x in m], rel=1e-6)
+    got = [e.value for e in acc.Scalars("selfplay/sims_per_s")]
+    assert got == pytest.approx([x["simulations_per_s"] for x in m], rel=1e-6)
+    assert all("/" in t for t in acc.Tags()["scalars"])                 # every scalar in a group
+    # the hyperparameters, for TensorBoard's HParams view across sizes
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["width"].number_value == smoke().width
+    assert start.hparams["params"].number_value == read_run_config(tmp_path / "r")["params"]
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert "loss/value" in {m.name.tag for m in exp.metric_infos}
 
 
 def test_bench_selfplay_prints_figures_and_ratio():

@@ -105,14 +105,9 @@ def random_games(game: str, games: int, seed: int, out: Path, part_size: int = 5
             if bar is not None:
                 bar.update(table.num_rows)
 
-        if workers > 1 and len(todo) > 1:
-            import multiprocessing as mp
-            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-                for index, table in pool.imap_unordered(_play_part, todo):
-                    write(index, table)
-        else:
-            for t in todo:
-                write(*_play_part(t))
+        from .. import parallel
+        for index, table in parallel.imap_unordered(_play_part, todo, workers, "random games"):
+            write(index, table)
         if bar is not None:
             bar.close()
     return done

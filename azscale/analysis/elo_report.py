@@ -73,35 +73,56 @@ def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = No
 
 
 def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]:
+    from .plotting import REFERENCE_STYLE, run_styles, seed_of, size_colours
     plt = _plt()
     figs = []
     agents = table[table["kind"] == "agent"]
+    refs = table[table["kind"] != "agent"]
+    anchor = table.loc[table["elo"] == 0, "player"]
+    ylabel = f"Elo ({anchor.iloc[0]} = 0)" if len(anchor) else "Elo"
+    style = run_styles((r, p, seed_of(r)) for r, p in agents[["run", "params"]].drop_duplicates()
+                       .itertuples(index=False)) if len(agents) else {}
     if len(agents):
         final = agents.loc[agents.groupby("run")["step"].idxmax()]
+        colour = size_colours(final["params"])
         fig, ax = plt.subplots(figsize=(6, 4))
-        yerr = None
-        if "elo_ci_low" in final:
-            yerr = [final["elo"] - final["elo_ci_low"], final["elo_ci_high"] - final["elo"]]
-        ax.errorbar(final["params"], final["elo"], yerr=yerr, fmt="o", capsize=3)
+        for r in final.sort_values(["params", "run"]).itertuples():
+            yerr = None
+            if "elo_ci_low" in final:
+                yerr = [[r.elo - r.elo_ci_low], [r.elo_ci_high - r.elo]]
+            ax.errorbar([r.params], [r.elo], yerr=yerr, fmt=style[r.run]["marker"], capsize=3, color=colour[r.params],
+                        label=style[r.run]["label"])
+        for r in refs.itertuples():            # reference players: a level to compare with, not a size
+            ax.axhline(r.elo, **REFERENCE_STYLE)
+            ax.annotate(f"{r.player} (reference)", (0.01, r.elo), xycoords=("axes fraction", "data"),
+                        textcoords="offset points", xytext=(0, 3), fontsize=7, color=REFERENCE_STYLE["color"])
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
-        ax.set_ylabel(f"Elo (anchor {table.loc[table['elo'] == 0, 'player'].iloc[0]} = 0)")
+        ax.set_ylabel(ylabel)
         ax.set_title("Elo vs parameters (final checkpoints, 95% bootstrap CI)")
+        ax.legend(fontsize=6, ncol=2)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
         figs += _save(fig, out / "elo_vs_params")
         if agents.groupby("run")["step"].nunique().max() > 1:
             fig, ax = plt.subplots(figsize=(6, 4))
-            for run, g in agents.sort_values("step").groupby("run"):
-                ax.plot(g["step"].clip(lower=1), g["elo"], "o-", ms=3, label=f"{run} ({int(g['params'].iloc[0]):,} p)")
+            for run, st in style.items():      # smallest to largest, one line style per seed
+                g = agents[agents["run"] == run].sort_values("step")
+                ax.plot(g["step"].clip(lower=1), g["elo"], ms=3, color=st["color"], ls=st["ls"], marker=st["marker"],
+                        label=st["label"])
+            for r in refs.itertuples():
+                ax.axhline(r.elo, **REFERENCE_STYLE)
             ax.set_xscale("log")
             ax.set_xlabel("learner step")
-            ax.set_ylabel("Elo")
+            ax.set_ylabel(ylabel)
             ax.legend(fontsize=7)
             ax.grid(True, alpha=0.3)
             fig.tight_layout()
             figs += _save(fig, out / "elo_vs_step")
-    names = list(table.sort_values("elo")["player"])
+    # players by size (then seed, then step), the reference players last
+    order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist()
+    names = order + sorted(refs["player"])
+    label = {n: f"{n} (reference)" for n in refs["player"]}
     idx = {p: k for k, p in enumerate(names)}
     score = np.full((len(names), len(names)), np.nan)
     num = np.zeros_like(score)
@@ -115,12 +136,19 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
         den[b, a] += n
     with np.errstate(invalid="ignore"):
         score = np.where(den > 0, num / np.maximum(den, 1), np.nan)
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(names) + 2), max(4, 0.35 * len(names) + 1.5)))
+    side = 0.55 * len(names)
+    fig, ax = plt.subplots(figsize=(max(5, side + 2.5), max(4, side + 2)))
     im = ax.imshow(score, cmap="RdBu", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(names)), names, fontsize=6)
-    ax.set_title("score of row player against column player")
-    fig.colorbar(im, ax=ax)
+    ticks = [label.get(n, n) for n in names]
+    ax.set_xticks(range(len(names)), ticks, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(names)), ticks, fontsize=6)
+    for i in range(len(names)):                # the score in every cell
+        for j in range(len(names)):
+            if not np.isnan(score[i, j]):
+                ax.text(j, i, f"{score[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(score[i, j] - 0.5) > 0.3 else "black")
+    ax.set_title("score of the row player against the column player\n(win 1, draw ½; players by size)", fontsize=8)
+    fig.colorbar(im, ax=ax, label="score")
     fig.tight_layout()
     figs += _save(fig, out / "win_rate_matrix")
     return figs
@@ -253,7 +281,10 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(final["params"], final["elo"], "o", ms=4, alpha=0.6, label="final checkpoints (each seed)")
+    from .plotting import size_colours
+    colour = size_colours(final["params"])
+    ax.scatter(final["params"], final["elo"], s=16, alpha=0.8, c=[colour[p] for p in final["params"]],
+               label="final checkpoints (each seed; colour: size)")
     ax.plot(boot.params, boot.mean, "s", color="k", ms=4, label="size means")
     if fit is None:
         ax.set_title(f"{summary['game']}: Elo exponent {na['note']}", fontsize=7)

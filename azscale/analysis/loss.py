@@ -450,11 +450,13 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="
             save(fig, "loss_early_late_vs_step")
     f = fronts[fronts["subset"] == "all"]
     if f["step"].nunique() > 1:
+        from .plotting import run_styles, seed_of
         fig, ax = plt.subplots(figsize=(6, 4))
-        for (run, p), g in f.groupby(["run", "params"]):
-            g = g.sort_values("step")
-            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), "o-", ms=3, color=colour[p],
-                    label=f"{run} ({int(p):,})")
+        style = run_styles((r, p, seed_of(r)) for r, p in f[["run", "params"]].drop_duplicates().itertuples(index=False))
+        for run, st in style.items():         # smallest to largest; one line style per seed
+            g = f[f["run"] == run].sort_values("step")
+            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), ms=3, color=st["color"], ls=st["ls"],
+                    marker=st["marker"], label=st["label"])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("learner step")

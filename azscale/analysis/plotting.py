@@ -54,3 +54,32 @@ def save_png_svg(fig, stem) -> list[str]:
         out.append(p)
     plt.close(fig)
     return out
+
+
+# One palette for every figure: a model size is its viridis colour (`size_colours`), a seed of
+# that size its line style and marker (`SEED_STYLES`), other curves take tab10 (`curve_colours`),
+# and reference players (random, MCTS, perfect) are grey and dashed, drawn as references, never
+# as sizes.
+SEED_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"), ((0, (1, 1)), "P"))
+REFERENCE_COLOUR = "0.45"
+REFERENCE_STYLE = {"color": REFERENCE_COLOUR, "ls": "--", "lw": 1.0}
+
+
+def run_styles(runs) -> dict:
+    """{run: {"color", "ls", "marker", "label"}} for runs given as (run, params, seed), ordered
+    smallest to largest, then by seed (a legend drawn in this order reads by size)."""
+    runs = sorted(set((str(r), int(p), int(s)) for r, p, s in runs), key=lambda x: (x[1], x[2], x[0]))
+    colour = size_colours(p for _, p, _ in runs)
+    seeds = sorted({s for _, _, s in runs})
+    out = {}
+    for r, p, s in runs:
+        ls, marker = SEED_STYLES[seeds.index(s) % len(SEED_STYLES)]
+        out[r] = {"color": colour[p], "ls": ls, "marker": marker, "label": f"{p:,} params, seed {s}"}
+    return out
+
+
+def seed_of(run: str) -> int:
+    """The seed in a sweep's run name (`...-s<S>`), 0 when the name carries none."""
+    import re
+    m = re.search(r"-s(\d+)$", str(run))
+    return int(m.group(1)) if m else 0

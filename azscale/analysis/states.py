@@ -149,13 +149,12 @@ def replay_parallel(game: str, actions, game_ids, return0, first_moves=None, wor
     n = len(actions)
     if workers <= 1 or n < 2000:
         return replay_visits(game, actions, game_ids, return0, first_moves, symmetry)
-    import multiprocessing as mp
+    from .. import parallel
     bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
     game_ids, return0 = np.asarray(game_ids), np.asarray(return0)
     chunks = [(game, actions[a:b], game_ids[a:b], return0[a:b], first_moves, symmetry)
               for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    with mp.get_context("spawn").Pool(workers) as pool:
-        parts = pool.map(_replay_chunk, chunks)
+    parts = parallel.map_ordered(_replay_chunk, chunks, workers, "states replay")
     return Visits(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                     ("key", "turn", "outcome0", "player", "game")))
 

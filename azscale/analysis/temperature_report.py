@@ -38,7 +38,7 @@ def temperature_section(sweep_dir: Path, figs_dir: Path) -> list[dict[str, Any]]
         shutil.copy(study / x, Path(figs_dir) / x)
         if x.endswith(".png"):
             figs.append(x)
-    return [{"title": "Temperature study (Zipf tail against Elo exponent)",
+    return [{"id": "temperature", "title": "Temperature study (Zipf tail against Elo exponent)",
              "source": "temperature/study.json, study.csv, temperature/T-*/ (one tournament per temperature)",
              "md": "\n".join(lines), "figures": figs}]
 

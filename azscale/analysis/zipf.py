@@ -398,10 +398,20 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import curve_colours
+    from .plotting import curve_colours, run_styles
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for cur, colour in zip(curves, curve_colours([c["label"] for c in curves])):
+    sized = [c for c in curves if "params" in c]
+    if sized and len(sized) == len([c for c in curves if c["label"] != "combined"]):
+        # runs: smallest to largest in the legend, one colour per size and one line style per seed
+        style = run_styles((c["label"], c["params"], c["seed"]) for c in sized)
+        order = {r: k for k, r in enumerate(style)}
+        curves = sorted(curves, key=lambda c: order.get(c["label"], len(order)))
+        colours = [style[c["label"]]["color"] if c["label"] in style else "k" for c in curves]
+        lines = [style[c["label"]]["ls"] if c["label"] in style else "-" for c in curves]
+    else:
+        colours, lines = curve_colours([c["label"] for c in curves]), ["-"] * len(curves)
+    for cur, colour, line in zip(curves, colours, lines):
         sc = rank_frequency(cur["counts"])
         r = np.arange(1, len(sc) + 1)
         idx = plot_points(sc)
@@ -417,7 +427,7 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
                 ax.plot(rr, y, "--", color="k", lw=1)
             if f.method == "mle" and not math.isnan(f.alpha):
                 label += f"; MLE α={f.alpha:.3f}"
-        ax.loglog(r[idx], sc[idx], "-", lw=1.2, color=colour, label=label)
+        ax.loglog(r[idx], sc[idx], ls=line, lw=1.2, color=colour, label=label)
     ax.set_xlabel("rank")
     ax.set_ylabel("visit count")
     ax.set_title(title or "rank-frequency")

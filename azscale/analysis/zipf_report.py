@@ -151,7 +151,7 @@ def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds
         fits = fit_all(st["count"].to_numpy(), fw, _index_visits(v) if bootstrap else None, bootstrap,
                        seed=seed, mle=mle, interval=interval)
         curves.append({"label": label, "counts": st["count"].to_numpy(), "fits": fits,
-                       "mean_turn": st["mean_turn"].to_numpy()})
+                       "mean_turn": st["mean_turn"].to_numpy(), **_size_of(Path(src))})
         results["curves"].append(_curve_record(label, st, fits))
         sel = select_games(t, window, kinds, temperature)
         sel_runs.append(sel["run"].to_numpy(zero_copy_only=False))
@@ -265,6 +265,14 @@ def _late_boards(game: str, st: pa.Table, games: pa.Table, late_turn: float, k: 
         out.append({"rank": int(d["rank"][i]), "count": int(d["count"][i]), "mean_turn": float(d["mean_turn"][i]),
                     "player": int(s.current_player()), "text": str(s)})
     return out
+
+
+def _size_of(src: Path) -> dict[str, Any]:
+    """A run's parameter count and seed (for the figures' colours and order); {} for other tables."""
+    if not (src / "config.json").is_file():
+        return {}
+    cfg = runs.read_run_config(src)
+    return {"params": cfg["params"], "seed": cfg["settings"].get("seed", 0)}
 
 
 def _curve_record(label: str, st: pa.Table, fits: list[FitResult]) -> dict[str, Any]:

@@ -1,0 +1,311 @@
+"""How far a sweep or a run is, read from its files only: `azscale status`, the sweep's live
+progress and the progress lines of `sweep.log`.
+
+Nothing here takes a lock or writes, so it works while a sweep runs (on this machine or, with a
+shared filesystem, on a cluster) and after it was killed. Per run: step/steps, games, states/s,
+the last losses and an ETA from the recent steps' wall time; per sweep: the runs, the analysis
+steps finished (`steps.json`), skipped, still to come, the one running (from `sweep.log`), and
+whether the process that holds the sweep's lock is alive on this machine. It reads small files
+only (never a resume.pt), so it answers in a second or two however large the runs are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import runs
+from .errors import UserError
+
+RATE_STEPS = 20            # recent steps that give the seconds per step (and so the ETA)
+
+
+def _tail_metrics(path: Path, nbytes: int = 65536) -> list[dict[str, Any]]:
+    """The last complete metrics lines (a torn last line after a kill is skipped)."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - nbytes))
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    if size > nbytes:
+        lines = lines[1:]                  # the first line may be cut
+    out = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            out.append(rec)
+    return out
+
+
+def duration(seconds: float | None) -> str:
+    """`3 h 05 min`, `12 min`, `40 s`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min"
+    return f"{s} s"
+
+
+def _lock_holder(d: Path) -> dict[str, Any]:
+    """The pid written into `.lock` by its last holder, and whether that process is alive here
+    (a Ray worker on another node is not visible from this machine)."""
+    try:
+        text = (d / ".lock").read_text().strip()
+        pid = int(text)
+    except (OSError, ValueError):
+        return {"pid": None, "alive": False}
+    alive = Path(f"/proc/{pid}").exists() if Path("/proc").is_dir() else _pid_alive(pid)
+    if alive:
+        try:
+            alive = b"azscale" in Path(f"/proc/{pid}/cmdline").read_bytes() or b"ray" in Path(
+                f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            pass
+    return {"pid": pid, "alive": alive}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
+    """One run's progress from its small files: config.json, the tail of metrics.jsonl, the
+    final checkpoint's existence. It never opens resume.pt (a large file: loading one takes
+    seconds to minutes), so `step` is the last step recorded in metrics.jsonl; a killed run
+    resumes from its last snapshot at or before it (`runs.run_status`, the rule that train and
+    sweep apply, decides). A damaged config.json is reported with the reason, not raised."""
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"run": name or run_dir.name, "path": str(run_dir), "state": "not started",
+                           "params": None, "width": None, "family": None, "seed": None, "steps": None,
+                           "step": 0, "games": 0, "states": 0, "states_per_s": None, "simulations_per_s": None,
+                           "loss_value": None, "loss_policy": None, "seconds_per_step": None, "eta_seconds": None,
+                           "wall_seconds": 0.0, "seconds_since_update": None, "finished": False}
+    if not (run_dir / "config.json").exists():
+        return out
+    try:
+        cfg = runs.read_run_config(run_dir)
+    except UserError as e:
+        return {**out, "state": "damaged", "problem": str(e)}
+    st = cfg["settings"]
+    out.update(run=cfg["run"], params=cfg["params"], width=st.get("width"), family=st.get("family"),
+               seed=st.get("seed"), steps=st["steps"], state="started")
+    tail = _tail_metrics(run_dir / "metrics.jsonl")
+    if tail:
+        last = tail[-1]
+        recent = [m for m in tail if m["step"] > last["step"] - RATE_STEPS]
+        sps = None
+        if len(recent) >= 2 and recent[-1]["step"] > recent[0]["step"]:
+            sps = (recent[-1]["wall_seconds"] - recent[0]["wall_seconds"]) / (recent[-1]["step"] - recent[0]["step"])
+        elif last["step"] > 0:
+            sps = last.get("wall_seconds", 0.0) / last["step"]
+        out.update(step=last["step"], games=last.get("games_total", 0), states=last.get("states_total", 0),
+                   states_per_s=last.get("states_per_s"), simulations_per_s=last.get("simulations_per_s"),
+                   loss_value=last.get("loss_value"), loss_policy=last.get("loss_policy"),
+                   wall_seconds=last.get("wall_seconds", 0.0), seconds_per_step=sps,
+                   seconds_since_update=max(0.0, time.time() - (run_dir / "metrics.jsonl").stat().st_mtime))
+    final = run_dir / "checkpoints" / f"step-{st['steps']:06d}.pt"
+    out["finished"] = out["step"] >= st["steps"] and final.is_file()
+    if out["finished"]:
+        out["state"] = "finished"
+    elif out["seconds_per_step"] is not None:
+        out["eta_seconds"] = (st["steps"] - out["step"]) * out["seconds_per_step"]
+    return out
+
+
+def _sweep_log_state(root: Path) -> dict[str, Any]:
+    """The last line of sweep.log and the analysis step running, if one was started and has not
+    finished since."""
+    p = root / "sweep.log"
+    if not p.exists():
+        return {"last_log": None, "analysis_running": None}
+    try:
+        with open(p, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 32768))
+            lines = [x for x in fh.read().decode(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return {"last_log": None, "analysis_running": None}
+    running, since = None, None
+    for line in lines:
+        stamp, body = line.split("  ", 1) if "  " in line else ("", line)
+        if body.startswith("step ") and body.endswith(": started"):
+            running, since = body[5:-len(": started")], stamp
+        elif body.startswith("step ") and running and body[5:].startswith(running + ":"):
+            running = None
+        elif body.startswith("sweep ") and ("started" in body or "stopped" in body):
+            running = None
+    if running and since:
+        try:
+            running += f" (for {duration(time.time() - time.mktime(time.strptime(since, '%Y-%m-%d %H:%M:%S')))})"
+        except ValueError:
+            pass
+    return {"last_log": lines[-1] if lines else None, "analysis_running": running}
+
+
+def sweep_status(root: Path) -> dict[str, Any]:
+    from .sweep import ANALYSIS_STEPS, read_steps
+    from .sweepcfg import build, from_record
+    root = Path(root)
+    rec = runs.read_manifest(root, "sweep", ("game", "widths"))
+    sc, ex = build(*from_record(rec, str(root / "sweep.json")))
+    names = [sc.run_name(w, s, f) for f, w, s in sc.sizes()]
+    extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
+        if (root / "runs").is_dir() else []
+    rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
+    done, _ = read_steps(root)
+    skipped_p = root / "analysis" / "skipped.json"
+    skipped = runs.read_json(skipped_p, "list of skipped steps") if skipped_p.exists() else {}
+    logst = _sweep_log_state(root)
+    lock = _lock_holder(root)
+    finished = sum(r["finished"] for r in rows)
+    return {"sweep": str(root), "id": rec.get("id"), "game": sc.game, "preset": sc.preset, "executor": ex.kind,
+            "running": lock["alive"], "pid": lock["pid"],
+            "runs": rows, "runs_finished": finished, "runs_total": len(rows),
+            "training_eta_seconds": max([r["eta_seconds"] for r in rows if r["eta_seconds"] is not None], default=None),
+            "analysis": {"done": [s for s in ANALYSIS_STEPS if s in done], "skipped": skipped,
+                         "running": logst["analysis_running"] if lock["alive"] else None,
+                         "pending": [s for s in ANALYSIS_STEPS if s not in done]},
+            "last_log": logst["last_log"]}
+
+
+def status(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if (path / "sweep.json").is_file():
+        return {"kind": "sweep", **sweep_status(path)}
+    if (path / "config.json").is_file():
+        r = run_progress(path)
+        return {"kind": "run", **r, "running": _lock_holder(path)["alive"]}
+    if not path.exists():
+        raise UserError(f"{path}: no such directory")
+    raise UserError(f"{path}: neither a sweep (sweep.json) nor a run (config.json)")
+
+
+def _num(x, fmt="{:,.0f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def run_table(rows: list[dict[str, Any]]) -> list[str]:
+    head = f"{'run':<28}{'params':>9}{'step/steps':>13}{'games':>11}{'states/s':>10}{'loss v':>8}{'loss p':>8}  {'ETA / state'}"
+    out = [head]
+    for r in rows:
+        steps = f"{r['step']}/{r['steps']}" if r["steps"] else "-"
+        tail = r["state"] if r["state"] in ("finished", "not started", "damaged") else duration(r["eta_seconds"])
+        if r.get("problem"):
+            tail += f" ({r['problem']})"
+        out.append(f"{r['run']:<28}{_num(r['params']):>9}{steps:>13}{_num(r['games']):>11}"
+                   f"{_num(r['states_per_s']):>10}{_num(r['loss_value'], '{:.3f}'):>8}"
+                   f"{_num(r['loss_policy'], '{:.3f}'):>8}  {tail}")
+    return out
+
+
+def format_status(st: dict[str, Any]) -> str:
+    if st["kind"] == "run":
+        lines = [f"run {st['path']}: " + ("training now" if st["running"] else "not running")]
+        return "\n".join(lines + run_table([st]))
+    a = st["analysis"]
+    state = f"running (pid {st['pid']})" if st["running"] else "not running"
+    lines = [f"sweep {st['sweep']} ({st['game']}, preset {st['preset']}, executor {st['executor']}): {state}; "
+             f"{st['runs_finished']}/{st['runs_total']} runs finished"
+             + (f", training ETA {duration(st['training_eta_seconds'])}" if st["running"] and st["training_eta_seconds"]
+                else "")]
+    lines += run_table(st["runs"])
+    lines.append(f"analysis done: {', '.join(a['done']) or 'none'}")
+    if a["running"]:
+        lines.append(f"analysis running: {a['running']}")
+    if a["skipped"]:
+        lines.append(f"analysis not computed (too little data): {', '.join(sorted(a['skipped']))}")
+    if a["pending"]:
+        lines.append(f"analysis to do: {', '.join(a['pending'])}")
+    if st["last_log"]:
+        lines.append(f"last log line: {st['last_log']}")
+    return "\n".join(lines)
+
+
+class SweepLog:
+    """Timestamped lines in `<sweep>/sweep.log` (appended and flushed), echoed to `echo`."""
+
+    def __init__(self, root: Path, echo: Callable[[str], None] | None):
+        self.path = Path(root) / "sweep.log"
+        self.echo = echo
+
+    def __call__(self, msg: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "a") as fh:
+            fh.write("".join(f"{stamp}  {line}\n" for line in msg.splitlines() or [""]))
+        if self.echo is not None:
+            self.echo(msg)
+
+
+class Progress:
+    """Live progress of training runs, read from their files: one bar per run in training (on
+    stderr, with steps, games, states/s, value loss and ETA), and every `log_every` seconds a
+    line per run in `sweep.log`."""
+
+    def __init__(self, runs_: list[tuple[str, Path]], log: SweepLog, show: bool, log_every: float = 300.0):
+        self.runs = runs_
+        self.log = log
+        self.show = show
+        self.log_every = log_every
+        self.last_log = time.monotonic()
+        self.bars: dict[str, Any] = {}
+        self.active: set[str] = set()
+
+    def update(self, active: set[str]) -> None:
+        self.active = set(active)
+        rows = {n: run_progress(d, name=n) for n, d in self.runs if n in active}
+        if self.show:
+            from tqdm import tqdm
+            for n in list(self.bars):
+                if n not in active:
+                    self.bars.pop(n).close()
+            for n, r in rows.items():
+                if not r["steps"]:
+                    continue                   # not started yet: no bar until its settings are written
+                if n not in self.bars:
+                    self.bars[n] = tqdm(total=r["steps"] or 1, desc=n, unit="step", dynamic_ncols=True,
+                                        bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}]{postfix}")
+                b = self.bars[n]
+                b.n = r["step"]
+                b.set_postfix_str(self._postfix(r), refresh=True)
+        if time.monotonic() - self.last_log >= self.log_every and rows:
+            self.last_log = time.monotonic()
+            self.log.echo, echo = None, self.log.echo
+            try:
+                for n, r in rows.items():
+                    self.log(f"  {n}: step {r['step']}/{r['steps']}, {self._postfix(r)}")
+            finally:
+                self.log.echo = echo
+
+    @staticmethod
+    def _postfix(r: dict[str, Any]) -> str:
+        parts = [f"{r['games']:,} games"]
+        if r["states_per_s"] is not None:
+            parts.append(f"{r['states_per_s']:,.0f} states/s")
+        if r["loss_value"] is not None:
+            parts.append(f"loss_v {r['loss_value']:.3f}")
+        parts.append(f"ETA {duration(r['eta_seconds'])}")
+        return ", ".join(parts)
+
+    def close(self) -> None:
+        for b in self.bars.values():
+            b.close()
+        self.bars.clear()
