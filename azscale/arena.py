@@ -184,7 +184,7 @@ def make_opponent(kind: str, engine: SpielEngine, simulations: int, seed: int) -
 def evaluate_checkpoint(checkpoint: Path, opponent: str, games: int, simulations: int,
                         opponent_simulations: int, seed: int = 0, temperature: float = 0.0,
                         progress: bool = False, device: str = "cpu") -> MatchResult:
-    from .train import load_model
+    from .checkpoints import load_model
     model, meta = load_model(checkpoint)
     cfg = meta["config"]
     engine = SpielEngine(cfg["game"])

@@ -107,7 +107,7 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
     if opponent not in ("random", "mcts", "perfect"):
         raise UserError(f"unknown opponent '{opponent}' (choose random, mcts or perfect)")
     from .arena import evaluate_checkpoint
-    from .train import latest_checkpoint
+    from .checkpoints import latest_checkpoint
     ckpt = latest_checkpoint(run) if run.is_dir() else run
     res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
                               progress=not quiet, device=_device(device))

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import checkpoints as ck
 from . import runs
 from .analysis.plotting import SEED_STYLES, size_colours
 from .analysis.temperature_report import temperature_section, zipf_baselines
@@ -121,12 +122,12 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
-    cfgs = sorted(((runs.read_run_config(rd), rd) for rd in run_dirs),
+    cfgs = sorted(((ck.read_run_config(rd), rd) for rd in run_dirs),
                   key=lambda c: (c[0]["params"], c[0]["settings"].get("seed", 0), c[1].name))
     colour = size_colours(c["params"] for c, _ in cfgs)
     seeds = sorted({c["settings"].get("seed", 0) for c, _ in cfgs})
     for cfg, rd in cfgs:
-        m = pd.DataFrame(runs.read_metrics(rd)[:runs.run_status(rd).done])
+        m = pd.DataFrame(ck.recorded_metrics(rd))
         if m.empty:
             continue
         seed = cfg["settings"].get("seed", 0)
@@ -240,7 +241,7 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
         raise UserError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
     if not isinstance(sc.get("game"), str) or "preset" not in sc or "overrides" not in sc:
         raise UserError(f"{sweep_dir / 'sweep.json'}: damaged (game, preset or overrides missing)")
-    run_dirs = sorted(p for p in (sweep_dir / "runs").glob("*") if (p / "config.json").exists())
+    run_dirs = ck.runs_under(sweep_dir / "runs")
     if not run_dirs:
         raise UserError(f"{sweep_dir}: no training runs yet")
     game = sc["game"]
@@ -251,14 +252,14 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
     sections: list[dict[str, Any]] = []
 
     # settings, versions, sizes
-    cfgs = [runs.read_run_config(rd) for rd in run_dirs]
-    reading[0] = run_dirs[0] / "config.json"
+    cfgs = [ck.read_run_config(rd) for rd in run_dirs]
+    reading[0] = run_dirs[0] / ck.CONFIG_FILE
     env = cfgs[0]["environment"]
     settings = cfgs[0]["settings"]
     size_rows = []
     for rd, c in zip(run_dirs, cfgs):
-        reading[0] = rd / "metrics.jsonl"
-        m = runs.read_metrics(rd)[:runs.run_status(rd).done]
+        reading[0] = rd / ck.METRICS_FILE
+        m = ck.recorded_metrics(rd)
         size_rows.append({"run": rd.name, "family": c["settings"]["family"], "width": c["settings"]["width"],
                           "depth": c["settings"]["depth"], "params": c["params"], "seed": c["settings"]["seed"],
                           "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
@@ -488,10 +489,9 @@ def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFram
     """The win-rate matrix as an HTML table with the score in every cell, shaded like the
     figure (blue: the row player scores more, red: less)."""
     from .analysis.plotting import seed_of
-    from .tournament import read_results
     if not (tournament_dir / "tournament.json").exists():
         return ""
-    res = read_results(tournament_dir)
+    res = runs.read_results(tournament_dir)
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist() \
         if len(agents) else []
     names = order + sorted(refs["player"]) if len(refs) else order

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import checkpoints as ck
 from . import parallel, runs
 from .config import analysis_settings
 from .errors import UserError
@@ -189,9 +190,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         # a run already there must have been trained with these settings, finished or not (a
         # changed preset must not leave old runs silently in the comparison); every check comes
         # before the first write, so a refused sweep changes no file
-        from .train import _check_resume
         for c, d in configs:
-            _check_resume(d, c)
+            ck.check_settings(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
@@ -225,10 +225,10 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
-    """The one rule (`runs.run_status`); a run whose records are incomplete is refused there."""
-    if not (Path(run_dir) / "config.json").exists():
+    """The one rule (`checkpoints.run_status`); a run whose records are incomplete is refused there."""
+    if not ck.is_run(run_dir):
         return False
-    st = runs.run_status(run_dir)
+    st = ck.run_status(run_dir)
     return st.finished and st.steps >= steps
 
 
@@ -548,7 +548,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
 
 
 def _sizes(run_dirs) -> int:
-    return len({runs.read_run_config(d)["params"] for d in run_dirs})
+    return len({ck.read_run_config(d)["params"] for d in run_dirs})
 
 
 def _has_oracle(game: str) -> bool:

@@ -50,7 +50,7 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
     same command plays only the pairs not finished and redoes the analysis."""
     from .analysis.sizeboot import check_resampling
     from .analysis.temperature import parse_temperatures
-    from .tournament import agents_from_runs, tournament
+    from .tournament import agents_from_runs, game_of, tournament
 
     temps = parse_temperatures(temperatures)
     games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
@@ -73,11 +73,7 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
     players = agents_from_runs(run_dirs, "final")
     if len(players) < 2:
         raise UserError("a temperature study needs at least two agents (run directories)")
-    from .train import load_checkpoint
-    games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in players}
-    if len(games) > 1:
-        raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
-    game = games.pop()
+    game = game_of(players)
     out = Path(out)
     runs.claim_dir(out, "temperature-study")
     out.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ class PlayerSpec:
 
 
 def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> list[PlayerSpec]:
-    from .train import checkpoint_paths, load_checkpoint
+    from .checkpoints import checkpoint_paths, load_checkpoint
     out = []
     for rd in runs.distinct_sources(run_dirs, "run"):
         for c in checkpoint_paths(rd, checkpoints):
@@ -57,6 +57,15 @@ def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> li
                 raise UserError(f"{c}: damaged checkpoint (params)")
             out.append(PlayerSpec(f"{run}@{meta['step']}", "agent", str(c), run, int(meta["step"]), params))
     return out
+
+
+def game_of(agents: Sequence[PlayerSpec]) -> str:
+    """The game the agents' checkpoints play; agents of different games are refused."""
+    from .checkpoints import load_checkpoint
+    games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in agents}
+    if len(games) > 1:
+        raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
+    return games.pop()
 
 
 def reference_players(spec: str) -> list[PlayerSpec]:
@@ -81,7 +90,7 @@ def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, se
     from .arena import AgentPlayer, PerfectPlayer, RandomPlayer, SpielMCTSPlayer
     if p.kind == "agent":
         if p.checkpoint not in cache:
-            from .train import load_model
+            from .checkpoints import load_model
             cache[p.checkpoint] = load_model(p.checkpoint)
         model, meta = cache[p.checkpoint]
         return AgentPlayer(model, engine, simulations, meta["config"]["c_puct"], temperature, seed, name=p.name,
@@ -139,16 +148,16 @@ def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
 def _record_pair(out: Path, game: str, idx: int, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
     """Write a pair's games, then its result (which marks the pair finished); parent only."""
     runs.write_games_part(out, idx, rows, game)
-    runs.atomic_write_json(out / "pairs" / f"pair-{idx:05d}.json", result)
+    runs.atomic_write_json(runs.pair_file(out, idx), result)
 
 
 def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int, first: int = 0) -> bool:
     """A pair is finished when its result exists; the result must name this pair and its players,
     and its games part must hold exactly the pair's games, or the directory is refused."""
-    f = out / "pairs" / f"pair-{idx:05d}.json"
+    f = runs.pair_file(out, idx)
     if not f.exists():
         return False
-    d = _read_pair(f)
+    d = runs.read_pair(f)
     if d.get("pair") != idx or d.get("players") != [a.name, b.name]:
         raise UserError(f"{f}: the result of another pair or other players; this directory mixes tournaments")
     part = out / "games" / f"part-{idx:06d}.parquet"
@@ -187,14 +196,10 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
     if game is None:
-        from .train import load_checkpoint
         agents = [p for p in players if p.kind == "agent"]
         if not agents:
             raise UserError("a tournament needs at least one agent (a run directory)")
-        games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in agents}
-        if len(games) > 1:
-            raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
-        game = games.pop()
+        game = game_of(agents)
     SpielEngine(game)
     out = Path(out)
     settings = {"game": game, "games_per_pair": games_per_pair, "temperature": temperature,
@@ -243,7 +248,7 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
                 bar.update(1)
         if bar is not None:
             bar.close()
-        table = read_results(out)
+        table = runs.read_results(out)
         runs.atomic_write_text(out / "results.csv", table.to_csv(index=False))
     return table
 
@@ -271,47 +276,3 @@ def _stored_pairs(have: dict[str, Any], manifest: Path) -> list[tuple[str, str]]
         return [(a, b) for a, b in ps]
     names = [p["name"] for p in have["players"]]
     return [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
-
-
-RESULT_COLUMNS = ["first", "second", "wins", "draws", "losses"]
-
-
-def _read_pair(f: Path) -> dict[str, Any]:
-    d = runs.read_json(f, "pair result")
-    res = d.get("results")
-    ok = isinstance(res, list) and all(
-        isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("second"), str)
-        and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 0
-                for k in ("wins", "draws", "losses")) for r in res)
-    if not ok:
-        raise UserError(f"{f}: damaged pair result; delete it to replay that pair")
-    return d
-
-
-def read_results(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    runs.read_manifest(path, "tournament", ("settings", "players"))
-    files = sorted((path / "pairs").glob("pair-*.json"))
-    if not files:
-        raise UserError(f"{path}: not a tournament directory (no pairs played yet)")
-    rows = []
-    for f in files:
-        rows += _read_pair(f)["results"]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
-
-
-def read_players(path: Path) -> dict[str, dict[str, Any]]:
-    data = runs.read_manifest(Path(path), "tournament", ("settings", "players"))
-    players = data["players"]
-    keys = ("name", "kind", "run", "step", "params")
-    if not isinstance(players, list) or not all(isinstance(p, dict) and all(k in p for k in keys) for p in players):
-        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (players)")
-    return {p["name"]: p for p in players}
-
-
-def read_settings(path: Path) -> dict[str, Any]:
-    data = runs.read_manifest(Path(path), "tournament", ("settings", "players"))
-    st = data["settings"]
-    if not isinstance(st, dict) or not all(k in st for k in ("game", "games_per_pair", "temperature", "simulations")):
-        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (settings)")
-    return st

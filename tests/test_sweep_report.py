@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from azscale.runs import read_games, read_metrics
+from azscale.checkpoints import read_metrics
+from azscale.runs import read_games
 
 from conftest import tree_digest
 

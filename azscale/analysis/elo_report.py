@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo
@@ -36,14 +37,13 @@ def _save(fig, stem: Path) -> list[str]:
 
 def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = None, bootstrap: int = 200,
                  seed: int = 0) -> dict[str, Any]:
-    from ..tournament import read_players, read_results, read_settings
     tournaments = runs.distinct_sources(tournaments, "tournament")
     runs.claim_dir(Path(out), "elo")
     results, players, settings = [], {}, []
     for t in tournaments:
-        results.append(read_results(t))
-        players.update(read_players(t))
-        settings.append(read_settings(t))
+        results.append(runs.read_results(t))
+        players.update(runs.read_players(t))
+        settings.append(runs.read_settings(t))
     games = {s["game"] for s in settings}
     if len(games) > 1:
         raise UserError(f"the tournaments are of different games ({', '.join(sorted(games))})")
@@ -214,11 +214,10 @@ def run_losses(run_dirs: Sequence[Path], tail: float = 0.1) -> pd.DataFrame:
     training compute = 2 N x network evaluations in self-play + 6 N x training samples."""
     rows = []
     for rd in runs.distinct_sources(run_dirs, "run"):
-        cfg = runs.read_run_config(rd)
-        status = runs.run_status(rd)
-        if status.done == 0:
+        cfg = ck.read_run_config(rd)
+        m = ck.recorded_metrics(rd)
+        if not m:
             raise UserError(f"{rd}: has no trained step yet; nothing to fit")
-        m = runs.read_metrics(rd)[:status.done]
         k = max(1, int(len(m) * tail))
         st = cfg["settings"]
         n = cfg["params"]

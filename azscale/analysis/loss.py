@@ -122,7 +122,7 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml)."""
     from ..engines import SpielEngine
     from ..oracles import LabelCache, label_histories, make_oracle
-    from ..train import checkpoint_paths, load_model
+    from ..checkpoints import checkpoint_paths, load_model
 
     if target not in ("trainset", "solver"):
         raise UserError(f"unknown target '{target}' (trainset or solver)")

@@ -420,12 +420,11 @@ def read_temperature(out: Path, T: float, record: dict[str, Any], workers: int =
     """One temperature's data from its tournament directory: states of its match games (replayed),
     the ordered-pair results and the agents."""
     from .. import runs
-    from ..tournament import read_results, read_settings
     from .states import build_states
     from .zipf_report import _index_visits
 
     d = Path(out) / f"{runs.STUDY_TOURNAMENT_PREFIX}{T:g}"
-    st = read_settings(d)
+    st = runs.read_settings(d)
     if abs(float(st["temperature"]) - T) > 1e-9:
         raise UserError(f"{d}: its tournament was played at temperature {st['temperature']}, not {T:g}")
     games = runs.read_games(d)
@@ -433,7 +432,7 @@ def read_temperature(out: Path, T: float, record: dict[str, Any], workers: int =
                                  sources=[str(d.resolve())])
     agents = pd.DataFrame([{"player": p["name"], "params": int(p["params"])} for p in record["players"]
                            if p["kind"] == "agent"])
-    return TemperatureData(T, table["count"].to_numpy(), _index_visits(visits), read_results(d), agents,
+    return TemperatureData(T, table["count"].to_numpy(), _index_visits(visits), runs.read_results(d), agents,
                            games=int(games.num_rows))
 
 
