@@ -23,6 +23,7 @@ import stat
 import subprocess
 import tempfile
 import uuid
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,6 +53,42 @@ GAMES_SCHEMA = pa.schema([
     ("return1", pa.float32()),
     ("length", pa.int32()),
 ])
+
+
+@dataclass
+class GameRecord:
+    """One row of the games table (`GAMES_SCHEMA`): every writer of games (self-play, tournaments,
+    random games, imported logs) builds its rows as these. What a writer does not know keeps its
+    default, which reads as unknown: -1, an empty seat, a NaN temperature. `length` is always
+    the number of actions."""
+    run: str
+    kind: str                          # selfplay | match | random
+    game: str
+    actions: list[int]
+    return0: float
+    return1: float
+    game_id: int = -1                  # set by the table's writer (ids are unique within a table)
+    net_step: int = -1                 # -1: no network step (a match, random play) or unknown
+    net_step_first: int = -1
+    seat0: str = ""
+    seat1: str = ""
+    temperature: float = math.nan
+    temperature_drop: int = -1
+    simulations: int = -1
+    length: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.length = len(self.actions)
+
+    def row(self) -> dict[str, Any]:
+        """The record as a dict of the schema's columns."""
+        return {name: getattr(self, name) for name in GAMES_SCHEMA.names}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "GameRecord":
+        """A record from a row dict (`row()`'s, or one kept in a resume file); `length` is
+        recomputed from the actions, keys outside the schema are ignored."""
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.init and f.name in row})
 
 
 def _current_umask() -> int:
@@ -437,14 +474,16 @@ def environment() -> dict[str, str]:
     return versions
 
 
-def games_table(rows: list[dict[str, Any]], game: str) -> pa.Table:
-    cols = {f.name: [r[f.name] for r in rows] for f in GAMES_SCHEMA}
+def games_table(rows: Iterable[GameRecord | dict[str, Any]], game: str) -> pa.Table:
+    """A games table of `rows` (records, or row dicts that are read as records)."""
+    recs = [r if isinstance(r, GameRecord) else GameRecord.from_row(r) for r in rows]
+    cols = {f.name: [getattr(r, f.name) for r in recs] for f in GAMES_SCHEMA}
     table = pa.table(cols, schema=GAMES_SCHEMA)
     return table.replace_schema_metadata({"azscale.table": GAMES_TABLE,
                                           "azscale.version": GAMES_VERSION, "game": game})
 
 
-def write_games_part(run_dir: Path, step: int, rows: list[dict[str, Any]], game: str) -> Path:
+def write_games_part(run_dir: Path, step: int, rows: Iterable[GameRecord | dict[str, Any]], game: str) -> Path:
     path = Path(run_dir) / "games" / f"part-{step:06d}.parquet"
     atomic_write_table(path, games_table(rows, game))
     return path

@@ -108,7 +108,7 @@ def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, se
     raise UserError(f"unknown player kind {p.kind!r}")
 
 
-def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+def _play_pair(args) -> tuple[int, list[runs.GameRecord], dict[str, Any]]:
     """Play one pair in a worker; return its games and counts. The parent, which holds the
     tournament's lock, writes them: a worker never writes, so one that outlives a killed parent
     (it dies with it, `procs.die_with_parent`) cannot leave a late result."""
@@ -128,13 +128,11 @@ def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
     res = play_match(engine, pa_, pb_, settings["games_per_pair"])
     n = settings["games_per_pair"]
     first = settings.get("first_game_id", 0)
-    rows = []
-    for k, g in enumerate(res.games):
-        rows.append({"game_id": first + idx * n + k, "run": name, "kind": "match", "game": settings["game"],
-                     "net_step": -1, "net_step_first": -1, "seat0": g["seat0"], "seat1": g["seat1"],
-                     "temperature": settings["temperature"], "temperature_drop": 10**6,
-                     "simulations": settings["simulations"], "actions": g["actions"],
-                     "return0": float(g["return0"]), "return1": float(g["return1"]), "length": g["length"]})
+    rows = [runs.GameRecord(run=name, kind="match", game=settings["game"], actions=g["actions"],
+                            return0=float(g["return0"]), return1=float(g["return1"]), game_id=first + idx * n + k,
+                            seat0=g["seat0"], seat1=g["seat1"], temperature=settings["temperature"],
+                            temperature_drop=10**6, simulations=settings["simulations"])
+            for k, g in enumerate(res.games)]
     counts: dict[tuple[str, str], list[int]] = {}
     for g in res.games:
         c = counts.setdefault((g["seat0"], g["seat1"]), [0, 0, 0])
@@ -145,7 +143,7 @@ def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
     return idx, rows, result
 
 
-def _record_pair(out: Path, game: str, idx: int, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
+def _record_pair(out: Path, game: str, idx: int, rows: list[runs.GameRecord], result: dict[str, Any]) -> None:
     """Write a pair's games, then its result (which marks the pair finished); parent only."""
     runs.write_games_part(out, idx, rows, game)
     runs.atomic_write_json(runs.pair_file(out, idx), result)

@@ -318,10 +318,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             t_play = time.perf_counter() - t0
             obs, legal, policy, value, games = queue.take(cfg.states_per_step)
             buffer.add(obs, legal, policy, value)
-            rows = []
-            for g in games:
-                g["game_id"] = games_total + len(rows)
-                rows.append(g)
+            rows = [runs.GameRecord.from_row({**g, "game_id": games_total + k}) for k, g in enumerate(games)]
             new_states = len(obs)
             t1 = time.perf_counter()
             losses = learner_update(model, optimizer, buffer, cfg, generator)
@@ -342,8 +339,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                 "mean_net_batch": sum(p.net_states for p in played) / max(net_calls, 1),
                 "selfplay_seconds": t_play, "learner_seconds": t_learn,
                 "wall_seconds": wall_before + time.perf_counter() - t_start,
-                "mean_game_length": float(np.mean([r["length"] for r in rows])) if rows else 0.0,
-                "p0_win_rate": float(np.mean([r["return0"] > 0 for r in rows])) if rows else 0.0,
+                "mean_game_length": float(np.mean([r.length for r in rows])) if rows else 0.0,
+                "p0_win_rate": float(np.mean([r.return0 > 0 for r in rows])) if rows else 0.0,
             }
             ck.append_metrics(run_dir, record)
             if writer is not None:

@@ -18,7 +18,7 @@ from ..engines.spiel import load_spiel_game
 from ..errors import UserError
 
 
-def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: str) -> list[dict]:
+def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: str) -> list[runs.GameRecord]:
     g = load_spiel_game(game)
     rng = np.random.default_rng([seed, 2718, index])
     rows = []
@@ -31,11 +31,9 @@ def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: st
             s.apply_action(a)
             acts.append(a)
         r = s.returns()
-        rows.append({"game_id": first_id + i, "run": run, "kind": "random", "game": game,
-                     "net_step": -1, "net_step_first": -1, "seat0": "random", "seat1": "random",
-                     "temperature": float("inf"), "temperature_drop": 0, "simulations": 0,
-                     "actions": acts, "return0": float(r[0]), "return1": float(r[1]),
-                     "length": len(acts)})
+        rows.append(runs.GameRecord(run=run, kind="random", game=game, actions=acts, return0=float(r[0]),
+                                    return1=float(r[1]), game_id=first_id + i, seat0="random", seat1="random",
+                                    temperature=float("inf"), temperature_drop=0, simulations=0))
     return rows
 
 
