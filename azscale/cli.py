@@ -104,13 +104,12 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
     opponent_sims = number(opponent_sims, "--opponent-sims", lo=1, hi=1_000_000, integer=True)
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
-    if opponent not in ("random", "mcts", "perfect"):
-        raise UserError(f"unknown opponent '{opponent}' (choose random, mcts or perfect)")
-    from .arena import evaluate_checkpoint
+    from .arena import evaluate_checkpoint, reference
+    reference(opponent)                         # a kind in the players' registry, or one line
     from .checkpoints import latest_checkpoint
     ckpt = latest_checkpoint(run) if run.is_dir() else run
-    res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
-                              progress=not quiet, device=_device(device))
+    res = evaluate_checkpoint(ckpt, opponent, games=games, simulations=simulations, opponent_simulations=opponent_sims,
+                              seed=seed, temperature=temperature, progress=not quiet, device=_device(device))
     typer.echo(json.dumps({"checkpoint": str(ckpt), "opponent": opponent, "games": res.n,
                            "wins": res.wins, "draws": res.draws, "losses": res.losses,
                            "score": round(res.score, 4)}))
@@ -211,7 +210,8 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
                device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
                quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Round-robin between agents (and reference players); every game goes to a games table."""
-    from .tournament import agents_from_runs, reference_players, tournament as run_tournament
+    from .arena import reference_players
+    from .tournament import agents_from_runs, tournament as run_tournament
     games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)

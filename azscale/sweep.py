@@ -462,7 +462,8 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     from .analysis.elo_report import elo_analysis, scaling_analysis, verdict
     from .analysis.loss import loss_analysis
     from .analysis.zipf_report import zipf_analysis
-    from .tournament import agents_from_runs, reference_players, tournament
+    from .arena import reference_players
+    from .tournament import agents_from_runs, tournament
 
     workers = os.cpu_count() or 1
     a = root / "analysis"

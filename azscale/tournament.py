@@ -20,7 +20,6 @@ nothing is recorded twice.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,21 +27,9 @@ import numpy as np
 import pandas as pd
 
 from . import parallel, runs
+from .arena import PlayerSpec, agent_spec, make_player, play_match
 from .checks import number
 from .errors import UserError
-
-REFERENCE_KINDS = ("random", "mcts", "perfect")
-
-
-@dataclass(frozen=True)
-class PlayerSpec:
-    name: str
-    kind: str                      # agent | random | mcts | perfect
-    checkpoint: str = ""           # for agents
-    run: str = ""
-    step: int = -1
-    params: int = 0
-    simulations: int = 0           # for mcts references
 
 
 def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> list[PlayerSpec]:
@@ -51,11 +38,7 @@ def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> li
     for rd in runs.distinct_sources(run_dirs, "run"):
         for c in checkpoint_paths(rd, checkpoints):
             meta = load_checkpoint(c)
-            run = meta.get("run") or Path(rd).name
-            params = meta.get("params")
-            if not isinstance(params, int):
-                raise UserError(f"{c}: damaged checkpoint (params)")
-            out.append(PlayerSpec(f"{run}@{meta['step']}", "agent", str(c), run, int(meta["step"]), params))
+            out.append(agent_spec(c, meta, meta.get("run") or Path(rd).name))
     return out
 
 
@@ -68,46 +51,6 @@ def game_of(agents: Sequence[PlayerSpec]) -> str:
     return games.pop()
 
 
-def reference_players(spec: str) -> list[PlayerSpec]:
-    """`random,mcts-100,mcts-300,perfect` -> reference player specs."""
-    out = []
-    for item in [x.strip() for x in spec.split(",") if x.strip()]:
-        if item == "random":
-            out.append(PlayerSpec("random", "random"))
-        elif item == "perfect":
-            out.append(PlayerSpec("perfect", "perfect"))
-        elif item.startswith("mcts-") and item[5:].isdigit():
-            sims = number(int(item[5:]), f"reference player '{item}': the simulations", lo=1, hi=1_000_000,
-                          integer=True)
-            out.append(PlayerSpec(f"mcts-{sims}", "mcts", simulations=sims))
-        else:
-            raise UserError(f"unknown reference player '{item}' (random, mcts-N, perfect)")
-    return out
-
-
-def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, seed: int, cache: dict,
-                 device: str = "cpu"):
-    from .arena import AgentPlayer, PerfectPlayer, RandomPlayer, SpielMCTSPlayer
-    if p.kind == "agent":
-        if p.checkpoint not in cache:
-            from .checkpoints import load_model
-            cache[p.checkpoint] = load_model(p.checkpoint)
-        model, meta = cache[p.checkpoint]
-        return AgentPlayer(model, engine, simulations, meta["config"]["c_puct"], temperature, seed, name=p.name,
-                           device=device)
-    if p.kind == "random":
-        return RandomPlayer(seed, name=p.name)
-    if p.kind == "mcts":
-        pl = SpielMCTSPlayer(engine.spiel_game, p.simulations, seed)
-        pl.name = p.name
-        return pl
-    if p.kind == "perfect":
-        pl = PerfectPlayer(engine.spiel_game, seed)
-        pl.name = p.name
-        return pl
-    raise UserError(f"unknown player kind {p.kind!r}")
-
-
 def _play_pair(args) -> tuple[int, list[runs.GameRecord], dict[str, Any]]:
     """Play one pair in a worker; return its games and counts. The parent, which holds the
     tournament's lock, writes them: a worker never writes, so one that outlives a killed parent
@@ -117,15 +60,13 @@ def _play_pair(args) -> tuple[int, list[runs.GameRecord], dict[str, Any]]:
     name, idx, a, b, settings, device = args
     import torch
     torch.set_num_threads(1)
-    from .arena import play_match
     from .engines import SpielEngine
     engine = SpielEngine(settings["game"])
-    cache: dict = {}
     seed = settings["seed"] * 1_000_003 + idx
-    pa_ = _make_player(PlayerSpec(**a), engine, settings["simulations"], settings["temperature"], seed, cache, device)
-    pb_ = _make_player(PlayerSpec(**b), engine, settings["simulations"], settings["temperature"], seed + 1, cache,
-                       device)
-    res = play_match(engine, pa_, pb_, settings["games_per_pair"])
+    play = {"simulations": settings["simulations"], "temperature": settings["temperature"], "device": device,
+            "models": {}}
+    res = play_match(engine, make_player(PlayerSpec(**a), engine, seed, **play),
+                     make_player(PlayerSpec(**b), engine, seed + 1, **play), settings["games_per_pair"])
     n = settings["games_per_pair"]
     first = settings.get("first_game_id", 0)
     rows = [runs.GameRecord(run=name, kind="match", game=settings["game"], actions=g["actions"],

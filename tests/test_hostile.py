@@ -27,7 +27,8 @@ from azscale.analysis.baselines import random_games
 from azscale.analysis.elo_report import elo_analysis
 from azscale.config import resolve
 from azscale.errors import UserError
-from azscale.tournament import agents_from_runs, reference_players, tournament
+from azscale.arena import reference_players
+from azscale.tournament import agents_from_runs, tournament
 from azscale.checkpoints import load_resume
 from azscale.train import train
 
