@@ -213,29 +213,13 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
     """
     if not histories:
         return []
+    from . import parallel
     chunk = max(1, min(500, len(histories) // (workers * 4) or 1))
-    parts = [histories[i:i + chunk] for i in range(0, len(histories), chunk)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(histories), desc="solving", unit="state")
-    results: list[list[Label]] = [None] * len(parts)  # type: ignore[list-item]
-    if workers > 1 and len(parts) > 1:
-        import multiprocessing as mp
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for i, res in enumerate(pool.imap(_label_chunk, [(game, p, book) for p in parts])):
-                results[i] = res
-                if on_part is not None:
-                    on_part(i * chunk, res)
-                if bar is not None:
-                    bar.update(len(res))
-    else:
-        for i, p in enumerate(parts):
-            results[i] = _label_chunk((game, p, book))
-            if on_part is not None:
-                on_part(i * chunk, results[i])
-            if bar is not None:
-                bar.update(len(p))
-    if bar is not None:
-        bar.close()
-    return [lab for part in results for lab in part]
+    parts = [(game, histories[i:i + chunk], book) for i in range(0, len(histories), chunk)]
+    bar = parallel.Bar("solving", "state", len(histories), size=len) if progress else None
+    out: list[Label] = []
+    for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar)):
+        if on_part is not None:
+            on_part(i * chunk, res)
+        out += res
+    return out

@@ -117,10 +117,8 @@ def _interval_text(z: dict[str, Any]) -> str:
 
 
 def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    from .analysis.plotting import pyplot, save
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
     cfgs = sorted(((ck.read_run_config(rd), rd) for rd in run_dirs),
                   key=lambda c: (c[0]["params"], c[0]["settings"].get("seed", 0), c[1].name))
@@ -142,12 +140,7 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    names = []
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"training_curves.{ext}", dpi=110)
-        names.append(f"training_curves.{ext}")
-    plt.close(fig)
-    return names
+    return save(fig, out / "training_curves", dpi=110, names=True)
 
 
 def _endgame_section(z: dict[str, Any], zr: dict[str, Any] | None) -> dict[str, Any]:

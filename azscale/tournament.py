@@ -171,22 +171,13 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
         todo = [(record["name"], k, vars(by_name[a]), vars(by_name[b]), settings, device)
                 for k, (a, b) in enumerate(pairs)
                 if not _pair_finished(out, k, by_name[a], by_name[b], games_per_pair, first_game_id)]
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=label, unit="pair",
-                       dynamic_ncols=True)
+        bar = parallel.Bar(label, "pair", len(pairs), initial=len(pairs) - len(todo)) if progress else None
         workers = 1 if device != "cpu" else (workers or os.cpu_count() or 1)
         # local worker processes, or Ray tasks while a sweep runs on Ray (CPU pairs only: one
         # process holds a GPU with all of a pair's games)
-        results = parallel.imap_unordered(_play_pair, todo, workers, "tournament pairs") if device == "cpu" \
-            else map(_play_pair, todo)
-        for idx, rows, result in results:
+        for idx, rows, result in parallel.imap_unordered(_play_pair, todo, workers, "tournament pairs", bar=bar,
+                                                         ray=device == "cpu"):
             _record_pair(out, game, idx, rows, result)
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
         table = runs.read_results(out)
         runs.atomic_write_text(out / "results.csv", table.to_csv(index=False))
     return table

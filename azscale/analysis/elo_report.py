@@ -13,26 +13,11 @@ from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo
+from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
 from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
 from .verdict import inverse_scaling, verdict_dict, verdict_markdown
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, stem: Path) -> list[str]:
-    out = []
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=120)
-        out.append(f"{Path(stem).name}.{ext}")
-    _plt().close(fig)
-    return out
 
 
 def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = None, bootstrap: int = 200,
@@ -74,7 +59,7 @@ def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = No
 
 def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]:
     from .plotting import REFERENCE_STYLE, run_styles, seed_of, size_colours
-    plt = _plt()
+    plt = pyplot()
     figs = []
     agents = table[table["kind"] == "agent"]
     refs = table[table["kind"] != "agent"]
@@ -103,7 +88,7 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
         ax.legend(fontsize=6, ncol=2)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
-        figs += _save(fig, out / "elo_vs_params")
+        figs += save(fig, out / "elo_vs_params", names=True)
         if agents.groupby("run")["step"].nunique().max() > 1:
             fig, ax = plt.subplots(figsize=(6, 4))
             for run, st in style.items():      # smallest to largest, one line style per seed
@@ -118,7 +103,7 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
             ax.legend(fontsize=7)
             ax.grid(True, alpha=0.3)
             fig.tight_layout()
-            figs += _save(fig, out / "elo_vs_step")
+            figs += save(fig, out / "elo_vs_step", names=True)
     # players by size (then seed, then step), the reference players last
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist()
     names = order + sorted(refs["player"])
@@ -150,7 +135,7 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
     ax.set_title("score of the row player against the column player\n(win 1, draw ½; players by size)", fontsize=8)
     fig.colorbar(im, ax=ax, label="score")
     fig.tight_layout()
-    figs += _save(fig, out / "win_rate_matrix")
+    figs += save(fig, out / "win_rate_matrix", names=True)
     return figs
 
 
@@ -278,7 +263,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                                      res.get("value_loss_vs_data"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     from .plotting import size_colours
     colour = size_colours(final["params"])
@@ -308,7 +293,7 @@ def _finish_scaling(fig, ax, out: Path, res: dict[str, Any]) -> dict[str, Any]:
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    res["figures"] = _save(fig, out / "elo_fit")
+    res["figures"] = save(fig, out / "elo_fit", names=True)
     runs.atomic_write_json(out / "scaling.json", res)
     return res
 

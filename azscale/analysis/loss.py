@@ -368,11 +368,8 @@ def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
 
 
 def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="", split=True) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import size_colours
+    from .plotting import pyplot, save as save_figure, size_colours
+    plt = pyplot()
 
     figs = []
     sizes = sorted(combined["params"].unique())
@@ -395,10 +392,7 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="
         ax.grid(True, which="major", alpha=0.3)
 
     def save(fig, stem):
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"{stem}.{ext}", dpi=120)
-            figs.append(f"{stem}.{ext}")
-        plt.close(fig)
+        figs.extend(save_figure(fig, out / stem, names=True))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     panel(ax, "all", "value loss vs rank, final checkpoints" + (f"\n{caption}" if caption else ""))
@@ -464,10 +458,7 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"frontier_vs_step.{ext}", dpi=120)
-            figs.append(f"frontier_vs_step.{ext}")
-        plt.close(fig)
+        save(fig, "frontier_vs_step")
     if "solver_seconds" in per_state:
         one = per_state.drop_duplicates("key")
         grid, secs = smooth_log_rank(one["rank"].to_numpy(), one["solver_seconds"].to_numpy())
@@ -481,10 +472,7 @@ def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="
         ax2.set_ylabel("solver nodes per state (smoothed)")
         ax.set_title("solver effort vs rank")
         fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"solver_effort.{ext}", dpi=120)
-            figs.append(f"solver_effort.{ext}")
-        plt.close(fig)
+        save(fig, "solver_effort")
     return figs
 
 
