@@ -46,6 +46,19 @@ def temperature_colours(temperatures) -> dict:
     return {t: colormaps["plasma"](0.85 * norm(t)) for t in ts}     # (plasma's last yellow is hard to see)
 
 
+def copy_figures(src: Path, names, figs_dir: Path, prefix: str = "") -> list[str]:
+    """Copy a result's figures (PNG and SVG, as its result file lists them) into a report's
+    figures/, as PREFIX_NAME (or NAME); return the PNGs' new names."""
+    import shutil
+    out = []
+    for x in names:
+        name = f"{prefix}_{x}" if prefix else x
+        shutil.copy(Path(src) / x, Path(figs_dir) / name)
+        if x.endswith(".png"):
+            out.append(name)
+    return out
+
+
 def pyplot():
     """matplotlib.pyplot on the off-screen backend (Agg): figures are only ever written to files."""
     import matplotlib
