@@ -552,7 +552,7 @@ def status(path: Path = typer.Argument(..., help="A sweep directory or a run dir
 def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory"),
            out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/")):
     """Comparison report of a sweep: report.html (self-contained), report.md and figures."""
-    from .report import build_report
+    from .analysis.sweep_report import build_report
     res = build_report(sweep_dir, out)
     typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
 

@@ -1,5 +1,5 @@
-"""The report's pieces for the temperature study and the toy tree (kept out of report.py, which
-calls them with one line each).
+"""The report's pieces for the temperature study and the toy tree (kept out of sweep_report.py,
+whose SECTIONS and zipf section call them with one line each).
 
 - `temperature_section`: the sweep's temperature study (sweep.py's optional `temperature` step,
   `azscale temperature`), the table per temperature, the correlation and the paper's Fig. 3.

@@ -10,6 +10,10 @@ the figures: [{"summary", "md"}]). `SECTIONS` lists the functions that make them
 from what the sweep holds (`Sweep`); a module with a section of its own (the temperature study)
 is added there with one line. The Markdown is rendered to HTML by markdown-it-py (CommonMark +
 tables) inside a jinja2 page.
+
+It lives in analysis/ beside the commands' own outputs (`zipf_report`, `elo_report`,
+`temperature_report`) because it only reads result files: like them it imports nothing from
+training (tests/test_layers.py checks it), and the sections it calls are theirs.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import checkpoints as ck
-from . import runs
-from .analysis.plotting import SEED_STYLES, copy_figures, size_colours
-from .analysis.temperature_report import temperature_section, zipf_baselines
-from .config import base_name
-from .errors import UserError
-from .numfmt import ci as fmt_ci, fit_window as fmt_fit_window, integer, num, power, ranges, with_ci
+from .. import checkpoints as ck
+from .. import runs
+from .plotting import SEED_STYLES, copy_figures, size_colours
+from .temperature_report import temperature_section, zipf_baselines
+from ..config import base_name
+from ..errors import UserError
+from ..numfmt import ci as fmt_ci, fit_window as fmt_fit_window, integer, num, power, ranges, with_ci
 
 # PAPER.md sections 4 to 7: what the paper reports, for the summary's last column.
 PAPER_ZIPF = {"connect_four": 0.94, "pentago": 0.86, "oware": 1.02, "checkers": 0.80}
@@ -119,7 +123,7 @@ def _interval_text(z: dict[str, Any]) -> str:
 
 
 def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
-    from .analysis.plotting import pyplot, save
+    from .plotting import pyplot, save
     fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
     cfgs = sorted(((ck.read_run_config(rd), rd) for rd in run_dirs),
@@ -147,7 +151,7 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
 
 def _endgame_section(z: dict[str, Any], zr: dict[str, Any] | None) -> dict[str, Any]:
     """The paper's end-game evidence (PAPER.md section 7) and figures 5, 6a, 6b and the late boards."""
-    from .analysis.endgame import evidence_lines
+    from .endgame import evidence_lines
     eg = z.get("endgame") or {}
     base = {"id": "endgame", "title": "End game", "source": "analysis/zipf/fits.json (endgame), late_share.csv"}
     if "applicable" not in eg:
@@ -184,7 +188,7 @@ def _early_late_md(lj: dict[str, Any]) -> str:
              "early 95% CI": fmt_ci(*(v.get("early_ci") or [None, None]), 4), "late loss": num(v["late_loss"], 4),
              "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 4), "early states": v["early_states"],
              "late states": v["late_states"]} for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0]))]
-    from .analysis.verdict import missing_subsets
+    from .verdict import missing_subsets
     why = missing_subsets(el, lj["selection"].get("min_count"))
     return (f"\nEarly (mean turn < {el['late_turn']:g}) and late states, final checkpoints ({el['statistic']}; "
             f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
@@ -326,7 +330,7 @@ def _training(sw: Sweep) -> list[dict[str, Any]]:
 
 
 def _zipf(sw: Sweep) -> list[dict[str, Any]]:
-    from .analysis.elo_report import read_zipf_fits
+    from .elo_report import read_zipf_fits
     z = sw.read("analysis/zipf/fits.json", "zipf", read_zipf_fits)
     zr = sw.read("analysis/zipf-random/fits.json", "zipf-random", read_zipf_fits, track=False)
     if not z:
@@ -357,7 +361,7 @@ def _losses(sw: Sweep) -> list[dict[str, Any]]:
 
 
 def _elo(sw: Sweep) -> list[dict[str, Any]]:
-    from .analysis.elo_report import read_elo_table
+    from .elo_report import read_elo_table
     ej = sw.read("analysis/elo/elo.json", "elo")
     if not ej:
         return []
@@ -479,7 +483,7 @@ def _loss_section(name: str, title: str, lj: dict[str, Any], a: Path, figs_dir: 
 
 def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, Any] | None, sweep_dir: Path,
                  a: Path, figs_dir: Path) -> dict[str, Any]:
-    from .analysis.plotting import seed_of
+    from .plotting import seed_of
     ms = ej["match_settings"][0]
     agents = et[et["kind"] == "agent"].copy() if "kind" in et else et.copy()
     refs = et[et["kind"] != "agent"] if "kind" in et else et.iloc[0:0]
@@ -502,7 +506,7 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
                    f"{f.get('range_rule', 'range not recorded')}){'; the paper: ≈ ' + str(paper) if paper else ''}. "
                    f"Interval: {(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
         if "quanta" in sj:
-            from .analysis.quanta import quanta_markdown
+            from .quanta import quanta_markdown
             md += quanta_markdown(sj["quanta"])
     matrix = _win_rate_html(sweep_dir / "matches" / "final", agents, refs)
     if matrix:
@@ -526,7 +530,7 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
 def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFrame) -> str:
     """The win-rate matrix as an HTML table with the score in every cell, shaded like the
     figure (blue: the row player scores more, red: less)."""
-    from .analysis.plotting import seed_of
+    from .plotting import seed_of
     if not (tournament_dir / "tournament.json").exists():
         return ""
     res = runs.read_results(tournament_dir)
