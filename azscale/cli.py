@@ -396,7 +396,7 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
          quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Per-state value loss by frequency rank: do agents learn frequent states first?"""
     import os
-    from .analysis.loss import loss_analysis
+    from .analysis.loss_report import loss_analysis
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
     sigma = number(sigma, "--sigma", lo=0, lo_open=True, hi=10)
     late_turn = optional_number(late_turn, "--late-turn", lo=0, hi=1_000_000)
@@ -425,7 +425,7 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
           quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Solve states with perfect play (bitbully or the exact solver) into a reusable cache."""
     import os
-    from .analysis.loss import solve_states
+    from .oracles import solve_states
     from .analysis.states import table_meta
     import pyarrow.parquet as pq
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)

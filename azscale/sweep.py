@@ -460,7 +460,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
              done: set[str]) -> None:
     from .analysis.baselines import random_games
     from .analysis.elo_report import elo_analysis, scaling_analysis, verdict
-    from .analysis.loss import loss_analysis
+    from .analysis.loss_report import loss_analysis
     from .analysis.zipf_report import zipf_analysis
     from .arena import reference_players
     from .tournament import agents_from_runs, tournament

@@ -456,7 +456,7 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     and the report names the step and why."""
     from typer.testing import CliRunner
 
-    import azscale.analysis.loss as loss_mod
+    import azscale.analysis.loss_report as loss_mod
     from azscale.cli import app
     from azscale.errors import UserError
     sw = tmp_path / "sw"
