@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 from . import checkpoints as ck
 from . import parallel, runs
 from .config import analysis_settings
-from .errors import UserError
+from .errors import ThinData, UserError
 from .status import Progress, SweepLog, duration, run_progress
 from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
 
@@ -489,8 +489,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
 
     def step(name: str, fn, optional: bool = False) -> None:
         """Run an analysis step once. An `optional` step that finds too little data for its
-        estimate (a UserError) is recorded in analysis/skipped.json with the reason, and the
-        sweep goes on to the report, which names it; a sweep never dies on thin data."""
+        estimate (`ThinData`) is recorded in analysis/skipped.json with the reason, and the
+        sweep goes on to the report, which names it; a sweep never dies on thin data. Any other
+        UserError (a damaged table, say) stops the sweep with its one-line message."""
         if name in done or name not in want:
             return
         log(f"step {name}: started")
@@ -499,7 +500,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
             fn()
             log(f"step {name}: finished in {duration(time.monotonic() - t0)}")
         except UserError as e:
-            if not optional:
+            if not (optional and isinstance(e, ThinData)):
                 log(f"step {name}: failed: {e}")
                 raise
             log(f"step {name}: not computed: {e}")

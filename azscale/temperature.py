@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import runs
 from .checks import number, optional_number
-from .errors import UserError
+from .errors import ThinData, UserError
 
 
 def tournament_dir(out: Path, temperature: float) -> Path:
@@ -72,7 +72,7 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
         parse_fit_window(fit_window, "", ["match"], None)
     players = agents_from_runs(run_dirs, "final")
     if len(players) < 2:
-        raise UserError("a temperature study needs at least two agents (run directories)")
+        raise ThinData("a temperature study needs at least two agents (run directories)")
     game = game_of(players)
     out = Path(out)
     runs.claim_dir(out, "temperature-study")

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from .. import runs
 from ..config import analysis_settings, check_late_turn
-from ..errors import UserError
+from ..errors import ThinData, UserError
 from .endgame import applicability
 from .loss import FRAME, curves, early_late_summary, observe, rank_trend, smooth_log_rank, state_losses
 from .sizeboot import check_resampling
@@ -84,7 +84,7 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     for rd in run_dirs:
         df, g = state_sets[rd]
         if len(df) == 0:
-            raise UserError(f"{rd}: no state was seen {min_count} or more times in the selected games")
+            raise ThinData(f"{rd}: no state was seen {min_count} or more times in the selected games")
         if id(df) not in prepared:
             hist = histories_for(df, g)
             info = observe(engine, hist)

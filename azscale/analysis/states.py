@@ -262,7 +262,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
                  workers: int = 1, keep_visits: bool = False, symmetry: bool = False,
                  sources: Sequence[str] = ()) -> tuple[pa.Table, Visits | None]:
     """Select games, replay them, and return the states table (and the visits, on request)."""
-    from ..errors import UserError
+    from ..errors import ThinData, UserError
     import pyarrow.compute as pc
 
     sel = select_games(games, window, kinds, temperature)
@@ -270,7 +270,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     if len(names) > 1:
         raise UserError(f"the selected games mix several games ({', '.join(names)}); analyse one game at a time")
     if not names:
-        raise UserError("the selection holds no games")
+        raise ThinData("the selection holds no games")
     game = names[0]
     # visits are tagged with the selection's row index (unique even when runs are pooled)
     acts = sel["actions"].combine_chunks() if sel.num_rows else sel["actions"]
