@@ -252,7 +252,7 @@ def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[li
     return len(todo)
 
 
-def solve_states(states_path: Path, out: Path, min_count: int = 1, limit: int | None = None,
+def solve_states(states_path: Path, out: Path, *, min_count: int = 1, limit: int | None = None,
                  workers: int = 1, book: bool = True, progress: bool = True) -> dict[str, Any]:
     """Label the states of a states table (from `azscale zipf`) into a cache directory (`azscale
     solve`): the most frequent first, those seen `min_count` times or more, at most `limit`."""

@@ -519,8 +519,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     step("zipf-random", lambda: zipf_analysis([root / "random"], a / "zipf-random", workers=workers,
                                               bootstrap=sc.bootstrap // 4, **eg))
     step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
-                                          root / "matches" / "final", sc.games_per_pair, sc.match_temperature,
-                                          sc.match_simulations, 0, workers, progress=False, grow=True))
+                                          root / "matches" / "final", games_per_pair=sc.games_per_pair,
+                                          temperature=sc.match_temperature, simulations=sc.match_simulations,
+                                          seed=0, workers=workers, progress=False, grow=True))
     step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
                                      bootstrap=sc.bootstrap))
     step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
@@ -542,8 +543,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     if sc.temperature_study:                 # optional: off unless the sweep asks for temperatures
         from .temperature import temperature_study
         step("temperature", lambda: temperature_study(
-            run_dirs, root / "temperature", sc.temperature_study, sc.games_per_pair, sc.match_simulations, 0, workers,
-            progress=False, log=lambda m: None, elo_bootstrap=sc.bootstrap,
+            run_dirs, root / "temperature", sc.temperature_study, games_per_pair=sc.games_per_pair,
+            simulations=sc.match_simulations, seed=0, workers=workers, progress=False, log=lambda m: None,
+            elo_bootstrap=sc.bootstrap,
             zipf_replicates=sc.bootstrap // 4 if sc.bootstrap >= 8 else 0),
             optional=True)
     log(f"analysis finished -> {a}")

@@ -40,7 +40,7 @@ def tournament_dir(out: Path, temperature: float) -> Path:
     return Path(out) / f"{runs.STUDY_TOURNAMENT_PREFIX}{temperature:g}"
 
 
-def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | Sequence[float] = "paper",
+def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | Sequence[float] = "paper", *,
                       games_per_pair: int = 800, simulations: int = 300, seed: int = 0, workers: int | None = None,
                       device: str = "cpu", progress: bool = True, log: Callable[[str], None] = print,
                       zipf_replicates: int = 20, elo_bootstrap: int = 100, replicates: int = 4000,
@@ -87,7 +87,8 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
             k = record["temperatures"].index(T)
             d = tournament_dir(out, T)
             log(f"temperature {T:g} ({i + 1}/{len(temps)}): {n_pairs} pairs x {games_per_pair} games -> {d}")
-            tournament(players, d, games_per_pair, T, simulations, seed * 1000 + k, workers, progress, game, device,
+            tournament(players, d, games_per_pair=games_per_pair, temperature=T, simulations=simulations,
+                       seed=seed * 1000 + k, workers=workers, progress=progress, game=game, device=device,
                        first_game_id=k * n_pairs * games_per_pair, name=record["name"], label=f"T={T:g}")
         if play_only:
             return {"played": temps, "out": str(out)}

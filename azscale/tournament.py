@@ -109,7 +109,7 @@ def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int, fi
     return True
 
 
-def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, temperature: float = 0.25,
+def tournament(players: list[PlayerSpec], out: Path, *, games_per_pair: int = 800, temperature: float = 0.25,
                simulations: int = 300, seed: int = 0, workers: int | None = None,
                progress: bool = True, game: str | None = None, device: str = "cpu", first_game_id: int = 0,
                name: str | None = None, label: str = "tournament", grow: bool = False) -> pd.DataFrame:

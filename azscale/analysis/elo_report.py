@@ -20,7 +20,7 @@ from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
 from .verdict import inverse_scaling, verdict_dict, verdict_markdown
 
 
-def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = None, bootstrap: int = 200,
+def elo_analysis(tournaments: Sequence[Path], out: Path, *, anchor: str | None = None, bootstrap: int = 200,
                  seed: int = 0) -> dict[str, Any]:
     tournaments = runs.distinct_sources(tournaments, "tournament")
     runs.claim_dir(Path(out), "elo")
@@ -230,7 +230,7 @@ def read_zipf_fits(path: Path) -> dict[str, Any]:
     return z
 
 
-def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: int | None = None,
+def scaling_analysis(elo_dir: Path, out: Path, *, min_params: int = 0, max_params: int | None = None,
                      zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100,
                      replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     _check_range(min_params, max_params)
@@ -305,7 +305,7 @@ def _check_range(min_params: int, max_params: int | None) -> None:
         raise UserError(f"--max-params ({max_params}) must be >= 1 and >= --min-params ({min_params})")
 
 
-def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
+def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
             replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     check_resampling(replicates, seed)
     if not 0 < fwer < 0.5:

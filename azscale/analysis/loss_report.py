@@ -21,7 +21,7 @@ from .sizeboot import check_resampling
 from .states import build_states, histories_for, outcome_side_to_move
 
 
-def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset", checkpoints: str = "final",
+def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset", *, checkpoints: str = "final",
                   window: str = "last70", min_count: int = 10, pooled: bool = False,
                   cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float | None = None,
                   frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,

@@ -89,7 +89,7 @@ def _index_visits(v: Visits) -> tuple[np.ndarray, np.ndarray, int]:
     return state_idx.ravel(), game_idx.ravel(), len(games)
 
 
-def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds: Sequence[str] = (),
+def zipf_analysis(sources: Sequence[Path], out: Path, *, window: str = "all", kinds: Sequence[str] = (),
                   temperature: float | None = None, first_moves: int | None = None,
                   fit_window: str = "paper", weight: str | None = None, bootstrap: int = 0,
                   workers: int = 1, seed: int = 0, mle: bool = True, symmetry: bool = False,
