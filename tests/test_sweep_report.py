@@ -450,6 +450,19 @@ def test_sweep_refuses_finished_runs_trained_with_other_settings(tiny_sweep, tmp
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def _without_loss_steps(tiny_sweep, tmp_path):
+    """A copy of the tiny sweep whose loss steps and verdict are still to do."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    steps = json.loads((sw / "steps.json").read_text())
+    steps["done"] = [x for x in steps["done"] if x not in ("loss", "loss-pooled", "loss-solver", "verdict")]
+    (sw / "steps.json").write_text(json.dumps(steps))
+    for x in ("loss", "loss-pooled", "loss-solver"):
+        shutil.rmtree(sw / "analysis" / x)
+    (sw / "analysis" / "verdict.md").unlink()
+    return sw
+
+
 def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, monkeypatch):
     """A loss step that finds no state seen often enough (thin data, e.g. a smoke oware sweep)
     is recorded as not computed; the sweep finishes, the verdict says the loss was not measured,
@@ -459,14 +472,7 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     import azscale.analysis.loss_report as loss_mod
     from azscale.cli import app
     from azscale.errors import ThinData
-    sw = tmp_path / "sw"
-    shutil.copytree(tiny_sweep, sw)
-    steps = json.loads((sw / "steps.json").read_text())
-    steps["done"] = [x for x in steps["done"] if x not in ("loss", "loss-pooled", "loss-solver", "verdict")]
-    (sw / "steps.json").write_text(json.dumps(steps))
-    for x in ("loss", "loss-pooled", "loss-solver"):
-        shutil.rmtree(sw / "analysis" / x)
-    (sw / "analysis" / "verdict.md").unlink()
+    sw = _without_loss_steps(tiny_sweep, tmp_path)
 
     def thin(run_dirs, *a, **k):
         raise ThinData(f"{run_dirs[0]}: no state was seen 10 or more times in the selected games")
@@ -490,13 +496,7 @@ def test_sweep_stops_when_an_optional_step_meets_anything_but_thin_data(tiny_swe
     import azscale.analysis.loss_report as loss_mod
     from azscale.cli import main
     from azscale.errors import UserError
-    sw = tmp_path / "sw"
-    shutil.copytree(tiny_sweep, sw)
-    steps = json.loads((sw / "steps.json").read_text())
-    steps["done"] = [x for x in steps["done"] if x not in ("loss", "loss-pooled", "loss-solver", "verdict")]
-    (sw / "steps.json").write_text(json.dumps(steps))
-    for x in ("loss", "loss-pooled", "loss-solver"):
-        shutil.rmtree(sw / "analysis" / x)
+    sw = _without_loss_steps(tiny_sweep, tmp_path)
 
     def damaged(run_dirs, *a, **k):
         raise UserError(f"{run_dirs[0]}/games: damaged games table (a column is missing)")

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
-from .elo import fit_elo
+from .elo import fit_elo, score_matrix
 from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
@@ -108,17 +108,7 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist()
     names = order + sorted(refs["player"])
     label = {n: f"{n} (reference)" for n in refs["player"]}
-    idx = {p: k for k, p in enumerate(names)}
-    score = np.full((len(names), len(names)), np.nan)
-    num = np.zeros_like(score)
-    den = np.zeros_like(score)
-    for r in res.itertuples():
-        a, b = idx[r.first], idx[r.second]
-        n = r.wins + r.draws + r.losses
-        num[a, b] += r.wins + 0.5 * r.draws
-        den[a, b] += n
-        num[b, a] += r.losses + 0.5 * r.draws
-        den[b, a] += n
+    num, den = score_matrix(res, names)
     with np.errstate(invalid="ignore"):
         score = np.where(den > 0, num / np.maximum(den, 1), np.nan)
     side = 0.55 * len(names)

@@ -538,16 +538,8 @@ def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFram
         if len(agents) else []
     names = order + sorted(refs["player"]) if len(refs) else order
     names += sorted((set(res["first"]) | set(res["second"])) - set(names))     # (none, unless elo.csv lags)
-    idx = {p: k for k, p in enumerate(names)}
-    num_ = np.zeros((len(names), len(names)))
-    den = np.zeros_like(num_)
-    for r in res.itertuples():
-        i, j = idx[r.first], idx[r.second]
-        n = r.wins + r.draws + r.losses
-        num_[i, j] += r.wins + 0.5 * r.draws
-        den[i, j] += n
-        num_[j, i] += r.losses + 0.5 * r.draws
-        den[j, i] += n
+    from .elo import score_matrix
+    num_, den = score_matrix(res, names)
     short = {n: n.split("@")[0].replace(f"{n.split('-w')[0]}-", "") if "-w" in n else n for n in names}
     ref_names = set(refs["player"]) if len(refs) else set()
     esc = htmllib.escape
