@@ -57,7 +57,6 @@ class SearchStats:
     net_states: int = 0        # states sent to the network
     waves: int = 0
     levels: int = 0            # descent levels run, summed over waves
-    compile_seconds: float = 0.0
 
 
 @dataclass
@@ -258,7 +257,6 @@ class MCTS:
         if t is None or t.shape[0] != B or t.shape[2] < K:
             self.tree = Tree.allocate(B, N, K, self.device, self.dtype, self.nodes.spec())
         return self.tree
-
 
     def precompile(self, levels: int = 64) -> None:
         """Compile `select` for every depth bucket up to `levels` now. A long run compiles them
