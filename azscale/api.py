@@ -20,18 +20,19 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from . import checkpoints as ck
 from . import runs
 from .errors import UserError
 
 
 def load_run(path: str | Path) -> pd.Series:
     """One run: name, id, game, family, width, depth, seed, exact parameter count, steps asked and
-    done (`runs.run_status`), finished, games, states, wall seconds, and every setting
+    done (`checkpoints.run_status`), finished, games, states, wall seconds, and every setting
     (`setting.<name>`)."""
     path = Path(path)
-    cfg = runs.read_run_config(path)
-    st = runs.run_status(path)
-    m = runs.read_metrics(path)[:st.done]
+    cfg = ck.read_run_config(path)
+    st = ck.run_status(path)
+    m = ck.read_metrics(path)[:st.done]
     s = cfg["settings"]
     last = m[-1] if m else {}
     row: dict[str, Any] = {
@@ -46,7 +47,7 @@ def load_run(path: str | Path) -> pd.Series:
 
 def _sweep_runs(path: Path) -> list[Path]:
     runs.read_manifest(path, "sweep")
-    found = sorted(p for p in (path / "runs").glob("*") if (p / "config.json").is_file())
+    found = ck.runs_under(path / "runs")
     if not found:
         raise UserError(f"{path}: no training runs yet")
     return found
@@ -74,8 +75,8 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     frames = []
     for rd in (_sweep_runs(path) if _is_sweep(path) else [path]):
-        cfg = runs.read_run_config(rd)
-        m = pd.DataFrame(runs.read_metrics(rd)[:runs.run_status(rd).done])
+        cfg = ck.read_run_config(rd)
+        m = pd.DataFrame(ck.recorded_metrics(rd))
         if m.empty:
             continue
         s = cfg["settings"]
@@ -130,7 +131,7 @@ def load_states(path: str | Path, window: str = "last70", boards: int = 0) -> pd
         meta = table_meta(t)
         if meta.get("azscale.table") != STATES_TABLE:
             raise UserError(f"{f}: not an azscale states table")
-    elif (path / "config.json").is_file() or (path / "games").is_dir():
+    elif ck.is_run(path) or (path / "games").is_dir():
         t, _ = build_states(runs.read_games(path), window=window, sources=[str(path)])
         meta = table_meta(t)
     else:

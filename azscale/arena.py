@@ -1,4 +1,4 @@
-"""Play games between two players, many at once, with seats alternating.
+"""Players, and games between two of them, many at once, with seats alternating.
 
 A match keeps every game as a pyspiel state (the record and the reference players read them).
 Players see the games where it is their turn (`act(idx, states)`) and are told every move made
@@ -7,19 +7,25 @@ engine's format. The AlphaZero agent searches all of its games in one batched se
 with the tensor twin on its device where the game has one; the reference players (uniform
 random, pyspiel's C++ MCTSBot with random rollouts, a perfect player from the exact solver) act
 game by game.
+
+`PLAYERS` is the registry of reference players and `make_player` the one way to make any player
+from its spec (`PlayerSpec`): `evaluate` and the tournaments both use them. A new reference
+player is a class here and one line in `PLAYERS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import pyspiel
 import torch
 
+from .checks import number
 from .engines import SpielEngine, make_engine
+from .errors import UserError
 from .search import MCTS, select_actions
 
 
@@ -82,8 +88,8 @@ class SpielMCTSPlayer:
     one rollout per leaf, solver on)."""
 
     def __init__(self, game: pyspiel.Game, simulations: int, seed: int = 0, uct_c: float = 2.0,
-                 rollouts: int = 1, solve: bool = True):
-        self.name = f"spiel-mcts-{simulations}"
+                 rollouts: int = 1, solve: bool = True, name: str | None = None):
+        self.name = name or f"mcts-{simulations}"
         seed = int(seed) % 2**31           # OpenSpiel's C++ seeds are 32-bit; smaller seeds are unchanged
         evaluator = pyspiel.RandomRolloutEvaluator(rollouts, seed)
         self.bot = pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, solve, seed, False)
@@ -95,9 +101,9 @@ class SpielMCTSPlayer:
 class PerfectPlayer:
     """Plays a game-theoretically optimal move, uniformly at random among the optimal ones."""
 
-    def __init__(self, game: pyspiel.Game, seed: int = 0):
+    def __init__(self, game: pyspiel.Game, seed: int = 0, name: str = "perfect"):
         from .oracles import MemoSolver
-        self.name = "perfect"
+        self.name = name
         self.solver = MemoSolver(game)
         self.rng = np.random.default_rng([seed, 999])
 
@@ -170,25 +176,99 @@ def play_match(engine: SpielEngine, a: Player, b: Player, games: int, progress: 
     return MatchResult(int(w), int(d), int(l), rows)
 
 
-def make_opponent(kind: str, engine: SpielEngine, simulations: int, seed: int) -> Player:
-    from .errors import UserError
-    if kind == "random":
-        return RandomPlayer(seed)
-    if kind == "mcts":
-        return SpielMCTSPlayer(engine.spiel_game, simulations, seed)
-    if kind == "perfect":
-        return PerfectPlayer(engine.spiel_game, seed)
-    raise UserError(f"unknown opponent '{kind}' (choose random, mcts or perfect)")
+# -- the players' registry -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlayerSpec:
+    """A player as a tournament records it: an agent (a checkpoint) or a reference player."""
+    name: str
+    kind: str                      # agent, or a kind in PLAYERS
+    checkpoint: str = ""           # for agents
+    run: str = ""
+    step: int = -1
+    params: int = 0
+    simulations: int = 0           # for references that search (mcts-N)
 
 
-def evaluate_checkpoint(checkpoint: Path, opponent: str, games: int, simulations: int,
+@dataclass(frozen=True)
+class Reference:
+    """A kind of reference player: how to make one from its spec, on a game, with a seed."""
+    make: Callable[[PlayerSpec, SpielEngine, int], Player]
+    searches: bool = False         # named KIND-N: N simulations per move
+
+
+PLAYERS: dict[str, Reference] = {
+    "random": Reference(lambda p, engine, seed: RandomPlayer(seed, name=p.name)),
+    "mcts": Reference(lambda p, engine, seed: SpielMCTSPlayer(engine.spiel_game, p.simulations, seed, name=p.name),
+                      searches=True),
+    "perfect": Reference(lambda p, engine, seed: PerfectPlayer(engine.spiel_game, seed, name=p.name)),
+}
+
+
+def _choices(kinds: list[str]) -> str:
+    return ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+
+
+def reference(kind: str, simulations: int = 0) -> PlayerSpec:
+    """The spec of a reference player of `kind` (`PLAYERS`): named by its kind, or KIND-N for
+    one that searches N simulations per move."""
+    if kind not in PLAYERS:
+        raise UserError(f"unknown opponent '{kind}' (choose {_choices(list(PLAYERS))})")
+    if PLAYERS[kind].searches:
+        return PlayerSpec(f"{kind}-{simulations}", kind, simulations=simulations)
+    return PlayerSpec(kind, kind)
+
+
+def reference_players(spec: str) -> list[PlayerSpec]:
+    """`random,mcts-100,mcts-300,perfect` -> reference player specs."""
+    names = ", ".join(k + ("-N" if r.searches else "") for k, r in PLAYERS.items())
+    out = []
+    for item in [x.strip() for x in spec.split(",") if x.strip()]:
+        kind, _, n = item.rpartition("-")
+        if item in PLAYERS and not PLAYERS[item].searches:
+            out.append(reference(item))
+        elif kind in PLAYERS and PLAYERS[kind].searches and n.isdigit():
+            sims = number(int(n), f"reference player '{item}': the simulations", lo=1, hi=1_000_000, integer=True)
+            out.append(reference(kind, sims))
+        else:
+            raise UserError(f"unknown reference player '{item}' ({names})")
+    return out
+
+
+def agent_spec(checkpoint: Path, meta: dict[str, Any], run: str) -> PlayerSpec:
+    """An agent: the network of a checkpoint (`meta`, as `checkpoints.load_checkpoint` reads it)."""
+    params = meta.get("params")
+    if not isinstance(params, int):
+        raise UserError(f"{checkpoint}: damaged checkpoint (params)")
+    return PlayerSpec(f"{run}@{meta['step']}", "agent", str(checkpoint), run, int(meta["step"]), params)
+
+
+def make_player(spec: PlayerSpec, engine: SpielEngine, seed: int, *, simulations: int = 300,
+                temperature: float = 0.0, device: str = "cpu", models: dict | None = None) -> Player:
+    """The player `spec` names. An agent searches `simulations` per move at `temperature` on
+    `device`; its network is loaded once per checkpoint into `models` (when given)."""
+    if spec.kind == "agent":
+        from .checkpoints import load_model
+        models = {} if models is None else models
+        if spec.checkpoint not in models:
+            models[spec.checkpoint] = load_model(spec.checkpoint)
+        model, meta = models[spec.checkpoint]
+        return AgentPlayer(model, engine, simulations, meta["config"]["c_puct"], temperature, seed, name=spec.name,
+                           device=device)
+    if spec.kind not in PLAYERS:
+        raise UserError(f"unknown player kind {spec.kind!r}")
+    return PLAYERS[spec.kind].make(spec, engine, seed)
+
+
+def evaluate_checkpoint(checkpoint: Path, opponent: str, *, games: int, simulations: int,
                         opponent_simulations: int, seed: int = 0, temperature: float = 0.0,
                         progress: bool = False, device: str = "cpu") -> MatchResult:
-    from .train import load_model
+    """A checkpoint's agent against a reference player of kind `opponent`, seats alternating."""
+    from .checkpoints import load_model
     model, meta = load_model(checkpoint)
-    cfg = meta["config"]
-    engine = SpielEngine(cfg["game"])
-    agent = AgentPlayer(model, engine, simulations, cfg["c_puct"], temperature, seed,
-                        name=f"{meta.get('run', 'agent')}@{meta['step']}", device=device)
-    opp = make_opponent(opponent, engine, opponent_simulations, seed)
-    return play_match(engine, agent, opp, games, progress)
+    engine = SpielEngine(meta["config"]["game"])
+    agent = PlayerSpec(f"{meta.get('run', 'agent')}@{meta['step']}", "agent", str(checkpoint))
+    models = {str(checkpoint): (model, meta)}
+    return play_match(engine, make_player(agent, engine, seed, simulations=simulations, temperature=temperature,
+                                          device=device, models=models),
+                      make_player(reference(opponent, opponent_simulations), engine, seed), games, progress)

@@ -6,6 +6,7 @@ are printed as one line, `azscale: error: ...`, with exit status 2.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from .checks import SEED_MAX, number, optional_number
+from .config import TrainConfig, doc
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -22,19 +24,38 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements that print figures.")
 app.add_typer(bench_app, name="bench")
 
-GAME_HELP = ("OpenSpiel game, optionally with parameters, e.g. connect_four or "
-             "'connect_four(rows=4,columns=5)'")
+GAME_HELP = doc("game")
 SET_HELP = "Override any setting, e.g. --set c_puct=1.5 (repeatable; see games/<game>.toml)"
+# The training settings `azscale train` takes as flags (every setting goes through --set), each
+# with its flag's name; type and help come from the setting in config.TrainConfig.
+TRAIN_FLAGS = {"width": "--width", "seed": "--seed", "family": "--family", "steps": "--steps",
+               "simulations": "--sims", "actors": "--actors", "games_in_flight": "--games-in-flight",
+               "device": "--device", "engine": "--engine"}
 
 
-def _config(game, preset, width, seed, sets, **named):
+def training_options(after: str):
+    """Give a command one option per setting in TRAIN_FLAGS, after its parameter `after`: of the
+    setting's type, default None (the preset's value), with the setting's doc as its help. The
+    command receives them as keyword arguments (`**settings`)."""
+    types = {"int": int, "float": float, "str": str}
+
+    def add(fn):
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        cut = [p.name for p in own].index(after) + 1
+        new = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, flag, help=doc(name)),
+                                 annotation=Optional[types[TrainConfig.__dataclass_fields__[name].type]])
+               for name, flag in TRAIN_FLAGS.items()]
+        kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[cut:]]
+        fn.__signature__ = sig.replace(parameters=own[:cut] + new + kw)
+        return fn
+    return add
+
+
+def _config(game, preset, sets, **named):
     from .config import parse_overrides, resolve
     overrides = parse_overrides(sets or [])
     overrides.update({k: v for k, v in named.items() if v is not None})
-    if width is not None:
-        overrides["width"] = width
-    if seed is not None:
-        overrides["seed"] = seed
     return resolve(game, preset, overrides)
 
 
@@ -58,28 +79,20 @@ def sizes(game: str = typer.Argument(..., help=GAME_HELP),
 
 
 @app.command()
+@training_options(after="preset")
 def train(game: str = typer.Argument(..., help=GAME_HELP),
           run_dir: Path = typer.Option(..., "--run-dir", help="Run directory; rerunning the same command resumes it"),
           preset: str = typer.Option("cpu", help="paper (the paper's settings), cpu (2-core scale) or smoke (seconds)"),
-          width: Optional[int] = typer.Option(None, help="Network width w (paper: 4, 8, ..., 256)"),
-          seed: Optional[int] = typer.Option(None, help="Random seed (same seed + one actor = same games)"),
-          family: Optional[str] = typer.Option(None, help="mlp or resnet"),
-          steps: Optional[int] = typer.Option(None, help="Learner steps"),
-          simulations: Optional[int] = typer.Option(None, "--sims", help="MCTS simulations per move"),
-          actors: Optional[int] = typer.Option(None, help="Self-play processes"),
-          games_in_flight: Optional[int] = typer.Option(None, help="Games searched together by each actor"),
-          device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
-          engine: Optional[str] = typer.Option(None, help="auto (tensor twin where one exists), spiel or tensor"),
           sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
           max_minutes: Optional[float] = typer.Option(None, help="Stop (resumably) after this many minutes"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
           tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars"),
           restart: bool = typer.Option(False, "--restart", help="Start over: DELETE the run's recorded games, "
-                                                                 "checkpoints and metrics first")):
+                                                                 "checkpoints and metrics first"),
+          **settings):
     """Train one AlphaZero agent; rerun the same command to resume after an interruption."""
     max_minutes = optional_number(max_minutes, "--max-minutes", lo=0, lo_open=True, hi=1e8)
-    cfg = _config(game, preset, width, seed, sets, family=family, steps=steps, simulations=simulations,
-                  actors=actors, games_in_flight=games_in_flight, device=device, engine=engine)
+    cfg = _config(game, preset, sets, **settings)
     from .train import train as run_train          # torch loads only once the input is known good
     summary = run_train(cfg, run_dir, quiet=quiet, tensorboard=tensorboard, restart=restart,
                         max_seconds=None if max_minutes is None else max_minutes * 60)
@@ -104,13 +117,12 @@ def evaluate(run: Path = typer.Argument(..., help="A run directory (its last che
     opponent_sims = number(opponent_sims, "--opponent-sims", lo=1, hi=1_000_000, integer=True)
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
-    if opponent not in ("random", "mcts", "perfect"):
-        raise UserError(f"unknown opponent '{opponent}' (choose random, mcts or perfect)")
-    from .arena import evaluate_checkpoint
-    from .train import latest_checkpoint
+    from .arena import evaluate_checkpoint, reference
+    reference(opponent)                         # a kind in the players' registry, or one line
+    from .checkpoints import latest_checkpoint
     ckpt = latest_checkpoint(run) if run.is_dir() else run
-    res = evaluate_checkpoint(ckpt, opponent, games, simulations, opponent_sims, seed, temperature,
-                              progress=not quiet, device=_device(device))
+    res = evaluate_checkpoint(ckpt, opponent, games=games, simulations=simulations, opponent_simulations=opponent_sims,
+                              seed=seed, temperature=temperature, progress=not quiet, device=_device(device))
     typer.echo(json.dumps({"checkpoint": str(ckpt), "opponent": opponent, "games": res.n,
                            "wins": res.wins, "draws": res.draws, "losses": res.losses,
                            "score": round(res.score, 4)}))
@@ -128,7 +140,7 @@ def random_games_cmd(game: str = typer.Argument(..., help=GAME_HELP),
     games = number(games, "--games", lo=1, hi=10**10, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
-    n = random_games(game, games, seed, out, workers=workers, progress=not quiet)
+    n = random_games(game, games, seed=seed, out=out, workers=workers, progress=not quiet)
     typer.echo(f"{n:,} new random games ({games:,} in all) -> {out}/games")
 
 
@@ -169,9 +181,10 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
     late_turn = optional_number(late_turn, "--late-turn", lo=0, hi=1_000_000)
     if interval not in ("jackknife", "bootstrap"):
         raise UserError(f"--interval must be jackknife or bootstrap, got {interval!r}")
-    res = zipf_analysis(sources, out, window, kind or [], temperature, first_moves, fit_window, weight,
-                        bootstrap, workers or os.cpu_count() or 1, seed, mle, symmetry, late_turn, interval,
-                        shoulder_moves)
+    res = zipf_analysis(sources, out, window=window, kinds=kind or [], temperature=temperature,
+                        first_moves=first_moves, fit_window=fit_window, weight=weight, bootstrap=bootstrap,
+                        workers=workers or os.cpu_count() or 1, seed=seed, mle=mle, symmetry=symmetry,
+                        late_turn=late_turn, interval=interval, shoulder_moves=shoulder_moves)
     from .runs import is_missing
     for c in res["curves"]:
         fits = "; ".join(f"{f['method']} alpha={f['alpha']:.3f} over {f['window']}" if not is_missing(f["alpha"])
@@ -211,7 +224,8 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
                device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
                quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Round-robin between agents (and reference players); every game goes to a games table."""
-    from .tournament import agents_from_runs, reference_players, tournament as run_tournament
+    from .arena import reference_players
+    from .tournament import agents_from_runs, tournament as run_tournament
     games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
@@ -219,7 +233,8 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     refs = reference_players(reference)
     players = agents_from_runs(runs_, checkpoints) + refs
-    table = run_tournament(players, out, games_per_pair, temperature, simulations, seed, workers, not quiet,
+    table = run_tournament(players, out, games_per_pair=games_per_pair, temperature=temperature,
+                           simulations=simulations, seed=seed, workers=workers, progress=not quiet,
                            device=_device(device))
     typer.echo(f"{len(players)} players, {len(table)} ordered pairs, "
                f"{int(table[['wins', 'draws', 'losses']].to_numpy().sum()):,} games -> {out}/results.csv")
@@ -235,7 +250,7 @@ def elo(tournaments: List[Path] = typer.Argument(..., help="Tournament directori
     from .analysis.elo_report import elo_analysis
     bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
-    res = elo_analysis(tournaments, out, anchor, bootstrap, seed)
+    res = elo_analysis(tournaments, out, anchor=anchor, bootstrap=bootstrap, seed=seed)
     typer.echo(f"{res['players']} players rated (anchor {res['anchor']} = 0); first-move advantage "
                f"{res['first_move_elo']:.1f} Elo; draw width {res['draw_width_elo']:.1f} -> {out}/elo.csv")
 
@@ -266,8 +281,9 @@ def scaling(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     bootstrap = number(bootstrap, "--bootstrap", lo=0, hi=100_000, integer=True)
     replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
-    res = scaling_analysis(elo_dir, out, min_params, max_params, zipf, runs_ or [], bootstrap, replicates,
-                           seed_resampling, seed)
+    res = scaling_analysis(elo_dir, out, min_params=min_params, max_params=max_params, zipf=zipf,
+                           run_dirs=runs_ or [], bootstrap=bootstrap, replicates=replicates,
+                           seed_resampling=seed_resampling, seed=seed)
     from .runs import is_missing
     f = res["elo_exponent"]
     if f["alpha"] is None:
@@ -319,8 +335,8 @@ def temperature(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help=
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     replicates = number(replicates, "--replicates", lo=2, hi=1_000_000, integer=True)
-    res = temperature_study(runs_, out, temperatures, games_per_pair, simulations, seed, workers, _device(device),
-                            progress=not quiet, log=(lambda m: None) if quiet else typer.echo,
+    res = temperature_study(runs_, out, temperatures, games_per_pair=games_per_pair, simulations=simulations,
+                            seed=seed, workers=workers, device=_device(device), progress=not quiet, log=(lambda m: None) if quiet else typer.echo,
                             zipf_replicates=zipf_replicates, elo_bootstrap=bootstrap, replicates=replicates,
                             min_params=min_params, max_params=max_params, fit_window=fit_window, play_only=play_only)
     if play_only:
@@ -369,7 +385,8 @@ def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
     fwer = number(fwer, "--fwer", lo=0, lo_open=True, hi=0.5, hi_open=True)
     replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
-    res = run_verdict(elo_dir, out, zipf, loss, fwer, replicates, seed_resampling, seed)
+    res = run_verdict(elo_dir, out, zipf=zipf, loss=loss, fwer=fwer, replicates=replicates,
+                      seed_resampling=seed_resampling, seed=seed)
     state = ("inverse scaling detected" if res["inverse_scaling"] else "a drop flagged" if res["flagged"]
              else "no inverse scaling shown")
     typer.echo(f"{state} (peak at {res['peak']:,} parameters) -> {out}")
@@ -396,14 +413,15 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
          quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Per-state value loss by frequency rank: do agents learn frequent states first?"""
     import os
-    from .analysis.loss import loss_analysis
+    from .analysis.loss_report import loss_analysis
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
     sigma = number(sigma, "--sigma", lo=0, lo_open=True, hi=10)
     late_turn = optional_number(late_turn, "--late-turn", lo=0, hi=1_000_000)
     frontier = number(frontier, "--frontier", lo=0, lo_open=True, hi=1e6)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
-    res = loss_analysis(runs_, out, target, checkpoints, window, min_count, pooled, cache, sigma, late_turn,
-                        frontier, workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
+    res = loss_analysis(runs_, out, target, checkpoints=checkpoints, window=window, min_count=min_count,
+                        pooled=pooled, cache_dir=cache, sigma=sigma, late_turn=late_turn, frontier_threshold=frontier,
+                        workers=workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
                         seed=seed, device=_device(device))
     for p, t in res["loss_rises_with_rank"].items():
         typer.echo(f"{int(p):,} params: loss {t['loss_top']:.4f} at the top ranks -> {t['loss_tail']:.4f} at the "
@@ -425,7 +443,7 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
           quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Solve states with perfect play (bitbully or the exact solver) into a reusable cache."""
     import os
-    from .analysis.loss import solve_states
+    from .oracles import solve_states
     from .analysis.states import table_meta
     import pyarrow.parquet as pq
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
@@ -437,8 +455,14 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
         raise UserError(f"{states}: not a readable states table") from None
     if have != game:
         raise UserError(f"{states} holds states of '{have}', not '{game}'")
-    res = solve_states(states, out, min_count, limit, workers or os.cpu_count() or 1, book, not quiet)
+    res = solve_states(states, out, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
+                       book=book, progress=not quiet)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
+
+
+def _dflt(name: str) -> str:
+    from .sweepcfg import default
+    return default(name)
 
 
 SWEEP_FILE_HELP = ("A game (as for train) or a sweep file (sweep.toml: game, preset, widths, families, seeds, "
@@ -449,31 +473,34 @@ SWEEP_FILE_HELP = ("A game (as for train) or a sweep file (sweep.toml: game, pre
 def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.toml]", help=SWEEP_FILE_HELP),
               out: Optional[Path] = typer.Option(None, help="Sweep directory (default: the sweep file's `out`); rerun "
                                                             "to continue, or with more widths or seeds to grow it"),
-              widths: Optional[str] = typer.Option(None, help="Comma-separated network widths [default: 4,8,16,32,64]"),
+              widths: Optional[str] = typer.Option(None, help=f"Comma-separated network widths [default: {_dflt('widths')}]"),
               families: Optional[str] = typer.Option(None, help="Comma-separated model families (mlp, resnet) "
                                                                 "[default: the preset's]"),
-              seeds: Optional[int] = typer.Option(None, help="Seeds per width [default: 2]"),
-              preset: Optional[str] = typer.Option(None, help="paper, cpu or smoke [default: cpu]"),
+              seeds: Optional[int] = typer.Option(None, help=f"Seeds per width [default: {_dflt('seeds')}]"),
+              preset: Optional[str] = typer.Option(None, help=f"paper, cpu or smoke [default: {_dflt('preset')}]"),
               sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-              random_games: Optional[int] = typer.Option(None, help="Random-play games for the Zipf baseline [default: 20000]"),
-              games_per_pair: Optional[int] = typer.Option(None, help="Tournament games per pair [default: 100]"),
-              match_sims: Optional[int] = typer.Option(None, help="Tournament simulations per move [default: 100]"),
-              match_temperature: Optional[float] = typer.Option(None, help="Tournament move temperature [default: 0.25]"),
+              random_games: Optional[int] = typer.Option(None, help="Random-play games for the Zipf baseline "
+                                                                        f"[default: {_dflt('random_games')}]"),
+              games_per_pair: Optional[int] = typer.Option(None, help=f"Tournament games per pair [default: {_dflt('games_per_pair')}]"),
+              match_sims: Optional[int] = typer.Option(None, help=f"Tournament simulations per move [default: {_dflt('match_simulations')}]"),
+              match_temperature: Optional[float] = typer.Option(None, help="Tournament move temperature "
+                                                                             f"[default: {_dflt('match_temperature')}]"),
               bootstrap: Optional[int] = typer.Option(None, help="Bootstrap resamples (Elo, scaling; a quarter for Zipf) "
-                                                                 "[default: 100]"),
+                                                                 f"[default: {_dflt('bootstrap')}]"),
               solver: Optional[bool] = typer.Option(None, "--solver/--no-solver",
-                                                    help="Ground-truth loss where an oracle exists [default: on]"),
+                                                    help=f"Ground-truth loss where an oracle exists [default: {_dflt('solver')}]"),
               late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this [default: the game's "
                                                                    "[analysis] late_turn]"),
               shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test's first moves [default: the "
                                                                       "game's [analysis] value]"),
               max_minutes_per_run: Optional[float] = typer.Option(None, help="Stop each run after this long (resumable)"),
               executor: Optional[str] = typer.Option(None, help="local (this machine) or ray (an existing or local Ray "
-                                                                "cluster) [default: local]"),
-              parallel: Optional[int] = typer.Option(None, help="local: training runs at once [default: 1]"),
+                                                                f"cluster) [default: {_dflt('kind')}]"),
+              parallel: Optional[int] = typer.Option(None, help=f"local: training runs at once [default: {_dflt('parallel')}]"),
               address: Optional[str] = typer.Option(None, help="ray: cluster address, e.g. auto or HOST:6379 "
                                                                "[default: start a local Ray]"),
-              gpus_per_run: Optional[float] = typer.Option(None, help="ray: GPUs requested by each training task [default: 0]"),
+              gpus_per_run: Optional[float] = typer.Option(None, help="ray: GPUs requested by each training task "
+                                                                    f"[default: {_dflt('gpus_per_run')}]"),
               storage: Optional[Path] = typer.Option(None, help="ray: a directory every node mounts (shared filesystem) "
                                                                 "that holds the sweep; a relative --out lies under it "
                                                                 "[default: the sweep's parent]"),
@@ -552,7 +579,7 @@ def status(path: Path = typer.Argument(..., help="A sweep directory or a run dir
 def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory"),
            out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/")):
     """Comparison report of a sweep: report.html (self-contained), report.md and figures."""
-    from .report import build_report
+    from .analysis.sweep_report import build_report
     res = build_report(sweep_dir, out)
     typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
 

@@ -24,37 +24,45 @@ PAPER_CHECKPOINTS = (20, 30, 50, 70, 100, 150, 230, 340, 510, 770, 1150, 1730, 2
 PRESETS = ("paper", "cpu", "smoke")
 
 
+def setting(default: Any, doc: str) -> Any:
+    """A TrainConfig field with its documentation: the one place a setting is described (the
+    `azscale train` options take their help from it, `doc(name)`)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    game: str = "tic_tac_toe"
+    game: str = setting("tic_tac_toe", "OpenSpiel game, optionally with parameters, e.g. connect_four or "
+                                       "'connect_four(rows=4,columns=5)'")
     # network
-    family: str = "mlp"
-    width: int = 16
-    depth: int = 2
+    family: str = setting("mlp", "Model family: mlp (the paper's) or resnet")
+    width: int = setting(16, "Network width w (paper: 4, 8, ..., 256)")
+    depth: int = setting(2, "Hidden layers (mlp) or residual blocks (resnet)")
     # self-play search
-    simulations: int = 300
-    c_puct: float = 2.0
-    dirichlet_alpha: float = 1.0
-    dirichlet_epsilon: float = 0.25
-    temperature: float = 1.0
-    temperature_drop: int = 15
-    games_in_flight: int = 256
-    actors: int = 1
+    simulations: int = setting(300, "MCTS simulations per move")
+    c_puct: float = setting(2.0, "PUCT exploration constant")
+    dirichlet_alpha: float = setting(1.0, "Dirichlet noise concentration at the root")
+    dirichlet_epsilon: float = setting(0.25, "Share of the Dirichlet noise in the root's prior")
+    temperature: float = setting(1.0, "Self-play move temperature for the first temperature_drop moves")
+    temperature_drop: int = setting(15, "Moves played at the temperature; then the most visited move")
+    games_in_flight: int = setting(256, "Games searched together by each actor")
+    actors: int = setting(1, "Self-play processes")
     # learner
-    buffer_size: int = 65536
-    reuse: int = 10
-    updates_per_step: int = 64
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    steps: int = 10000
-    checkpoints: int = 17
+    buffer_size: int = setting(65536, "Replay buffer capacity in states")
+    reuse: int = setting(10, "Times each state is sampled on average: the learner waits for "
+                             "buffer_size / reuse new states before each step")
+    updates_per_step: int = setting(64, "Adam updates per learner step")
+    batch_size: int = setting(1024, "States per Adam update")
+    learning_rate: float = setting(1e-3, "Adam learning rate")
+    weight_decay: float = setting(1e-4, "L2 penalty on the weights")
+    steps: int = setting(10000, "Learner steps")
+    checkpoints: int = setting(17, "Checkpoints kept, log-spaced as the paper's 17")
     # bookkeeping
-    seed: int = 0
-    device: str = "auto"
-    engine: str = "auto"           # auto (the tensor twin where one exists) | spiel | tensor
-    compile: str = "auto"          # compile the search: auto (on a GPU or >= 256 games in flight) | on | off
-    snapshot_seconds: float = 60.0
+    seed: int = setting(0, "Random seed (same seed + one actor = same games)")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    engine: str = setting("auto", "auto (tensor twin where one exists), spiel or tensor")
+    compile: str = setting("auto", "Compile the search: auto (on a GPU or >= 256 games in flight), on or off")
+    snapshot_seconds: float = setting(60.0, "Seconds between resumable snapshots (also at every checkpoint)")
 
     @property
     def states_per_step(self) -> int:
@@ -72,6 +80,11 @@ class TrainConfig:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+def doc(name: str) -> str:
+    """What a training setting means (its doc in TrainConfig)."""
+    return next(f.metadata["doc"] for f in fields(TrainConfig) if f.name == name)
 _CASTS = {"int": int, "float": float, "str": str}
 
 

@@ -1,5 +1,11 @@
-"""One exception type for problems the user can fix; the CLI prints it as one line."""
+"""The exceptions for problems the user can fix; the CLI prints them as one line."""
 
 
 class UserError(Exception):
     """Bad input: an unknown game, invalid settings, a corrupt or foreign file, a locked run."""
+
+
+class ThinData(UserError):
+    """Too little data for an estimate (no state seen often enough, no games selected, too few
+    agents). An optional sweep step that raises it is recorded as not computed and the sweep
+    goes on; any other UserError stops the sweep."""

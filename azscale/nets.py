@@ -124,11 +124,9 @@ def default_depth(family: str) -> int:
 
 def sizes(game: str, family: str = "mlp", widths=None, depth: int | None = None, extra: bool = False) -> list[Size]:
     """The size axis for `game`: the paper's widths (and the 1.5x extras when asked)."""
-    from .engines import load_spiel_game
+    from .engines import shapes
 
-    g = load_spiel_game(game)
-    obs_shape = tuple(g.observation_tensor_shape())
-    num_actions = g.num_distinct_actions()
+    obs_shape, num_actions = shapes(game)
     depth = default_depth(family) if depth is None else depth
     if widths is None:
         widths = sorted(set(PAPER_WIDTHS) | (set(EXTRA_WIDTHS) if extra else set()))

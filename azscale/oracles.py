@@ -9,7 +9,9 @@ move, +1 = that player wins with perfect play):
   and move-count rules) are refused rather than solved wrongly.
 - `BitBullyOracle`: the `bitbully` package's Connect Four solver (with its opening books) for
   the standard 6x7 board; cross-checked against `MemoSolver` on late positions in the tests.
-Labels are cached by state key in Parquet (`LabelCache`), so a state is solved once.
+Labels are cached by state key in Parquet (`LabelCache`), so a state is solved once:
+`solve_into` is the one solve-and-cache, used by `solve_states` (`azscale solve`) and by the
+loss against perfect play (`analysis/loss_report.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyspiel
@@ -25,6 +28,7 @@ import pyspiel
 from .errors import UserError
 
 HISTORY_FREE = {"tic_tac_toe", "connect_four"}
+SAVE_EVERY_S = 60.0         # how often a solve writes its label cache while it works
 
 
 @dataclass
@@ -213,29 +217,81 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
     """
     if not histories:
         return []
+    from . import parallel
     chunk = max(1, min(500, len(histories) // (workers * 4) or 1))
-    parts = [histories[i:i + chunk] for i in range(0, len(histories), chunk)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(histories), desc="solving", unit="state")
-    results: list[list[Label]] = [None] * len(parts)  # type: ignore[list-item]
-    if workers > 1 and len(parts) > 1:
-        import multiprocessing as mp
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for i, res in enumerate(pool.imap(_label_chunk, [(game, p, book) for p in parts])):
-                results[i] = res
-                if on_part is not None:
-                    on_part(i * chunk, res)
-                if bar is not None:
-                    bar.update(len(res))
-    else:
-        for i, p in enumerate(parts):
-            results[i] = _label_chunk((game, p, book))
-            if on_part is not None:
-                on_part(i * chunk, results[i])
-            if bar is not None:
-                bar.update(len(p))
-    if bar is not None:
-        bar.close()
-    return [lab for part in results for lab in part]
+    parts = [(game, histories[i:i + chunk], book) for i in range(0, len(histories), chunk)]
+    bar = parallel.Bar("solving", "state", len(histories), size=len) if progress else None
+    out: list[Label] = []
+    for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar)):
+        if on_part is not None:
+            on_part(i * chunk, res)
+        out += res
+    return out
+
+
+def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[list[int]], workers: int = 1,
+               book: bool = True, progress: bool = False) -> int:
+    """Solve the states of `keys` (reached by `histories`) that `cache` lacks, in `workers`
+    processes, and keep their labels in it: saved every minute while it works (so a killed solve
+    keeps its work) and at the end. Returns how many were solved."""
+    todo = [i for i, k in enumerate(keys) if k not in cache.data]
+    if not todo:
+        return 0
+    todo_keys = [keys[i] for i in todo]
+    last_save = [time.perf_counter()]
+
+    def keep(start, labels):
+        for k, lab in zip(todo_keys[start:start + len(labels)], labels):
+            cache.add(k, lab)
+        if time.perf_counter() - last_save[0] > SAVE_EVERY_S:
+            cache.save()
+            last_save[0] = time.perf_counter()
+
+    label_histories(game, [histories[i] for i in todo], workers, book, progress, on_part=keep)
+    cache.save()
+    return len(todo)
+
+
+def solve_states(states_path: Path, out: Path, *, min_count: int = 1, limit: int | None = None,
+                 workers: int = 1, book: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Label the states of a states table (from `azscale zipf`) into a cache directory (`azscale
+    solve`): the most frequent first, those seen `min_count` times or more, at most `limit`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import runs
+    from .analysis.states import STATES_TABLE, histories_for, table_meta
+    from .engines.spiel import load_spiel_game
+    try:
+        st = pq.read_table(states_path)
+    except Exception:
+        raise UserError(f"{states_path}: not a readable Parquet file") from None
+    try:
+        meta = table_meta(st)
+    except ValueError:
+        raise UserError(f"{states_path}: damaged states table (its selection is not readable)") from None
+    if meta.get("azscale.table") != STATES_TABLE:
+        raise UserError(f"{states_path}: not an azscale states table")
+    need = ("key", "count", "rank", "example_run", "example_game", "example_turn")
+    if not isinstance(meta.get("game"), str) or not isinstance(meta.get("selection"), dict) \
+            or any(c not in st.column_names for c in need):
+        raise UserError(f"{states_path}: damaged states table (game, selection or columns missing)")
+    game = meta["game"]
+    runs.claim_dir(Path(out), "labels")
+    sources = meta["selection"].get("sources") or []
+    if not sources:
+        raise UserError(f"{states_path}: the table does not say which games it came from (rebuild it with azscale zipf)")
+    df = st.to_pandas()
+    df = df[df["count"] >= min_count].sort_values("rank")
+    if limit:
+        df = df.head(limit)
+    df["example_run"] = df["example_run"].astype(str)
+    cache = LabelCache(out, game, make_oracle(load_spiel_game(game), book).name)
+    df = df[[k not in cache.data for k in df["key"].astype("uint64").tolist()]]
+    t0 = time.perf_counter()
+    if len(df):                         # the games are read only when something is left to solve
+        games = pa.concat_tables([runs.read_games(s) for s in sources])
+        solve_into(cache, game, df["key"].astype("uint64").tolist(), histories_for(df, games), workers=workers,
+                   book=book, progress=progress)
+    return {"solved": int(len(df)), "cached": len(cache.data), "seconds": time.perf_counter() - t0,
+            "cache": str(cache.path)}

@@ -1,10 +1,13 @@
 """Where work runs: this machine's processes, or Ray tasks while a sweep runs on Ray.
 
-`imap_unordered` and `map_ordered` are what the tournament (one task per pair), the states
-replay (one task per chunk of games) and the random games (one task per part) use for their
-parallel work. They run local worker processes, unless a sweep on Ray has opened a session
+`imap_unordered`, `imap` and `map_ordered` are the one parallel map with a progress bar: the
+tournament (one task per pair), the states replay (one task per chunk of games), the random
+games (one task per part) and the perfect-play labels (one task per chunk of states) all use
+them. They run local worker processes, unless a sweep on Ray has opened a session
 (`ray_session`): then each item is a Ray task with one CPU, anywhere in the cluster. The tasks
-return their results and the driver writes them, under its lock, as before.
+return their results and the driver writes them, under its lock, as before. A caller's own
+`Bar` counts in its units (pairs, games, states); inside a sweep (`progress_bars`) every map
+shows a bar over its tasks.
 
 Ray workers get azscale through Ray's `runtime_env` (`working_dir`: a copy of this package with
 the game settings inside it, uploaded by Ray when the session starts), never through a path on
@@ -49,14 +52,27 @@ def progress_bars(on: bool = True):
         _bars = prev
 
 
-def _with_bar(results: Iterator[Any], total: int, what: str) -> Iterator[Any]:
-    if not _bars:
+@dataclass
+class Bar:
+    """A caller's progress bar over a map: `total` in its own units (pairs, games, states), of
+    which `initial` were done before; each result moves it by `size(result)`."""
+    desc: str
+    unit: str
+    total: int
+    initial: int = 0
+    size: Callable[[Any], int] = lambda result: 1
+
+
+def _with_bar(results: Iterator[Any], total: int, what: str, bar: Bar | None = None) -> Iterator[Any]:
+    if bar is None and not _bars:
         yield from results
         return
     from tqdm import tqdm
-    with tqdm(total=total, desc=f"  {what}", unit="task", dynamic_ncols=True, leave=False) as bar:
+    shown = tqdm(total=bar.total, initial=bar.initial, desc=bar.desc, unit=bar.unit, dynamic_ncols=True) \
+        if bar is not None else tqdm(total=total, desc=f"  {what}", unit="task", dynamic_ncols=True, leave=False)
+    with shown:
         for r in results:
-            bar.update(1)
+            shown.update(bar.size(r) if bar is not None else 1)
             yield r
 
 
@@ -150,36 +166,47 @@ def _ray_results(items: list, fn, what: str, ordered: bool) -> Iterator[Any]:
         raise
 
 
-def imap_unordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, what: str) -> Iterator[Any]:
-    """`fn` over `items`, results as they finish: Ray tasks in a Ray session, else `workers`
-    local processes (spawned; each dies with this one), else in this process."""
+def imap_unordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, what: str,
+                   bar: Bar | None = None, ray: bool = True) -> Iterator[Any]:
+    """`fn` over `items`, results as they finish: Ray tasks in a Ray session (unless `ray` is
+    False: work that must stay with this process, such as a GPU's), else `workers` local
+    processes (spawned; each dies with this one), else in this process. `bar`: the caller's
+    progress bar (shown even when there is nothing left to do)."""
+    yield from _map(fn, items, workers, what, bar, ray, ordered=False)
+
+
+def imap(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, what: str,
+         bar: Bar | None = None, ray: bool = True) -> Iterator[Any]:
+    """`fn` over `items`, results in order, each as soon as it and those before it are done (as
+    `imap_unordered` chooses where)."""
+    yield from _map(fn, items, workers, what, bar, ray, ordered=True)
+
+
+def map_ordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, what: str,
+                bar: Bar | None = None) -> list[Any]:
+    """`fn` over `items`, results in order, as a list."""
+    return list(imap(fn, items, workers, what, bar))
+
+
+def _map(fn, items: Iterable[Any], workers: int, what: str, bar: Bar | None, ray: bool,
+         ordered: bool) -> Iterator[Any]:
     items = list(items)
-    if items:
-        yield from _with_bar(_unordered(fn, items, workers, what), len(items), what)
+    if items or bar is not None:
+        yield from _with_bar(_results(fn, items, workers, what, ray, ordered), len(items), what, bar)
 
 
-def _unordered(fn, items: list, workers: int, what: str) -> Iterator[Any]:
-    if _session is not None:
-        yield from _ray_results(items, fn, what, ordered=False)
+def _results(fn, items: list, workers: int, what: str, ray: bool, ordered: bool) -> Iterator[Any]:
+    if not items:
+        return
+    if _session is not None and ray:
+        yield from _ray_results(items, fn, what, ordered=ordered)
     elif workers > 1 and len(items) > 1:
         import multiprocessing as mp
         with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
-            yield from pool.imap_unordered(fn, items)
+            yield from (pool.imap if ordered else pool.imap_unordered)(fn, items)
     else:
         for it in items:
             yield fn(it)
-
-
-def map_ordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, what: str) -> list[Any]:
-    """`fn` over `items`, results in order (as `imap_unordered` chooses where)."""
-    items = list(items)
-    if _session is not None and items:
-        return list(_with_bar(_ray_results(items, fn, what, ordered=True), len(items), what))
-    if workers > 1 and len(items) > 1:
-        import multiprocessing as mp
-        with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
-            return list(_with_bar(pool.imap(fn, items), len(items), what))
-    return list(_with_bar((fn(it) for it in items), len(items), what))
 
 
 @contextlib.contextmanager

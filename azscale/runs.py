@@ -1,21 +1,13 @@
-"""Run directories and their files. Every write is atomic (temp file + fsync + rename).
-
-    runs/<name>/
-      config.json              resolved settings, library versions, git commit
-      metrics.jsonl            one object per learner step
-      checkpoints/step-N.pt    model weights at the log-spaced steps (for analysis)
-      checkpoints/resume.pt    everything needed to continue exactly (written atomically)
-      games/part-N.parquet     the games finished during learner step N
-      .lock                    held (flock) by the process writing the run
+"""Directories and their files. Every write is atomic (temp file + fsync + rename).
 
 Every output directory says what it is: a marker file names its kind (`DATA_KINDS`,
-`RESULT_KINDS`), and every writer refuses a directory of another kind (`claim_dir`).
-A run is finished by one rule (`run_status`), never by reading a missing record as zero.
-
-Resume rule: `resume.pt` names the last learner step it covers. On restart, game parts,
-metrics lines and checkpoints from later steps are removed and those steps are replayed; the
-search is deterministic for a seed, so the replayed games are the same games. Nothing is lost
-and nothing is recorded twice.
+`RESULT_KINDS`), and every writer refuses a directory of another kind (`claim_dir`); a directory
+is held by one process at a time (`RunLock`). Files are loaded without executing code
+(`load_torch_file`). The games table, written by every kind of games directory (runs,
+tournaments, random games, imports), has one schema and one row type (`GAMES_SCHEMA`,
+`GameRecord`). A run directory's own files (config.json, metrics.jsonl, checkpoints, the one
+rule for "finished") are read and written by `checkpoints.py`; a tournament's pair results by
+`read_results` and its neighbours below.
 """
 
 from __future__ import annotations
@@ -31,7 +23,7 @@ import stat
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -61,6 +53,42 @@ GAMES_SCHEMA = pa.schema([
     ("return1", pa.float32()),
     ("length", pa.int32()),
 ])
+
+
+@dataclass
+class GameRecord:
+    """One row of the games table (`GAMES_SCHEMA`): every writer of games (self-play, tournaments,
+    random games, imported logs) builds its rows as these. What a writer does not know keeps its
+    default, which reads as unknown: -1, an empty seat, a NaN temperature. `length` is always
+    the number of actions."""
+    run: str
+    kind: str                          # selfplay | match | random
+    game: str
+    actions: list[int]
+    return0: float
+    return1: float
+    game_id: int = -1                  # set by the table's writer (ids are unique within a table)
+    net_step: int = -1                 # -1: no network step (a match, random play) or unknown
+    net_step_first: int = -1
+    seat0: str = ""
+    seat1: str = ""
+    temperature: float = math.nan
+    temperature_drop: int = -1
+    simulations: int = -1
+    length: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.length = len(self.actions)
+
+    def row(self) -> dict[str, Any]:
+        """The record as a dict of the schema's columns."""
+        return {name: getattr(self, name) for name in GAMES_SCHEMA.names}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "GameRecord":
+        """A record from a row dict (`row()`'s, or one kept in a resume file); `length` is
+        recomputed from the actions, keys outside the schema are ignored."""
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.init and f.name in row})
 
 
 def _current_umask() -> int:
@@ -446,14 +474,16 @@ def environment() -> dict[str, str]:
     return versions
 
 
-def games_table(rows: list[dict[str, Any]], game: str) -> pa.Table:
-    cols = {f.name: [r[f.name] for r in rows] for f in GAMES_SCHEMA}
+def games_table(rows: Iterable[GameRecord | dict[str, Any]], game: str) -> pa.Table:
+    """A games table of `rows` (records, or row dicts that are read as records)."""
+    recs = [r if isinstance(r, GameRecord) else GameRecord.from_row(r) for r in rows]
+    cols = {f.name: [getattr(r, f.name) for r in recs] for f in GAMES_SCHEMA}
     table = pa.table(cols, schema=GAMES_SCHEMA)
     return table.replace_schema_metadata({"azscale.table": GAMES_TABLE,
                                           "azscale.version": GAMES_VERSION, "game": game})
 
 
-def write_games_part(run_dir: Path, step: int, rows: list[dict[str, Any]], game: str) -> Path:
+def write_games_part(run_dir: Path, step: int, rows: Iterable[GameRecord | dict[str, Any]], game: str) -> Path:
     path = Path(run_dir) / "games" / f"part-{step:06d}.parquet"
     atomic_write_table(path, games_table(rows, game))
     return path
@@ -527,125 +557,54 @@ def read_games(paths: Path | Iterable[Path]) -> pa.Table:
     return out
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The valid lines of metrics.jsonl (a torn last line after a kill is skipped)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    out = []
-    if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
-    return out
+# -- a tournament's records (written by `tournament.py`, read by the analysis) --------------------
+
+def pair_file(tournament_dir: Path, idx: int) -> Path:
+    """`pairs/pair-N.json`: pair N's result, written after its games; it marks the pair finished."""
+    return Path(tournament_dir) / "pairs" / f"pair-{idx:05d}.json"
 
 
-def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    fd = os.open(Path(run_dir) / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    with os.fdopen(fd, "a") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+RESULT_COLUMNS = ["first", "second", "wins", "draws", "losses"]
 
 
-def truncate_after(run_dir: Path, step: int) -> None:
-    """Remove every record of learner steps after `step` (they will be replayed)."""
-    run_dir = Path(run_dir)
-    for part in (run_dir / "games").glob("part-*.parquet"):
-        if part_step(part) > step:
-            part.unlink()
-    for tmp in list((run_dir / "games").glob(".*.tmp")) + list((run_dir / "checkpoints").glob(".*.tmp")):
-        tmp.unlink()
-    for ckpt in (run_dir / "checkpoints").glob("step-*.pt"):
-        if part_step(ckpt) > step:
-            ckpt.unlink()
-    kept = [m for m in read_metrics(run_dir) if isinstance(m.get("step"), int) and m["step"] <= step]
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept))
-
-
-# -- a run's records, and the one rule for "finished" ------------------------------------------
-
-RUN_CONFIG_KEYS = ("settings", "run", "params")
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """A run's config.json, checked: settings (a table), its name and parameter count."""
-    run_dir = Path(run_dir)
-    d = read_manifest(run_dir, "run", RUN_CONFIG_KEYS)
-    if not isinstance(d["settings"], dict) or not isinstance(d["run"], str) or not d["run"] \
-            or not isinstance(d["params"], int) or isinstance(d["params"], bool):
-        raise UserError(f"{run_dir / 'config.json'}: damaged run configuration")
-    steps = d["settings"].get("steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise UserError(f"{run_dir / 'config.json'}: damaged run configuration (settings.steps)")
+def read_pair(f: Path) -> dict[str, Any]:
+    d = read_json(f, "pair result")
+    res = d.get("results")
+    ok = isinstance(res, list) and all(
+        isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("second"), str)
+        and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 0
+                for k in ("wins", "draws", "losses")) for r in res)
+    if not ok:
+        raise UserError(f"{f}: damaged pair result; delete it to replay that pair")
     return d
 
 
-def resume_step(run_dir: Path) -> int | None:
-    """The last learner step `checkpoints/resume.pt` covers (None without one); reads only its
-    small part (the tensors are memory-mapped, not read)."""
-    import torch
-    path = Path(run_dir) / "checkpoints" / "resume.pt"
-    if not path.is_file():
-        return None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        data = load_torch_file(path, "resume file")  # an older file, or a clear one-line refusal
-    step = data.get("step") if isinstance(data, dict) else None
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise UserError(f"{path}: damaged resume file (no step)")
-    return step
+def read_results(path: Path) -> "pd.DataFrame":
+    """A tournament's results: one row per ordered pair of players (`RESULT_COLUMNS`)."""
+    import pandas as pd
+    path = Path(path)
+    read_manifest(path, "tournament", ("settings", "players"))
+    files = sorted((path / "pairs").glob("pair-*.json"))
+    if not files:
+        raise UserError(f"{path}: not a tournament directory (no pairs played yet)")
+    rows = []
+    for f in files:
+        rows += read_pair(f)["results"]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-@dataclass
-class RunStatus:
-    steps: int                  # the steps the run is configured for (config.json)
-    done: int                   # learner steps whose records (metrics line, games part) are complete
-    resume: int | None          # the step resume.pt covers, or None without one
-    recorded: bool              # anything recorded at all (a games part or a metrics line)
-    finished: bool
+def read_players(path: Path) -> dict[str, dict[str, Any]]:
+    data = read_manifest(Path(path), "tournament", ("settings", "players"))
+    players = data["players"]
+    keys = ("name", "kind", "run", "step", "params")
+    if not isinstance(players, list) or not all(isinstance(p, dict) and all(k in p for k in keys) for p in players):
+        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (players)")
+    return {p["name"]: p for p in players}
 
 
-def run_status(run_dir: Path, resume: int | None | bool = True) -> RunStatus:
-    """The one rule for how far a run is: every step up to `done` has its metrics line and its
-    games part (and, if `done` reaches the run's steps, the final checkpoint exists). With a
-    resume file, `done` is the step it covers and the records must reach it; without one, the
-    consecutive complete records count. A record missing below that point is never read as zero:
-    it is refused with one line naming it. Records beyond `done` belong to an interrupted step
-    and are replayed on resume.
-
-    `resume`: True to read resume.pt, or the step already read from it (None: there is none).
-    """
-    run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir)
-    steps = cfg["settings"]["steps"]
-    r = resume_step(run_dir) if resume is True else (None if resume is False else resume)
-    m_steps = [m.get("step") for m in read_metrics(run_dir)]
-    k = 0
-    for x in m_steps:
-        if x != k + 1:
-            break
-        k += 1
-    parts = {part_step(p) for p in (run_dir / "games").glob("part-*.parquet")} if (run_dir / "games").is_dir() else set()
-    hint = "restore it from a copy, or start the run over with azscale train ... --restart"
-    if r is not None:
-        if k < r:
-            raise UserError(f"{run_dir}: metrics.jsonl records {k} consecutive steps but resume.pt covers {r}; "
-                            f"a record is missing ({hint})")
-        done = r
-    else:
-        done = k
-    missing = [j for j in range(1, done + 1) if j not in parts]
-    if missing:
-        raise UserError(f"{run_dir}: games/part-{missing[0]:06d}.parquet is missing although step {missing[0]} "
-                        f"is recorded ({hint})")
-    if r is None and parts and max(parts) > k + 1:
-        raise UserError(f"{run_dir}: games/ holds parts up to step {max(parts)} but metrics.jsonl records "
-                        f"only {k} steps; a record is missing ({hint})")
-    finished = done >= steps
-    if finished and not (run_dir / "checkpoints" / f"step-{steps:06d}.pt").is_file():
-        raise UserError(f"{run_dir}: checkpoints/step-{steps:06d}.pt, the final checkpoint, is missing ({hint})")
-    return RunStatus(steps, done, r, bool(parts) or bool(m_steps), finished)
+def read_settings(path: Path) -> dict[str, Any]:
+    data = read_manifest(Path(path), "tournament", ("settings", "players"))
+    st = data["settings"]
+    if not isinstance(st, dict) or not all(k in st for k in ("game", "games_per_pair", "temperature", "simulations")):
+        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (settings)")
+    return st

@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .engines import make_engine
 from .errors import UserError
 from .nets import build
+from .runs import GameRecord
 from .search import MCTS, select_actions
 
 
@@ -82,7 +83,8 @@ class Slot:
 
 @dataclass
 class Played:
-    """Games finished in one call of `Actor.play`, and their training examples."""
+    """Games finished in one call of `Actor.play` (games-table rows, `GameRecord.row()`), and
+    their training examples."""
     games: list[dict[str, Any]]
     obs: np.ndarray
     legal: np.ndarray
@@ -172,14 +174,11 @@ class Actor:
                 ex_legal.append(np.stack(slot.legal))
                 ex_pol.append(np.stack(slot.policy))
                 ex_val.append(np.where(players == 1, ret[1], ret[0]).astype(np.float32))
-                games.append({
-                    "run": run, "kind": "selfplay", "game": cfg.game,
-                    "net_step": net_step, "net_step_first": slot.first_step,
-                    "seat0": run, "seat1": run,
-                    "temperature": cfg.temperature, "temperature_drop": cfg.temperature_drop,
-                    "simulations": cfg.simulations, "actions": list(slot.actions),
-                    "return0": float(ret[0]), "return1": float(ret[1]), "length": len(slot.actions),
-                })
+                games.append(GameRecord(            # its game id is given when a learner step takes it
+                    run=run, kind="selfplay", game=cfg.game, actions=list(slot.actions),
+                    return0=float(ret[0]), return1=float(ret[1]), net_step=net_step, net_step_first=slot.first_step,
+                    seat0=run, seat1=run, temperature=cfg.temperature, temperature_drop=cfg.temperature_drop,
+                    simulations=cfg.simulations).row())
                 done_states += len(slot.actions)
                 self.slots[b] = Slot(first_step=net_step)
         A, O = eng.num_actions, eng.obs_size

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import checkpoints as ck
 from . import runs
 from .errors import UserError
 
@@ -90,7 +91,7 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
     """One run's progress from its small files: config.json, the tail of metrics.jsonl, the
     final checkpoint's existence. It never opens resume.pt (a large file: loading one takes
     seconds to minutes), so `step` is the last step recorded in metrics.jsonl; a killed run
-    resumes from its last snapshot at or before it (`runs.run_status`, the rule that train and
+    resumes from its last snapshot at or before it (`checkpoints.run_status`, the rule that train and
     sweep apply, decides). A damaged config.json is reported with the reason, not raised."""
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"run": name or run_dir.name, "path": str(run_dir), "state": "not started",
@@ -98,16 +99,16 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
                            "step": 0, "games": 0, "states": 0, "states_per_s": None, "simulations_per_s": None,
                            "loss_value": None, "loss_policy": None, "seconds_per_step": None, "eta_seconds": None,
                            "wall_seconds": 0.0, "seconds_since_update": None, "finished": False}
-    if not (run_dir / "config.json").exists():
+    if not (run_dir / ck.CONFIG_FILE).exists():
         return out
     try:
-        cfg = runs.read_run_config(run_dir)
+        cfg = ck.read_run_config(run_dir)
     except UserError as e:
         return {**out, "state": "damaged", "problem": str(e)}
     st = cfg["settings"]
     out.update(run=cfg["run"], params=cfg["params"], width=st.get("width"), family=st.get("family"),
                seed=st.get("seed"), steps=st["steps"], state="started")
-    tail = _tail_metrics(run_dir / "metrics.jsonl")
+    tail = _tail_metrics(run_dir / ck.METRICS_FILE)
     if tail:
         last = tail[-1]
         recent = [m for m in tail if m["step"] > last["step"] - RATE_STEPS]
@@ -120,8 +121,8 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
                    states_per_s=last.get("states_per_s"), simulations_per_s=last.get("simulations_per_s"),
                    loss_value=last.get("loss_value"), loss_policy=last.get("loss_policy"),
                    wall_seconds=last.get("wall_seconds", 0.0), seconds_per_step=sps,
-                   seconds_since_update=max(0.0, time.time() - (run_dir / "metrics.jsonl").stat().st_mtime))
-    final = run_dir / "checkpoints" / f"step-{st['steps']:06d}.pt"
+                   seconds_since_update=max(0.0, time.time() - (run_dir / ck.METRICS_FILE).stat().st_mtime))
+    final = ck.checkpoint_file(run_dir, st["steps"])
     out["finished"] = out["step"] >= st["steps"] and final.is_file()
     if out["finished"]:
         out["state"] = "finished"
@@ -190,7 +191,7 @@ def status(path: Path) -> dict[str, Any]:
     path = Path(path)
     if (path / "sweep.json").is_file():
         return {"kind": "sweep", **sweep_status(path)}
-    if (path / "config.json").is_file():
+    if ck.is_run(path):
         r = run_progress(path)
         return {"kind": "run", **r, "running": _lock_holder(path)["alive"]}
     if not path.exists():

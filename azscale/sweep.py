@@ -44,9 +44,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import checkpoints as ck
 from . import parallel, runs
 from .config import analysis_settings
-from .errors import UserError
+from .errors import ThinData, UserError
 from .status import Progress, SweepLog, duration, run_progress
 from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
 
@@ -189,9 +190,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         # a run already there must have been trained with these settings, finished or not (a
         # changed preset must not leave old runs silently in the comparison); every check comes
         # before the first write, so a refused sweep changes no file
-        from .train import _check_resume
         for c, d in configs:
-            _check_resume(d, c)
+            ck.check_settings(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
@@ -225,10 +225,10 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
-    """The one rule (`runs.run_status`); a run whose records are incomplete is refused there."""
-    if not (Path(run_dir) / "config.json").exists():
+    """The one rule (`checkpoints.run_status`); a run whose records are incomplete is refused there."""
+    if not ck.is_run(run_dir):
         return False
-    st = runs.run_status(run_dir)
+    st = ck.run_status(run_dir)
     return st.finished and st.steps >= steps
 
 
@@ -460,9 +460,10 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
              done: set[str]) -> None:
     from .analysis.baselines import random_games
     from .analysis.elo_report import elo_analysis, scaling_analysis, verdict
-    from .analysis.loss import loss_analysis
+    from .analysis.loss_report import loss_analysis
     from .analysis.zipf_report import zipf_analysis
-    from .tournament import agents_from_runs, reference_players, tournament
+    from .arena import reference_players
+    from .tournament import agents_from_runs, tournament
 
     workers = os.cpu_count() or 1
     a = root / "analysis"
@@ -488,8 +489,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
 
     def step(name: str, fn, optional: bool = False) -> None:
         """Run an analysis step once. An `optional` step that finds too little data for its
-        estimate (a UserError) is recorded in analysis/skipped.json with the reason, and the
-        sweep goes on to the report, which names it; a sweep never dies on thin data."""
+        estimate (`ThinData`) is recorded in analysis/skipped.json with the reason, and the
+        sweep goes on to the report, which names it; a sweep never dies on thin data. Any other
+        UserError (a damaged table, say) stops the sweep with its one-line message."""
         if name in done or name not in want:
             return
         log(f"step {name}: started")
@@ -498,7 +500,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
             fn()
             log(f"step {name}: finished in {duration(time.monotonic() - t0)}")
         except UserError as e:
-            if not optional:
+            if not (optional and isinstance(e, ThinData)):
                 log(f"step {name}: failed: {e}")
                 raise
             log(f"step {name}: not computed: {e}")
@@ -517,8 +519,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     step("zipf-random", lambda: zipf_analysis([root / "random"], a / "zipf-random", workers=workers,
                                               bootstrap=sc.bootstrap // 4, **eg))
     step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
-                                          root / "matches" / "final", sc.games_per_pair, sc.match_temperature,
-                                          sc.match_simulations, 0, workers, progress=False, grow=True))
+                                          root / "matches" / "final", games_per_pair=sc.games_per_pair,
+                                          temperature=sc.match_temperature, simulations=sc.match_simulations,
+                                          seed=0, workers=workers, progress=False, grow=True))
     step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
                                      bootstrap=sc.bootstrap))
     step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
@@ -540,15 +543,16 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     if sc.temperature_study:                 # optional: off unless the sweep asks for temperatures
         from .temperature import temperature_study
         step("temperature", lambda: temperature_study(
-            run_dirs, root / "temperature", sc.temperature_study, sc.games_per_pair, sc.match_simulations, 0, workers,
-            progress=False, log=lambda m: None, elo_bootstrap=sc.bootstrap,
+            run_dirs, root / "temperature", sc.temperature_study, games_per_pair=sc.games_per_pair,
+            simulations=sc.match_simulations, seed=0, workers=workers, progress=False, log=lambda m: None,
+            elo_bootstrap=sc.bootstrap,
             zipf_replicates=sc.bootstrap // 4 if sc.bootstrap >= 8 else 0),
             optional=True)
     log(f"analysis finished -> {a}")
 
 
 def _sizes(run_dirs) -> int:
-    return len({runs.read_run_config(d)["params"] for d in run_dirs})
+    return len({ck.read_run_config(d)["params"] for d in run_dirs})
 
 
 def _has_oracle(game: str) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import number, optional_number
-from .config import TrainConfig, base_name, parse_overrides, resolve
+from .config import PRESETS, TrainConfig, base_name, parse_overrides, resolve
 from .errors import UserError
 
 FAMILIES = ("mlp", "resnet")
@@ -41,7 +41,7 @@ FIXED_DATA = ("random_games", "games_per_pair", "match_simulations", "match_temp
 @dataclass
 class SweepConfig:
     game: str
-    widths: list[int]
+    widths: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])
     seeds: int = 2
     preset: str = "cpu"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +97,17 @@ FILE_ANALYSIS = {"random_games", "games_per_pair", "match_simulations", "match_t
                  "solver", "late_turn", "shoulder_moves", "temperature_study"}
 
 
+def default(name: str) -> str:
+    """A sweep setting's or executor option's default as a flag's help shows it (`4,8,16`, `on`)."""
+    f = next(f for cls in (SweepConfig, Executor) for f in dataclasses.fields(cls) if f.name == name)
+    v = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Every sweep setting and executor option in `values` checked by the shared number rule
     (`checks.number`); names are those of the flags. Returns the values normalised."""
@@ -146,8 +157,8 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     for key in ("solver", "tensorboard"):
         if key in out and not isinstance(out[key], bool):
             raise UserError(f"{where}{key} must be true or false, got {out[key]!r}")
-    if "preset" in out and out["preset"] not in ("paper", "cpu", "smoke"):
-        raise UserError(f"{where}preset must be paper, cpu or smoke, got {out['preset']!r}")
+    if "preset" in out and out["preset"] not in PRESETS:
+        raise UserError(f"{where}preset must be {', '.join(PRESETS[:-1])} or {PRESETS[-1]}, got {out['preset']!r}")
     if "kind" in out and out["kind"] not in EXECUTORS:
         raise UserError(f"{where}executor must be local or ray, got {out['kind']!r}")
     for key in ("address", "storage"):
@@ -219,7 +230,6 @@ def build(settings: dict[str, Any], executor: dict[str, Any]) -> tuple[SweepConf
         raise UserError("name the game (azscale sweep GAME ...), a sweep file, or an existing sweep with --out")
     s = {k: v for k, v in settings.items() if v is not None or k in ("families", "late_turn", "shoulder_moves",
                                                                       "max_minutes_per_run")}
-    s.setdefault("widths", [4, 8, 16, 32, 64])
     return SweepConfig(**s), Executor(**executor)
 
 

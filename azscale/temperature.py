@@ -33,14 +33,14 @@ import pandas as pd
 
 from . import runs
 from .checks import number, optional_number
-from .errors import UserError
+from .errors import ThinData, UserError
 
 
 def tournament_dir(out: Path, temperature: float) -> Path:
     return Path(out) / f"{runs.STUDY_TOURNAMENT_PREFIX}{temperature:g}"
 
 
-def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | Sequence[float] = "paper",
+def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | Sequence[float] = "paper", *,
                       games_per_pair: int = 800, simulations: int = 300, seed: int = 0, workers: int | None = None,
                       device: str = "cpu", progress: bool = True, log: Callable[[str], None] = print,
                       zipf_replicates: int = 20, elo_bootstrap: int = 100, replicates: int = 4000,
@@ -50,7 +50,7 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
     same command plays only the pairs not finished and redoes the analysis."""
     from .analysis.sizeboot import check_resampling
     from .analysis.temperature import parse_temperatures
-    from .tournament import agents_from_runs, tournament
+    from .tournament import agents_from_runs, game_of, tournament
 
     temps = parse_temperatures(temperatures)
     games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
@@ -72,12 +72,8 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
         parse_fit_window(fit_window, "", ["match"], None)
     players = agents_from_runs(run_dirs, "final")
     if len(players) < 2:
-        raise UserError("a temperature study needs at least two agents (run directories)")
-    from .train import load_checkpoint
-    games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in players}
-    if len(games) > 1:
-        raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
-    game = games.pop()
+        raise ThinData("a temperature study needs at least two agents (run directories)")
+    game = game_of(players)
     out = Path(out)
     runs.claim_dir(out, "temperature-study")
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +87,8 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
             k = record["temperatures"].index(T)
             d = tournament_dir(out, T)
             log(f"temperature {T:g} ({i + 1}/{len(temps)}): {n_pairs} pairs x {games_per_pair} games -> {d}")
-            tournament(players, d, games_per_pair, T, simulations, seed * 1000 + k, workers, progress, game, device,
+            tournament(players, d, games_per_pair=games_per_pair, temperature=T, simulations=simulations,
+                       seed=seed * 1000 + k, workers=workers, progress=progress, game=game, device=device,
                        first_game_id=k * n_pairs * games_per_pair, name=record["name"], label=f"T={T:g}")
         if play_only:
             return {"played": temps, "out": str(out)}

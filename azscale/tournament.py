@@ -20,7 +20,6 @@ nothing is recorded twice.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,78 +27,31 @@ import numpy as np
 import pandas as pd
 
 from . import parallel, runs
+from .arena import PlayerSpec, agent_spec, make_player, play_match
 from .checks import number
 from .errors import UserError
 
-REFERENCE_KINDS = ("random", "mcts", "perfect")
-
-
-@dataclass(frozen=True)
-class PlayerSpec:
-    name: str
-    kind: str                      # agent | random | mcts | perfect
-    checkpoint: str = ""           # for agents
-    run: str = ""
-    step: int = -1
-    params: int = 0
-    simulations: int = 0           # for mcts references
-
 
 def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> list[PlayerSpec]:
-    from .train import checkpoint_paths, load_checkpoint
+    from .checkpoints import checkpoint_paths, load_checkpoint
     out = []
     for rd in runs.distinct_sources(run_dirs, "run"):
         for c in checkpoint_paths(rd, checkpoints):
             meta = load_checkpoint(c)
-            run = meta.get("run") or Path(rd).name
-            params = meta.get("params")
-            if not isinstance(params, int):
-                raise UserError(f"{c}: damaged checkpoint (params)")
-            out.append(PlayerSpec(f"{run}@{meta['step']}", "agent", str(c), run, int(meta["step"]), params))
+            out.append(agent_spec(c, meta, meta.get("run") or Path(rd).name))
     return out
 
 
-def reference_players(spec: str) -> list[PlayerSpec]:
-    """`random,mcts-100,mcts-300,perfect` -> reference player specs."""
-    out = []
-    for item in [x.strip() for x in spec.split(",") if x.strip()]:
-        if item == "random":
-            out.append(PlayerSpec("random", "random"))
-        elif item == "perfect":
-            out.append(PlayerSpec("perfect", "perfect"))
-        elif item.startswith("mcts-") and item[5:].isdigit():
-            sims = number(int(item[5:]), f"reference player '{item}': the simulations", lo=1, hi=1_000_000,
-                          integer=True)
-            out.append(PlayerSpec(f"mcts-{sims}", "mcts", simulations=sims))
-        else:
-            raise UserError(f"unknown reference player '{item}' (random, mcts-N, perfect)")
-    return out
+def game_of(agents: Sequence[PlayerSpec]) -> str:
+    """The game the agents' checkpoints play; agents of different games are refused."""
+    from .checkpoints import load_checkpoint
+    games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in agents}
+    if len(games) > 1:
+        raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
+    return games.pop()
 
 
-def _make_player(p: PlayerSpec, engine, simulations: int, temperature: float, seed: int, cache: dict,
-                 device: str = "cpu"):
-    from .arena import AgentPlayer, PerfectPlayer, RandomPlayer, SpielMCTSPlayer
-    if p.kind == "agent":
-        if p.checkpoint not in cache:
-            from .train import load_model
-            cache[p.checkpoint] = load_model(p.checkpoint)
-        model, meta = cache[p.checkpoint]
-        return AgentPlayer(model, engine, simulations, meta["config"]["c_puct"], temperature, seed, name=p.name,
-                           device=device)
-    if p.kind == "random":
-        return RandomPlayer(seed, name=p.name)
-    if p.kind == "mcts":
-        pl = SpielMCTSPlayer(engine.spiel_game, p.simulations, seed)
-        pl.name = p.name
-        return pl
-    if p.kind == "perfect":
-        pl = PerfectPlayer(engine.spiel_game, seed)
-        pl.name = p.name
-        return pl
-    raise UserError(f"unknown player kind {p.kind!r}")
-
-
-def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+def _play_pair(args) -> tuple[int, list[runs.GameRecord], dict[str, Any]]:
     """Play one pair in a worker; return its games and counts. The parent, which holds the
     tournament's lock, writes them: a worker never writes, so one that outlives a killed parent
     (it dies with it, `procs.die_with_parent`) cannot leave a late result."""
@@ -108,24 +60,20 @@ def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
     name, idx, a, b, settings, device = args
     import torch
     torch.set_num_threads(1)
-    from .arena import play_match
     from .engines import SpielEngine
     engine = SpielEngine(settings["game"])
-    cache: dict = {}
     seed = settings["seed"] * 1_000_003 + idx
-    pa_ = _make_player(PlayerSpec(**a), engine, settings["simulations"], settings["temperature"], seed, cache, device)
-    pb_ = _make_player(PlayerSpec(**b), engine, settings["simulations"], settings["temperature"], seed + 1, cache,
-                       device)
-    res = play_match(engine, pa_, pb_, settings["games_per_pair"])
+    play = {"simulations": settings["simulations"], "temperature": settings["temperature"], "device": device,
+            "models": {}}
+    res = play_match(engine, make_player(PlayerSpec(**a), engine, seed, **play),
+                     make_player(PlayerSpec(**b), engine, seed + 1, **play), settings["games_per_pair"])
     n = settings["games_per_pair"]
     first = settings.get("first_game_id", 0)
-    rows = []
-    for k, g in enumerate(res.games):
-        rows.append({"game_id": first + idx * n + k, "run": name, "kind": "match", "game": settings["game"],
-                     "net_step": -1, "net_step_first": -1, "seat0": g["seat0"], "seat1": g["seat1"],
-                     "temperature": settings["temperature"], "temperature_drop": 10**6,
-                     "simulations": settings["simulations"], "actions": g["actions"],
-                     "return0": float(g["return0"]), "return1": float(g["return1"]), "length": g["length"]})
+    rows = [runs.GameRecord(run=name, kind="match", game=settings["game"], actions=g["actions"],
+                            return0=float(g["return0"]), return1=float(g["return1"]), game_id=first + idx * n + k,
+                            seat0=g["seat0"], seat1=g["seat1"], temperature=settings["temperature"],
+                            temperature_drop=10**6, simulations=settings["simulations"])
+            for k, g in enumerate(res.games)]
     counts: dict[tuple[str, str], list[int]] = {}
     for g in res.games:
         c = counts.setdefault((g["seat0"], g["seat1"]), [0, 0, 0])
@@ -136,19 +84,19 @@ def _play_pair(args) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
     return idx, rows, result
 
 
-def _record_pair(out: Path, game: str, idx: int, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
+def _record_pair(out: Path, game: str, idx: int, rows: list[runs.GameRecord], result: dict[str, Any]) -> None:
     """Write a pair's games, then its result (which marks the pair finished); parent only."""
     runs.write_games_part(out, idx, rows, game)
-    runs.atomic_write_json(out / "pairs" / f"pair-{idx:05d}.json", result)
+    runs.atomic_write_json(runs.pair_file(out, idx), result)
 
 
 def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int, first: int = 0) -> bool:
     """A pair is finished when its result exists; the result must name this pair and its players,
     and its games part must hold exactly the pair's games, or the directory is refused."""
-    f = out / "pairs" / f"pair-{idx:05d}.json"
+    f = runs.pair_file(out, idx)
     if not f.exists():
         return False
-    d = _read_pair(f)
+    d = runs.read_pair(f)
     if d.get("pair") != idx or d.get("players") != [a.name, b.name]:
         raise UserError(f"{f}: the result of another pair or other players; this directory mixes tournaments")
     part = out / "games" / f"part-{idx:06d}.parquet"
@@ -161,7 +109,7 @@ def _pair_finished(out: Path, idx: int, a: PlayerSpec, b: PlayerSpec, n: int, fi
     return True
 
 
-def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, temperature: float = 0.25,
+def tournament(players: list[PlayerSpec], out: Path, *, games_per_pair: int = 800, temperature: float = 0.25,
                simulations: int = 300, seed: int = 0, workers: int | None = None,
                progress: bool = True, game: str | None = None, device: str = "cpu", first_game_id: int = 0,
                name: str | None = None, label: str = "tournament", grow: bool = False) -> pd.DataFrame:
@@ -187,14 +135,10 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
     if game is None:
-        from .train import load_checkpoint
         agents = [p for p in players if p.kind == "agent"]
         if not agents:
             raise UserError("a tournament needs at least one agent (a run directory)")
-        games = {load_checkpoint(p.checkpoint)["config"].get("game") for p in agents}
-        if len(games) > 1:
-            raise UserError(f"the runs play different games ({', '.join(sorted(map(str, games)))})")
-        game = games.pop()
+        game = game_of(agents)
     SpielEngine(game)
     out = Path(out)
     settings = {"game": game, "games_per_pair": games_per_pair, "temperature": temperature,
@@ -227,23 +171,14 @@ def tournament(players: list[PlayerSpec], out: Path, games_per_pair: int = 800, 
         todo = [(record["name"], k, vars(by_name[a]), vars(by_name[b]), settings, device)
                 for k, (a, b) in enumerate(pairs)
                 if not _pair_finished(out, k, by_name[a], by_name[b], games_per_pair, first_game_id)]
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=label, unit="pair",
-                       dynamic_ncols=True)
+        bar = parallel.Bar(label, "pair", len(pairs), initial=len(pairs) - len(todo)) if progress else None
         workers = 1 if device != "cpu" else (workers or os.cpu_count() or 1)
         # local worker processes, or Ray tasks while a sweep runs on Ray (CPU pairs only: one
         # process holds a GPU with all of a pair's games)
-        results = parallel.imap_unordered(_play_pair, todo, workers, "tournament pairs") if device == "cpu" \
-            else map(_play_pair, todo)
-        for idx, rows, result in results:
+        for idx, rows, result in parallel.imap_unordered(_play_pair, todo, workers, "tournament pairs", bar=bar,
+                                                         ray=device == "cpu"):
             _record_pair(out, game, idx, rows, result)
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        table = read_results(out)
+        table = runs.read_results(out)
         runs.atomic_write_text(out / "results.csv", table.to_csv(index=False))
     return table
 
@@ -271,47 +206,3 @@ def _stored_pairs(have: dict[str, Any], manifest: Path) -> list[tuple[str, str]]
         return [(a, b) for a, b in ps]
     names = [p["name"] for p in have["players"]]
     return [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
-
-
-RESULT_COLUMNS = ["first", "second", "wins", "draws", "losses"]
-
-
-def _read_pair(f: Path) -> dict[str, Any]:
-    d = runs.read_json(f, "pair result")
-    res = d.get("results")
-    ok = isinstance(res, list) and all(
-        isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("second"), str)
-        and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 0
-                for k in ("wins", "draws", "losses")) for r in res)
-    if not ok:
-        raise UserError(f"{f}: damaged pair result; delete it to replay that pair")
-    return d
-
-
-def read_results(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    runs.read_manifest(path, "tournament", ("settings", "players"))
-    files = sorted((path / "pairs").glob("pair-*.json"))
-    if not files:
-        raise UserError(f"{path}: not a tournament directory (no pairs played yet)")
-    rows = []
-    for f in files:
-        rows += _read_pair(f)["results"]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
-
-
-def read_players(path: Path) -> dict[str, dict[str, Any]]:
-    data = runs.read_manifest(Path(path), "tournament", ("settings", "players"))
-    players = data["players"]
-    keys = ("name", "kind", "run", "step", "params")
-    if not isinstance(players, list) or not all(isinstance(p, dict) and all(k in p for k in keys) for p in players):
-        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (players)")
-    return {p["name"]: p for p in players}
-
-
-def read_settings(path: Path) -> dict[str, Any]:
-    data = runs.read_manifest(Path(path), "tournament", ("settings", "players"))
-    st = data["settings"]
-    if not isinstance(st, dict) or not all(k in st for k in ("game", "games_per_pair", "temperature", "simulations")):
-        raise UserError(f"{Path(path) / 'tournament.json'}: damaged (settings)")
-    return st

@@ -29,25 +29,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import checkpoints as ck
 from . import runs
-from .config import TrainConfig, from_dict
+from .config import TrainConfig
 from .engines import make_engine
 from .errors import UserError
 from .nets import FRAME_SIDE_TO_MOVE, build, param_count
 from .selfplay import ActorPool, resolve_device, restore_generator, seed_for
-
-CHECKPOINT_FORMAT = "azscale.checkpoint/1"
-# resume/2 stores numpy arrays as tagged tensors (runs.to_torch_safe), so it loads weights-only;
-# resume/1 (numpy arrays pickled) is still read, through numpy's array constructors only.
-RESUME_FORMAT = "azscale.resume/2"
-LEGACY_RESUME_FORMAT = "azscale.resume/1"
-CHECKPOINT_KEYS = ("config", "step", "model")
-RESUME_KEYS = ("config", "step", "games", "states", "model", "optimizer", "buffer", "learner_rng",
-               "torch_rng", "actors")
-# Settings a resumed run may change; any other difference is refused. Both engines play the
-# same games (tests/test_tensor_engine.py), so the engine may change; steps may not fall below
-# the steps already trained.
-RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine", "compile"}
 
 
 class ReplayBuffer:
@@ -180,91 +168,16 @@ def learner_update(model, optimizer, buffer: ReplayBuffer, cfg: TrainConfig, gen
     return {"loss_policy": lp, "loss_value": lv, "loss_l2": l2}
 
 
-def checkpoint_payload(model, cfg: TrainConfig, step: int, games: int, states: int, run: str) -> dict[str, Any]:
-    return {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
-            "states": states, "run": run, "params": param_count(model),
-            "value_frame": FRAME_SIDE_TO_MOVE,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint or resume file without executing anything from it (weights-only), or
-    fail with one line naming the file."""
-    path = Path(path)
-    data = runs.load_torch_file(path, "checkpoint")
-    if not isinstance(data, dict) or data.get("format") not in (CHECKPOINT_FORMAT, RESUME_FORMAT,
-                                                                 LEGACY_RESUME_FORMAT):
-        raise UserError(f"{path}: not an azscale checkpoint")
-    keys = CHECKPOINT_KEYS + (("params",) if data["format"] == CHECKPOINT_FORMAT else ())
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise UserError(f"{path}: damaged checkpoint ({', '.join(missing)} missing)")
-    if not isinstance(data["config"], dict) or not isinstance(data["model"], dict) \
-            or not isinstance(data["step"], int):
-        raise UserError(f"{path}: damaged checkpoint")
-    return data
-
-
-def load_resume(path: Path) -> dict[str, Any]:
-    """A resume file, its numpy parts restored (`runs.from_torch_safe`); checked for every key."""
-    path = Path(path)
-    data = runs.load_torch_file(path, "resume file")
-    if not isinstance(data, dict) or data.get("format") not in (RESUME_FORMAT, LEGACY_RESUME_FORMAT):
-        raise UserError(f"{path}: not an azscale resume file")
-    missing = [k for k in RESUME_KEYS if k not in data]
-    if missing:
-        raise UserError(f"{path}: damaged resume file ({', '.join(missing)} missing); "
-                        f"start over with --restart or restore the file")
-    if not isinstance(data["step"], int) or data["step"] < 0:
-        raise UserError(f"{path}: damaged resume file (step)")
-    for k in ("buffer", "learner_rng", "actors", "queue"):
-        if k in data:
-            data[k] = runs.from_torch_safe(data[k])
-    return data
-
-
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A network from a checkpoint, in eval mode, and the checkpoint's metadata."""
-    data = load_checkpoint(path)
-    cfg = from_dict(data["config"])
-    engine = make_engine(cfg.game)
-    model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth)
-    try:
-        model.load_state_dict(data["model"])
-    except (RuntimeError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: the weights do not fit the network its settings describe "
-                        f"({runs._one_line(exc)[:100]})") from None
-    model.to(device).eval()
-    return model, data
-
-
-def _check_resume(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
-    """Return the stored config if `run_dir` holds a compatible run, None if it is new."""
-    run_dir = Path(run_dir)
-    runs.claim_dir(run_dir, "run")
-    if not (run_dir / "config.json").exists():
-        return None
-    stored = runs.read_run_config(run_dir)["settings"]
-    # a setting added after the run was made counts as its default
-    defaults = TrainConfig().to_dict()
-    diffs = sorted(k for k, v in cfg.to_dict().items()
-                   if stored.get(k, defaults[k]) != v and k not in RESUMABLE_CHANGES)
-    if diffs:
-        desc = ", ".join(f"{k} (run has {stored.get(k, defaults[k])!r}, asked {cfg.to_dict()[k]!r})" for k in diffs)
-        raise UserError(f"{run_dir} holds a run with different settings: {desc}")
-    return from_dict({**defaults, **stored})
-
-
 def _start_over(run_dir: Path) -> None:
     """`--restart`: delete a run's records (asked for explicitly), so it trains from step 0."""
     runs.claim_dir(run_dir, "run")
-    for sub in ("games", "checkpoints", "tensorboard"):
+    for sub in ("games", ck.CHECKPOINT_DIR, "tensorboard"):
         p = run_dir / sub
         if p.is_symlink():
             raise UserError(f"{p} is a symbolic link; azscale does not delete through it")
         if p.exists():
             shutil.rmtree(p)
-    for f in ("metrics.jsonl", "config.json"):
+    for f in (ck.METRICS_FILE, ck.CONFIG_FILE):
         (run_dir / f).unlink(missing_ok=True)
 
 
@@ -283,21 +196,21 @@ def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: b
 def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, restart=False):
     if restart:
         _start_over(run_dir)
-    stored = _check_resume(run_dir, cfg)
-    resume_path = run_dir / "checkpoints" / "resume.pt"
+    stored = ck.check_settings(run_dir, cfg)
+    resume_path = ck.resume_file(run_dir)
     snap = None
     if stored is not None:
-        meta = runs.read_run_config(run_dir)
+        meta = ck.read_run_config(run_dir)
         run_name, run_id = meta["run"], meta.get("run_id") or runs.new_identity()
         if resume_path.exists():
-            snap = load_resume(resume_path)
-            runs.run_status(run_dir, resume=snap["step"])       # every record up to it is there
+            snap = ck.load_resume(resume_path)
+            ck.run_status(run_dir, resume=snap["step"])       # every record up to it is there
             if cfg.steps < snap["step"]:
                 raise UserError(f"{run_dir} has already trained {snap['step']} steps; --steps {cfg.steps} "
                                 f"would undo them (ask for at least {snap['step']})")
         else:
-            later = [p for p in (run_dir / "checkpoints").glob("step-*.pt") if runs.part_step(p) > 0]
-            if runs.run_status(run_dir, resume=None).recorded or later:
+            later = [p for p in ck.step_checkpoints(run_dir) if runs.part_step(p) > 0]
+            if ck.run_status(run_dir, resume=None).recorded or later:
                 raise UserError(f"{run_dir}: checkpoints/resume.pt is missing, so the recorded games cannot be "
                                 f"continued exactly; to start over deliberately rerun with --restart (deletes "
                                 f"its games), or move the directory away")
@@ -338,22 +251,21 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         step, games_total, states_total = snap["step"], snap["games"], snap["states"]
         wall_before = snap.get("wall_seconds", 0.0)
         actor_snaps = snap["actors"]
-        runs.truncate_after(run_dir, step)
+        ck.truncate_after(run_dir, step)
     else:
-        for sub in ("games", "checkpoints"):
+        for sub in ("games", ck.CHECKPOINT_DIR):
             shutil.rmtree(run_dir / sub, ignore_errors=True)     # holds no recorded game (checked above)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    runs.atomic_write_json(run_dir / "config.json", {
+        (run_dir / ck.METRICS_FILE).unlink(missing_ok=True)
+    runs.atomic_write_json(run_dir / ck.CONFIG_FILE, {
         "kind": "run", "settings": cfg.to_dict(), "run": run_name, "run_id": run_id, "engine": engine.name,
         "params": param_count(model), "value_frame": FRAME_SIDE_TO_MOVE,
         "obs_shape": list(engine.obs_shape), "num_actions": engine.num_actions,
         "checkpoint_steps": cfg.checkpoint_steps(), "states_per_step": cfg.states_per_step,
         "environment": runs.environment()})
     (run_dir / "games").mkdir(exist_ok=True)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    (run_dir / ck.CHECKPOINT_DIR).mkdir(exist_ok=True)
     if step == 0:
-        runs.atomic_torch_save(run_dir / "checkpoints" / "step-000000.pt",
-                               checkpoint_payload(model, cfg, 0, 0, 0, run_name))
+        runs.atomic_torch_save(ck.checkpoint_file(run_dir, 0), ck.checkpoint_payload(model, cfg, 0, 0, 0, run_name))
 
     writer = None
     if tensorboard:
@@ -406,10 +318,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             t_play = time.perf_counter() - t0
             obs, legal, policy, value, games = queue.take(cfg.states_per_step)
             buffer.add(obs, legal, policy, value)
-            rows = []
-            for g in games:
-                g["game_id"] = games_total + len(rows)
-                rows.append(g)
+            rows = [runs.GameRecord.from_row({**g, "game_id": games_total + k}) for k, g in enumerate(games)]
             new_states = len(obs)
             t1 = time.perf_counter()
             losses = learner_update(model, optimizer, buffer, cfg, generator)
@@ -430,17 +339,17 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                 "mean_net_batch": sum(p.net_states for p in played) / max(net_calls, 1),
                 "selfplay_seconds": t_play, "learner_seconds": t_learn,
                 "wall_seconds": wall_before + time.perf_counter() - t_start,
-                "mean_game_length": float(np.mean([r["length"] for r in rows])) if rows else 0.0,
-                "p0_win_rate": float(np.mean([r["return0"] > 0 for r in rows])) if rows else 0.0,
+                "mean_game_length": float(np.mean([r.length for r in rows])) if rows else 0.0,
+                "p0_win_rate": float(np.mean([r.return0 > 0 for r in rows])) if rows else 0.0,
             }
-            runs.append_metrics(run_dir, record)
+            ck.append_metrics(run_dir, record)
             if writer is not None:
                 for k, v in record.items():
                     if k != "step":
                         writer.add_scalar(scalar_name(k), v, step)
             if step in ckpt_steps:
-                runs.atomic_torch_save(run_dir / "checkpoints" / f"step-{step:06d}.pt",
-                                       checkpoint_payload(model, cfg, step, games_total, states_total, run_name))
+                runs.atomic_torch_save(ck.checkpoint_file(run_dir, step),
+                                       ck.checkpoint_payload(model, cfg, step, games_total, states_total, run_name))
             due = time.perf_counter() - last_snapshot >= cfg.snapshot_seconds
             if due or step in ckpt_steps or step == cfg.steps:
                 save_resume()
@@ -461,13 +370,11 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
 
 
 def _write_resume(path, model, optimizer, buffer, generator, queue, pool, cfg, step, games, states, wall):
-    runs.atomic_torch_save(path, {
-        "format": RESUME_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
-        "states": states, "wall_seconds": wall, "value_frame": FRAME_SIDE_TO_MOVE,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": _cpu(optimizer.state_dict()), "buffer": runs.to_torch_safe(buffer.state()),
-        "learner_rng": {"torch_generator": generator.get_state()}, "torch_rng": torch.get_rng_state(),
-        "queue": runs.to_torch_safe(queue.state()), "actors": runs.to_torch_safe(pool.snapshot())})
+    runs.atomic_torch_save(path, ck.resume_payload(
+        model, cfg, step, games, states, wall,
+        optimizer=_cpu(optimizer.state_dict()), buffer=runs.to_torch_safe(buffer.state()),
+        learner_rng={"torch_generator": generator.get_state()}, torch_rng=torch.get_rng_state(),
+        queue=runs.to_torch_safe(queue.state()), actors=runs.to_torch_safe(pool.snapshot())))
 
 
 def _cpu(obj):
@@ -486,30 +393,3 @@ def _restore_generator(generator: torch.Generator, state) -> None:
     files written before the learner moved to the device hold a numpy generator's state)."""
     restore_generator(generator, state["torch_generator"] if isinstance(state, dict) and "torch_generator" in state
                       else state)
-
-
-def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:
-    """A run's checkpoints: `final` (the last), `all`, or steps such as `100,200`."""
-    run_dir = Path(run_dir)
-    ckpts = sorted(run_dir.glob("checkpoints/step-*.pt"))
-    if not ckpts:
-        raise UserError(f"{run_dir}: no checkpoints (is it an azscale run directory?)")
-    if spec == "final":
-        return ckpts[-1:]
-    if spec == "all":
-        return ckpts
-    try:
-        want = {int(x) for x in spec.split(",")}
-    except ValueError:
-        raise UserError("--checkpoints must be final, all or a list of steps like 100,200") from None
-    chosen = [c for c in ckpts if runs.part_step(c) in want]
-    if not chosen:
-        raise UserError(f"{run_dir}: none of the checkpoint steps {sorted(want)} exist")
-    return chosen
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    ckpts = sorted(Path(run_dir).glob("checkpoints/step-*.pt"))
-    if not ckpts:
-        raise UserError(f"{run_dir}: no checkpoints (is it an azscale run directory?)")
-    return ckpts[-1]

@@ -22,9 +22,10 @@ def meta_default():
 
 @pytest.mark.parametrize("game", ["tic_tac_toe", "oware"])
 def test_training_and_analysis_name_their_device(tmp_path, meta_default, game):
-    from azscale.analysis.loss import loss_analysis
+    from azscale.analysis.loss_report import loss_analysis
     from azscale.train import train
-    from azscale.tournament import agents_from_runs, reference_players, tournament
+    from azscale.arena import reference_players
+    from azscale.tournament import agents_from_runs, tournament
 
     cfg = resolve(game, "smoke", {"device": "cpu", "steps": 2, "games_in_flight": 8, "simulations": 8,
                                   "snapshot_seconds": 1e9})

@@ -22,13 +22,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from azscale import runs
+from azscale import checkpoints, runs
 from azscale.analysis.baselines import random_games
 from azscale.analysis.elo_report import elo_analysis
 from azscale.config import resolve
 from azscale.errors import UserError
-from azscale.tournament import agents_from_runs, reference_players, tournament
-from azscale.train import load_resume, train
+from azscale.arena import reference_players
+from azscale.tournament import agents_from_runs, tournament
+from azscale.checkpoints import load_resume
+from azscale.train import train
 
 from conftest import assert_refused, run_cli, tree_digest
 
@@ -423,18 +425,18 @@ def test_a_renamed_copy_keeps_its_identity(world, tmp_path):
     orig = json.loads((world / "ttt" / "config.json").read_text())
     assert cfg["run"] == "ttt" and cfg["run_id"] == orig["run_id"]
     assert set(runs.read_games(r)["run"].to_pylist()) == {"ttt"}
-    assert runs.run_status(r).done == 5
+    assert checkpoints.run_status(r).done == 5
 
 
 def test_one_rule_decides_how_far_a_run_is(world, tmp_path):
-    st = runs.run_status(world / "ttt")
+    st = checkpoints.run_status(world / "ttt")
     assert (st.steps, st.done, st.resume, st.finished) == (4, 4, 4, True)
     r = _copy(world, tmp_path, "ttt", "r")
     (r / "checkpoints" / "resume.pt").unlink()           # a finished run without its resume file
-    assert runs.run_status(r).finished
+    assert checkpoints.run_status(r).finished
     (r / "games" / "part-000002.parquet").unlink()
     with pytest.raises(UserError, match="part-000002.parquet is missing"):
-        runs.run_status(r)
+        checkpoints.run_status(r)
     from azscale.sweep import _finished
     r2 = _copy(world, tmp_path, "ttt", "r2")
     (r2 / "metrics.jsonl").unlink()                     # the sweep used to loop on "rerun to continue"

@@ -7,8 +7,8 @@ import pyspiel
 import pytest
 import torch
 
-from azscale.analysis.loss import (frontier_rank, loss_analysis, optimal_policy_ce, predict,
-                                   smooth_log_rank)
+from azscale.analysis.loss import frontier_rank, optimal_policy_ce, predict, smooth_log_rank
+from azscale.analysis.loss_report import loss_analysis
 from azscale.analysis.states import outcome_side_to_move
 from azscale.config import resolve
 from azscale.engines import SpielEngine
@@ -234,19 +234,19 @@ def test_early_late_split_on_pooled_states_recovers_planted_ratios(tmp_path):
     """Planted: the larger size has 3x the early loss and 0.5x the late loss. The ratio intervals
     must hold the planted ratios and the verdict's reading must be 'consistent'; the loss
     outputs carry the paper's Fig. 7 and Fig. 8."""
-    from azscale.analysis.loss import _write_outputs
+    from azscale.analysis.loss_report import write_outputs
     from azscale.analysis.verdict import loss_split
     per = planted_loss_table({1000: 0.02, 8000: 0.06}, {1000: 0.2, 8000: 0.1})
     sel = {"window": "last70", "min_count": 10, "pooled": True, "checkpoints": "all", "runs": []}
     eg = {"applicable": True, "reason": "", "max_game_length": 1000}
-    res = _write_outputs(per, tmp_path, "trainset", "oware", 0.15, 40.0, 0.1, sel, eg, replicates=1000)
+    res = write_outputs(per, tmp_path, "trainset", "oware", 0.15, 40.0, 0.1, sel, eg, replicates=1000)
     pr = res["early_late"]["pairs"]["1000:8000"]
     assert pr["early_ci"][0] < 3.0 < pr["early_ci"][1] and pr["early_ci"][0] > 1
     assert pr["late_ci"][0] < 0.5 < pr["late_ci"][1] and pr["late_ci"][1] < 1
     assert loss_split(res, 1000, 8000)["reading"] == "consistent"
     # no difference planted: the reading must not claim the pattern
     flat = planted_loss_table({1000: 0.05, 8000: 0.05}, {1000: 0.2, 8000: 0.2}, seed=1)
-    res2 = _write_outputs(flat, tmp_path / "flat", "trainset", "oware", 0.15, 40.0, 0.1, sel, eg, replicates=1000)
+    res2 = write_outputs(flat, tmp_path / "flat", "trainset", "oware", 0.15, 40.0, 0.1, sel, eg, replicates=1000)
     assert loss_split(res2, 1000, 8000)["reading"] == "inconclusive"
     for f in ("loss_early_late.png", "loss_early_late.svg", "loss_early_late_vs_step.png",
               "loss_early_late_vs_step.svg"):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from azscale.runs import read_metrics
+from azscale.checkpoints import read_metrics
 from azscale.sweep import ray_init_kwargs, ray_is_loopback
 
 pytest.importorskip("ray")

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from azscale.runs import read_games, read_metrics
+from azscale.checkpoints import read_metrics
+from azscale.runs import read_games
 
 from conftest import tree_digest
 
@@ -449,15 +450,8 @@ def test_sweep_refuses_finished_runs_trained_with_other_settings(tiny_sweep, tmp
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, monkeypatch):
-    """A loss step that finds no state seen often enough (thin data, e.g. a smoke oware sweep)
-    is recorded as not computed; the sweep finishes, the verdict says the loss was not measured,
-    and the report names the step and why."""
-    from typer.testing import CliRunner
-
-    import azscale.analysis.loss as loss_mod
-    from azscale.cli import app
-    from azscale.errors import UserError
+def _without_loss_steps(tiny_sweep, tmp_path):
+    """A copy of the tiny sweep whose loss steps and verdict are still to do."""
     sw = tmp_path / "sw"
     shutil.copytree(tiny_sweep, sw)
     steps = json.loads((sw / "steps.json").read_text())
@@ -466,9 +460,22 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     for x in ("loss", "loss-pooled", "loss-solver"):
         shutil.rmtree(sw / "analysis" / x)
     (sw / "analysis" / "verdict.md").unlink()
+    return sw
+
+
+def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, monkeypatch):
+    """A loss step that finds no state seen often enough (thin data, e.g. a smoke oware sweep)
+    is recorded as not computed; the sweep finishes, the verdict says the loss was not measured,
+    and the report names the step and why."""
+    from typer.testing import CliRunner
+
+    import azscale.analysis.loss_report as loss_mod
+    from azscale.cli import app
+    from azscale.errors import ThinData
+    sw = _without_loss_steps(tiny_sweep, tmp_path)
 
     def thin(run_dirs, *a, **k):
-        raise UserError(f"{run_dirs[0]}: no state was seen 10 or more times in the selected games")
+        raise ThinData(f"{run_dirs[0]}: no state was seen 10 or more times in the selected games")
     monkeypatch.setattr(loss_mod, "loss_analysis", thin)
     r = CliRunner().invoke(app, [*SWEEP_ARGS, "--out", str(sw)])
     assert r.exit_code == 0, r.output
@@ -479,6 +486,31 @@ def test_sweep_goes_on_when_a_step_has_too_little_data(tiny_sweep, tmp_path, mon
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Not computed" in md and "`loss`: " in md and "Value loss by rank" not in md
+
+
+def test_sweep_stops_when_an_optional_step_meets_anything_but_thin_data(tiny_sweep, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Only ThinData from an optional step is recorded as skipped: any other UserError (here a
+    damaged games table met by the loss step) stops the sweep with its one line, exit status 2,
+    and the step is neither done nor skipped, so the next run tries it again."""
+    import azscale.analysis.loss_report as loss_mod
+    from azscale.cli import main
+    from azscale.errors import UserError
+    sw = _without_loss_steps(tiny_sweep, tmp_path)
+
+    def damaged(run_dirs, *a, **k):
+        raise UserError(f"{run_dirs[0]}/games: damaged games table (a column is missing)")
+    monkeypatch.setattr(loss_mod, "loss_analysis", damaged)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*map(str, SWEEP_ARGS), "--out", str(sw)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert len(err) == 1 and err[0].startswith("azscale: error: ") \
+        and err[0].endswith("/games: damaged games table (a column is missing)"), err
+    assert not (sw / "analysis" / "skipped.json").exists()
+    assert "loss" not in json.loads((sw / "steps.json").read_text())["done"]
+    assert "step loss: failed: " in (sw / "sweep.log").read_text()
 
 
 def _refused(args, root):

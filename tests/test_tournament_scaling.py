@@ -11,7 +11,8 @@ from azscale.analysis.verdict import inverse_scaling, verdict_markdown
 from azscale.config import resolve
 from azscale.errors import UserError
 from azscale.runs import read_games
-from azscale.tournament import agents_from_runs, reference_players, tournament
+from azscale.arena import reference_players
+from azscale.tournament import agents_from_runs, tournament
 from azscale.train import train
 
 from conftest import run_cli

@@ -13,9 +13,10 @@ from azscale.arena import PerfectPlayer, RandomPlayer, AgentPlayer, play_match
 from azscale.config import resolve
 from azscale.engines import SpielEngine
 from azscale.errors import UserError
-from azscale.runs import RunLock, read_games, read_metrics, read_run_config
+from azscale.checkpoints import load_checkpoint, load_model, load_resume, read_metrics, read_run_config
+from azscale.runs import RunLock, read_games
 from azscale.selfplay import Actor
-from azscale.train import load_resume, load_checkpoint, load_model, train
+from azscale.train import train
 
 from conftest import run_cli
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runs
+from .. import parallel, runs
 from ..checks import SEED_MAX, number
 from ..engines.spiel import load_spiel_game
 from ..errors import UserError
 
 
-def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: str) -> list[dict]:
+def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: str) -> list[runs.GameRecord]:
     g = load_spiel_game(game)
     rng = np.random.default_rng([seed, 2718, index])
     rows = []
@@ -31,11 +31,9 @@ def random_part(game: str, seed: int, index: int, n: int, first_id: int, run: st
             s.apply_action(a)
             acts.append(a)
         r = s.returns()
-        rows.append({"game_id": first_id + i, "run": run, "kind": "random", "game": game,
-                     "net_step": -1, "net_step_first": -1, "seat0": "random", "seat1": "random",
-                     "temperature": float("inf"), "temperature_drop": 0, "simulations": 0,
-                     "actions": acts, "return0": float(r[0]), "return1": float(r[1]),
-                     "length": len(acts)})
+        rows.append(runs.GameRecord(run=run, kind="random", game=game, actions=acts, return0=float(r[0]),
+                                    return1=float(r[1]), game_id=first_id + i, seat0="random", seat1="random",
+                                    temperature=float("inf"), temperature_drop=0, simulations=0))
     return rows
 
 
@@ -92,22 +90,10 @@ def random_games(game: str, games: int, seed: int, out: Path, part_size: int = 5
             if not _part_done(out / "games" / f"part-{i:06d}.parquet", run, first, n):
                 todo.append((game, seed, i, n, first, run))
         workers = workers or os.cpu_count() or 1
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=sum(t[3] for t in todo), desc=f"random {game}", unit="game")
+        bar = parallel.Bar(f"random {game}", "game", sum(t[3] for t in todo), size=lambda r: r[1].num_rows) \
+            if progress else None
         done = 0
-
-        def write(index: int, table) -> None:
-            nonlocal done
+        for index, table in parallel.imap_unordered(_play_part, todo, workers, "random games", bar=bar):
             runs.atomic_write_table(out / "games" / f"part-{index:06d}.parquet", table)
             done += table.num_rows
-            if bar is not None:
-                bar.update(table.num_rows)
-
-        from .. import parallel
-        for index, table in parallel.imap_unordered(_play_part, todo, workers, "random games"):
-            write(index, table)
-        if bar is not None:
-            bar.close()
     return done

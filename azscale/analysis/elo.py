@@ -159,3 +159,20 @@ def simulate_results(ratings: Sequence[float], games_per_pair: int, first_move: 
             wdl = rng.multinomial(n, np.clip([pw, pd_, pl], 0.0, 1.0) / (pw + max(pd_, 0.0) + pl))
             rows.append({"first": names[x], "second": names[y], "wins": wdl[0], "draws": wdl[1], "losses": wdl[2]})
     return pd.DataFrame(rows)
+
+
+def score_matrix(results: pd.DataFrame, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Points (win 1, draw ½) of the row player against the column player and the games they
+    played, summed over every row of `results` (first, second, wins, draws, losses: a
+    tournament's results), players in the order of `names`."""
+    idx = {p: k for k, p in enumerate(names)}
+    points = np.zeros((len(names), len(names)))
+    games = np.zeros_like(points)
+    for r in results.itertuples():
+        i, j = idx[r.first], idx[r.second]
+        n = r.wins + r.draws + r.losses
+        points[i, j] += r.wins + 0.5 * r.draws
+        games[i, j] += n
+        points[j, i] += r.losses + 0.5 * r.draws
+        games[j, i] += n
+    return points, games

@@ -9,41 +9,26 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
-from .elo import fit_elo
+from .elo import fit_elo, score_matrix
+from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
 from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
 from .verdict import inverse_scaling, verdict_dict, verdict_markdown
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, stem: Path) -> list[str]:
-    out = []
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=120)
-        out.append(f"{Path(stem).name}.{ext}")
-    _plt().close(fig)
-    return out
-
-
-def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = None, bootstrap: int = 200,
+def elo_analysis(tournaments: Sequence[Path], out: Path, *, anchor: str | None = None, bootstrap: int = 200,
                  seed: int = 0) -> dict[str, Any]:
-    from ..tournament import read_players, read_results, read_settings
     tournaments = runs.distinct_sources(tournaments, "tournament")
     runs.claim_dir(Path(out), "elo")
     results, players, settings = [], {}, []
     for t in tournaments:
-        results.append(read_results(t))
-        players.update(read_players(t))
-        settings.append(read_settings(t))
+        results.append(runs.read_results(t))
+        players.update(runs.read_players(t))
+        settings.append(runs.read_settings(t))
     games = {s["game"] for s in settings}
     if len(games) > 1:
         raise UserError(f"the tournaments are of different games ({', '.join(sorted(games))})")
@@ -74,7 +59,7 @@ def elo_analysis(tournaments: Sequence[Path], out: Path, anchor: str | None = No
 
 def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]:
     from .plotting import REFERENCE_STYLE, run_styles, seed_of, size_colours
-    plt = _plt()
+    plt = pyplot()
     figs = []
     agents = table[table["kind"] == "agent"]
     refs = table[table["kind"] != "agent"]
@@ -103,7 +88,7 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
         ax.legend(fontsize=6, ncol=2)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
-        figs += _save(fig, out / "elo_vs_params")
+        figs += save(fig, out / "elo_vs_params", names=True)
         if agents.groupby("run")["step"].nunique().max() > 1:
             fig, ax = plt.subplots(figsize=(6, 4))
             for run, st in style.items():      # smallest to largest, one line style per seed
@@ -118,22 +103,12 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
             ax.legend(fontsize=7)
             ax.grid(True, alpha=0.3)
             fig.tight_layout()
-            figs += _save(fig, out / "elo_vs_step")
+            figs += save(fig, out / "elo_vs_step", names=True)
     # players by size (then seed, then step), the reference players last
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist()
     names = order + sorted(refs["player"])
     label = {n: f"{n} (reference)" for n in refs["player"]}
-    idx = {p: k for k, p in enumerate(names)}
-    score = np.full((len(names), len(names)), np.nan)
-    num = np.zeros_like(score)
-    den = np.zeros_like(score)
-    for r in res.itertuples():
-        a, b = idx[r.first], idx[r.second]
-        n = r.wins + r.draws + r.losses
-        num[a, b] += r.wins + 0.5 * r.draws
-        den[a, b] += n
-        num[b, a] += r.losses + 0.5 * r.draws
-        den[b, a] += n
+    num, den = score_matrix(res, names)
     with np.errstate(invalid="ignore"):
         score = np.where(den > 0, num / np.maximum(den, 1), np.nan)
     side = 0.55 * len(names)
@@ -150,7 +125,7 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
     ax.set_title("score of the row player against the column player\n(win 1, draw ½; players by size)", fontsize=8)
     fig.colorbar(im, ax=ax, label="score")
     fig.tight_layout()
-    figs += _save(fig, out / "win_rate_matrix")
+    figs += save(fig, out / "win_rate_matrix", names=True)
     return figs
 
 
@@ -214,11 +189,10 @@ def run_losses(run_dirs: Sequence[Path], tail: float = 0.1) -> pd.DataFrame:
     training compute = 2 N x network evaluations in self-play + 6 N x training samples."""
     rows = []
     for rd in runs.distinct_sources(run_dirs, "run"):
-        cfg = runs.read_run_config(rd)
-        status = runs.run_status(rd)
-        if status.done == 0:
+        cfg = ck.read_run_config(rd)
+        m = ck.recorded_metrics(rd)
+        if not m:
             raise UserError(f"{rd}: has no trained step yet; nothing to fit")
-        m = runs.read_metrics(rd)[:status.done]
         k = max(1, int(len(m) * tail))
         st = cfg["settings"]
         n = cfg["params"]
@@ -246,7 +220,7 @@ def read_zipf_fits(path: Path) -> dict[str, Any]:
     return z
 
 
-def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: int | None = None,
+def scaling_analysis(elo_dir: Path, out: Path, *, min_params: int = 0, max_params: int | None = None,
                      zipf: Path | None = None, run_dirs: Sequence[Path] = (), bootstrap: int = 100,
                      replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     _check_range(min_params, max_params)
@@ -279,7 +253,7 @@ def scaling_analysis(elo_dir: Path, out: Path, min_params: int = 0, max_params: 
                                      res.get("value_loss_vs_data"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     from .plotting import size_colours
     colour = size_colours(final["params"])
@@ -309,7 +283,7 @@ def _finish_scaling(fig, ax, out: Path, res: dict[str, Any]) -> dict[str, Any]:
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    res["figures"] = _save(fig, out / "elo_fit")
+    res["figures"] = save(fig, out / "elo_fit", names=True)
     runs.atomic_write_json(out / "scaling.json", res)
     return res
 
@@ -321,7 +295,7 @@ def _check_range(min_params: int, max_params: int | None) -> None:
         raise UserError(f"--max-params ({max_params}) must be >= 1 and >= --min-params ({min_params})")
 
 
-def verdict(elo_dir: Path, out: Path, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
+def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
             replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     check_resampling(replicates, seed)
     if not 0 < fwer < 0.5:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plotting import curve_colours
+from .plotting import curve_colours, pyplot, save
 
 LATE_TURN = 40            # the paper's value, also the `_default.toml` one
 SHOULDER_MOVES = 50
@@ -295,22 +295,6 @@ def _missing(x) -> bool:
 
 # --- figures --------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path_stem) -> list[str]:
-    out = []
-    for ext in ("png", "svg"):
-        fig.savefig(f"{path_stem}.{ext}", dpi=120)
-        out.append(f"{path_stem}.{ext}")
-    _plt().close(fig)
-    return out
-
-
 def _shade(ax, eg: dict[str, Any] | None) -> None:
     if eg and eg.get("measured"):
         ax.axvspan(eg["ranks"]["lo"], eg["ranks"]["hi"], color="0.85", alpha=0.5, lw=0,
@@ -320,7 +304,7 @@ def _shade(ax, eg: dict[str, Any] | None) -> None:
 def plot_late_share(tables: dict[str, pd.DataFrame], path_stem, threshold: float, subtitle: str = "",
                     eg: dict[str, Any] | None = None, visits_share: float | None = None) -> list[str]:
     """The paper's Fig. 6b: late share per log-rank bin, one line per curve."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.3))
     _shade(ax, eg)
     for (label, t), colour in zip(tables.items(), curve_colours(list(tables))):
@@ -336,7 +320,7 @@ def plot_late_share(tables: dict[str, pd.DataFrame], path_stem, threshold: float
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path_stem)
+    return save(fig, path_stem)
 
 
 def plot_turn_vs_rank(counts: np.ndarray, mean_turn: np.ndarray, path_stem, threshold: float,
@@ -344,7 +328,7 @@ def plot_turn_vs_rank(counts: np.ndarray, mean_turn: np.ndarray, path_stem, thre
     """The paper's Fig. 6a: each state's mean turn number against its rank (a 2-D histogram,
     so that millions of states stay legible), with the mean per log-rank bin."""
     from matplotlib.colors import LogNorm
-    plt = _plt()
+    plt = pyplot()
     n = len(counts)
     fig, ax = plt.subplots(figsize=(7, 4.3))
     x = np.log10(np.arange(1, n + 1))
@@ -365,7 +349,7 @@ def plot_turn_vs_rank(counts: np.ndarray, mean_turn: np.ndarray, path_stem, thre
     fig.colorbar(im, ax=ax, label="states")
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    return _save(fig, path_stem)
+    return save(fig, path_stem)
 
 
 def plot_shoulder_curves(curves: list[tuple[str, np.ndarray]], path_stem, eg: dict[str, Any] | None,
@@ -373,7 +357,7 @@ def plot_shoulder_curves(curves: list[tuple[str, np.ndarray]], path_stem, eg: di
     """The paper's Fig. 5 (right): the Zipf curve of all states, without late states, and of
     the first moves only, with the exponents over the shoulder ranks."""
     from .zipf import plot_points, rank_frequency
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     _shade(ax, eg)
     stat_of = {0: "alpha_all", 1: "alpha_early", 2: "alpha_first"}
@@ -396,7 +380,7 @@ def plot_shoulder_curves(curves: list[tuple[str, np.ndarray]], path_stem, eg: di
     ax.legend(fontsize=7)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path_stem)
+    return save(fig, path_stem)
 
 
 # --- boards -------------------------------------------------------------------------------
@@ -467,7 +451,7 @@ def plot_late_boards(game: str, boards: list[dict[str, Any]], path_stem, subtitl
     checkers boards (white = first player, K = king), any other game as its OpenSpiel text.
     `boards`: {rank, count, mean_turn, text, player}."""
     from ..config import base_name
-    plt = _plt()
+    plt = pyplot()
     draw = {"oware": _draw_oware, "checkers": _draw_checkers}.get(base_name(game), _draw_text)
     k = len(boards)
     cols = min(5, k)
@@ -483,4 +467,4 @@ def plot_late_boards(game: str, boards: list[dict[str, Any]], path_stem, subtitl
                      f"player {b['player']} to move", fontsize=7)
     fig.suptitle(f"{game}: the {k} most frequent late states" + (f"\n{subtitle}" if subtitle else ""), fontsize=8)
     fig.tight_layout()
-    return _save(fig, path_stem)
+    return save(fig, path_stem)

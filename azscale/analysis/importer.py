@@ -85,11 +85,10 @@ def import_openspiel(src: Path, game: str, out: Path, part_size: int = 100_000) 
                 ids, real = actions_from_strings(g, acts, where)
                 if len(returns) != 2 or any(abs(a - b) > 1e-6 for a, b in zip(returns, real)):
                     raise UserError(f"{where}: logged returns {returns} differ from the replayed {list(real)}")
-                rows.append({"game_id": gid, "run": out.name, "kind": "selfplay", "game": game,
-                             "net_step": -1, "net_step_first": -1, "seat0": f"openspiel-actor-{actor}",
-                             "seat1": f"openspiel-actor-{actor}", "temperature": float("nan"),
-                             "temperature_drop": -1, "simulations": -1, "actions": ids,
-                             "return0": float(real[0]), "return1": float(real[1]), "length": len(ids)})
+                # the logs hold no network step, temperature or simulations: they keep GameRecord's unknowns
+                rows.append(runs.GameRecord(run=out.name, kind="selfplay", game=game, actions=ids,
+                                            return0=float(real[0]), return1=float(real[1]), game_id=gid,
+                                            seat0=f"openspiel-actor-{actor}", seat1=f"openspiel-actor-{actor}"))
                 if len(rows) == part_size:
                     runs.write_games_part(tmp, part, rows, game)
                     part, rows = part + 1, []

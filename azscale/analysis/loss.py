@@ -1,4 +1,4 @@
-"""Per-state loss by frequency rank (PAPER.md sections 5 and 7).
+"""Per-state loss by frequency rank (PAPER.md sections 5 and 7): the maths.
 
 For each checkpoint's network and each distinct state seen at least `min_count` times:
 value loss (z - v)^2, with v the network's raw value (no search) and z the target, both in the
@@ -12,43 +12,24 @@ one table pooled over all runs (`pooled`) so that sizes are compared on the same
 Curves are smoothed with a Gaussian kernel in log10(rank) (sigma 0.15 decades by default);
 seeds of one size are combined by the geometric mean of their smoothed curves, with the
 seeds' minimum and maximum as a band. Losses are not frequency-weighted.
+
+`loss_report.py` is the `loss` command around it: it reads the runs, writes the tables and
+draws the figures.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 
-from .. import runs
 from ..errors import UserError
-from ..config import analysis_settings, check_late_turn
-from .endgame import applicability
-from .sizeboot import check_resampling, percentile, size_bootstrap
-from .states import build_states, outcome_side_to_move
+from .sizeboot import percentile, size_bootstrap
 
 FRAME = "side_to_move"
 GRID_STEP = 0.05            # decades between points of a smoothed curve
-SAVE_EVERY_S = 60.0         # how often `solve` writes its label cache while it works
-
-
-def histories_for(states: pd.DataFrame, games: pa.Table) -> list[list[int]]:
-    """Action prefixes that rebuild each state from its example (run, game id, turn)."""
-    lookup = {(r, g): a for r, g, a in zip(games["run"].to_pylist(), games["game_id"].to_pylist(),
-                                            games["actions"].to_pylist())}
-    out = []
-    for run, gid, turn in zip(states["example_run"], states["example_game"], states["example_turn"]):
-        acts = lookup.get((run, int(gid)))
-        if acts is None:
-            raise UserError(f"game {gid} of run {run} is not in the games given; cannot rebuild its states")
-        out.append(acts[:int(turn)])
-    return out
 
 
 def observe(engine, histories: list[list[int]]):
@@ -85,6 +66,25 @@ def optimal_policy_ce(logp: np.ndarray, best_mask: np.ndarray) -> np.ndarray:
     return np.where(k > 0, ce, np.nan)
 
 
+def state_losses(model: torch.nn.Module, states: pd.DataFrame, target: dict[str, Any], late_turn: float,
+                 **ids: Any) -> pd.DataFrame:
+    """One network's loss on every state of `states` (a states table's rows), one row each after
+    the `ids` columns (run, step, params): value loss against `target["z"]` (side to move) and,
+    for a perfect-play target (`best_mask`), the cross-entropy to the optimal moves and the
+    solver's effort. `target["info"]` holds the states' observations and legal moves."""
+    v, logp = predict(model, target["info"].obs, target["info"].legal)
+    part = pd.DataFrame({
+        **ids, "rank": states["rank"].to_numpy(), "key": states["key"].to_numpy(), "count": states["count"].to_numpy(),
+        "mean_turn": states["mean_turn"].to_numpy(), "late": states["mean_turn"].to_numpy() >= late_turn,
+        "player": target["player"], "target": target["z"], "value": v,
+        "loss_value": (target["z"] - v) ** 2})
+    if "best_mask" in target:
+        part["policy_ce"] = optimal_policy_ce(logp, target["best_mask"])
+        part["solver_nodes"] = target["nodes"]
+        part["solver_seconds"] = target["seconds"]
+    return part
+
+
 def smooth_log_rank(ranks: np.ndarray, values: np.ndarray, sigma: float = 0.15,
                     step: float = GRID_STEP) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-kernel mean of `values` in log10(rank): returns (grid ranks, smoothed values)."""
@@ -113,110 +113,11 @@ def frontier_rank(grid: np.ndarray, smoothed: np.ndarray, threshold: float) -> f
     return float(grid[above[0] - 1]) if above[0] > 0 else 0.0
 
 
-def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset", checkpoints: str = "final",
-                  window: str = "last70", min_count: int = 10, pooled: bool = False,
-                  cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float | None = None,
-                  frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,
-                  progress: bool = True, replicates: int = 2000, seed: int = 0,
-                  device: str = "cpu") -> dict[str, Any]:
-    """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml)."""
-    from ..engines import SpielEngine
-    from ..oracles import LabelCache, label_histories, make_oracle
-    from ..train import checkpoint_paths, load_model
-
-    if target not in ("trainset", "solver"):
-        raise UserError(f"unknown target '{target}' (trainset or solver)")
-    if min_count < 1:
-        raise UserError("--min-count must be >= 1")
-    if late_turn is not None:
-        late_turn = check_late_turn(late_turn)
-    check_resampling(replicates, seed)
-    run_dirs = runs.distinct_sources([Path(r) for r in run_dirs], "run")
-    runs.claim_dir(Path(out), "loss")
-    if cache_dir is not None:
-        runs.claim_dir(Path(cache_dir), "labels")
-    games = {r: runs.read_games(r) for r in run_dirs}
-    owner: dict[str, Path] = {}
-    for r, t in games.items():
-        for n in set(t["run"].to_pylist()):
-            if n in owner:
-                raise UserError(f"{owner[n]} and {r} both hold games of run '{n}' (the same run twice, a copy, "
-                                f"or two runs with one name); each run counts once")
-            owner[n] = r
-    game_names = {n for t in games.values() for n in set(t["game"].to_pylist())}
-    if len(game_names) != 1:
-        raise UserError(f"the runs play different games ({', '.join(sorted(game_names))})")
-    game = game_names.pop()
-    settings = analysis_settings(game)
-    late_turn = settings["late_turn"] if late_turn is None else late_turn
-    endgame = applicability(game, late_turn, settings["shoulder_moves"])
-    engine = SpielEngine(game)
-    cache = None
-    if target == "solver":
-        oracle_name = make_oracle(engine.spiel_game, book).name
-        cache = LabelCache(cache_dir or Path(out) / "labels", game, oracle_name)
-
-    def table_for(tables: list[pa.Table]) -> tuple[pd.DataFrame, pa.Table]:
-        g = pa.concat_tables(tables)
-        st, _ = build_states(g, window=window, kinds=["selfplay"], workers=workers)
-        df = st.to_pandas()
-        df = df[df["count"] >= min_count].reset_index(drop=True)
-        df["example_run"] = df["example_run"].astype(str)
-        return df, g
-
-    state_sets: dict[Path, tuple[pd.DataFrame, pa.Table]] = {}
-    if pooled:
-        shared = table_for(list(games.values()))
-        state_sets = {r: shared for r in run_dirs}
-    else:
-        state_sets = {r: table_for([games[r]]) for r in run_dirs}
-
-    rows = []
-    prepared: dict[int, dict[str, Any]] = {}
-    for rd in run_dirs:
-        df, g = state_sets[rd]
-        if len(df) == 0:
-            raise UserError(f"{rd}: no state was seen {min_count} or more times in the selected games")
-        if id(df) not in prepared:
-            hist = histories_for(df, g)
-            info = observe(engine, hist)
-            tgt = {"player": info.player}
-            if target == "trainset":
-                tgt["z"] = outcome_side_to_move(df["outcome_p0"].to_numpy(), info.player).astype(np.float32)
-            else:
-                keys = df["key"].astype("uint64").tolist()
-                todo = [i for i, k in enumerate(keys) if k not in cache.data]
-                labels = label_histories(game, [hist[i] for i in todo], workers, book, progress)
-                for i, lab in zip(todo, labels):
-                    cache.add(keys[i], lab)
-                if todo:
-                    cache.save()
-                lk = cache.lookup(keys)
-                tgt.update(z=lk["value"], best_mask=lk["best_mask"], nodes=lk["nodes"], seconds=lk["seconds"])
-            prepared[id(df)] = {"info": info, **tgt}
-        prep = prepared[id(df)]
-        for ck in checkpoint_paths(rd, checkpoints):
-            model, meta = load_model(ck, device)
-            v, logp = predict(model, prep["info"].obs, prep["info"].legal)
-            part = pd.DataFrame({
-                "run": meta.get("run") or rd.name, "step": meta["step"], "params": meta["params"],
-                "rank": df["rank"].to_numpy(), "key": df["key"].to_numpy(), "count": df["count"].to_numpy(),
-                "mean_turn": df["mean_turn"].to_numpy(), "late": df["mean_turn"].to_numpy() >= late_turn,
-                "player": prep["player"], "target": prep["z"], "value": v,
-                "loss_value": (prep["z"] - v) ** 2})
-            if target == "solver":
-                part["policy_ce"] = optimal_policy_ce(logp, prep["best_mask"])
-                part["solver_nodes"] = prep["nodes"]
-                part["solver_seconds"] = prep["seconds"]
-            rows.append(part)
-    per_state = pd.concat(rows, ignore_index=True)
-    return _write_outputs(per_state, Path(out), target, game, sigma, late_turn, frontier_threshold,
-                          {"window": window, "min_count": min_count, "pooled": pooled, "checkpoints": checkpoints,
-                           "runs": [str(r) for r in run_dirs]}, endgame, replicates, seed)
-
-
-def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float, split: bool = True):
-    curves, fronts = [], []
+def curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float, split: bool = True):
+    """Smoothed loss curves per run and checkpoint (all states, and early and late ones when
+    `split`), the same combined over the seeds of each size (geometric mean, min, max), and the
+    learned frontier of each curve."""
+    points, fronts = [], []
     subsets = (("all", None), ("early", ~per_state["late"]), ("late", per_state["late"])) if split else (("all", None),)
     for subset, mask in subsets:
         d = per_state if mask is None else per_state[mask]
@@ -224,10 +125,10 @@ def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float, sp
             # ranks within the subset keep the states' ranks in the full table
             grid, sm = smooth_log_rank(g["rank"].to_numpy(), g["loss_value"].to_numpy(), sigma)
             for r, val in zip(grid, sm):
-                curves.append({"subset": subset, "run": run, "step": step, "params": params, "rank": r, "loss": val})
+                points.append({"subset": subset, "run": run, "step": step, "params": params, "rank": r, "loss": val})
             fronts.append({"subset": subset, "run": run, "step": step, "params": params,
                            "frontier_rank": frontier_rank(grid, sm, frontier_threshold)})
-    c = pd.DataFrame(curves)
+    c = pd.DataFrame(points)
     if len(c):
         c["rank"] = c["rank"].round(6)
         agg = c.groupby(["subset", "params", "step", "rank"])["loss"]
@@ -236,35 +137,6 @@ def _curves(per_state: pd.DataFrame, sigma: float, frontier_threshold: float, sp
     else:
         combined = pd.DataFrame(columns=["subset", "params", "step", "rank", "loss_geomean", "loss_min", "loss_max", "seeds"])
     return c, combined, pd.DataFrame(fronts)
-
-
-def _write_outputs(per_state, out, target, game, sigma, late_turn, frontier_threshold, selection, endgame,
-                   replicates=2000, seed=0):
-    out.mkdir(parents=True, exist_ok=True)
-    runs.atomic_write_table(out / "per_state.parquet", pa.Table.from_pandas(per_state, preserve_index=False)
-                            .replace_schema_metadata({"azscale.table": "state_loss", "game": game,
-                                                      "target": target, "frame": FRAME}))
-    split = endgame["applicable"]
-    curves, combined, fronts = _curves(per_state, sigma, frontier_threshold, split)
-    runs.atomic_write_text(out / "curves.csv", combined.to_csv(index=False))
-    runs.atomic_write_text(out / "curves_per_run.csv", curves.to_csv(index=False))
-    runs.atomic_write_text(out / "frontier.csv", fronts.to_csv(index=False))
-    trend = _rank_trend(combined)
-    if split:
-        early_late = early_late_summary(per_state, selection["pooled"], reps=replicates, seed=seed)
-    else:
-        early_late = {"applicable": False, "reason": endgame["reason"]}
-    early_late.update(late_turn=late_turn, max_game_length=endgame["max_game_length"])
-    caption = (f"{target} target, {FRAME} frame; games {selection['window']}, states seen ≥ {selection['min_count']} "
-               f"times, {'pooled states (same for every size)' if selection['pooled'] else 'each run on its own states'}")
-    figs = _figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn, caption, split)
-    summary = {"game": game, "target": target, "frame": FRAME, "selection": selection,
-               "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
-               "late_turn": late_turn, "frontier_threshold": frontier_threshold,
-               "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
-               "loss_rises_with_rank": trend, "early_late": early_late, "figures": figs}
-    runs.atomic_write_json(out / "loss.json", summary)
-    return summary
 
 
 def early_late_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, seed: int = 0,
@@ -352,7 +224,7 @@ def early_late_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, 
     return out
 
 
-def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
+def rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
     """Per size at its last step: Spearman correlation of smoothed loss with rank (all states),
     and the loss at the first and last grid point."""
     from scipy.stats import spearmanr
@@ -365,178 +237,3 @@ def _rank_trend(combined: pd.DataFrame) -> dict[str, Any]:
             out[str(int(params))] = {"spearman_rho": rho, "loss_top": float(g["loss_geomean"].iloc[0]),
                                      "loss_tail": float(g["loss_geomean"].iloc[-1]), "rises": rho > 0}
     return out
-
-
-def _figures(combined, fronts, per_state, out, target, thr, late_turn, caption="", split=True) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import size_colours
-
-    figs = []
-    sizes = sorted(combined["params"].unique())
-    colour = size_colours(sizes)
-
-    def panel(ax, subset, title):
-        d = combined[combined["subset"] == subset]
-        for p in sizes:
-            g = d[d["params"] == p]
-            g = g[g["step"] == g["step"].max()].sort_values("rank")
-            if g.empty:
-                continue
-            c = colour[p]
-            ax.loglog(g["rank"], g["loss_geomean"], color=c, label=f"{int(p):,} params")
-            if g["seeds"].max() > 1:
-                ax.fill_between(g["rank"], g["loss_min"], g["loss_max"], color=c, alpha=0.15)
-        ax.set_xlabel("state rank (by frequency)")
-        ax.set_ylabel(f"value loss ({target} target)")
-        ax.set_title(title, fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-
-    def save(fig, stem):
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"{stem}.{ext}", dpi=120)
-            figs.append(f"{stem}.{ext}")
-        plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    panel(ax, "all", "value loss vs rank, final checkpoints" + (f"\n{caption}" if caption else ""))
-    ax.title.set_fontsize(7)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save(fig, "loss_vs_rank")
-    if split:
-        # the paper's Fig. 7: all, early and late states
-        names = {"all": "all states", "early": f"early states (mean turn < {late_turn:g})",
-                 "late": f"late states (mean turn ≥ {late_turn:g})"}
-        have = [k for k in names if (combined["subset"] == k).any()]      # never an empty panel
-        gone = [names[k] for k in names if k not in have]
-        fig, axes = plt.subplots(1, len(have), figsize=(5 * len(have), 4.4), sharey=True, squeeze=False)
-        for ax, k in zip(axes[0], have):
-            panel(ax, k, names[k])
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"value loss vs rank, final checkpoints; {caption}"
-                     + (f"\nno {' and no '.join(gone)} kept (none seen often enough)" if gone else ""), fontsize=8)
-        fig.tight_layout()
-        save(fig, "loss_early_late")
-        # the paper's Fig. 8: early and late loss across checkpoints, per size
-        last = per_state.groupby(["run", "params", "step", "late"])["loss_value"].mean().reset_index()
-        parts = [(flag, name) for flag, name in ((False, f"early states (mean turn < {late_turn:g})"),
-                                                 (True, f"late states (mean turn ≥ {late_turn:g})"))
-                 if (last["late"] == flag).any()]
-        if last["step"].nunique() > 1 and parts:
-            fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True, squeeze=False)
-            axes = axes[0]
-            for ax, (flag, name) in zip(axes, parts):
-                d = last[last["late"] == flag]
-                for p in sizes:
-                    g = d[d["params"] == p]
-                    if g.empty:
-                        continue
-                    gm = g.groupby("step")["loss_value"].apply(lambda x: float(np.exp(np.log(np.maximum(x, 1e-12)).mean())))
-                    ax.plot(gm.index.to_numpy().clip(1), gm.to_numpy(), "o-", ms=3, color=colour[p],
-                            label=f"{int(p):,} params")
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                ax.set_xlabel("learner step (checkpoint)")
-                ax.set_ylabel(f"mean value loss ({target} target)")
-                ax.set_title(name, fontsize=9)
-                ax.grid(True, which="major", alpha=0.3)
-            axes[0].legend(fontsize=7)
-            fig.suptitle("early vs late loss across checkpoints (mean over states, geometric mean over seeds); "
-                         f"{caption}", fontsize=8)
-            fig.tight_layout()
-            save(fig, "loss_early_late_vs_step")
-    f = fronts[fronts["subset"] == "all"]
-    if f["step"].nunique() > 1:
-        from .plotting import run_styles, seed_of
-        fig, ax = plt.subplots(figsize=(6, 4))
-        style = run_styles((r, p, seed_of(r)) for r, p in f[["run", "params"]].drop_duplicates().itertuples(index=False))
-        for run, st in style.items():         # smallest to largest; one line style per seed
-            g = f[f["run"] == run].sort_values("step")
-            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), ms=3, color=st["color"], ls=st["ls"],
-                    marker=st["marker"], label=st["label"])
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("learner step")
-        ax.set_ylabel(f"learned frontier (rank where loss reaches {thr:g})")
-        ax.legend(fontsize=7)
-        ax.grid(True, alpha=0.3)
-        fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"frontier_vs_step.{ext}", dpi=120)
-            figs.append(f"frontier_vs_step.{ext}")
-        plt.close(fig)
-    if "solver_seconds" in per_state:
-        one = per_state.drop_duplicates("key")
-        grid, secs = smooth_log_rank(one["rank"].to_numpy(), one["solver_seconds"].to_numpy())
-        _, nodes = smooth_log_rank(one["rank"].to_numpy(), one["solver_nodes"].to_numpy().astype(float))
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.loglog(grid, np.maximum(secs, 1e-7), label="seconds")
-        ax2 = ax.twinx()
-        ax2.loglog(grid, np.maximum(nodes, 1e-3), color="C1", label="nodes")
-        ax.set_xlabel("state rank")
-        ax.set_ylabel("solver seconds per state (smoothed)")
-        ax2.set_ylabel("solver nodes per state (smoothed)")
-        ax.set_title("solver effort vs rank")
-        fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"solver_effort.{ext}", dpi=120)
-            figs.append(f"solver_effort.{ext}")
-        plt.close(fig)
-    return figs
-
-
-def solve_states(states_path: Path, out: Path, min_count: int = 1, limit: int | None = None,
-                 workers: int = 1, book: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Label the states of a states table (from `azscale zipf`) into a cache directory."""
-    import pyarrow.parquet as pq
-
-    from ..engines.spiel import load_spiel_game
-    from ..oracles import LabelCache, label_histories, make_oracle
-    from .states import STATES_TABLE, table_meta
-    try:
-        st = pq.read_table(states_path)
-    except Exception:
-        raise UserError(f"{states_path}: not a readable Parquet file") from None
-    try:
-        meta = table_meta(st)
-    except ValueError:
-        raise UserError(f"{states_path}: damaged states table (its selection is not readable)") from None
-    if meta.get("azscale.table") != STATES_TABLE:
-        raise UserError(f"{states_path}: not an azscale states table")
-    need = ("key", "count", "rank", "example_run", "example_game", "example_turn")
-    if not isinstance(meta.get("game"), str) or not isinstance(meta.get("selection"), dict) \
-            or any(c not in st.column_names for c in need):
-        raise UserError(f"{states_path}: damaged states table (game, selection or columns missing)")
-    game = meta["game"]
-    runs.claim_dir(Path(out), "labels")
-    sources = meta["selection"].get("sources") or []
-    if not sources:
-        raise UserError(f"{states_path}: the table does not say which games it came from (rebuild it with azscale zipf)")
-    df = st.to_pandas()
-    df = df[df["count"] >= min_count].sort_values("rank")
-    if limit:
-        df = df.head(limit)
-    df["example_run"] = df["example_run"].astype(str)
-    cache = LabelCache(out, game, make_oracle(load_spiel_game(game), book).name)
-    df = df[[k not in cache.data for k in df["key"].astype("uint64").tolist()]]
-    t0 = time.perf_counter()
-    if len(df):
-        games = pa.concat_tables([runs.read_games(s) for s in sources])
-        hist = histories_for(df, games)
-        keys = df["key"].astype("uint64").tolist()
-        last_save = [time.perf_counter()]
-
-        def keep(start, labels):            # save every minute, so a killed solve keeps its work
-            for k, lab in zip(keys[start:start + len(labels)], labels):
-                cache.add(k, lab)
-            if time.perf_counter() - last_save[0] > SAVE_EVERY_S:
-                cache.save()
-                last_save[0] = time.perf_counter()
-
-        label_histories(game, hist, workers, book, progress, on_part=keep)
-        cache.save()
-    return {"solved": int(len(df)), "cached": len(cache.data), "seconds": time.perf_counter() - t0,
-            "cache": str(cache.path)}

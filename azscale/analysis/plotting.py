@@ -1,5 +1,8 @@
-"""Colours shared by the figures, so that a model size or a curve looks the same in every plot."""
+"""What every figure shares: the palette (a model size or a curve looks the same in every plot),
+matplotlib's off-screen backend (`pyplot`) and the one way figures are written (`save`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 
 def size_colours(params) -> dict:
@@ -43,16 +46,36 @@ def temperature_colours(temperatures) -> dict:
     return {t: colormaps["plasma"](0.85 * norm(t)) for t in ts}     # (plasma's last yellow is hard to see)
 
 
-def save_png_svg(fig, stem) -> list[str]:
-    """Write a figure as STEM.png and STEM.svg, close it, return the two paths."""
-    import matplotlib.pyplot as plt
+def copy_figures(src: Path, names, figs_dir: Path, prefix: str = "") -> list[str]:
+    """Copy a result's figures (PNG and SVG, as its result file lists them) into a report's
+    figures/, as PREFIX_NAME (or NAME); return the PNGs' new names."""
+    import shutil
+    out = []
+    for x in names:
+        name = f"{prefix}_{x}" if prefix else x
+        shutil.copy(Path(src) / x, Path(figs_dir) / name)
+        if x.endswith(".png"):
+            out.append(name)
+    return out
 
+
+def pyplot():
+    """matplotlib.pyplot on the off-screen backend (Agg): figures are only ever written to files."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save(fig, stem, dpi: int = 120, names: bool = False) -> list[str]:
+    """Write a figure as STEM.png and STEM.svg and close it. Returns the two paths as given by
+    `stem`, or with `names` the two file names (what a result file lists beside itself)."""
     out = []
     for ext in ("png", "svg"):
         p = f"{stem}.{ext}"
-        fig.savefig(p, dpi=120)
-        out.append(p)
-    plt.close(fig)
+        fig.savefig(p, dpi=dpi)
+        out.append(Path(p).name if names else p)
+    pyplot().close(fig)
     return out
 
 

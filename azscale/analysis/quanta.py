@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
 
@@ -43,12 +44,12 @@ def learner_curves(run_dirs: Sequence[Path]) -> pd.DataFrame:
     """Every learner step of every run: run, params, seed, samples seen, value loss, buffer fill."""
     rows = []
     for rd in runs.distinct_sources(run_dirs, "run"):
-        cfg = runs.read_run_config(rd)
-        done = runs.run_status(rd).done
+        cfg = ck.read_run_config(rd)
         st = cfg["settings"]
+        metrics = ck.recorded_metrics(rd)
         try:
             per_step = int(st["updates_per_step"]) * int(st["batch_size"])
-            for m in runs.read_metrics(rd)[:done]:
+            for m in metrics:
                 rows.append({"run": cfg["run"], "params": int(cfg["params"]), "seed": int(st.get("seed", 0)),
                              "step": int(m["step"]), "samples": int(m["step"]) * per_step,
                              "value_loss": float(m["loss_value"]), "buffer_fill": float(m["buffer_fill"])})

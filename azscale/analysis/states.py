@@ -205,6 +205,21 @@ def outcome_side_to_move(outcome_p0: np.ndarray, player: np.ndarray) -> np.ndarr
     return np.where(np.asarray(player) == 1, -np.asarray(outcome_p0), np.asarray(outcome_p0))
 
 
+def histories_for(states, games: pa.Table) -> list[list[int]]:
+    """Action prefixes that rebuild each state (rows of a states table, as a DataFrame) from its
+    example (run, game id, turn) in `games`."""
+    from ..errors import UserError
+    lookup = {(r, g): a for r, g, a in zip(games["run"].to_pylist(), games["game_id"].to_pylist(),
+                                            games["actions"].to_pylist())}
+    out = []
+    for run, gid, turn in zip(states["example_run"], states["example_game"], states["example_turn"]):
+        acts = lookup.get((run, int(gid)))
+        if acts is None:
+            raise UserError(f"game {gid} of run {run} is not in the games given; cannot rebuild its states")
+        out.append(acts[:int(turn)])
+    return out
+
+
 def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = (),
                  temperature: float | None = None) -> pa.Table:
     """Apply a selection to a games table. `window`: all, lastNN (the last NN% of each run's
@@ -247,7 +262,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
                  workers: int = 1, keep_visits: bool = False, symmetry: bool = False,
                  sources: Sequence[str] = ()) -> tuple[pa.Table, Visits | None]:
     """Select games, replay them, and return the states table (and the visits, on request)."""
-    from ..errors import UserError
+    from ..errors import ThinData, UserError
     import pyarrow.compute as pc
 
     sel = select_games(games, window, kinds, temperature)
@@ -255,7 +270,7 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     if len(names) > 1:
         raise UserError(f"the selected games mix several games ({', '.join(names)}); analyse one game at a time")
     if not names:
-        raise UserError("the selection holds no games")
+        raise ThinData("the selection holds no games")
     game = names[0]
     # visits are tagged with the selection's row index (unique even when runs are pooled)
     acts = sel["actions"].combine_chunks() if sel.num_rows else sel["actions"]

@@ -234,11 +234,8 @@ def _ci_text(lo, hi) -> str:
 
 def plot_curves(points: list[dict[str, Any]], counts: dict[float, np.ndarray], stem: Path, title: str) -> list[str]:
     """Fig. 3a: the match games' rank-frequency curves, one per temperature, with the LS line."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import save_png_svg, temperature_colours
+    from .plotting import pyplot, save, temperature_colours
+    plt = pyplot()
     from .zipf import plot_points
 
     colour = temperature_colours([p["temperature"] for p in points])
@@ -264,17 +261,14 @@ def plot_curves(points: list[dict[str, Any]], counts: dict[float, np.ndarray], s
     ax.legend(fontsize=6, ncol=2 if len(points) > 8 else 1)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    return save_png_svg(fig, stem)
+    return save(fig, stem)
 
 
 def plot_elo(points: list[dict[str, Any]], stem: Path, title: str) -> list[str]:
     """Fig. 3b: size-mean Elo against parameters per temperature (relative to the smallest size),
     with the fitted exponent's line over its range."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import save_png_svg, temperature_colours
+    from .plotting import pyplot, save, temperature_colours
+    plt = pyplot()
 
     colour = temperature_colours([p["temperature"] for p in points])
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
@@ -299,18 +293,15 @@ def plot_elo(points: list[dict[str, Any]], stem: Path, title: str) -> list[str]:
     ax.legend(fontsize=6, ncol=2 if len(points) > 8 else 1)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    return save_png_svg(fig, stem)
+    return save(fig, stem)
 
 
 def plot_exponents(points: list[dict[str, Any]], corr: dict[str, Any], stem: Path, title: str,
                    method: str = "ls") -> list[str]:
     """Fig. 3c: Zipf tail exponent against Elo exponent, the alpha_Z = 1 cut marked, points at or
     below the cut drawn hollow and left out of the correlation."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import save_png_svg, temperature_colours
+    from .plotting import pyplot, save, temperature_colours
+    plt = pyplot()
 
     colour = temperature_colours([p["temperature"] for p in points])
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -348,7 +339,7 @@ def plot_exponents(points: list[dict[str, Any]], corr: dict[str, Any], stem: Pat
         ax.legend(fontsize=6, ncol=2 if len(points) > 8 else 1)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    return save_png_svg(fig, stem)
+    return save(fig, stem)
 
 
 # --- Markdown ----------------------------------------------------------------------------------
@@ -420,12 +411,11 @@ def read_temperature(out: Path, T: float, record: dict[str, Any], workers: int =
     """One temperature's data from its tournament directory: states of its match games (replayed),
     the ordered-pair results and the agents."""
     from .. import runs
-    from ..tournament import read_results, read_settings
     from .states import build_states
     from .zipf_report import _index_visits
 
     d = Path(out) / f"{runs.STUDY_TOURNAMENT_PREFIX}{T:g}"
-    st = read_settings(d)
+    st = runs.read_settings(d)
     if abs(float(st["temperature"]) - T) > 1e-9:
         raise UserError(f"{d}: its tournament was played at temperature {st['temperature']}, not {T:g}")
     games = runs.read_games(d)
@@ -433,7 +423,7 @@ def read_temperature(out: Path, T: float, record: dict[str, Any], workers: int =
                                  sources=[str(d.resolve())])
     agents = pd.DataFrame([{"player": p["name"], "params": int(p["params"])} for p in record["players"]
                            if p["kind"] == "agent"])
-    return TemperatureData(T, table["count"].to_numpy(), _index_visits(visits), read_results(d), agents,
+    return TemperatureData(T, table["count"].to_numpy(), _index_visits(visits), runs.read_results(d), agents,
                            games=int(games.num_rows))
 
 

@@ -1,5 +1,5 @@
-"""The report's pieces for the temperature study and the toy tree (kept out of report.py, which
-calls them with one line each).
+"""The report's pieces for the temperature study and the toy tree (kept out of sweep_report.py,
+whose SECTIONS and zipf section call them with one line each).
 
 - `temperature_section`: the sweep's temperature study (sweep.py's optional `temperature` step,
   `azscale temperature`), the table per temperature, the correlation and the paper's Fig. 3.
@@ -10,11 +10,11 @@ calls them with one line each).
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 from .. import runs
+from .plotting import copy_figures
 
 TOY_BRANCHING, TOY_DEPTH = 7, 8          # the paper's Fig. 2
 
@@ -33,11 +33,7 @@ def temperature_section(sweep_dir: Path, figs_dir: Path) -> list[dict[str, Any]]
     lines = [text.rstrip(), "",
              "The paper (PAPER.md §4): at T ≥ 0.45 the tail exponent stays ~0.9–1.0 and rises as T falls (~1.27 at "
              "0.2, ~1.87 at 0.1, ~3.25 at 0.04); its Elo exponent rises with it (~0.79 → 0.92 over T ≤ 0.32).", ""]
-    figs = []
-    for x in res.get("figures", []):           # (their names start with temperature_)
-        shutil.copy(study / x, Path(figs_dir) / x)
-        if x.endswith(".png"):
-            figs.append(x)
+    figs = copy_figures(study, res.get("figures", []), figs_dir)      # (their names start with temperature_)
     return [{"id": "temperature", "title": "Temperature study (Zipf tail against Elo exponent)",
              "source": "temperature/study.json, study.csv, temperature/T-*/ (one tournament per temperature)",
              "md": "\n".join(lines), "figures": figs}]

@@ -83,11 +83,8 @@ def plot_beside(levels: pd.DataFrame, alpha: float, branching: int, depth: int, 
                 title: str = "") -> list[str]:
     """The staircase (as visit frequency: count / all visits), its envelope, and other curves
     (label, sorted counts) on the same axes; PNG and SVG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import curve_colours, save_png_svg
+    from .plotting import curve_colours, pyplot, save
+    plt = pyplot()
     from .zipf import plot_points
 
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -107,7 +104,7 @@ def plot_beside(levels: pd.DataFrame, alpha: float, branching: int, depth: int, 
     ax.legend(fontsize=7)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    return save_png_svg(fig, stem)
+    return save(fig, stem)
 
 
 def toy_tree(branching: int, depth: int, out: Path, compare: Sequence[Path] = ()) -> dict[str, Any]:

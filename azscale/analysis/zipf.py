@@ -394,11 +394,8 @@ def plot_points(sc: np.ndarray, grid: int = 2000) -> np.ndarray:
 def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = "") -> list[str]:
     """Log-log rank-frequency figure, one curve per entry ({label, counts, fits}), fit lines and
     exponents (with intervals) in the legend; writes PNG and SVG, returns their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plotting import curve_colours, run_styles
+    from .plotting import curve_colours, pyplot, run_styles, save
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 5))
     sized = [c for c in curves if "params" in c]
@@ -434,10 +431,4 @@ def plot_rank_frequency(curves: list[dict[str, Any]], path_stem, title: str = ""
     ax.legend(fontsize=7, markerscale=4)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    out = []
-    for ext in ("png", "svg"):
-        p = f"{path_stem}.{ext}"
-        fig.savefig(p, dpi=120)
-        out.append(p)
-    plt.close(fig)
-    return out
+    return save(fig, path_stem)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .. import checkpoints as ck
 from .. import runs
 from ..checks import number
 from ..config import analysis_settings, base_name, check_late_turn, check_positive_int
@@ -88,7 +89,7 @@ def _index_visits(v: Visits) -> tuple[np.ndarray, np.ndarray, int]:
     return state_idx.ravel(), game_idx.ravel(), len(games)
 
 
-def zipf_analysis(sources: Sequence[Path], out: Path, window: str = "all", kinds: Sequence[str] = (),
+def zipf_analysis(sources: Sequence[Path], out: Path, *, window: str = "all", kinds: Sequence[str] = (),
                   temperature: float | None = None, first_moves: int | None = None,
                   fit_window: str = "paper", weight: str | None = None, bootstrap: int = 0,
                   workers: int = 1, seed: int = 0, mle: bool = True, symmetry: bool = False,
@@ -269,9 +270,9 @@ def _late_boards(game: str, st: pa.Table, games: pa.Table, late_turn: float, k: 
 
 def _size_of(src: Path) -> dict[str, Any]:
     """A run's parameter count and seed (for the figures' colours and order); {} for other tables."""
-    if not (src / "config.json").is_file():
+    if not ck.is_run(src):
         return {}
-    cfg = runs.read_run_config(src)
+    cfg = ck.read_run_config(src)
     return {"params": cfg["params"], "seed": cfg["settings"].get("seed", 0)}
 
 

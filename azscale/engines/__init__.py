@@ -16,6 +16,13 @@ TWINS = {
 }
 
 
+def shapes(game: str) -> tuple[tuple[int, ...], int]:
+    """(observation shape, number of distinct actions) of `game`, as every engine of it has them,
+    from OpenSpiel's game object alone (no engine is built)."""
+    g = load_spiel_game(game)
+    return tuple(g.observation_tensor_shape()), g.num_distinct_actions()
+
+
 def make_tensor_engine(game: str, device="cpu"):
     """The tensor twin of `game` on `device`, or one line saying there is none."""
     import importlib
@@ -43,4 +50,4 @@ def make_engine(game: str, kind: str = "auto", device="cpu") -> Engine:
     raise UserError(f"unknown engine '{kind}' (choose auto, spiel or tensor)")
 
 
-__all__ = ["Engine", "StepInfo", "SpielEngine", "TWINS", "load_spiel_game", "make_engine", "make_tensor_engine"]
+__all__ = ["Engine", "StepInfo", "SpielEngine", "TWINS", "load_spiel_game", "make_engine", "make_tensor_engine", "shapes"]

@@ -6,9 +6,14 @@ numbers with their intervals beside the paper's, each linking to its section.
 
 A section is a dict: `id` (its anchor), `title`, `source` (the files it read), `md` (its text),
 `figures` (file names in figures/, or {"file", "caption"}), `details` (long tables folded under
-the figures: [{"summary", "md"}]). `_build_report` lists them in order; a module with a section
-of its own returns such dicts and is added there with one line (see `SECTION HOOK`). The
-Markdown is rendered to HTML by markdown-it-py (CommonMark + tables) inside a jinja2 page.
+the figures: [{"summary", "md"}]). `SECTIONS` lists the functions that make them, in order, each
+from what the sweep holds (`Sweep`); a module with a section of its own (the temperature study)
+is added there with one line. The Markdown is rendered to HTML by markdown-it-py (CommonMark +
+tables) inside a jinja2 page.
+
+It lives in analysis/ beside the commands' own outputs (`zipf_report`, `elo_report`,
+`temperature_report`) because it only reads result files: like them it imports nothing from
+training (tests/test_layers.py checks it), and the sections it calls are theirs.
 """
 
 from __future__ import annotations
@@ -19,18 +24,20 @@ import math
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import runs
-from .analysis.plotting import SEED_STYLES, size_colours
-from .analysis.temperature_report import temperature_section, zipf_baselines
-from .config import base_name
-from .errors import UserError
-from .numfmt import ci as fmt_ci, fit_window as fmt_fit_window, integer, num, power, ranges, with_ci
+from .. import checkpoints as ck
+from .. import runs
+from .plotting import SEED_STYLES, copy_figures, size_colours
+from .temperature_report import temperature_section, zipf_baselines
+from ..config import base_name
+from ..errors import UserError
+from ..numfmt import ci as fmt_ci, fit_window as fmt_fit_window, integer, num, power, ranges, with_ci
 
 # PAPER.md sections 4 to 7: what the paper reports, for the summary's last column.
 PAPER_ZIPF = {"connect_four": 0.94, "pentago": 0.86, "oware": 1.02, "checkers": 0.80}
@@ -116,17 +123,15 @@ def _interval_text(z: dict[str, Any]) -> str:
 
 
 def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    from .plotting import pyplot, save
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     # smallest to largest: one colour per size (as in the loss figures), one line style per seed
-    cfgs = sorted(((runs.read_run_config(rd), rd) for rd in run_dirs),
+    cfgs = sorted(((ck.read_run_config(rd), rd) for rd in run_dirs),
                   key=lambda c: (c[0]["params"], c[0]["settings"].get("seed", 0), c[1].name))
     colour = size_colours(c["params"] for c, _ in cfgs)
     seeds = sorted({c["settings"].get("seed", 0) for c, _ in cfgs})
     for cfg, rd in cfgs:
-        m = pd.DataFrame(runs.read_metrics(rd)[:runs.run_status(rd).done])
+        m = pd.DataFrame(ck.recorded_metrics(rd))
         if m.empty:
             continue
         seed = cfg["settings"].get("seed", 0)
@@ -141,17 +146,12 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    names = []
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"training_curves.{ext}", dpi=110)
-        names.append(f"training_curves.{ext}")
-    plt.close(fig)
-    return names
+    return save(fig, out / "training_curves", dpi=110, names=True)
 
 
 def _endgame_section(z: dict[str, Any], zr: dict[str, Any] | None) -> dict[str, Any]:
     """The paper's end-game evidence (PAPER.md section 7) and figures 5, 6a, 6b and the late boards."""
-    from .analysis.endgame import evidence_lines
+    from .endgame import evidence_lines
     eg = z.get("endgame") or {}
     base = {"id": "endgame", "title": "End game", "source": "analysis/zipf/fits.json (endgame), late_share.csv"}
     if "applicable" not in eg:
@@ -188,7 +188,7 @@ def _early_late_md(lj: dict[str, Any]) -> str:
              "early 95% CI": fmt_ci(*(v.get("early_ci") or [None, None]), 4), "late loss": num(v["late_loss"], 4),
              "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 4), "early states": v["early_states"],
              "late states": v["late_states"]} for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0]))]
-    from .analysis.verdict import missing_subsets
+    from .verdict import missing_subsets
     why = missing_subsets(el, lj["selection"].get("min_count"))
     return (f"\nEarly (mean turn < {el['late_turn']:g}) and late states, final checkpoints ({el['statistic']}; "
             f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
@@ -224,124 +224,84 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     return {**res, "report_md": str(out / "report.md"), "report_html": str(out / "report.html")}
 
 
-def _copy_figures(src: Path, names, figs_dir: Path, prefix: str) -> list[str]:
-    """Copy a result's figures (PNG and SVG) into figures/ as PREFIX_NAME; return the PNGs."""
-    out = []
-    for x in names:
-        shutil.copy(src / x, figs_dir / f"{prefix}_{x}")
-        if x.endswith(".png"):
-            out.append(f"{prefix}_{x}")
-    return out
+@dataclass
+class Sweep:
+    """What the sections read: the sweep's settings, runs and sizes, the result files read so
+    far (`results`, for the summary) and the figures' caption context (`ctx`). `read` names each
+    file as it is read (`reading`), so a damaged one is refused by name."""
+    dir: Path
+    figs: Path
+    reading: list[Path]
+    sc: dict[str, Any]
+    run_dirs: list[Path]
+    sizes: pd.DataFrame
+    results: dict[str, Any] = field(default_factory=dict)
+    ctx: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def game(self) -> str:
+        return self.sc["game"]
+
+    @property
+    def a(self) -> Path:
+        return self.dir / "analysis"
+
+    def read(self, rel: str, name: str, reader=None, track: bool = True) -> Any:
+        """`rel` (under the sweep) read by `reader` (default: as JSON), or None where it is not
+        there; kept in `results` as `name` (the summary reads them there)."""
+        p = self.dir / rel
+        if track:
+            self.reading[0] = p
+        self.results[name] = (reader or _read_json)(p) if p.exists() else None
+        return self.results[name]
 
 
-def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, Any]:
+def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
     sc = _read_json(sweep_dir / "sweep.json")
     if sc is None:
         raise UserError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
     if not isinstance(sc.get("game"), str) or "preset" not in sc or "overrides" not in sc:
         raise UserError(f"{sweep_dir / 'sweep.json'}: damaged (game, preset or overrides missing)")
-    run_dirs = sorted(p for p in (sweep_dir / "runs").glob("*") if (p / "config.json").exists())
+    run_dirs = ck.runs_under(sweep_dir / "runs")
     if not run_dirs:
         raise UserError(f"{sweep_dir}: no training runs yet")
-    game = sc["game"]
-    a = sweep_dir / "analysis"
-    figs_dir = out / "figures"
-    figs_dir.mkdir(parents=True, exist_ok=True)
-    ctx: dict[str, Any] = {"game": game, "window": "last70"}
-    sections: list[dict[str, Any]] = []
-
-    # settings, versions, sizes
-    cfgs = [runs.read_run_config(rd) for rd in run_dirs]
-    reading[0] = run_dirs[0] / "config.json"
-    env = cfgs[0]["environment"]
-    settings = cfgs[0]["settings"]
+    cfgs = [ck.read_run_config(rd) for rd in run_dirs]
+    reading[0] = run_dirs[0] / ck.CONFIG_FILE
+    first = {"settings": cfgs[0]["settings"], "environment": cfgs[0]["environment"]}
     size_rows = []
     for rd, c in zip(run_dirs, cfgs):
-        reading[0] = rd / "metrics.jsonl"
-        m = runs.read_metrics(rd)[:runs.run_status(rd).done]
+        reading[0] = rd / ck.METRICS_FILE
+        m = ck.recorded_metrics(rd)
         size_rows.append({"run": rd.name, "family": c["settings"]["family"], "width": c["settings"]["width"],
                           "depth": c["settings"]["depth"], "params": c["params"], "seed": c["settings"]["seed"],
                           "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
                           "states": m[-1]["states_total"] if m else 0,
                           "wall_min": (m[-1]["wall_seconds"] / 60) if m else 0.0})
     sizes = pd.DataFrame(size_rows).sort_values(["params", "seed", "run"], ignore_index=True)
-    sections.append(_settings_section(sc, settings, env))
-    sections.append(_sizes_section(sizes))
-    sections.append({"id": "training", "title": "Training", "source": "runs/*/metrics.jsonl", "md": "",
-                     "figures": _training_figure(run_dirs, figs_dir)[:1]})
+    return Sweep(sweep_dir, figs_dir, reading, sc, run_dirs, sizes, results={"first run": first},
+                 ctx={"game": sc["game"], "window": "last70"})
 
-    # Zipf
-    reading[0] = a / "zipf" / "fits.json"
-    from .analysis.elo_report import read_elo_table, read_zipf_fits
-    z = read_zipf_fits(a / "zipf" / "fits.json") if (a / "zipf" / "fits.json").exists() else None
-    zr = read_zipf_fits(a / "zipf-random" / "fits.json") if (a / "zipf-random" / "fits.json").exists() else None
-    if z:
-        ctx.update(window=z["selection"]["window"], late_turn=f"{z.get('late_turn', 40):g}",
-                   shoulder=z.get("shoulder_moves", 50))
-        zsec = _zipf_section(game, z, zr, a, figs_dir, {r: k for k, r in enumerate(sizes["run"])})
-        zsec["figures"] += zipf_baselines(a, figs_dir)          # the toy tree beside random play and self-play
-        sections.append(zsec)
-        sections.append(_endgame_section(z, zr))
 
-    # loss by rank
-    losses = {}
-    for name, title, target in (("loss", "Value loss by rank: train-set target", "train-set target"),
-                                ("loss-pooled", "Value loss by rank: train-set target, pooled states",
-                                 "train-set target, every size on the same states"),
-                                ("loss-solver", "Value loss by rank: perfect-play target", "perfect-play target")):
-        reading[0] = a / name / "loss.json"
-        lj = _read_json(a / name / "loss.json")
-        if not lj:
-            continue
-        losses[name] = lj
-        sections.append(_loss_section(name, title, lj, a, figs_dir))
-        for f in sections[-1]["figures"]:
-            ctx[f"target:{f}"] = target
-
-    # Elo and scaling
-    reading[0] = a / "elo" / "elo.json"
-    ej = _read_json(a / "elo" / "elo.json")
-    sj = None
-    if ej:
-        et = read_elo_table(a / "elo" / "elo.csv")
-        reading[0] = a / "scaling" / "scaling.json"
-        sj = _read_json(a / "scaling" / "scaling.json")
-        reading[0] = sweep_dir / "matches" / "final"
-        sections.append(_elo_section(game, ej, et, sj, sweep_dir, a, figs_dir))
-
-    # sections of their own modules: the temperature study ([] unless the sweep ran it)
-    sections += temperature_section(sweep_dir, figs_dir)
-
-    reading[0] = a / "skipped.json"
-    skipped = _read_json(a / "skipped.json")
-    if skipped:
-        md = ("These steps found too little data for their estimate and were not computed "
-              "(the sweep went on without them):\n\n"
-              + "\n".join(f"- `{name}`: {why}" for name, why in sorted(skipped.items())) + "\n")
-        sections.append({"id": "not-computed", "title": "Not computed", "source": "analysis/skipped.json", "md": md})
-    reading[0] = a / "verdict.json"
-    vj = _read_json(a / "verdict.json")
-    if (a / "verdict.md").exists():
-        text = (a / "verdict.md").read_text().split("\n", 1)[1]
-        sections.append({"id": "verdict", "title": "Inverse-scaling verdict",
-                         "source": "analysis/verdict.md, analysis/verdict.json",
-                         "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)})
-
+def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, Any]:
+    figs_dir = out / "figures"
+    figs_dir.mkdir(parents=True, exist_ok=True)
+    sw = _load_sweep(sweep_dir, figs_dir, reading)
+    sections = [sec for make in SECTIONS for sec in make(sw)]
     reading[0] = sweep_dir / "sweep.json"
-    summary = _summary(game, sc, sizes, z, zr, losses, sj, vj, {s.get("id") for s in sections})
-    sections.insert(0, summary)
+    sections.insert(0, _summary(sw, {s.get("id") for s in sections}))
     for s in sections:                      # every figure with its caption
         s["figures"] = [f if isinstance(f, dict) else
-                        {"file": f, "caption": caption(f, {**ctx, "target": ctx.get(f"target:{f}", "?")})}
+                        {"file": f, "caption": caption(f, {**sw.ctx, "target": sw.ctx.get(f"target:{f}", "?")})}
                         for f in s.get("figures", [])]
     n = 0
     for s in sections:
         for f in s["figures"]:
             n += 1
             f["number"] = n
-    title = f"azscale report: {game}"
-    lead = (f"Sweep `{sweep_dir}`: {len(run_dirs)} runs ({sizes['params'].nunique()} sizes × "
-            f"{sizes['seed'].nunique()} seeds), game `{game}`, preset `{sc['preset']}`.")
+    sizes = sw.sizes
+    title = f"azscale report: {sw.game}"
+    lead = (f"Sweep `{sweep_dir}`: {len(sw.run_dirs)} runs ({sizes['params'].nunique()} sizes × "
+            f"{sizes['seed'].nunique()} seeds), game `{sw.game}`, preset `{sw.sc['preset']}`.")
     md = render_markdown(title, lead, sections)
     runs.atomic_write_text(out / "report.md", md)
     html = render_html(title, lead, sections, figs_dir)
@@ -350,7 +310,90 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
             "figures": sorted(p.name for p in figs_dir.iterdir()), "sections": [s["title"] for s in sections]}
 
 
-# -- sections -------------------------------------------------------------------------------------
+# -- sections: each a function of the sweep, in the report's order --------------------------------
+# A new section (or one from another module, like the temperature study's) is a function
+# `Sweep -> [section, ...]` and one line in SECTIONS; a new figure is a file its result lists
+# (copied with `plotting.copy_figures`) and, for its caption, one entry in CAPTIONS.
+
+def _settings(sw: Sweep) -> list[dict[str, Any]]:
+    first = sw.results["first run"]
+    return [_settings_section(sw.sc, first["settings"], first["environment"])]
+
+
+def _sizes(sw: Sweep) -> list[dict[str, Any]]:
+    return [_sizes_section(sw.sizes)]
+
+
+def _training(sw: Sweep) -> list[dict[str, Any]]:
+    return [{"id": "training", "title": "Training", "source": "runs/*/metrics.jsonl", "md": "",
+             "figures": _training_figure(sw.run_dirs, sw.figs)[:1]}]
+
+
+def _zipf(sw: Sweep) -> list[dict[str, Any]]:
+    from .elo_report import read_zipf_fits
+    z = sw.read("analysis/zipf/fits.json", "zipf", read_zipf_fits)
+    zr = sw.read("analysis/zipf-random/fits.json", "zipf-random", read_zipf_fits, track=False)
+    if not z:
+        return []
+    sw.ctx.update(window=z["selection"]["window"], late_turn=f"{z.get('late_turn', 40):g}",
+                  shoulder=z.get("shoulder_moves", 50))
+    zsec = _zipf_section(sw.game, z, zr, sw.a, sw.figs, {r: k for k, r in enumerate(sw.sizes["run"])})
+    zsec["figures"] += zipf_baselines(sw.a, sw.figs)          # the toy tree beside random play and self-play
+    return [zsec, _endgame_section(z, zr)]
+
+
+LOSS_STEPS = (("loss", "Value loss by rank: train-set target", "train-set target"),
+              ("loss-pooled", "Value loss by rank: train-set target, pooled states",
+               "train-set target, every size on the same states"),
+              ("loss-solver", "Value loss by rank: perfect-play target", "perfect-play target"))
+
+
+def _losses(sw: Sweep) -> list[dict[str, Any]]:
+    out = []
+    for name, title, target in LOSS_STEPS:
+        lj = sw.read(f"analysis/{name}/loss.json", name)
+        if not lj:
+            continue
+        out.append(_loss_section(name, title, lj, sw.a, sw.figs))
+        for f in out[-1]["figures"]:
+            sw.ctx[f"target:{f}"] = target
+    return out
+
+
+def _elo(sw: Sweep) -> list[dict[str, Any]]:
+    from .elo_report import read_elo_table
+    ej = sw.read("analysis/elo/elo.json", "elo")
+    if not ej:
+        return []
+    et = read_elo_table(sw.a / "elo" / "elo.csv")
+    sj = sw.read("analysis/scaling/scaling.json", "scaling")
+    sw.reading[0] = sw.dir / "matches" / "final"
+    return [_elo_section(sw.game, ej, et, sj, sw.dir, sw.a, sw.figs)]
+
+
+def _not_computed(sw: Sweep) -> list[dict[str, Any]]:
+    skipped = sw.read("analysis/skipped.json", "skipped")
+    if not skipped:
+        return []
+    md = ("These steps found too little data for their estimate and were not computed "
+          "(the sweep went on without them):\n\n"
+          + "\n".join(f"- `{name}`: {why}" for name, why in sorted(skipped.items())) + "\n")
+    return [{"id": "not-computed", "title": "Not computed", "source": "analysis/skipped.json", "md": md}]
+
+
+def _verdict(sw: Sweep) -> list[dict[str, Any]]:
+    sw.read("analysis/verdict.json", "verdict")
+    if not (sw.a / "verdict.md").exists():
+        return []
+    text = (sw.a / "verdict.md").read_text().split("\n", 1)[1]
+    return [{"id": "verdict", "title": "Inverse-scaling verdict", "source": "analysis/verdict.md, analysis/verdict.json",
+             "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)}]
+
+
+SECTIONS = (_settings, _sizes, _training, _zipf, _losses, _elo,
+            lambda sw: temperature_section(sw.dir, sw.figs),      # [] unless the sweep ran the study
+            _not_computed, _verdict)
+
 
 SETTING_KEYS = ["simulations", "c_puct", "dirichlet_alpha", "dirichlet_epsilon", "temperature_drop", "buffer_size",
                 "reuse", "updates_per_step", "batch_size", "learning_rate", "weight_decay", "steps",
@@ -412,10 +455,10 @@ def _zipf_section(game: str, z: dict[str, Any], zr: dict[str, Any] | None, a: Pa
           + (f"{paper}" if paper is not None else "not reported") + (f"; uniformly random play: ~{pr}" if pr else "")
           + ". Its curves reach ~2·10⁷ distinct states; exponents from much smaller data are not directly comparable.\n")
     eg = set((z.get("endgame") or {}).get("figures", []))
-    figs = _copy_figures(a / "zipf", [x for x in z.get("figures", [])], figs_dir, "zipf")
+    figs = copy_figures(a / "zipf", [x for x in z.get("figures", [])], figs_dir, "zipf")
     figs = [f for f in figs if f[len("zipf_"):] not in eg]
     if zr:
-        figs += _copy_figures(a / "zipf-random", [x for x in zr.get("figures", []) if x.startswith("rank_frequency.")],
+        figs += copy_figures(a / "zipf-random", [x for x in zr.get("figures", []) if x.startswith("rank_frequency.")],
                               figs_dir, "random")
     per_run = fit_rows("self-play", z, {c["label"] for c in z["curves"][:-1]})
     details = [{"summary": f"Per run ({len(per_run) // 2 or len(per_run)} runs, both fits)",
@@ -435,12 +478,12 @@ def _loss_section(name: str, title: str, lj: dict[str, Any], a: Path, figs_dir: 
           f"{'states pooled over every run (every size faces the same states)' if lj['selection'].get('pooled') else 'each run ranked on its own self-play states'}. "
           f"Final checkpoints:\n\n" + _md_table(pd.DataFrame(rows)) + "\n" + _early_late_md(lj))
     return {"id": name, "title": title, "source": f"analysis/{name}/loss.json, curves.csv, per_state.parquet",
-            "md": md, "figures": _copy_figures(a / name, lj["figures"], figs_dir, name)}
+            "md": md, "figures": copy_figures(a / name, lj["figures"], figs_dir, name)}
 
 
 def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, Any] | None, sweep_dir: Path,
                  a: Path, figs_dir: Path) -> dict[str, Any]:
-    from .analysis.plotting import seed_of
+    from .plotting import seed_of
     ms = ej["match_settings"][0]
     agents = et[et["kind"] == "agent"].copy() if "kind" in et else et.copy()
     refs = et[et["kind"] != "agent"] if "kind" in et else et.iloc[0:0]
@@ -463,15 +506,15 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
                    f"{f.get('range_rule', 'range not recorded')}){'; the paper: ≈ ' + str(paper) if paper else ''}. "
                    f"Interval: {(f.get('resampling') or {}).get('description', 'resampling not recorded')}.\n")
         if "quanta" in sj:
-            from .analysis.quanta import quanta_markdown
+            from .quanta import quanta_markdown
             md += quanta_markdown(sj["quanta"])
     matrix = _win_rate_html(sweep_dir / "matches" / "final", agents, refs)
     if matrix:
         md += ("\nWin-rate matrix: the score of the row player against the column player (win 1, draw ½) over all "
                "games of the pair; players by size, reference players last.\n\n" + matrix + "\n")
-    figs = _copy_figures(a / "elo", ej["figures"], figs_dir, "elo")
+    figs = copy_figures(a / "elo", ej["figures"], figs_dir, "elo")
     if sj:
-        figs += _copy_figures(a / "scaling", sj.get("figures", []), figs_dir, "scaling")
+        figs += copy_figures(a / "scaling", sj.get("figures", []), figs_dir, "scaling")
     agents["seed"] = agents["run"].map(seed_of) if "run" in agents else 0
     cols = [c for c in ("player", "params", "seed", "step", "elo", "elo_ci_low", "elo_ci_high") if c in agents]
     show = agents.sort_values([c for c in ("params", "seed", "step", "player") if c in cols])[cols]
@@ -487,25 +530,16 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
 def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFrame) -> str:
     """The win-rate matrix as an HTML table with the score in every cell, shaded like the
     figure (blue: the row player scores more, red: less)."""
-    from .analysis.plotting import seed_of
-    from .tournament import read_results
+    from .plotting import seed_of
     if not (tournament_dir / "tournament.json").exists():
         return ""
-    res = read_results(tournament_dir)
+    res = runs.read_results(tournament_dir)
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist() \
         if len(agents) else []
     names = order + sorted(refs["player"]) if len(refs) else order
     names += sorted((set(res["first"]) | set(res["second"])) - set(names))     # (none, unless elo.csv lags)
-    idx = {p: k for k, p in enumerate(names)}
-    num_ = np.zeros((len(names), len(names)))
-    den = np.zeros_like(num_)
-    for r in res.itertuples():
-        i, j = idx[r.first], idx[r.second]
-        n = r.wins + r.draws + r.losses
-        num_[i, j] += r.wins + 0.5 * r.draws
-        den[i, j] += n
-        num_[j, i] += r.losses + 0.5 * r.draws
-        den[j, i] += n
+    from .elo import score_matrix
+    num_, den = score_matrix(res, names)
     short = {n: n.split("@")[0].replace(f"{n.split('-w')[0]}-", "") if "-w" in n else n for n in names}
     ref_names = set(refs["player"]) if len(refs) else set()
     esc = htmllib.escape
@@ -528,10 +562,12 @@ def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFram
             "<tbody>" + "".join(body) + "</tbody></table>")
 
 
-def _summary(game: str, sc: dict[str, Any], sizes: pd.DataFrame, z, zr, losses: dict[str, Any], sj, vj,
-             have: set) -> dict[str, Any]:
+def _summary(sw: Sweep, have: set) -> dict[str, Any]:
     """The headline numbers beside the paper's, each linking to its section."""
-    g = base_name(game)
+    g, sizes = base_name(sw.game), sw.sizes
+    r = sw.results
+    z, zr, sj, vj = r.get("zipf"), r.get("zipf-random"), r.get("scaling"), r.get("verdict")
+    losses = {name: r[name] for name, _, _ in LOSS_STEPS if r.get(name)}
     rows = []
 
     def link(anchor, text="details"):

@@ -1,0 +1,248 @@
+"""`azscale loss`: per-state value loss by frequency rank, for one or more runs (the maths
+is in loss.py): it reads the runs' games and checkpoints, labels states with perfect play where
+asked (`oracles.solve_into`, cached), and writes per_state.parquet, the curves, the frontier,
+loss.json and the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .. import runs
+from ..config import analysis_settings, check_late_turn
+from ..errors import ThinData, UserError
+from .endgame import applicability
+from .loss import FRAME, curves, early_late_summary, observe, rank_trend, smooth_log_rank, state_losses
+from .sizeboot import check_resampling
+from .states import build_states, histories_for, outcome_side_to_move
+
+
+def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset", *, checkpoints: str = "final",
+                  window: str = "last70", min_count: int = 10, pooled: bool = False,
+                  cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float | None = None,
+                  frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,
+                  progress: bool = True, replicates: int = 2000, seed: int = 0,
+                  device: str = "cpu") -> dict[str, Any]:
+    """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml)."""
+    from ..engines import SpielEngine
+    from ..oracles import LabelCache, make_oracle, solve_into
+    from ..checkpoints import checkpoint_paths, load_model
+
+    if target not in ("trainset", "solver"):
+        raise UserError(f"unknown target '{target}' (trainset or solver)")
+    if min_count < 1:
+        raise UserError("--min-count must be >= 1")
+    if late_turn is not None:
+        late_turn = check_late_turn(late_turn)
+    check_resampling(replicates, seed)
+    run_dirs = runs.distinct_sources([Path(r) for r in run_dirs], "run")
+    runs.claim_dir(Path(out), "loss")
+    if cache_dir is not None:
+        runs.claim_dir(Path(cache_dir), "labels")
+    games = {r: runs.read_games(r) for r in run_dirs}
+    owner: dict[str, Path] = {}
+    for r, t in games.items():
+        for n in set(t["run"].to_pylist()):
+            if n in owner:
+                raise UserError(f"{owner[n]} and {r} both hold games of run '{n}' (the same run twice, a copy, "
+                                f"or two runs with one name); each run counts once")
+            owner[n] = r
+    game_names = {n for t in games.values() for n in set(t["game"].to_pylist())}
+    if len(game_names) != 1:
+        raise UserError(f"the runs play different games ({', '.join(sorted(game_names))})")
+    game = game_names.pop()
+    settings = analysis_settings(game)
+    late_turn = settings["late_turn"] if late_turn is None else late_turn
+    endgame = applicability(game, late_turn, settings["shoulder_moves"])
+    engine = SpielEngine(game)
+    cache = None
+    if target == "solver":
+        oracle_name = make_oracle(engine.spiel_game, book).name
+        cache = LabelCache(cache_dir or Path(out) / "labels", game, oracle_name)
+
+    def table_for(tables: list[pa.Table]) -> tuple[pd.DataFrame, pa.Table]:
+        g = pa.concat_tables(tables)
+        st, _ = build_states(g, window=window, kinds=["selfplay"], workers=workers)
+        df = st.to_pandas()
+        df = df[df["count"] >= min_count].reset_index(drop=True)
+        df["example_run"] = df["example_run"].astype(str)
+        return df, g
+
+    state_sets: dict[Path, tuple[pd.DataFrame, pa.Table]] = {}
+    if pooled:
+        shared = table_for(list(games.values()))
+        state_sets = {r: shared for r in run_dirs}
+    else:
+        state_sets = {r: table_for([games[r]]) for r in run_dirs}
+
+    rows = []
+    prepared: dict[int, dict[str, Any]] = {}
+    for rd in run_dirs:
+        df, g = state_sets[rd]
+        if len(df) == 0:
+            raise ThinData(f"{rd}: no state was seen {min_count} or more times in the selected games")
+        if id(df) not in prepared:
+            hist = histories_for(df, g)
+            info = observe(engine, hist)
+            tgt = {"player": info.player}
+            if target == "trainset":
+                tgt["z"] = outcome_side_to_move(df["outcome_p0"].to_numpy(), info.player).astype(np.float32)
+            else:
+                keys = df["key"].astype("uint64").tolist()
+                solve_into(cache, game, keys, hist, workers=workers, book=book, progress=progress)
+                lk = cache.lookup(keys)
+                tgt.update(z=lk["value"], best_mask=lk["best_mask"], nodes=lk["nodes"], seconds=lk["seconds"])
+            prepared[id(df)] = {"info": info, **tgt}
+        prep = prepared[id(df)]
+        for ck in checkpoint_paths(rd, checkpoints):
+            model, meta = load_model(ck, device)
+            rows.append(state_losses(model, df, prep, late_turn, run=meta.get("run") or rd.name, step=meta["step"],
+                                     params=meta["params"]))
+    per_state = pd.concat(rows, ignore_index=True)
+    return write_outputs(per_state, Path(out), target, game, sigma, late_turn, frontier_threshold,
+                         {"window": window, "min_count": min_count, "pooled": pooled, "checkpoints": checkpoints,
+                          "runs": [str(r) for r in run_dirs]}, endgame, replicates, seed)
+
+
+def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_threshold, selection, endgame,
+                  replicates=2000, seed=0):
+    """per_state.parquet, the smoothed curves (curves.csv, curves_per_run.csv), the frontier
+    (frontier.csv), the figures and loss.json, from the per-state losses of every checkpoint."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_table(out / "per_state.parquet", pa.Table.from_pandas(per_state, preserve_index=False)
+                            .replace_schema_metadata({"azscale.table": "state_loss", "game": game,
+                                                      "target": target, "frame": FRAME}))
+    split = endgame["applicable"]
+    per_run, combined, fronts = curves(per_state, sigma, frontier_threshold, split)
+    runs.atomic_write_text(out / "curves.csv", combined.to_csv(index=False))
+    runs.atomic_write_text(out / "curves_per_run.csv", per_run.to_csv(index=False))
+    runs.atomic_write_text(out / "frontier.csv", fronts.to_csv(index=False))
+    trend = rank_trend(combined)
+    if split:
+        early_late = early_late_summary(per_state, selection["pooled"], reps=replicates, seed=seed)
+    else:
+        early_late = {"applicable": False, "reason": endgame["reason"]}
+    early_late.update(late_turn=late_turn, max_game_length=endgame["max_game_length"])
+    caption = (f"{target} target, {FRAME} frame; games {selection['window']}, states seen ≥ {selection['min_count']} "
+               f"times, {'pooled states (same for every size)' if selection['pooled'] else 'each run on its own states'}")
+    figs = figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn, caption, split)
+    summary = {"game": game, "target": target, "frame": FRAME, "selection": selection,
+               "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
+               "late_turn": late_turn, "frontier_threshold": frontier_threshold,
+               "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
+               "loss_rises_with_rank": trend, "early_late": early_late, "figures": figs}
+    runs.atomic_write_json(out / "loss.json", summary)
+    return summary
+
+
+def figures(combined, fronts, per_state, out, target, thr, late_turn, caption="", split=True) -> list[str]:
+    from .plotting import pyplot, save as save_figure, size_colours
+    plt = pyplot()
+
+    figs = []
+    sizes = sorted(combined["params"].unique())
+    colour = size_colours(sizes)
+
+    def panel(ax, subset, title):
+        d = combined[combined["subset"] == subset]
+        for p in sizes:
+            g = d[d["params"] == p]
+            g = g[g["step"] == g["step"].max()].sort_values("rank")
+            if g.empty:
+                continue
+            c = colour[p]
+            ax.loglog(g["rank"], g["loss_geomean"], color=c, label=f"{int(p):,} params")
+            if g["seeds"].max() > 1:
+                ax.fill_between(g["rank"], g["loss_min"], g["loss_max"], color=c, alpha=0.15)
+        ax.set_xlabel("state rank (by frequency)")
+        ax.set_ylabel(f"value loss ({target} target)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+
+    def save(fig, stem):
+        figs.extend(save_figure(fig, out / stem, names=True))
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    panel(ax, "all", "value loss vs rank, final checkpoints" + (f"\n{caption}" if caption else ""))
+    ax.title.set_fontsize(7)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, "loss_vs_rank")
+    if split:
+        # the paper's Fig. 7: all, early and late states
+        names = {"all": "all states", "early": f"early states (mean turn < {late_turn:g})",
+                 "late": f"late states (mean turn ≥ {late_turn:g})"}
+        have = [k for k in names if (combined["subset"] == k).any()]      # never an empty panel
+        gone = [names[k] for k in names if k not in have]
+        fig, axes = plt.subplots(1, len(have), figsize=(5 * len(have), 4.4), sharey=True, squeeze=False)
+        for ax, k in zip(axes[0], have):
+            panel(ax, k, names[k])
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"value loss vs rank, final checkpoints; {caption}"
+                     + (f"\nno {' and no '.join(gone)} kept (none seen often enough)" if gone else ""), fontsize=8)
+        fig.tight_layout()
+        save(fig, "loss_early_late")
+        # the paper's Fig. 8: early and late loss across checkpoints, per size
+        last = per_state.groupby(["run", "params", "step", "late"])["loss_value"].mean().reset_index()
+        parts = [(flag, name) for flag, name in ((False, f"early states (mean turn < {late_turn:g})"),
+                                                 (True, f"late states (mean turn ≥ {late_turn:g})"))
+                 if (last["late"] == flag).any()]
+        if last["step"].nunique() > 1 and parts:
+            fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True, squeeze=False)
+            axes = axes[0]
+            for ax, (flag, name) in zip(axes, parts):
+                d = last[last["late"] == flag]
+                for p in sizes:
+                    g = d[d["params"] == p]
+                    if g.empty:
+                        continue
+                    gm = g.groupby("step")["loss_value"].apply(lambda x: float(np.exp(np.log(np.maximum(x, 1e-12)).mean())))
+                    ax.plot(gm.index.to_numpy().clip(1), gm.to_numpy(), "o-", ms=3, color=colour[p],
+                            label=f"{int(p):,} params")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel("learner step (checkpoint)")
+                ax.set_ylabel(f"mean value loss ({target} target)")
+                ax.set_title(name, fontsize=9)
+                ax.grid(True, which="major", alpha=0.3)
+            axes[0].legend(fontsize=7)
+            fig.suptitle("early vs late loss across checkpoints (mean over states, geometric mean over seeds); "
+                         f"{caption}", fontsize=8)
+            fig.tight_layout()
+            save(fig, "loss_early_late_vs_step")
+    f = fronts[fronts["subset"] == "all"]
+    if f["step"].nunique() > 1:
+        from .plotting import run_styles, seed_of
+        fig, ax = plt.subplots(figsize=(6, 4))
+        style = run_styles((r, p, seed_of(r)) for r, p in f[["run", "params"]].drop_duplicates().itertuples(index=False))
+        for run, st in style.items():         # smallest to largest; one line style per seed
+            g = f[f["run"] == run].sort_values("step")
+            ax.plot(g["step"].clip(lower=1), g["frontier_rank"].clip(lower=1), ms=3, color=st["color"], ls=st["ls"],
+                    marker=st["marker"], label=st["label"])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("learner step")
+        ax.set_ylabel(f"learned frontier (rank where loss reaches {thr:g})")
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        save(fig, "frontier_vs_step")
+    if "solver_seconds" in per_state:
+        one = per_state.drop_duplicates("key")
+        grid, secs = smooth_log_rank(one["rank"].to_numpy(), one["solver_seconds"].to_numpy())
+        _, nodes = smooth_log_rank(one["rank"].to_numpy(), one["solver_nodes"].to_numpy().astype(float))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.loglog(grid, np.maximum(secs, 1e-7), label="seconds")
+        ax2 = ax.twinx()
+        ax2.loglog(grid, np.maximum(nodes, 1e-3), color="C1", label="nodes")
+        ax.set_xlabel("state rank")
+        ax.set_ylabel("solver seconds per state (smoothed)")
+        ax2.set_ylabel("solver nodes per state (smoothed)")
+        ax.set_title("solver effort vs rank")
+        fig.tight_layout()
+        save(fig, "solver_effort")
+    return figs

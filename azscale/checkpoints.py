@@ -1,0 +1,323 @@
+"""A run directory's own files: the one place that knows their layout and formats.
+
+    runs/<name>/
+      config.json              kind "run": settings, name, id, parameters (`read_run_config`)
+      metrics.jsonl            one object per learner step (`read_metrics`, `append_metrics`)
+      checkpoints/step-N.pt    weights at the log-spaced steps (`checkpoint_file`, `checkpoint_payload`,
+                               `load_checkpoint`, `load_model`, `checkpoint_paths`, `latest_checkpoint`)
+      checkpoints/resume.pt    everything needed to continue exactly (`resume_file`, `resume_payload`,
+                               `load_resume`, `resume_step`)
+      games/part-N.parquet     the games table (`runs.write_games_part`, `runs.read_games`)
+
+The one rule for how far a run is (`run_status`), which settings a resumed run may change
+(`check_settings`) and what a resume removes (`truncate_after`) live here too. Analysis,
+tournaments, the report, the API and `status` read runs through this module, never through the
+trainer: it imports no training code. Every `.pt` file is loaded weights-only (`runs.load_torch_file`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import runs
+from .errors import UserError
+
+CONFIG_FILE = runs.DATA_KINDS["run"]             # config.json
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+RESUME_NAME = "resume.pt"
+
+CHECKPOINT_FORMAT = "azscale.checkpoint/1"
+# resume/2 stores numpy arrays as tagged tensors (runs.to_torch_safe), so it loads weights-only;
+# resume/1 (numpy arrays pickled) is still read, through numpy's array constructors only.
+RESUME_FORMAT = "azscale.resume/2"
+LEGACY_RESUME_FORMAT = "azscale.resume/1"
+CHECKPOINT_KEYS = ("config", "step", "model")
+RESUME_KEYS = ("config", "step", "games", "states", "model", "optimizer", "buffer", "learner_rng",
+               "torch_rng", "actors")
+# Settings a resumed run may change; any other difference is refused. Both engines play the
+# same games (tests/test_tensor_engine.py), so the engine may change; steps may not fall below
+# the steps already trained.
+RESUMABLE_CHANGES = {"steps", "device", "snapshot_seconds", "engine", "compile"}
+RUN_CONFIG_KEYS = ("settings", "run", "params")
+
+
+# -- the layout ----------------------------------------------------------------------------------
+
+def is_run(path: Path) -> bool:
+    """Whether `path` holds a run (its config.json)."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def runs_under(folder: Path) -> list[Path]:
+    """The run directories directly inside `folder` (a sweep's `runs/`), by name."""
+    return sorted(p for p in Path(folder).glob("*") if is_run(p))
+
+
+def checkpoint_file(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:06d}.pt"
+
+
+def resume_file(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / RESUME_NAME
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """Every `checkpoints/step-N.pt` of a run, in step order."""
+    return sorted((Path(run_dir) / CHECKPOINT_DIR).glob("step-*.pt"))
+
+
+def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:
+    """A run's checkpoints: `final` (the last), `all`, or steps such as `100,200`."""
+    run_dir = Path(run_dir)
+    ckpts = step_checkpoints(run_dir)
+    if not ckpts:
+        raise UserError(f"{run_dir}: no checkpoints (is it an azscale run directory?)")
+    if spec == "final":
+        return ckpts[-1:]
+    if spec == "all":
+        return ckpts
+    try:
+        want = {int(x) for x in spec.split(",")}
+    except ValueError:
+        raise UserError("--checkpoints must be final, all or a list of steps like 100,200") from None
+    chosen = [c for c in ckpts if runs.part_step(c) in want]
+    if not chosen:
+        raise UserError(f"{run_dir}: none of the checkpoint steps {sorted(want)} exist")
+    return chosen
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    return checkpoint_paths(run_dir, "final")[0]
+
+
+# -- config.json and metrics.jsonl ---------------------------------------------------------------
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.json, checked: settings (a table), its name and parameter count."""
+    run_dir = Path(run_dir)
+    d = runs.read_manifest(run_dir, "run", RUN_CONFIG_KEYS)
+    if not isinstance(d["settings"], dict) or not isinstance(d["run"], str) or not d["run"] \
+            or not isinstance(d["params"], int) or isinstance(d["params"], bool):
+        raise UserError(f"{run_dir / CONFIG_FILE}: damaged run configuration")
+    steps = d["settings"].get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise UserError(f"{run_dir / CONFIG_FILE}: damaged run configuration (settings.steps)")
+    return d
+
+
+def check_settings(run_dir: Path, cfg) -> Any:
+    """The stored settings (a `TrainConfig`) if `run_dir` holds a run that `cfg` may continue,
+    None if it holds none yet; a run with other settings (beyond `RESUMABLE_CHANGES`) is refused,
+    naming them."""
+    from .config import TrainConfig, from_dict
+    run_dir = Path(run_dir)
+    runs.claim_dir(run_dir, "run")
+    if not (run_dir / CONFIG_FILE).exists():
+        return None
+    stored = read_run_config(run_dir)["settings"]
+    # a setting added after the run was made counts as its default
+    defaults = TrainConfig().to_dict()
+    diffs = sorted(k for k, v in cfg.to_dict().items()
+                   if stored.get(k, defaults[k]) != v and k not in RESUMABLE_CHANGES)
+    if diffs:
+        desc = ", ".join(f"{k} (run has {stored.get(k, defaults[k])!r}, asked {cfg.to_dict()[k]!r})" for k in diffs)
+        raise UserError(f"{run_dir} holds a run with different settings: {desc}")
+    return from_dict({**defaults, **stored})
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The valid lines of metrics.jsonl (a torn last line after a kill is skipped)."""
+    path = Path(run_dir) / METRICS_FILE
+    out = []
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
+
+
+def recorded_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The metrics lines of the steps the run has recorded (`run_status`): never those of an
+    interrupted step that a resume replays."""
+    return read_metrics(run_dir)[:run_status(run_dir).done]
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    fd = os.open(Path(run_dir) / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def truncate_after(run_dir: Path, step: int) -> None:
+    """Remove every record of learner steps after `step` (they will be replayed)."""
+    run_dir = Path(run_dir)
+    for part in (run_dir / "games").glob("part-*.parquet"):
+        if runs.part_step(part) > step:
+            part.unlink()
+    for tmp in list((run_dir / "games").glob(".*.tmp")) + list((run_dir / CHECKPOINT_DIR).glob(".*.tmp")):
+        tmp.unlink()
+    for ckpt in step_checkpoints(run_dir):
+        if runs.part_step(ckpt) > step:
+            ckpt.unlink()
+    kept = [m for m in read_metrics(run_dir) if isinstance(m.get("step"), int) and m["step"] <= step]
+    runs.atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept))
+
+
+# -- checkpoint and resume files -----------------------------------------------------------------
+
+def _weights(model) -> dict[str, Any]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def checkpoint_payload(model, cfg, step: int, games: int, states: int, run: str) -> dict[str, Any]:
+    from .nets import FRAME_SIDE_TO_MOVE, param_count
+    return {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
+            "states": states, "run": run, "params": param_count(model),
+            "value_frame": FRAME_SIDE_TO_MOVE, "model": _weights(model)}
+
+
+def resume_payload(model, cfg, step: int, games: int, states: int, wall: float, **state: Any) -> dict[str, Any]:
+    """A resume file's contents; `state` holds the learner's and actors' parts (optimizer,
+    buffer, learner_rng, torch_rng, queue, actors), already made weights-only safe."""
+    from .nets import FRAME_SIDE_TO_MOVE
+    return {"format": RESUME_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
+            "states": states, "wall_seconds": wall, "value_frame": FRAME_SIDE_TO_MOVE,
+            "model": _weights(model), **state}
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint or resume file without executing anything from it (weights-only), or
+    fail with one line naming the file."""
+    path = Path(path)
+    data = runs.load_torch_file(path, "checkpoint")
+    if not isinstance(data, dict) or data.get("format") not in (CHECKPOINT_FORMAT, RESUME_FORMAT,
+                                                                 LEGACY_RESUME_FORMAT):
+        raise UserError(f"{path}: not an azscale checkpoint")
+    keys = CHECKPOINT_KEYS + (("params",) if data["format"] == CHECKPOINT_FORMAT else ())
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise UserError(f"{path}: damaged checkpoint ({', '.join(missing)} missing)")
+    if not isinstance(data["config"], dict) or not isinstance(data["model"], dict) \
+            or not isinstance(data["step"], int):
+        raise UserError(f"{path}: damaged checkpoint")
+    return data
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """A resume file, its numpy parts restored (`runs.from_torch_safe`); checked for every key."""
+    path = Path(path)
+    data = runs.load_torch_file(path, "resume file")
+    if not isinstance(data, dict) or data.get("format") not in (RESUME_FORMAT, LEGACY_RESUME_FORMAT):
+        raise UserError(f"{path}: not an azscale resume file")
+    missing = [k for k in RESUME_KEYS if k not in data]
+    if missing:
+        raise UserError(f"{path}: damaged resume file ({', '.join(missing)} missing); "
+                        f"start over with --restart or restore the file")
+    if not isinstance(data["step"], int) or data["step"] < 0:
+        raise UserError(f"{path}: damaged resume file (step)")
+    for k in ("buffer", "learner_rng", "actors", "queue"):
+        if k in data:
+            data[k] = runs.from_torch_safe(data[k])
+    return data
+
+
+def load_model(path: Path, device="cpu"):
+    """A network from a checkpoint, in eval mode, and the checkpoint's metadata. Its shape comes
+    from the checkpoint's settings and the game's observation shape and action count
+    (`engines.shapes`: no engine is built)."""
+    from .config import from_dict
+    from .engines import shapes
+    from .nets import build
+    data = load_checkpoint(path)
+    cfg = from_dict(data["config"])
+    obs_shape, num_actions = shapes(cfg.game)
+    model = build(cfg.family, obs_shape, num_actions, cfg.width, cfg.depth)
+    try:
+        model.load_state_dict(data["model"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: the weights do not fit the network its settings describe "
+                        f"({runs._one_line(exc)[:100]})") from None
+    model.to(device).eval()
+    return model, data
+
+
+def resume_step(run_dir: Path) -> int | None:
+    """The last learner step `checkpoints/resume.pt` covers (None without one); reads only its
+    small part (the tensors are memory-mapped, not read)."""
+    import torch
+    path = resume_file(run_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        data = runs.load_torch_file(path, "resume file")  # an older file, or a clear one-line refusal
+    step = data.get("step") if isinstance(data, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"{path}: damaged resume file (no step)")
+    return step
+
+
+# -- the one rule for how far a run is -----------------------------------------------------------
+
+@dataclass
+class RunStatus:
+    steps: int                  # the steps the run is configured for (config.json)
+    done: int                   # learner steps whose records (metrics line, games part) are complete
+    resume: int | None          # the step resume.pt covers, or None without one
+    recorded: bool              # anything recorded at all (a games part or a metrics line)
+    finished: bool
+
+
+def run_status(run_dir: Path, resume: int | None | bool = True) -> RunStatus:
+    """The one rule for how far a run is: every step up to `done` has its metrics line and its
+    games part (and, if `done` reaches the run's steps, the final checkpoint exists). With a
+    resume file, `done` is the step it covers and the records must reach it; without one, the
+    consecutive complete records count. A record missing below that point is never read as zero:
+    it is refused with one line naming it. Records beyond `done` belong to an interrupted step
+    and are replayed on resume.
+
+    `resume`: True to read resume.pt, or the step already read from it (None: there is none).
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    steps = cfg["settings"]["steps"]
+    r = resume_step(run_dir) if resume is True else (None if resume is False else resume)
+    m_steps = [m.get("step") for m in read_metrics(run_dir)]
+    k = 0
+    for x in m_steps:
+        if x != k + 1:
+            break
+        k += 1
+    parts = {runs.part_step(p) for p in (run_dir / "games").glob("part-*.parquet")} \
+        if (run_dir / "games").is_dir() else set()
+    hint = "restore it from a copy, or start the run over with azscale train ... --restart"
+    if r is not None:
+        if k < r:
+            raise UserError(f"{run_dir}: metrics.jsonl records {k} consecutive steps but resume.pt covers {r}; "
+                            f"a record is missing ({hint})")
+        done = r
+    else:
+        done = k
+    missing = [j for j in range(1, done + 1) if j not in parts]
+    if missing:
+        raise UserError(f"{run_dir}: games/part-{missing[0]:06d}.parquet is missing although step {missing[0]} "
+                        f"is recorded ({hint})")
+    if r is None and parts and max(parts) > k + 1:
+        raise UserError(f"{run_dir}: games/ holds parts up to step {max(parts)} but metrics.jsonl records "
+                        f"only {k} steps; a record is missing ({hint})")
+    finished = done >= steps
+    if finished and not checkpoint_file(run_dir, steps).is_file():
+        raise UserError(f"{run_dir}: checkpoints/step-{steps:06d}.pt, the final checkpoint, is missing ({hint})")
+    return RunStatus(steps, done, r, bool(parts) or bool(m_steps), finished)
