@@ -165,9 +165,9 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
          seed: int = typer.Option(0, help="Resampling seed"),
          symmetry: bool = typer.Option(False, "--symmetry", help="Symmetry-reduced state keys (connect_four mirror, tic_tac_toe D4)"),
          late_turn: Optional[float] = typer.Option(None, help="A state is late when its mean turn is >= this "
-                                                              "(default: the game's [analysis] late_turn, 40)"),
+                                                              "(default: the game's \\[analysis] late_turn, 40)"),
          shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test counts the first K moves of each "
-                                                                 "game (default: the game's [analysis] value, 50)")):
+                                                                 "game (default: the game's \\[analysis] value, 50)")):
     """Rank-frequency (Zipf) curves of game states, with least-squares and MLE exponents, and the end-game evidence."""
     import os
     from .analysis.zipf_report import zipf_analysis
@@ -403,7 +403,7 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
          cache: Optional[Path] = typer.Option(None, help="Solver label cache directory (default: OUT/labels)"),
          sigma: float = typer.Option(0.15, help="Smoothing kernel width in decades of rank"),
          late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this (default: the game's "
-                                                              "[analysis] late_turn, 40)"),
+                                                              "\\[analysis] late_turn, 40)"),
          frontier: float = typer.Option(0.1, help="Loss threshold of the learned frontier"),
          workers: Optional[int] = typer.Option(None, help="Processes for replay and solving (default: all cores)"),
          replicates: int = typer.Option(2000, help="Bootstrap replicates of the early/late split (states, then seeds "
@@ -466,7 +466,7 @@ def _dflt(name: str) -> str:
 
 
 SWEEP_FILE_HELP = ("A game (as for train) or a sweep file (sweep.toml: game, preset, widths, families, seeds, "
-                   "[overrides], [analysis], [executor]); leave out to continue the sweep in --out")
+                   "\\[overrides], \\[analysis], \\[executor] tables); leave out to continue the sweep in --out")
 
 
 @app.command("sweep")
@@ -490,9 +490,9 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
               solver: Optional[bool] = typer.Option(None, "--solver/--no-solver",
                                                     help=f"Ground-truth loss where an oracle exists [default: {_dflt('solver')}]"),
               late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this [default: the game's "
-                                                                   "[analysis] late_turn]"),
+                                                                   "\\[analysis] late_turn]"),
               shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test's first moves [default: the "
-                                                                      "game's [analysis] value]"),
+                                                                      "game's \\[analysis] value]"),
               max_minutes_per_run: Optional[float] = typer.Option(None, help="Stop each run after this long (resumable)"),
               executor: Optional[str] = typer.Option(None, help="local (this machine) or ray (an existing or local Ray "
                                                                 f"cluster) [default: {_dflt('kind')}]"),
