@@ -25,13 +25,16 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import UserError
+
+if TYPE_CHECKING:                      # (pandas is imported where a table is built)
+    import pandas as pd
 
 GAMES_TABLE = "games"
 GAMES_VERSION = "1"

@@ -28,8 +28,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-import pandas as pd
 
 from . import runs
 from .checks import number, optional_number

@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from . import parallel, runs

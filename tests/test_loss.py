@@ -1,4 +1,3 @@
-import json
 import time
 
 import numpy as np
@@ -12,7 +11,7 @@ from azscale.analysis.loss_report import loss_analysis
 from azscale.analysis.states import outcome_side_to_move
 from azscale.config import resolve
 from azscale.engines import SpielEngine
-from azscale.oracles import BitBullyOracle, LabelCache, MemoSolver, label_histories
+from azscale.oracles import BitBullyOracle, LabelCache, MemoSolver
 from azscale.train import train
 
 from conftest import run_cli

@@ -19,7 +19,7 @@ from azscale.analysis.zipf import MAX_SINGLETON_SHARE, MIN_WINDOW_COUNTS, fmt_co
 from azscale.analysis.zipf_report import parse_fit_window
 from azscale.config import resolve
 from azscale.errors import UserError
-from azscale.runs import games_table, read_games, write_games_part
+from azscale.runs import read_games, write_games_part
 from azscale.train import train
 
 from conftest import run_cli

@@ -1,6 +1,4 @@
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +20,7 @@ PARAMS = np.array([608, 1304, 2984, 7496, 21128, 66824])
 
 def synthetic_sizes(elo_means, seeds=2, noise=15.0, reps=300, seed=0):
     rng = np.random.default_rng(seed)
-    rows, cols = [], []
+    rows = []
     for p, m in zip(PARAMS, elo_means):
         for s in range(seeds):
             rows.append({"params": p, "elo": m + rng.normal(0, noise)})

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,7 +46,7 @@ def test_training_examples_are_in_the_side_to_move_frame():
 def test_same_seed_one_actor_gives_identical_games(tmp_path):
     a = train(smoke(), tmp_path / "a", quiet=True)
     b = train(smoke(), tmp_path / "b", quiet=True)
-    c = train(smoke(seed=1), tmp_path / "c", quiet=True)
+    train(smoke(seed=1), tmp_path / "c", quiet=True)
     ta, tb, tc = (read_games(tmp_path / x).drop_columns(["run", "seat0", "seat1"]) for x in "abc")
     assert a["games"] == b["games"] > 0
     assert ta.equals(tb)

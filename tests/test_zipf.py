@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from azscale.analysis.baselines import random_games
