@@ -628,6 +628,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     exit status 2: our own refusals (UserError), command-line usage errors, and operating-system
     errors (a file where a directory is expected, a read-only directory, a full disk)."""
     import errno
+    import signal
+
+    from .errors import Terminated
+
+    def terminated(signum, frame):
+        raise Terminated()
+    # SIGTERM stops like Ctrl-C. A job started with `&` from a script has SIGINT ignored (and its
+    # children inherit that), so the sweep asks its runs to stop with SIGTERM.
+    signal.signal(signal.SIGTERM, terminated)
 
     try:                       # typer >= 0.20 carries its own copy of click
         from typer._click import exceptions as click_exc

@@ -9,3 +9,9 @@ class ThinData(UserError):
     """Too little data for an estimate (no state seen often enough, no games selected, too few
     agents). An optional sweep step that raises it is recorded as not computed and the sweep
     goes on; any other UserError stops the sweep."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, or a sweep stopping its runs), handled as an interrupt: the
+    CLI says "interrupted" and a rerun resumes. Unlike Ctrl-C it reaches only the one process,
+    so a sweep that receives it passes it on to its runs."""

@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 from . import checkpoints as ck
 from . import parallel, runs
 from .config import analysis_settings
-from .errors import ThinData, UserError
+from .errors import Terminated, ThinData, UserError
 from .status import Progress, SweepLog, duration, run_progress
 from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
 
@@ -256,12 +256,13 @@ def _train_command(cfg, d: Path, sc: SweepConfig, ex: Executor) -> list[str]:
 
 
 def _stop(procs: dict[str, Any], ask: bool = True, grace: float = 30.0) -> None:
-    """Ask the training processes to stop (SIGINT: they keep what they played; not again after
-    a Ctrl-C, which reached them already), then end those still running."""
+    """Ask the training processes to stop (SIGTERM, which they handle as an interrupt and which
+    reaches them even where SIGINT is ignored; not again after a Ctrl-C, which reached them
+    already), then end those still running. A run keeps what it recorded either way."""
     for p, *_ in procs.values():
         if ask and p.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGINT)
+                p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     for p, *_ in procs.values():
         try:
@@ -300,7 +301,7 @@ def _train_local(pending, sc: SweepConfig, ex: Executor, root: Path, slog: Sweep
             prog.update(set(procs))
             time.sleep(0.5)
     except BaseException as exc:
-        _stop(procs, ask=not isinstance(exc, KeyboardInterrupt))
+        _stop(procs, ask=not isinstance(exc, KeyboardInterrupt) or isinstance(exc, Terminated))
         raise
     finally:
         prog.close()

@@ -271,3 +271,29 @@ def test_a_step_learns_from_exactly_states_per_step_even_when_a_move_finishes_mo
     train(cfg, tmp_path / "b", quiet=True)
     drop = ["run", "seat0", "seat1"]
     assert read_games(tmp_path / "a").drop_columns(drop).equals(read_games(tmp_path / "b").drop_columns(drop))
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_even_with_sigint_ignored(tmp_path):
+    """A run started in the background by a script has SIGINT ignored; SIGTERM (what a sweep or a
+    scheduler sends) still stops it with the one-line "interrupted", exit 130, and it resumes."""
+    run = tmp_path / "t"
+    args = [sys.executable, "-m", "azscale.cli", "train", "tic_tac_toe", "--preset", "smoke",
+            "--run-dir", str(run), "--steps", "400", "--set", "snapshot_seconds=0", "-q"]
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)     # noqa: E731  (as `cmd &` does)
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)                 # ignored, as in the background
+    time.sleep(1.0)
+    assert p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "azscale: interrupted (rerun the same command to resume)"
+    assert "Traceback" not in err
+    steps = len(read_metrics(run))
+    assert 0 < steps < 400
+    done = subprocess.run(args[:-5] + ["--steps", str(steps + 2), "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [x["step"] for x in read_metrics(run)] == list(range(1, steps + 3))
