@@ -210,7 +210,11 @@ def _label_chunk(args):
 
 def label_histories(game: str, histories: list[list[int]], workers: int = 1, book: bool = True,
                     progress: bool = False, on_part=None) -> list[Label]:
-    """Solve the states reached by `histories` (action lists), in `workers` processes.
+    """Solve the states reached by `histories` (action lists), in `workers` local processes.
+
+    The solving always stays on this machine (a pool of local processes, never Ray tasks, even
+    inside a sweep's Ray session): the solver (bitbully) is checked on the driver only
+    (`sweep._has_oracle`), and other nodes need not have it.
 
     `on_part(start, labels)`, when given, is called as each consecutive part is done (in order),
     so callers can save partial work.
@@ -222,7 +226,7 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
     parts = [(game, histories[i:i + chunk], book) for i in range(0, len(histories), chunk)]
     bar = parallel.Bar("solving", "state", len(histories), size=len) if progress else None
     out: list[Label] = []
-    for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar)):
+    for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar, ray=False)):
         if on_part is not None:
             on_part(i * chunk, res)
         out += res

@@ -4,7 +4,9 @@
 tournament (one task per pair), the states replay (one task per chunk of games), the random
 games (one task per part) and the perfect-play labels (one task per chunk of states) all use
 them. They run local worker processes, unless a sweep on Ray has opened a session
-(`ray_session`): then each item is a Ray task with one CPU, anywhere in the cluster. The tasks
+(`ray_session`): then each item is a Ray task with one CPU, anywhere in the cluster (except
+where the caller passes `ray=False`: the perfect-play labels, whose solver only the driver is
+known to have, stay in local processes). The tasks
 return their results and the driver writes them, under its lock, as before. A caller's own
 `Bar` counts in its units (pairs, games, states); inside a sweep (`progress_bars`) every map
 shows a bar over its tasks.
