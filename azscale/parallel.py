@@ -128,10 +128,15 @@ def runtime_env() -> tuple[dict[str, Any], Path]:
 
 def task_error(exc: BaseException, what: str) -> UserError | None:
     """A Ray task's failure as one line, where the user can act on it (our own refusals, OS
-    errors, a worker that died); None for programming errors, which keep their traceback."""
+    errors, a worker that died); None for programming errors, which keep their traceback. Our
+    refusals keep their kind: a `ThinData` stays a `ThinData`, so a sweep records its optional
+    step as skipped whether the step ran here or in a Ray task."""
     cause = getattr(exc, "cause", None)
     if isinstance(cause, UserError):
-        return UserError(str(cause))
+        try:
+            return type(cause)(str(cause))
+        except Exception:                 # a subclass with another constructor: its message at least
+            return UserError(str(cause))
     if isinstance(cause, OSError):
         return UserError(f"{what}: {cause.filename or ''}: {cause.strerror or cause}".replace(": : ", ": "))
     name = type(exc).__name__
