@@ -17,6 +17,7 @@ import typer
 from .checks import SEED_MAX, number, optional_number
 from .config import TrainConfig, doc
 from .errors import UserError
+from .players import kinds_explained, spec_names
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Train AlphaZero agents of many sizes on OpenSpiel games and study their "
@@ -103,7 +104,7 @@ def train(game: str = typer.Argument(..., help=GAME_HELP),
 
 @app.command()
 def evaluate(run: Path = typer.Argument(..., help="A run directory (its last checkpoint) or a checkpoint file"),
-             opponent: str = typer.Option("random", help="random, mcts (pyspiel MCTSBot, random rollouts) or perfect"),
+             opponent: str = typer.Option("random", help=kinds_explained()),
              games: int = typer.Option(100, help="Games, seats alternating"),
              simulations: int = typer.Option(300, "--sims", help="The agent's simulations per move"),
              opponent_sims: int = typer.Option(300, help="MCTSBot's simulations per move"),
@@ -218,7 +219,7 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
                games_per_pair: int = typer.Option(800, help="Games per pair, seats alternating (the paper: 800)"),
                temperature: float = typer.Option(0.25, help="Move temperature at every move (the paper: 0.25)"),
                simulations: int = typer.Option(300, "--sims", help="Simulations per move (the paper: 300)"),
-               reference: str = typer.Option("", help="Reference players to include: random, mcts-N, perfect (comma-separated)"),
+               reference: str = typer.Option("", help=f"Reference players to include: {spec_names()} (comma-separated)"),
                seed: int = typer.Option(0, help="Random seed"),
                workers: Optional[int] = typer.Option(None, help="Processes (default: all cores; one on a GPU)"),
                device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
