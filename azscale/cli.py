@@ -15,7 +15,7 @@ from typing import List, Optional
 import typer
 
 from .checks import SEED_MAX, number, optional_number
-from .config import TrainConfig, doc
+from .config import SETTING_TYPES, TrainConfig, doc
 from .errors import UserError
 from .players import kinds_explained, spec_names
 
@@ -37,15 +37,22 @@ TRAIN_FLAGS = {"width": "--width", "seed": "--seed", "family": "--family", "step
 def training_options(after: str):
     """Give a command one option per setting in TRAIN_FLAGS, after its parameter `after`: of the
     setting's type, default None (the preset's value), with the setting's doc as its help. The
-    command receives them as keyword arguments (`**settings`)."""
-    types = {"int": int, "float": float, "str": str}
+    command receives them as keyword arguments (`**settings`). A setting of a type a flag cannot
+    take (not in `config.SETTING_TYPES`) is refused here, naming it, when the command is defined."""
+    types = {}
+    for name in TRAIN_FLAGS:
+        kind = TrainConfig.__dataclass_fields__[name].type
+        if kind not in SETTING_TYPES:
+            raise TypeError(f"training flag {TRAIN_FLAGS[name]}: setting '{name}' has type {kind!r}; a flag takes "
+                            f"{', '.join(SETTING_TYPES)} (config.SETTING_TYPES and config._coerce)")
+        types[name] = SETTING_TYPES[kind]
 
     def add(fn):
         sig = inspect.signature(fn)
         own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
         cut = [p.name for p in own].index(after) + 1
         new = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, flag, help=doc(name)),
-                                 annotation=Optional[types[TrainConfig.__dataclass_fields__[name].type]])
+                                 annotation=Optional[types[name]])
                for name, flag in TRAIN_FLAGS.items()]
         kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[cut:]]
         fn.__signature__ = sig.replace(parameters=own[:cut] + new + kw)

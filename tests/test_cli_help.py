@@ -73,3 +73,24 @@ def test_the_arena_makes_every_registered_player():
     for kind, ref in PLAYERS.items():
         spec = reference(kind, 5)
         assert make_player(spec, engine, 0).name == spec.name == (f"{kind}-5" if ref.searches else kind)
+
+
+def test_a_training_flag_of_an_unsupported_type_is_refused_naming_it(monkeypatch):
+    """A setting given a flag must have a type a flag takes (`config.SETTING_TYPES`); otherwise
+    defining the command fails with the setting's name, not a KeyError."""
+    import dataclasses
+
+    import azscale.cli as cli
+    from azscale.config import setting
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        width: int = setting(16, "width")
+        quick: bool = setting(False, "play fewer games")
+
+    Settings.__dataclass_fields__["quick"].type = "bool"          # as written under `from __future__ import annotations`
+    Settings.__dataclass_fields__["width"].type = "int"
+    monkeypatch.setattr(cli, "TrainConfig", Settings)
+    monkeypatch.setattr(cli, "TRAIN_FLAGS", {"width": "--width", "quick": "--quick"})
+    with pytest.raises(TypeError, match=r"--quick: setting 'quick' has type 'bool'"):
+        cli.training_options(after="preset")
