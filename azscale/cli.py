@@ -69,8 +69,8 @@ def _config(game, preset, sets, **named):
 
 @app.command()
 def sizes(game: str = typer.Argument(..., help=GAME_HELP),
-          family: str = typer.Option("mlp", help="Model family: mlp (the paper's) or resnet"),
-          depth: Optional[int] = typer.Option(None, help="Hidden layers (mlp) or residual blocks (resnet); default 2"),
+          family: str = typer.Option(TrainConfig.family, help=doc("family")),
+          depth: Optional[int] = typer.Option(None, help=f"{doc('depth')}; default {TrainConfig.depth}"),
           extra: bool = typer.Option(False, "--extra", help="Also list the paper's 1.5x widths"),
           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table")):
     """List the size axis of a game: model id, width, depth and exact parameter count."""

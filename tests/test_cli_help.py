@@ -94,3 +94,10 @@ def test_a_training_flag_of_an_unsupported_type_is_refused_naming_it(monkeypatch
     monkeypatch.setattr(cli, "TRAIN_FLAGS", {"width": "--width", "quick": "--quick"})
     with pytest.raises(TypeError, match=r"--quick: setting 'quick' has type 'bool'"):
         cli.training_options(after="preset")
+
+
+def test_sizes_takes_its_help_from_the_settings():
+    from azscale.config import TrainConfig, doc
+    params = {p.name: p for p in dict(_commands())[("sizes",)].params}
+    assert params["family"].help == doc("family") and params["family"].default == TrainConfig.family
+    assert params["depth"].help.startswith(doc("depth")) and params["depth"].help.endswith(f"default {TrainConfig.depth}")
