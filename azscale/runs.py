@@ -89,9 +89,15 @@ class GameRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "GameRecord":
-        """A record from a row dict (`row()`'s, or one kept in a resume file); `length` is
-        recomputed from the actions, keys outside the schema are ignored."""
-        return cls(**{f.name: row[f.name] for f in fields(cls) if f.init and f.name in row})
+        """A record from a row dict (`row()`'s, or one kept in a resume file): every column must
+        be there (a row that lacks one is damaged, and is refused naming it rather than written
+        with the unknown defaults); `length` is recomputed from the actions, keys outside the
+        schema are ignored. Writers that genuinely lack a field build the record directly."""
+        names = [f.name for f in fields(cls) if f.init]
+        missing = [n for n in names if n not in row]
+        if missing:
+            raise UserError(f"damaged game record: {', '.join(missing)} missing")
+        return cls(**{n: row[n] for n in names})
 
 
 def _current_umask() -> int:
