@@ -442,6 +442,25 @@ def distinct_sources(paths: Iterable[Path], what: str = "source") -> list[Path]:
     return out
 
 
+def read_sources_games(sources: Iterable[Path]) -> tuple[list[tuple[Path, pa.Table]], str]:
+    """The games table of each source (a run, a tournament, random games, imported logs), in
+    order, and the one game they all play. Refuses, with one line, a run whose games two sources
+    hold (the same run twice, a copy, or two runs with one name) and sources of several games."""
+    tables = [(Path(s), read_games(s)) for s in sources]
+    owner: dict[str, Path] = {}
+    for src, t in tables:
+        for n in sorted(set(t["run"].to_pylist())):
+            if n in owner:
+                raise UserError(f"{owner[n]} and {src} both hold games of run '{n}' (the same run twice, a copy, "
+                                f"or two runs with one name); each run counts once")
+            owner[n] = src
+    names = sorted({g for _, t in tables for g in set(t["game"].to_pylist())})
+    if len(names) != 1:
+        raise UserError(f"the inputs mix several games ({', '.join(names)}); analyse one game at a time"
+                        if names else "the inputs hold no games")
+    return tables, names[0]
+
+
 def identity_of(path: Path) -> str | None:
     """The identity stored in a directory's marker file (runs: `run_id`; tables: `id`)."""
     path = Path(path)

@@ -293,3 +293,19 @@ def test_figure_colours_stay_distinct_past_ten_curves():
         colours = [str(c) for c in curve_colours(labels)]
         assert len(set(colours)) == len(labels)
         assert colours[-1] == "k"
+
+
+def test_sources_read_once_per_run_and_of_one_game(tmp_path):
+    """`runs.read_sources_games`, which zipf and loss read their inputs through: a run whose games
+    two sources hold, and sources of several games, are refused with one line."""
+    from azscale.runs import read_sources_games, write_games_part
+    for d, name in (("a", "hand"), ("b", "hand"), ("c", "other")):
+        write_games_part(tmp_path / d, 0, _table([([0, 3, 1, 4, 2], 1.0)], name).to_pylist(), "tic_tac_toe")
+    rows = _table([([0], 0.0)], "c4").to_pylist()
+    write_games_part(tmp_path / "d", 0, [{**r, "game": "connect_four"} for r in rows], "connect_four")
+    tables, game = read_sources_games([tmp_path / "a", tmp_path / "c"])
+    assert game == "tic_tac_toe" and [s.name for s, _ in tables] == ["a", "c"]
+    with pytest.raises(UserError, match=r"a and .*b both hold games of run 'hand'.*each run counts once"):
+        read_sources_games([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(UserError, match=r"the inputs mix several games \(connect_four, tic_tac_toe\)"):
+        read_sources_games([tmp_path / "a", tmp_path / "d"])
