@@ -452,18 +452,10 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     """Solve states with perfect play (bitbully or the exact solver) into a reusable cache."""
     import os
     from .oracles import solve_states
-    from .analysis.states import table_meta
-    import pyarrow.parquet as pq
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
     limit = optional_number(limit, "--limit", lo=1, hi=10**12, integer=True)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
-    try:
-        have = table_meta(pq.read_schema(states).empty_table()).get("game")
-    except Exception:
-        raise UserError(f"{states}: not a readable states table") from None
-    if have != game:
-        raise UserError(f"{states} holds states of '{have}', not '{game}'")
-    res = solve_states(states, out, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
+    res = solve_states(states, out, game=game, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
                        book=book, progress=not quiet)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
 

@@ -309,3 +309,42 @@ def test_sources_read_once_per_run_and_of_one_game(tmp_path):
         read_sources_games([tmp_path / "a", tmp_path / "b"])
     with pytest.raises(UserError, match=r"the inputs mix several games \(connect_four, tic_tac_toe\)"):
         read_sources_games([tmp_path / "a", tmp_path / "d"])
+
+
+@pytest.mark.parametrize("damage", ["selection-not-json", "selection-missing", "columns-missing", "not-states"])
+def test_a_damaged_states_table_is_one_line_everywhere(tmp_path, damage):
+    """Every reader of a states table (`azscale solve`, `azscale toy-tree --compare`,
+    `load_states`) goes through `read_states_table`: a damaged one is one line, exit 2."""
+    import pyarrow.parquet as pq
+
+    import azscale
+    from azscale.analysis.states import read_states_table
+    st, _ = build_states(_table([([0, 3, 1, 4, 2], 1.0), ([0, 3, 8, 4, 7, 5], -1.0)]))
+    meta = dict(st.schema.metadata)
+    if damage == "selection-not-json":
+        meta[b"selection"] = b"{not json"
+    elif damage == "selection-missing":
+        del meta[b"selection"]
+    elif damage == "columns-missing":
+        st = st.drop_columns(["count", "example_turn"])
+    else:
+        meta[b"azscale.table"] = b"games"
+    z = tmp_path / "z"
+    z.mkdir()
+    pq.write_table(st.replace_schema_metadata(meta), z / "states.parquet")
+    want = {"selection-not-json": "damaged states table (its metadata is not readable)",
+            "selection-missing": "damaged states table (selection missing)",
+            "columns-missing": "damaged states table (count",     # toy-tree asks for the counts only
+            "not-states": "not an azscale states table"}[damage]
+    for args in (["solve", "tic_tac_toe", "--states", z / "states.parquet", "--out", tmp_path / "labels"],
+                 ["toy-tree", "--branching", "2", "--depth", "3", "--out", tmp_path / "toy", "--compare", z]):
+        r = run_cli(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert lines[0].startswith("azscale: error: ") and want in lines[0], lines[0]
+    with pytest.raises(UserError) as err:
+        azscale.load_states(z)
+    assert want in str(err.value)
+    with pytest.raises(UserError):
+        read_states_table(z / "states.parquet")
+    assert not (tmp_path / "labels").exists() and not (tmp_path / "toy" / "toy_tree.json").exists()
