@@ -26,7 +26,7 @@ FILE_EXT = {"py", "json", "jsonl", "csv", "pt", "npz", "log", "parquet", "toml",
 
 
 def test_readme_names_only_what_exists():
-    """Every backticked dotted name in the README (`checkpoints.run_status`, `arena.PLAYERS`,
+    """Every backticked dotted name in the README (`checkpoints.run_status`, `players.PLAYERS`,
     `search.policy.to_player0`, ...) is an azscale module or an attribute of one, read relative to
     azscale, azscale.analysis, azscale.engines or azscale.search; file names and other libraries'
     names are left out."""
