@@ -118,19 +118,11 @@ def load_states(path: str | Path, window: str = "last70", boards: int = 0) -> pd
     `window`. `boards=K` adds `board`, the text of each of the K most frequent states, rebuilt by
     replaying the game that reached it. `attrs`: the table's metadata (game, key scheme, frame,
     selection)."""
-    import pyarrow.parquet as pq
-
-    from .analysis.states import STATES_TABLE, build_states, table_meta
+    from .analysis.states import build_states, read_states_table, table_meta
     path = Path(path)
     f = _states_file(path)
     if f is not None:
-        try:
-            t = pq.read_table(f)
-        except Exception as exc:
-            raise UserError(f"{f}: not a readable Parquet file ({runs._one_line(exc)[:100]})") from None
-        meta = table_meta(t)
-        if meta.get("azscale.table") != STATES_TABLE:
-            raise UserError(f"{f}: not an azscale states table")
+        t, meta = read_states_table(f)
     elif ck.is_run(path) or (path / "games").is_dir():
         t, _ = build_states(runs.read_games(path), window=window, sources=[str(path)])
         meta = table_meta(t)
@@ -186,7 +178,8 @@ def _analysis(path: Path, step: str, name: str) -> Path:
 
 def load_elo(path: str | Path) -> pd.DataFrame:
     """The Elo table (player, kind, run, step, params, Elo and its interval) of a sweep or of
-    an `azscale elo` directory; reference players have kind random, mcts or perfect."""
+    an `azscale elo` directory; a reference player's kind is one of the players' registry
+    (`players.PLAYERS`)."""
     from .analysis.elo_report import read_elo_table
     return read_elo_table(_analysis(Path(path), "elo", "elo.csv"))
 

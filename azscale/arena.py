@@ -8,16 +8,17 @@ with the tensor twin on its device where the game has one; the reference players
 random, pyspiel's C++ MCTSBot with random rollouts, a perfect player from the exact solver) act
 game by game.
 
-`PLAYERS` is the registry of reference players and `make_player` the one way to make any player
-from its spec (`PlayerSpec`): `evaluate` and the tournaments both use them. A new reference
-player is a class here and one line in `PLAYERS`.
+`players.PLAYERS` is the registry of reference players (kept in a light module, so help texts read
+it without loading torch) and `make_player` the one way to make any player from its spec
+(`PlayerSpec`): `evaluate` and the tournaments both use them. A new reference player is a class
+here and one entry in `players.PLAYERS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyspiel
@@ -26,6 +27,7 @@ import torch
 from .checks import number
 from .engines import SpielEngine, make_engine
 from .errors import UserError
+from .players import PLAYERS, kinds, spec_names
 from .search import MCTS, select_actions
 
 
@@ -182,7 +184,7 @@ def play_match(engine: SpielEngine, a: Player, b: Player, games: int, progress: 
 class PlayerSpec:
     """A player as a tournament records it: an agent (a checkpoint) or a reference player."""
     name: str
-    kind: str                      # agent, or a kind in PLAYERS
+    kind: str                      # agent, or a kind in players.PLAYERS
     checkpoint: str = ""           # for agents
     run: str = ""
     step: int = -1
@@ -190,30 +192,11 @@ class PlayerSpec:
     simulations: int = 0           # for references that search (mcts-N)
 
 
-@dataclass(frozen=True)
-class Reference:
-    """A kind of reference player: how to make one from its spec, on a game, with a seed."""
-    make: Callable[[PlayerSpec, SpielEngine, int], Player]
-    searches: bool = False         # named KIND-N: N simulations per move
-
-
-PLAYERS: dict[str, Reference] = {
-    "random": Reference(lambda p, engine, seed: RandomPlayer(seed, name=p.name)),
-    "mcts": Reference(lambda p, engine, seed: SpielMCTSPlayer(engine.spiel_game, p.simulations, seed, name=p.name),
-                      searches=True),
-    "perfect": Reference(lambda p, engine, seed: PerfectPlayer(engine.spiel_game, seed, name=p.name)),
-}
-
-
-def _choices(kinds: list[str]) -> str:
-    return ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
-
-
 def reference(kind: str, simulations: int = 0) -> PlayerSpec:
     """The spec of a reference player of `kind` (`PLAYERS`): named by its kind, or KIND-N for
     one that searches N simulations per move."""
     if kind not in PLAYERS:
-        raise UserError(f"unknown opponent '{kind}' (choose {_choices(list(PLAYERS))})")
+        raise UserError(f"unknown opponent '{kind}' (choose {kinds()})")
     if PLAYERS[kind].searches:
         return PlayerSpec(f"{kind}-{simulations}", kind, simulations=simulations)
     return PlayerSpec(kind, kind)
@@ -221,7 +204,6 @@ def reference(kind: str, simulations: int = 0) -> PlayerSpec:
 
 def reference_players(spec: str) -> list[PlayerSpec]:
     """`random,mcts-100,mcts-300,perfect` -> reference player specs."""
-    names = ", ".join(k + ("-N" if r.searches else "") for k, r in PLAYERS.items())
     out = []
     for item in [x.strip() for x in spec.split(",") if x.strip()]:
         kind, _, n = item.rpartition("-")
@@ -231,7 +213,7 @@ def reference_players(spec: str) -> list[PlayerSpec]:
             sims = number(int(n), f"reference player '{item}': the simulations", lo=1, hi=1_000_000, integer=True)
             out.append(reference(kind, sims))
         else:
-            raise UserError(f"unknown reference player '{item}' ({names})")
+            raise UserError(f"unknown reference player '{item}' ({spec_names()})")
     return out
 
 

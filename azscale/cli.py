@@ -15,8 +15,9 @@ from typing import List, Optional
 import typer
 
 from .checks import SEED_MAX, number, optional_number
-from .config import TrainConfig, doc
+from .config import SETTING_TYPES, TrainConfig, doc
 from .errors import UserError
+from .players import kinds_explained, spec_names
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Train AlphaZero agents of many sizes on OpenSpiel games and study their "
@@ -36,15 +37,22 @@ TRAIN_FLAGS = {"width": "--width", "seed": "--seed", "family": "--family", "step
 def training_options(after: str):
     """Give a command one option per setting in TRAIN_FLAGS, after its parameter `after`: of the
     setting's type, default None (the preset's value), with the setting's doc as its help. The
-    command receives them as keyword arguments (`**settings`)."""
-    types = {"int": int, "float": float, "str": str}
+    command receives them as keyword arguments (`**settings`). A setting of a type a flag cannot
+    take (not in `config.SETTING_TYPES`) is refused here, naming it, when the command is defined."""
+    types = {}
+    for name in TRAIN_FLAGS:
+        kind = TrainConfig.__dataclass_fields__[name].type
+        if kind not in SETTING_TYPES:
+            raise TypeError(f"training flag {TRAIN_FLAGS[name]}: setting '{name}' has type {kind!r}; a flag takes "
+                            f"{', '.join(SETTING_TYPES)} (config.SETTING_TYPES and config._coerce)")
+        types[name] = SETTING_TYPES[kind]
 
     def add(fn):
         sig = inspect.signature(fn)
         own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
         cut = [p.name for p in own].index(after) + 1
         new = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, flag, help=doc(name)),
-                                 annotation=Optional[types[TrainConfig.__dataclass_fields__[name].type]])
+                                 annotation=Optional[types[name]])
                for name, flag in TRAIN_FLAGS.items()]
         kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[cut:]]
         fn.__signature__ = sig.replace(parameters=own[:cut] + new + kw)
@@ -61,8 +69,8 @@ def _config(game, preset, sets, **named):
 
 @app.command()
 def sizes(game: str = typer.Argument(..., help=GAME_HELP),
-          family: str = typer.Option("mlp", help="Model family: mlp (the paper's) or resnet"),
-          depth: Optional[int] = typer.Option(None, help="Hidden layers (mlp) or residual blocks (resnet); default 2"),
+          family: str = typer.Option(TrainConfig.family, help=doc("family")),
+          depth: Optional[int] = typer.Option(None, help=f"{doc('depth')}; default {TrainConfig.depth}"),
           extra: bool = typer.Option(False, "--extra", help="Also list the paper's 1.5x widths"),
           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table")):
     """List the size axis of a game: model id, width, depth and exact parameter count."""
@@ -103,7 +111,7 @@ def train(game: str = typer.Argument(..., help=GAME_HELP),
 
 @app.command()
 def evaluate(run: Path = typer.Argument(..., help="A run directory (its last checkpoint) or a checkpoint file"),
-             opponent: str = typer.Option("random", help="random, mcts (pyspiel MCTSBot, random rollouts) or perfect"),
+             opponent: str = typer.Option("random", help=kinds_explained()),
              games: int = typer.Option(100, help="Games, seats alternating"),
              simulations: int = typer.Option(300, "--sims", help="The agent's simulations per move"),
              opponent_sims: int = typer.Option(300, help="MCTSBot's simulations per move"),
@@ -218,7 +226,7 @@ def tournament(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="
                games_per_pair: int = typer.Option(800, help="Games per pair, seats alternating (the paper: 800)"),
                temperature: float = typer.Option(0.25, help="Move temperature at every move (the paper: 0.25)"),
                simulations: int = typer.Option(300, "--sims", help="Simulations per move (the paper: 300)"),
-               reference: str = typer.Option("", help="Reference players to include: random, mcts-N, perfect (comma-separated)"),
+               reference: str = typer.Option("", help=f"Reference players to include: {spec_names()} (comma-separated)"),
                seed: int = typer.Option(0, help="Random seed"),
                workers: Optional[int] = typer.Option(None, help="Processes (default: all cores; one on a GPU)"),
                device: str = typer.Option("cpu", help="Where agents search: cpu, cuda or auto (tensor twins)"),
@@ -444,18 +452,10 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     """Solve states with perfect play (bitbully or the exact solver) into a reusable cache."""
     import os
     from .oracles import solve_states
-    from .analysis.states import table_meta
-    import pyarrow.parquet as pq
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
     limit = optional_number(limit, "--limit", lo=1, hi=10**12, integer=True)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
-    try:
-        have = table_meta(pq.read_schema(states).empty_table()).get("game")
-    except Exception:
-        raise UserError(f"{states}: not a readable states table") from None
-    if have != game:
-        raise UserError(f"{states} holds states of '{have}', not '{game}'")
-    res = solve_states(states, out, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
+    res = solve_states(states, out, game=game, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
                        book=book, progress=not quiet)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
 

@@ -85,7 +85,9 @@ _FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 def doc(name: str) -> str:
     """What a training setting means (its doc in TrainConfig)."""
     return next(f.metadata["doc"] for f in fields(TrainConfig) if f.name == name)
-_CASTS = {"int": int, "float": float, "str": str}
+# the types a setting may have (its annotation, as written): read by `_coerce` and by the command
+# line's training flags (`cli.training_options`)
+SETTING_TYPES = {"int": int, "float": float, "str": str}
 
 
 def checkpoint_schedule(steps: int, count: int = 17) -> list[int]:
@@ -112,7 +114,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in _FIELD_TYPES:
         known = ", ".join(sorted(_FIELD_TYPES))
         raise UserError(f"unknown setting '{name}' (known settings: {known})")
-    kind = _CASTS[_FIELD_TYPES[name]]
+    kind = SETTING_TYPES[_FIELD_TYPES[name]]
 
     def bad() -> UserError:
         return UserError(f"setting '{name}' must be {_FIELD_TYPES[name]}, got {value!r}")

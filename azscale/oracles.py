@@ -210,7 +210,11 @@ def _label_chunk(args):
 
 def label_histories(game: str, histories: list[list[int]], workers: int = 1, book: bool = True,
                     progress: bool = False, on_part=None) -> list[Label]:
-    """Solve the states reached by `histories` (action lists), in `workers` processes.
+    """Solve the states reached by `histories` (action lists), in `workers` local processes.
+
+    The solving always stays on this machine (a pool of local processes, never Ray tasks, even
+    inside a sweep's Ray session): the solver (bitbully) is checked on the driver only
+    (`sweep._has_oracle`), and other nodes need not have it.
 
     `on_part(start, labels)`, when given, is called as each consecutive part is done (in order),
     so callers can save partial work.
@@ -222,7 +226,7 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
     parts = [(game, histories[i:i + chunk], book) for i in range(0, len(histories), chunk)]
     bar = parallel.Bar("solving", "state", len(histories), size=len) if progress else None
     out: list[Label] = []
-    for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar)):
+    for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar, ray=False)):
         if on_part is not None:
             on_part(i * chunk, res)
         out += res
@@ -252,30 +256,21 @@ def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[li
     return len(todo)
 
 
-def solve_states(states_path: Path, out: Path, *, min_count: int = 1, limit: int | None = None,
-                 workers: int = 1, book: bool = True, progress: bool = True) -> dict[str, Any]:
+def solve_states(states_path: Path, out: Path, *, game: str | None = None, min_count: int = 1,
+                 limit: int | None = None, workers: int = 1, book: bool = True,
+                 progress: bool = True) -> dict[str, Any]:
     """Label the states of a states table (from `azscale zipf`) into a cache directory (`azscale
-    solve`): the most frequent first, those seen `min_count` times or more, at most `limit`."""
+    solve`): the most frequent first, those seen `min_count` times or more, at most `limit`.
+    `game`: refuse a table of another game."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from . import runs
-    from .analysis.states import STATES_TABLE, histories_for, table_meta
+    from .analysis.states import histories_for, read_states_table
     from .engines.spiel import load_spiel_game
-    try:
-        st = pq.read_table(states_path)
-    except Exception:
-        raise UserError(f"{states_path}: not a readable Parquet file") from None
-    try:
-        meta = table_meta(st)
-    except ValueError:
-        raise UserError(f"{states_path}: damaged states table (its selection is not readable)") from None
-    if meta.get("azscale.table") != STATES_TABLE:
-        raise UserError(f"{states_path}: not an azscale states table")
-    need = ("key", "count", "rank", "example_run", "example_game", "example_turn")
-    if not isinstance(meta.get("game"), str) or not isinstance(meta.get("selection"), dict) \
-            or any(c not in st.column_names for c in need):
-        raise UserError(f"{states_path}: damaged states table (game, selection or columns missing)")
+    st, meta = read_states_table(states_path, columns=("key", "count", "rank", "example_run", "example_game",
+                                                        "example_turn"))
+    if game is not None and meta["game"] != game:
+        raise UserError(f"{states_path} holds states of '{meta['game']}', not '{game}'")
     game = meta["game"]
     runs.claim_dir(Path(out), "labels")
     sources = meta["selection"].get("sources") or []

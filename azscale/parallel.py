@@ -4,7 +4,9 @@
 tournament (one task per pair), the states replay (one task per chunk of games), the random
 games (one task per part) and the perfect-play labels (one task per chunk of states) all use
 them. They run local worker processes, unless a sweep on Ray has opened a session
-(`ray_session`): then each item is a Ray task with one CPU, anywhere in the cluster. The tasks
+(`ray_session`): then each item is a Ray task with one CPU, anywhere in the cluster (except
+where the caller passes `ray=False`: the perfect-play labels, whose solver only the driver is
+known to have, stay in local processes). The tasks
 return their results and the driver writes them, under its lock, as before. A caller's own
 `Bar` counts in its units (pairs, games, states); inside a sweep (`progress_bars`) every map
 shows a bar over its tasks.
@@ -126,10 +128,15 @@ def runtime_env() -> tuple[dict[str, Any], Path]:
 
 def task_error(exc: BaseException, what: str) -> UserError | None:
     """A Ray task's failure as one line, where the user can act on it (our own refusals, OS
-    errors, a worker that died); None for programming errors, which keep their traceback."""
+    errors, a worker that died); None for programming errors, which keep their traceback. Our
+    refusals keep their kind: a `ThinData` stays a `ThinData`, so a sweep records its optional
+    step as skipped whether the step ran here or in a Ray task."""
     cause = getattr(exc, "cause", None)
     if isinstance(cause, UserError):
-        return UserError(str(cause))
+        try:
+            return type(cause)(str(cause))
+        except Exception:                 # a subclass with another constructor: its message at least
+            return UserError(str(cause))
     if isinstance(cause, OSError):
         return UserError(f"{what}: {cause.filename or ''}: {cause.strerror or cause}".replace(": : ", ": "))
     name = type(exc).__name__

@@ -89,9 +89,15 @@ class GameRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "GameRecord":
-        """A record from a row dict (`row()`'s, or one kept in a resume file); `length` is
-        recomputed from the actions, keys outside the schema are ignored."""
-        return cls(**{f.name: row[f.name] for f in fields(cls) if f.init and f.name in row})
+        """A record from a row dict (`row()`'s, or one kept in a resume file): every column must
+        be there (a row that lacks one is damaged, and is refused naming it rather than written
+        with the unknown defaults); `length` is recomputed from the actions, keys outside the
+        schema are ignored. Writers that genuinely lack a field build the record directly."""
+        names = [f.name for f in fields(cls) if f.init]
+        missing = [n for n in names if n not in row]
+        if missing:
+            raise UserError(f"damaged game record: {', '.join(missing)} missing")
+        return cls(**{n: row[n] for n in names})
 
 
 def _current_umask() -> int:
@@ -434,6 +440,25 @@ def distinct_sources(paths: Iterable[Path], what: str = "source") -> list[Path]:
             ids[ident] = p
         out.append(p)
     return out
+
+
+def read_sources_games(sources: Iterable[Path]) -> tuple[list[tuple[Path, pa.Table]], str]:
+    """The games table of each source (a run, a tournament, random games, imported logs), in
+    order, and the one game they all play. Refuses, with one line, a run whose games two sources
+    hold (the same run twice, a copy, or two runs with one name) and sources of several games."""
+    tables = [(Path(s), read_games(s)) for s in sources]
+    owner: dict[str, Path] = {}
+    for src, t in tables:
+        for n in sorted(set(t["run"].to_pylist())):
+            if n in owner:
+                raise UserError(f"{owner[n]} and {src} both hold games of run '{n}' (the same run twice, a copy, "
+                                f"or two runs with one name); each run counts once")
+            owner[n] = src
+    names = sorted({g for _, t in tables for g in set(t["game"].to_pylist())})
+    if len(names) != 1:
+        raise UserError(f"the inputs mix several games ({', '.join(names)}); analyse one game at a time"
+                        if names else "the inputs hold no games")
+    return tables, names[0]
 
 
 def identity_of(path: Path) -> str | None:

@@ -131,6 +131,8 @@ class Queue:
     def load(self, st: dict[str, Any]) -> None:
         self.parts = {k: [np.asarray(st[k])] for k in self.parts}
         self.games = [dict(g) for g in st["games"]]
+        for g in self.games:                # a damaged game is refused here, not written with unknowns
+            runs.GameRecord.from_row(g)
         self.size = int(st["size"])
 
 
@@ -245,7 +247,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
             torch.set_rng_state(snap["torch_rng"])
             if "queue" in snap:
                 queue.load(snap["queue"])
-        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError, UserError) as exc:
             raise UserError(f"{resume_path}: damaged resume file ({runs._one_line(exc)[:100]}); "
                             f"start over with --restart or restore the file") from None
         step, games_total, states_total = snap["step"], snap["games"], snap["states"]

@@ -38,3 +38,12 @@ def test_overrides_are_typed_and_checked():
         resolve("tic_tac_toe", "smoke", {"dirichlet_epsilon": 2})
     with pytest.raises(UserError, match="unknown preset"):
         resolve("tic_tac_toe", "huge")
+
+
+def test_every_setting_has_a_type_a_setting_may_have():
+    """`--set` coerces, and `azscale train` makes flags, by `config.SETTING_TYPES`: a setting of
+    another type (a bool, an optional) needs those extended first."""
+    from dataclasses import fields
+
+    from azscale.config import SETTING_TYPES, TrainConfig
+    assert {f.name: f.type for f in fields(TrainConfig) if f.type not in SETTING_TYPES} == {}

@@ -250,3 +250,18 @@ def test_early_late_split_on_pooled_states_recovers_planted_ratios(tmp_path):
     for f in ("loss_early_late.png", "loss_early_late.svg", "loss_early_late_vs_step.png",
               "loss_early_late_vs_step.svg"):
         assert (tmp_path / f).stat().st_size > 0
+
+
+def test_labels_are_solved_on_this_machine_inside_a_ray_session():
+    """Inside a sweep's Ray session the perfect-play labels are still solved by local processes
+    (the solver is checked on the driver only): no Ray task is submitted."""
+    from azscale import parallel
+    from azscale.oracles import label_histories
+
+    class NoRay:
+        def remote(self, *a, **k):
+            raise AssertionError("perfect-play labels were sent to Ray")
+
+    with parallel.ray_session(NoRay(), "/nonexistent", log=lambda m: None):
+        labels = label_histories("tic_tac_toe", [[0], [0, 4], [4, 0, 8]], workers=1)
+    assert len(labels) == 3

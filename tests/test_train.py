@@ -297,3 +297,33 @@ def test_sigterm_stops_a_run_like_ctrl_c_even_with_sigint_ignored(tmp_path):
     done = subprocess.run(args[:-5] + ["--steps", str(steps + 2), "-q"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert [x["step"] for x in read_metrics(run)] == list(range(1, steps + 3))
+
+
+def test_a_game_record_read_from_a_row_needs_every_column():
+    from azscale.runs import GameRecord
+    row = GameRecord(run="r", kind="selfplay", game="tic_tac_toe", actions=[0, 4], return0=0.0, return1=0.0,
+                     game_id=3, net_step=1, net_step_first=0, seat0="r", seat1="r", temperature=1.0,
+                     temperature_drop=4, simulations=8).row()
+    assert GameRecord.from_row(row) == GameRecord.from_row({**row, "length": 99, "extra": 1})   # length recomputed
+    damaged = {k: v for k, v in row.items() if k not in ("net_step", "simulations")}
+    with pytest.raises(UserError, match="damaged game record: net_step, simulations missing"):
+        GameRecord.from_row(damaged)
+
+
+def test_a_damaged_game_in_the_resume_queue_is_refused_naming_the_file(tmp_path):
+    """A queued game that lost a column is refused when the run resumes (one line naming the
+    resume file and the column), never written to the games table with unknown values."""
+    import torch
+
+    from azscale import runs
+    cfg = smoke()
+    train(cfg.replace(steps=2), tmp_path / "r", quiet=True)
+    path = tmp_path / "r" / "checkpoints" / "resume.pt"
+    data = load_resume(path)
+    assert data["queue"]["games"], "the smoke run left no game queued"
+    del data["queue"]["games"][0]["net_step"]
+    torch.save(runs.to_torch_safe(data), path)
+    before = read_games(tmp_path / "r").num_rows
+    with pytest.raises(UserError, match=r"resume.pt: damaged resume file \(damaged game record: net_step missing\)"):
+        train(cfg.replace(steps=3), tmp_path / "r", quiet=True)
+    assert read_games(tmp_path / "r").num_rows == before

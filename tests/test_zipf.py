@@ -293,3 +293,58 @@ def test_figure_colours_stay_distinct_past_ten_curves():
         colours = [str(c) for c in curve_colours(labels)]
         assert len(set(colours)) == len(labels)
         assert colours[-1] == "k"
+
+
+def test_sources_read_once_per_run_and_of_one_game(tmp_path):
+    """`runs.read_sources_games`, which zipf and loss read their inputs through: a run whose games
+    two sources hold, and sources of several games, are refused with one line."""
+    from azscale.runs import read_sources_games, write_games_part
+    for d, name in (("a", "hand"), ("b", "hand"), ("c", "other")):
+        write_games_part(tmp_path / d, 0, _table([([0, 3, 1, 4, 2], 1.0)], name).to_pylist(), "tic_tac_toe")
+    rows = _table([([0], 0.0)], "c4").to_pylist()
+    write_games_part(tmp_path / "d", 0, [{**r, "game": "connect_four"} for r in rows], "connect_four")
+    tables, game = read_sources_games([tmp_path / "a", tmp_path / "c"])
+    assert game == "tic_tac_toe" and [s.name for s, _ in tables] == ["a", "c"]
+    with pytest.raises(UserError, match=r"a and .*b both hold games of run 'hand'.*each run counts once"):
+        read_sources_games([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(UserError, match=r"the inputs mix several games \(connect_four, tic_tac_toe\)"):
+        read_sources_games([tmp_path / "a", tmp_path / "d"])
+
+
+@pytest.mark.parametrize("damage", ["selection-not-json", "selection-missing", "columns-missing", "not-states"])
+def test_a_damaged_states_table_is_one_line_everywhere(tmp_path, damage):
+    """Every reader of a states table (`azscale solve`, `azscale toy-tree --compare`,
+    `load_states`) goes through `read_states_table`: a damaged one is one line, exit 2."""
+    import pyarrow.parquet as pq
+
+    import azscale
+    from azscale.analysis.states import read_states_table
+    st, _ = build_states(_table([([0, 3, 1, 4, 2], 1.0), ([0, 3, 8, 4, 7, 5], -1.0)]))
+    meta = dict(st.schema.metadata)
+    if damage == "selection-not-json":
+        meta[b"selection"] = b"{not json"
+    elif damage == "selection-missing":
+        del meta[b"selection"]
+    elif damage == "columns-missing":
+        st = st.drop_columns(["count", "example_turn"])
+    else:
+        meta[b"azscale.table"] = b"games"
+    z = tmp_path / "z"
+    z.mkdir()
+    pq.write_table(st.replace_schema_metadata(meta), z / "states.parquet")
+    want = {"selection-not-json": "damaged states table (its metadata is not readable)",
+            "selection-missing": "damaged states table (selection missing)",
+            "columns-missing": "damaged states table (count",     # toy-tree asks for the counts only
+            "not-states": "not an azscale states table"}[damage]
+    for args in (["solve", "tic_tac_toe", "--states", z / "states.parquet", "--out", tmp_path / "labels"],
+                 ["toy-tree", "--branching", "2", "--depth", "3", "--out", tmp_path / "toy", "--compare", z]):
+        r = run_cli(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert lines[0].startswith("azscale: error: ") and want in lines[0], lines[0]
+    with pytest.raises(UserError) as err:
+        azscale.load_states(z)
+    assert want in str(err.value)
+    with pytest.raises(UserError):
+        read_states_table(z / "states.parquet")
+    assert not (tmp_path / "labels").exists() and not (tmp_path / "toy" / "toy_tree.json").exists()

@@ -43,18 +43,8 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     runs.claim_dir(Path(out), "loss")
     if cache_dir is not None:
         runs.claim_dir(Path(cache_dir), "labels")
-    games = {r: runs.read_games(r) for r in run_dirs}
-    owner: dict[str, Path] = {}
-    for r, t in games.items():
-        for n in set(t["run"].to_pylist()):
-            if n in owner:
-                raise UserError(f"{owner[n]} and {r} both hold games of run '{n}' (the same run twice, a copy, "
-                                f"or two runs with one name); each run counts once")
-            owner[n] = r
-    game_names = {n for t in games.values() for n in set(t["game"].to_pylist())}
-    if len(game_names) != 1:
-        raise UserError(f"the runs play different games ({', '.join(sorted(game_names))})")
-    game = game_names.pop()
+    tables, game = runs.read_sources_games(run_dirs)
+    games = dict(tables)
     settings = analysis_settings(game)
     late_turn = settings["late_turn"] if late_turn is None else late_turn
     endgame = applicability(game, late_turn, settings["shoulder_moves"])

@@ -287,7 +287,45 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
 
 
 def table_meta(table: pa.Table) -> dict[str, Any]:
+    """The metadata of a states table built here (its selection decoded); a table read from a
+    file goes through `read_states_table`, which checks it."""
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     if "selection" in meta:
         meta["selection"] = json.loads(meta["selection"])
     return meta
+
+
+STATES_COLUMNS = ("rank", "key", "count", "mean_turn", "outcome_p0", "player", "example_run", "example_game",
+                  "example_turn")
+
+
+def read_states_table(path, columns: Sequence[str] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """A states table from its file (`states.parquet`) and its metadata (`table_meta`'s), checked:
+    a readable Parquet file marked as a states table, with its game, a readable selection and the
+    `columns` asked for (default: all, the table's own columns required). Anything else is refused with one line naming
+    the file. The one reader of a states table: `load_states`, `azscale solve`, the toy tree."""
+    import pyarrow.parquet as pq
+
+    from ..errors import UserError
+    from ..runs import _one_line
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({_one_line(exc)[:100]})") from None
+    raw = schema.metadata or {}
+    if raw.get(b"azscale.table") != STATES_TABLE.encode():
+        raise UserError(f"{path}: not an azscale states table")
+    try:
+        meta = table_meta(schema.empty_table())
+    except ValueError:                  # a damaged selection (not JSON) or metadata that is not UTF-8
+        raise UserError(f"{path}: damaged states table (its metadata is not readable)") from None
+    missing = [c for c in (STATES_COLUMNS if columns is None else columns) if c not in schema.names]
+    if not isinstance(meta.get("game"), str) or not isinstance(meta.get("selection"), dict) or missing:
+        what = ", ".join(([] if isinstance(meta.get("game"), str) else ["game"])
+                         + ([] if isinstance(meta.get("selection"), dict) else ["selection"]) + missing)
+        raise UserError(f"{path}: damaged states table ({what} missing)")
+    try:
+        table = pq.read_table(path, columns=None if columns is None else list(columns))
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({_one_line(exc)[:100]})") from None
+    return table, meta

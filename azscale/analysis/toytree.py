@@ -14,7 +14,6 @@ corners are exact integers.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,24 +57,18 @@ def envelope_exponent(levels: pd.DataFrame) -> float:
 
 def read_counts(zipf_dir: Path) -> tuple[np.ndarray, str]:
     """The sorted counts of a zipf analysis's states.parquet and a label for the figure."""
-    import pyarrow.parquet as pq
+    from .states import read_states_table
     zipf_dir = Path(zipf_dir)
     f = zipf_dir / "states.parquet"
     if not f.is_file():
         raise UserError(f"{zipf_dir}: no states.parquet (give a directory written by azscale zipf)")
-    try:
-        t = pq.read_table(f, columns=["count"])
-    except Exception:
-        raise UserError(f"{f}: not a readable states table") from None
-    meta = t.schema.metadata or {}
-    if meta.get(b"azscale.table") != b"states":
-        raise UserError(f"{f}: not an azscale states table")
+    t, meta = read_states_table(f, columns=["count"])
     counts = np.sort(t["count"].to_numpy())[::-1]
     if not len(counts) or counts.min() < 1:
         raise UserError(f"{f}: damaged states table (no counts, or a count below 1)")
-    sel = json.loads(meta.get(b"selection", b"{}") or b"{}")
+    sel = meta["selection"]
     kinds = ", " + ",".join(sel["kinds"]) + " games" if sel.get("kinds") else ""
-    label = f"{zipf_dir.name}: {meta.get(b'game', b'?').decode()}{kinds} ({len(counts):,} states)"
+    label = f"{zipf_dir.name}: {meta['game']}{kinds} ({len(counts):,} states)"
     return counts, label
 
 

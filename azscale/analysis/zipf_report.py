@@ -109,22 +109,10 @@ def zipf_analysis(sources: Sequence[Path], out: Path, *, window: str = "all", ki
         shoulder_moves = check_positive_int("shoulder_moves", shoulder_moves)
     if first_moves is not None:
         first_moves = check_positive_int("first_moves", first_moves)
-    tables = [runs.read_games(s) for s in sources]
-    per_run: list[tuple[str, pa.Table, Path]] = []
-    owner: dict[str, Path] = {}
-    for src, t in zip(sources, tables):
-        names = sorted(set(t["run"].to_pylist()))
-        for n in names:
-            if n in owner:
-                raise UserError(f"{owner[n]} and {src} both hold games of run '{n}' (the same run twice, a copy, "
-                                f"or two runs with one name); each run counts once")
-            owner[n] = Path(src)
-        per_run.append((",".join(names) or Path(src).name, t, Path(src)))
+    tables, game = runs.read_sources_games(sources)
+    per_run: list[tuple[str, pa.Table, Path]] = [(",".join(sorted(set(t["run"].to_pylist()))) or src.name, t, src)
+                                                 for src, t in tables]
     games_all = pa.concat_tables([t for _, t, _ in per_run])
-    games_names = sorted(set(games_all["game"].to_pylist()))
-    if len(games_names) != 1:
-        raise UserError(f"the inputs mix several games ({', '.join(games_names)}); analyse one game at a time")
-    game = games_names[0]
     settings = analysis_settings(game)
     late_turn = settings["late_turn"] if late_turn is None else late_turn
     shoulder_moves = settings["shoulder_moves"] if shoulder_moves is None else shoulder_moves
