@@ -12,7 +12,8 @@ What a rerun may change:
   settings that change no game (`device`, `engine`, `compile`, `snapshot_seconds`);
 - nothing else: the game, any other training setting (after the preset and overrides are
   resolved), and the settings of recorded data (`random_games`, `games_per_pair`,
-  `match_simulations`, `match_temperature`) are refused, naming the setting.
+  `match_simulations`, `match_temperature`) once those games are on disk (until then they may
+  change, and the log says so) are refused, naming the setting.
 
 A `sweep.json` written by an earlier azscale lacks `families`, `late_turn`, `shoulder_moves`,
 `temperature_study` and `executor`: a missing key is its default.
@@ -248,6 +249,13 @@ def families_of(sc: SweepConfig) -> list[str]:
     return list(sc.families) if sc.families else [sc.train_config(sc.widths[0], 0).family]
 
 
+def _recorded(root: Path, key: str) -> bool:
+    """Whether games made with setting `key` are on disk: the random games for `random_games`,
+    any tournament's games for the match settings. Until then the setting may change."""
+    where = Path(root) / ("random" if key == "random_games" else "matches")
+    return where.is_dir() and any(where.rglob("*.parquet"))
+
+
 def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
     """Refuse a change that would invalidate recorded runs or data, naming the setting; return
     a list of what grows (for the log)."""
@@ -269,7 +277,7 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
             diffs.append(f"family: {', '.join(lost)} would be dropped (a sweep keeps its runs; list "
                          f"{', '.join(fa + [f for f in fb if f not in fa])})")
     for k in FIXED_DATA:
-        if getattr(have, k) != getattr(want, k):
+        if getattr(have, k) != getattr(want, k) and _recorded(root, k):
             diffs.append(f"{k}: the sweep has {getattr(have, k)!r}, asked {getattr(want, k)!r} (its games are recorded)")
     lost = [w for w in have.widths if w not in want.widths]
     if lost:
@@ -289,7 +297,7 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
         grows.append(f"families +{','.join(new_f)}")
     if want.seeds > have.seeds:
         grows.append(f"seeds {have.seeds} -> {want.seeds}")
-    for k in ("bootstrap", "solver", "late_turn", "shoulder_moves", "temperature_study"):
+    for k in ("bootstrap", "solver", "late_turn", "shoulder_moves", "temperature_study", *FIXED_DATA):
         if getattr(have, k) != getattr(want, k):
             grows.append(f"{k} {show(getattr(have, k))} -> {show(getattr(want, k))}")
     return grows

@@ -21,8 +21,19 @@ def test_settings_are_compared_as_values(tmp_path):
     assert compare(have, sc_of(overrides={"steps": 8, "device": "cpu", "snapshot_seconds": 5}), tmp_path) == []
     with pytest.raises(UserError, match=r"other settings \(c_puct: the sweep has 2.0, asked 1.5\)"):
         compare(have, sc_of(overrides={"steps": 8, "c_puct": "1.5"}), tmp_path)
-    with pytest.raises(UserError, match="random_games"):
+    # the settings of recorded games may change until those games are on disk
+    assert compare(have, sc_of(overrides={"steps": 8}, random_games=10, games_per_pair=6), tmp_path) == \
+        [f"random_games {have.random_games!r} -> 10", f"games_per_pair {have.games_per_pair!r} -> 6"]
+    (tmp_path / "random" / "games").mkdir(parents=True)
+    (tmp_path / "random" / "games" / "part-000000.parquet").write_bytes(b"")
+    assert compare(have, sc_of(overrides={"steps": 8}, games_per_pair=6), tmp_path) == \
+        [f"games_per_pair {have.games_per_pair!r} -> 6"]
+    with pytest.raises(UserError, match="random_games: the sweep has 20000, asked 10 .its games are recorded"):
         compare(have, sc_of(overrides={"steps": 8}, random_games=10), tmp_path)
+    (tmp_path / "matches" / "final" / "games").mkdir(parents=True)
+    (tmp_path / "matches" / "final" / "games" / "part-000000.parquet").write_bytes(b"")
+    with pytest.raises(UserError, match="games_per_pair: the sweep has"):
+        compare(have, sc_of(overrides={"steps": 8}, games_per_pair=6), tmp_path)
 
 
 def test_growing_and_what_may_change(tmp_path):
