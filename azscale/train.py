@@ -131,8 +131,9 @@ class Queue:
     def load(self, st: dict[str, Any]) -> None:
         self.parts = {k: [np.asarray(st[k])] for k in self.parts}
         self.games = [dict(g) for g in st["games"]]
-        for g in self.games:                # a damaged game is refused here, not written with unknowns
-            runs.GameRecord.from_row(g)
+        for g in self.games:                # a damaged game is refused here, not written with unknowns;
+            runs.GameRecord.from_row({"game_id": -1, **g})   # (its id is given when a step takes it, and
+                                                             # earlier azscale kept none in the queue)
         self.size = int(st["size"])
 
 

@@ -327,3 +327,22 @@ def test_a_damaged_game_in_the_resume_queue_is_refused_naming_the_file(tmp_path)
     with pytest.raises(UserError, match=r"resume.pt: damaged resume file \(damaged game record: net_step missing\)"):
         train(cfg.replace(steps=3), tmp_path / "r", quiet=True)
     assert read_games(tmp_path / "r").num_rows == before
+
+
+def test_a_resume_queue_without_game_ids_resumes(tmp_path):
+    """Queued games get their id when a learner step takes them; azscale before 5d4d555 kept
+    no `game_id` in the queue at all. Such a resume file resumes, and the ids run on."""
+    import torch
+
+    from azscale import runs
+    cfg = smoke()
+    train(cfg.replace(steps=2), tmp_path / "r", quiet=True)
+    path = tmp_path / "r" / "checkpoints" / "resume.pt"
+    data = load_resume(path)
+    assert data["queue"]["games"], "the smoke run left no game queued"
+    for g in data["queue"]["games"]:
+        g.pop("game_id", None)
+    torch.save(runs.to_torch_safe(data), path)
+    train(cfg.replace(steps=4), tmp_path / "r", quiet=True)
+    ids = read_games(tmp_path / "r").column("game_id").to_pylist()
+    assert ids == list(range(len(ids)))
