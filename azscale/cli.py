@@ -473,44 +473,44 @@ SWEEP_FILE_HELP = ("A game (as for train) or a sweep file (sweep.toml: game, pre
 def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.toml]", help=SWEEP_FILE_HELP),
               out: Optional[Path] = typer.Option(None, help="Sweep directory (default: the sweep file's `out`); rerun "
                                                             "to continue, or with more widths or seeds to grow it"),
-              widths: Optional[str] = typer.Option(None, help=f"Comma-separated network widths [default: {_dflt('widths')}]"),
+              widths: Optional[str] = typer.Option(None, help=f"Comma-separated network widths \\[default: {_dflt('widths')}]"),
               families: Optional[str] = typer.Option(None, help="Comma-separated model families (mlp, resnet) "
-                                                                "[default: the preset's]"),
-              seeds: Optional[int] = typer.Option(None, help=f"Seeds per width [default: {_dflt('seeds')}]"),
-              preset: Optional[str] = typer.Option(None, help=f"paper, cpu or smoke [default: {_dflt('preset')}]"),
+                                                                "\\[default: the preset's]"),
+              seeds: Optional[int] = typer.Option(None, help=f"Seeds per width \\[default: {_dflt('seeds')}]"),
+              preset: Optional[str] = typer.Option(None, help=f"paper, cpu or smoke \\[default: {_dflt('preset')}]"),
               sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
               random_games: Optional[int] = typer.Option(None, help="Random-play games for the Zipf baseline "
-                                                                        f"[default: {_dflt('random_games')}]"),
-              games_per_pair: Optional[int] = typer.Option(None, help=f"Tournament games per pair [default: {_dflt('games_per_pair')}]"),
-              match_sims: Optional[int] = typer.Option(None, help=f"Tournament simulations per move [default: {_dflt('match_simulations')}]"),
+                                                                        f"\\[default: {_dflt('random_games')}]"),
+              games_per_pair: Optional[int] = typer.Option(None, help=f"Tournament games per pair \\[default: {_dflt('games_per_pair')}]"),
+              match_sims: Optional[int] = typer.Option(None, help=f"Tournament simulations per move \\[default: {_dflt('match_simulations')}]"),
               match_temperature: Optional[float] = typer.Option(None, help="Tournament move temperature "
-                                                                             f"[default: {_dflt('match_temperature')}]"),
+                                                                             f"\\[default: {_dflt('match_temperature')}]"),
               bootstrap: Optional[int] = typer.Option(None, help="Bootstrap resamples (Elo, scaling; a quarter for Zipf) "
-                                                                 f"[default: {_dflt('bootstrap')}]"),
+                                                                 f"\\[default: {_dflt('bootstrap')}]"),
               solver: Optional[bool] = typer.Option(None, "--solver/--no-solver",
-                                                    help=f"Ground-truth loss where an oracle exists [default: {_dflt('solver')}]"),
-              late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this [default: the game's "
+                                                    help=f"Ground-truth loss where an oracle exists \\[default: {_dflt('solver')}]"),
+              late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this \\[default: the game's "
                                                                    "\\[analysis] late_turn]"),
-              shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test's first moves [default: the "
+              shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test's first moves \\[default: the "
                                                                       "game's \\[analysis] value]"),
               max_minutes_per_run: Optional[float] = typer.Option(None, help="Stop each run after this long (resumable)"),
               executor: Optional[str] = typer.Option(None, help="local (this machine) or ray (an existing or local Ray "
-                                                                f"cluster) [default: {_dflt('kind')}]"),
-              parallel: Optional[int] = typer.Option(None, help=f"local: training runs at once [default: {_dflt('parallel')}]"),
+                                                                f"cluster) \\[default: {_dflt('kind')}]"),
+              parallel: Optional[int] = typer.Option(None, help=f"local: training runs at once \\[default: {_dflt('parallel')}]"),
               address: Optional[str] = typer.Option(None, help="ray: cluster address, e.g. auto or HOST:6379 "
-                                                               "[default: start a local Ray]"),
+                                                               "\\[default: start a local Ray]"),
               gpus_per_run: Optional[float] = typer.Option(None, help="ray: GPUs requested by each training task "
-                                                                    f"[default: {_dflt('gpus_per_run')}]"),
+                                                                    f"\\[default: {_dflt('gpus_per_run')}]"),
               storage: Optional[Path] = typer.Option(None, help="ray: a directory every node mounts (shared filesystem) "
                                                                 "that holds the sweep; a relative --out lies under it "
-                                                                "[default: the sweep's parent]"),
+                                                                "\\[default: the sweep's parent]"),
               tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
                                                          help="Runs also write TensorBoard scalars and hyperparameters"),
               reanalyse: Optional[str] = typer.Option(None, help="Redo these analysis steps (comma-separated, or all), "
                                                                  "e.g. after the analysis code changed"),
               temperature_study: Optional[str] = typer.Option(None, help="Also run the temperature study on the final "
                                                                         "checkpoints at these temperatures: paper (the 17) "
-                                                                        "or comma-separated, e.g. 0.1,0.25,1 [default: "
+                                                                        "or comma-separated, e.g. 0.1,0.25,1 \\[default: "
                                                                         "not run]"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""

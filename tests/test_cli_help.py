@@ -19,7 +19,7 @@ def _commands(cmd=ROOT, path=()):
 
 def _bracketed(text: str) -> list[str]:
     """The `[words]` a help text means to show (an escaped `\\[` is shown as `[`)."""
-    return [m.replace("\\", "") for m in re.findall(r"\\?\[[a-z][a-z_ ]*\]", text or "")]
+    return [m.replace("\\", "") for m in re.findall(r"\\?\[[a-z][^\[\]\\]*\]", text or "")]
 
 
 @pytest.mark.parametrize("path", [p for p, _ in _commands()], ids=lambda p: " ".join(p) or "azscale")
