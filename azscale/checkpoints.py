@@ -91,6 +91,29 @@ def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:
     return chosen
 
 
+def spread_checkpoints(run_dir: Path, k: int) -> list[Path]:
+    """`k` of a run's trained checkpoints (step >= 1), evenly spaced in log(step) and always the
+    first and the final one; all of them when the run has no more than `k`. A run's checkpoints
+    are log-spaced already, so the choice is made on the steps themselves: for each of `k`
+    targets spaced evenly in log(step), the nearest checkpoint not yet taken."""
+    import math
+    if k < 2:
+        raise UserError(f"choose at least 2 checkpoints per run, got {k}")
+    trained = [c for c in step_checkpoints(run_dir) if runs.part_step(c) >= 1]
+    if not trained:
+        raise UserError(f"{run_dir}: no trained checkpoints (is it an azscale run directory?)")
+    if len(trained) <= k:
+        return trained
+    logs = [math.log(runs.part_step(c)) for c in trained]
+    lo, hi = logs[0], logs[-1]
+    chosen: list[int] = []
+    for j in range(k):
+        target = lo + (hi - lo) * j / (k - 1)
+        free = [i for i in range(len(trained)) if i not in chosen]
+        chosen.append(min(free, key=lambda i: (abs(logs[i] - target), i)))
+    return [trained[i] for i in sorted(chosen)]
+
+
 def latest_checkpoint(run_dir: Path) -> Path:
     return checkpoint_paths(run_dir, "final")[0]
 

@@ -512,6 +512,10 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
                                                                         "checkpoints at these temperatures: paper (the 17) "
                                                                         "or comma-separated, e.g. 0.1,0.25,1 \\[default: "
                                                                         "not run]"),
+              checkpoint_tournament: Optional[int] = typer.Option(
+                  None, help="Also play the paper's within-run round-robins: this many checkpoints of each run "
+                             "(log-spaced, the final one included) play each other, in the same Elo fit as the "
+                             f"final checkpoints; 0: not played \\[default: {_dflt('checkpoint_tournament')}]"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""
     from . import sweepcfg as S
@@ -527,7 +531,8 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
         "seeds": seeds, "preset": preset, "random_games": random_games, "games_per_pair": games_per_pair,
         "match_simulations": match_sims, "match_temperature": match_temperature, "bootstrap": bootstrap,
         "solver": solver, "late_turn": late_turn, "shoulder_moves": shoulder_moves,
-        "max_minutes_per_run": max_minutes_per_run}.items() if v is not None}
+        "max_minutes_per_run": max_minutes_per_run, "checkpoint_tournament": checkpoint_tournament}.items()
+        if v is not None}
     if temperature_study is not None:
         from .analysis.temperature import parse_temperatures
         flags["temperature_study"] = parse_temperatures(temperature_study) if temperature_study.strip() else []

@@ -51,10 +51,11 @@ from .errors import Terminated, ThinData, UserError
 from .status import Progress, SweepLog, duration, run_progress
 from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
 
-ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "elo", "loss", "loss-pooled", "loss-solver",
-                  "scaling", "verdict", "temperature"]
+ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "tournament-checkpoints", "elo", "loss",
+                  "loss-pooled", "loss-solver", "scaling", "verdict", "temperature"]
 # the steps whose results a step reads: redoing one redoes these
-DEPENDS = {"zipf-random": ["random-games"], "elo": ["tournament"], "scaling": ["elo", "zipf"],
+DEPENDS = {"zipf-random": ["random-games"], "elo": ["tournament", "tournament-checkpoints"],
+           "scaling": ["elo", "zipf"],
            "verdict": ["elo", "zipf", "loss", "loss-pooled"]}
 # what a step writes, removed before it is redone (derived results only: games are never removed)
 OUTPUTS = {"zipf": ["analysis/zipf"], "zipf-random": ["analysis/zipf-random"], "elo": ["analysis/elo"],
@@ -119,12 +120,16 @@ def step_inputs(sc: SweepConfig, names: Iterable[str], solver: bool) -> dict[str
            "zipf-random": {"replicates": sc.bootstrap // 4, **eg},
            "tournament": {"runs": r, "games_per_pair": sc.games_per_pair, "simulations": sc.match_simulations,
                           "temperature": sc.match_temperature},
-           "elo": {"bootstrap": sc.bootstrap},
+           "elo": {"bootstrap": sc.bootstrap,
+                   # (the key only when asked, so sweeps made before it keep their Elo step)
+                   **({"checkpoint_tournament": sc.checkpoint_tournament} if sc.checkpoint_tournament else {})},
            "loss": {"runs": r, "late_turn": eg["late_turn"]},
            "loss-pooled": {"runs": r, "late_turn": eg["late_turn"]},
            "loss-solver": {"runs": r, "late_turn": eg["late_turn"]},
            "scaling": {"runs": r, "bootstrap": sc.bootstrap},
            "verdict": {}}
+    if sc.checkpoint_tournament:
+        out["tournament-checkpoints"] = {**out["tournament"], "checkpoints": sc.checkpoint_tournament}
     if sc.temperature_study:
         out["temperature"] = {"runs": r, "temperatures": sorted(sc.temperature_study),
                               "games_per_pair": sc.games_per_pair, "simulations": sc.match_simulations,
@@ -464,7 +469,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     from .analysis.loss_report import loss_analysis
     from .analysis.zipf_report import zipf_analysis
     from .arena import reference_players
-    from .tournament import agents_from_runs, tournament
+    from .tournament import agents_from_runs, checkpoint_dirs, checkpoint_tournaments, tournament
 
     workers = os.cpu_count() or 1
     a = root / "analysis"
@@ -519,11 +524,15 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
                                        workers=workers, **eg))
     step("zipf-random", lambda: zipf_analysis([root / "random"], a / "zipf-random", workers=workers,
                                               bootstrap=sc.bootstrap // 4, **eg))
+    match = {"games_per_pair": sc.games_per_pair, "temperature": sc.match_temperature,
+             "simulations": sc.match_simulations, "seed": 0, "workers": workers, "progress": False}
     step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
-                                          root / "matches" / "final", games_per_pair=sc.games_per_pair,
-                                          temperature=sc.match_temperature, simulations=sc.match_simulations,
-                                          seed=0, workers=workers, progress=False, grow=True))
-    step("elo", lambda: elo_analysis([root / "matches" / "final"], a / "elo", anchor="random",
+                                          root / "matches" / "final", grow=True, **match))
+    # the paper's within-run round-robins (checkpoints of one run), in the same Elo fit
+    k = sc.checkpoint_tournament
+    step("tournament-checkpoints", lambda: checkpoint_tournaments(run_dirs, root / "matches", k, grow=False, **match))
+    within = checkpoint_dirs(root / "matches", run_dirs, k) if k else []
+    step("elo", lambda: elo_analysis([root / "matches" / "final", *within], a / "elo", anchor="random",
                                      bootstrap=sc.bootstrap))
     step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
                                        progress=False, late_turn=eg["late_turn"]), optional=True)

@@ -5,9 +5,10 @@ command-line flags. Settings are compared as values, never as typed text (`steps
 What a rerun may change:
 - grow: `widths`, `families` (a superset of the sweep's) and `seeds` (at least as many): only
   the new runs train, and the analysis steps that read runs are redone;
-- reanalyse: `bootstrap`, `solver`, `late_turn`, `shoulder_moves`, `temperature_study`: the
-  steps that depend on them are redone (a temperature study plays only its new temperatures),
-  the runs are kept;
+- reanalyse: `bootstrap`, `solver`, `late_turn`, `shoulder_moves`, `temperature_study`,
+  `checkpoint_tournament`: the steps that depend on them are redone (a temperature study plays
+  only its new temperatures; another checkpoint count plays its own round-robins beside the
+  recorded ones), the runs are kept;
 - freely: the executor, `--parallel`, `--max-minutes-per-run`, `--tensorboard`, and the training
   settings that change no game (`device`, `engine`, `compile`, `snapshot_seconds`);
 - nothing else: the game, any other training setting (after the preset and overrides are
@@ -16,7 +17,7 @@ What a rerun may change:
   change, and the log says so) are refused, naming the setting.
 
 A `sweep.json` written by an earlier azscale lacks `families`, `late_turn`, `shoulder_moves`,
-`temperature_study` and `executor`: a missing key is its default.
+`temperature_study`, `checkpoint_tournament` and `executor`: a missing key is its default.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class SweepConfig:
     # the temperature study (azscale temperature) over the final checkpoints, at these
     # temperatures; empty: not run (a sweep.json without this field means empty)
     temperature_study: list[float] = field(default_factory=list)
+    # the paper's second kind of round-robin (PAPER.md section 6): within each run, this many of
+    # its checkpoints (log-spaced, the final one included) play each other; their games join the
+    # final checkpoints' in one Elo fit. 0: not played (a sweep.json without it means 0)
+    checkpoint_tournament: int = 0
 
     def run_name(self, width: int, seed: int, family: str | None = None) -> str:
         """`<game>-w<W>-s<S>`; a family named in `families` other than mlp joins the name."""
@@ -95,7 +100,7 @@ EXECUTOR_KEYS = {f.name for f in dataclasses.fields(Executor)}
 FILE_TOP = {"game", "preset", "widths", "families", "seeds", "out", "max_minutes_per_run", "overrides",
             "analysis", "executor"}
 FILE_ANALYSIS = {"random_games", "games_per_pair", "match_simulations", "match_temperature", "bootstrap",
-                 "solver", "late_turn", "shoulder_moves", "temperature_study"}
+                 "solver", "late_turn", "shoulder_moves", "temperature_study", "checkpoint_tournament"}
 
 
 def default(name: str) -> str:
@@ -147,6 +152,9 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     n("max_minutes_per_run", "max-minutes-per-run", lo=0, lo_open=True, hi=1e8)
     n("late_turn", "late-turn", lo=1, hi=1_000_000)
     n("shoulder_moves", "shoulder-moves", lo=1, hi=1_000_000, integer=True)
+    n("checkpoint_tournament", "checkpoint-tournament", lo=0, hi=10_000, integer=True)
+    if out.get("checkpoint_tournament") == 1:
+        raise UserError(f"{where}checkpoint-tournament must be 0 (not played) or at least 2 checkpoints per run, got 1")
     if out.get("temperature_study") is not None:
         from .analysis.temperature import parse_temperatures
         ts = out["temperature_study"]
@@ -297,7 +305,8 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
         grows.append(f"families +{','.join(new_f)}")
     if want.seeds > have.seeds:
         grows.append(f"seeds {have.seeds} -> {want.seeds}")
-    for k in ("bootstrap", "solver", "late_turn", "shoulder_moves", "temperature_study", *FIXED_DATA):
+    for k in ("bootstrap", "solver", "late_turn", "shoulder_moves", "temperature_study", "checkpoint_tournament",
+              *FIXED_DATA):
         if getattr(have, k) != getattr(want, k):
             grows.append(f"{k} {show(getattr(have, k))} -> {show(getattr(want, k))}")
     return grows

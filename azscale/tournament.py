@@ -41,6 +41,32 @@ def agents_from_runs(run_dirs: Sequence[Path], checkpoints: str = "final") -> li
     return out
 
 
+def checkpoint_dirs(root: Path, run_dirs: Sequence[Path], k: int) -> list[Path]:
+    """Where `checkpoint_tournaments` keeps each run's round-robin of `k` checkpoints:
+    `root/checkpoints-<k>/<run>` (another `k` chooses other checkpoints, so it gets its own)."""
+    return [Path(root) / f"checkpoints-{k}" / Path(rd).name for rd in run_dirs]
+
+
+def checkpoint_tournaments(run_dirs: Sequence[Path], root: Path, k: int, **settings: Any) -> list[Path]:
+    """The paper's second kind of round-robin (PAPER.md section 6): within each run, `k` of its
+    checkpoints (`checkpoints.spread_checkpoints`: log-spaced, the first trained one and the
+    final one included) play every pair; one tournament directory per run, resumable per pair.
+    `settings` are `tournament`'s (games per pair, temperature, simulations, ...). Returns the
+    directories, for one Elo fit with the final checkpoints' tournament (a final checkpoint has
+    the same name in both, so the two kinds of game are tied together)."""
+    from .checkpoints import load_checkpoint, spread_checkpoints
+    dirs = checkpoint_dirs(root, run_dirs, k)
+    for rd, out in zip(runs.distinct_sources(run_dirs, "run"), dirs):
+        agents = []
+        for c in spread_checkpoints(rd, k):
+            meta = load_checkpoint(c)
+            agents.append(agent_spec(c, meta, meta.get("run") or Path(rd).name))
+        if len(agents) < 2:
+            raise UserError(f"{rd}: fewer than two trained checkpoints; no within-run round-robin")
+        tournament(agents, out, label=f"checkpoints of {Path(rd).name}", **settings)
+    return dirs
+
+
 def game_of(agents: Sequence[PlayerSpec]) -> str:
     """The game the agents' checkpoints play; agents of different games are refused."""
     from .checkpoints import load_checkpoint

@@ -573,3 +573,50 @@ def test_sweep_temperature_study_step_and_its_report_section(tiny_sweep, tmp_pat
     r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (sw / "steps.json").read_text() == before
+
+
+def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
+    """The paper's second kind of round-robin (PAPER.md section 6): asked of a finished sweep,
+    each run's log-spaced checkpoints play each other, their games join the final checkpoints'
+    in one Elo fit (the final checkpoint is one player in both), the size comparison still
+    reads the final checkpoints, and the report says so and draws Elo against step."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    verdict_before = json.loads((sw / "analysis" / "verdict.json").read_text())
+    r = subprocess.run(cli(*SWEEP_ARGS, "--checkpoint-tournament", "1", "--out", sw), capture_output=True, text=True)
+    assert r.returncode == 2 and "checkpoint-tournament must be 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run(cli(*SWEEP_ARGS, "--checkpoint-tournament", "3", "--out", sw), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    log = (sw / "sweep.log").read_text()
+    assert "redoing analysis steps: elo, scaling, verdict (their inputs changed)" in log
+    last = log[log.rindex("redoing"):]
+    assert "step tournament-checkpoints: finished" in last and "step tournament:" not in last
+    assert "step zipf:" not in last
+    runs_ = ["tic_tac_toe-w4-s0", "tic_tac_toe-w16-s0"]
+    for run in runs_:
+        t = sw / "matches" / "checkpoints-3" / run
+        res = pd.read_csv(t / "results.csv")
+        players = set(res["first"]) | set(res["second"])
+        assert players == {f"{run}@{s}" for s in (1, 3, 8)}        # trained checkpoints 1, 3, 8 (step 0 is not)
+        assert len(res) == 2 * 3 and (res["wins"] + res["draws"] + res["losses"] == 5).all()
+    elo = pd.read_csv(sw / "analysis" / "elo" / "elo.csv")
+    assert set(elo["player"]) == {"random"} | {f"{r}@{s}" for r in runs_ for s in (1, 3, 8)}
+    assert len(json.loads((sw / "analysis" / "elo" / "elo.json").read_text())["tournaments"]) == 3
+    assert (sw / "analysis" / "elo" / "elo_vs_step.png").stat().st_size > 0
+    verdict = json.loads((sw / "analysis" / "verdict.json").read_text())
+    assert [s["params_from"] for s in verdict["steps"]] == [s["params_from"] for s in verdict_before["steps"]]
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Within-run round-robins (the paper's second kind)" in md and "`tic_tac_toe-w4-s0`: 1, 3, 8" in md
+    assert "](figures/elo_elo_vs_step.png)" in md
+    html = (tmp_path / "rep" / "report.html").read_text()
+    matrix = html[html.index("Win-rate matrix"):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert "@1" not in matrix and "@3" not in matrix                # the matrix shows the final checkpoints only
+    # asked again, nothing is redone
+    before = (sw / "steps.json").read_text()
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (sw / "steps.json").read_text() == before

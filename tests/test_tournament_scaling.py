@@ -181,3 +181,18 @@ def test_verdict_reads_early_late_loss_at_a_drop():
     assert "Loss split: inconclusive" in verdict_markdown("oware", t, loss=loss((3.0, 2.0, 4.5), (0.8, 0.5, 1.2)))
     assert "not comparable" in verdict_markdown("oware", t, loss=loss((3.0, 2.0, 4.5), (0.5, 0.3, 0.8), False))
     assert "Not measured: run `azscale loss --pooled`" in verdict_markdown("oware", t)
+
+
+def test_spread_checkpoints_are_log_spaced_and_keep_both_ends(tmp_path):
+    from azscale.checkpoints import spread_checkpoints
+    from azscale.config import checkpoint_schedule
+    d = tmp_path / "run" / "checkpoints"
+    d.mkdir(parents=True)
+    for s in [0] + checkpoint_schedule(800, 17):
+        (d / f"step-{s:06d}.pt").write_bytes(b"")
+    steps = lambda k: [int(p.stem.split("-")[1]) for p in spread_checkpoints(tmp_path / "run", k)]  # noqa: E731
+    assert steps(2) == [2, 800]
+    assert steps(5) == [2, 8, 41, 207, 800]            # about 1.4 decades apart in log(step) / 4
+    assert steps(100) == checkpoint_schedule(800, 17)  # all trained ones; never the untrained step 0
+    with pytest.raises(UserError):
+        spread_checkpoints(tmp_path / "run", 1)

@@ -80,7 +80,8 @@ CAPTIONS = {
     "elo_vs_params": "Elo of the final checkpoints against parameters with 95% bootstrap intervals; one colour per "
                      "size, one marker per seed; dashed grey: reference players (the random player is the anchor, "
                      "Elo 0).",
-    "elo_vs_step": "Elo against learner step of every checkpoint in the tournament; dashed grey: reference players.",
+    "elo_vs_step": "Elo against learner step of every checkpoint rated (a sweep's within-run round-robins, in the same "
+                   "fit as the final checkpoints); dashed grey: reference players.",
     "win_rate_matrix": "Score of the row player against the column player (win 1, draw ½) over all games of the "
                        "pair, as in the table above; players by size, reference players last.",
     "elo_fit": "The Elo exponent: final checkpoints (colour: size) and size means (black squares) against "
@@ -412,6 +413,7 @@ def _settings_section(sc: dict[str, Any], settings: dict[str, Any], env: dict[st
     sweep_rows = [("random games", sc.get("random_games")), ("games per pair", sc.get("games_per_pair")),
                   ("match simulations", sc.get("match_simulations")), ("match temperature", sc.get("match_temperature")),
                   ("bootstrap", sc.get("bootstrap")),
+                  ("within-run round-robin checkpoints", sc.get("checkpoint_tournament") or None),
                   ("solver", {True: "on", False: "off"}.get(sc.get("solver")))]
     md = (f"Game `{sc['game']}`, preset `{sc['preset']}`, overrides "
           + (", ".join(f"`{k}={v}`" for k, v in over.items()) if over else "none") + ". Sweep: "
@@ -491,6 +493,14 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
           f"seats alternating, temperature {ms['temperature']} at every move, {ms['simulations']} simulations, no noise. "
           f"Bradley–Terry with draws and a first-move term (first-move advantage {num(ej['first_move_elo'], 0)} Elo), "
           f"anchor `{ej['anchor']}` = 0, {ej['bootstrap']} bootstrap resamples.\n")
+    within = [t for t in ej.get("tournaments", []) if Path(t).parent.name.startswith("checkpoints-")]
+    if within:
+        steps = agents.groupby("run")["step"].apply(lambda x: sorted(int(v) for v in x)) if len(agents) else {}
+        shown = "; ".join(f"`{r}`: {', '.join(map(str, st))}" for r, st in steps.items())
+        md += (f"\nWithin-run round-robins (the paper's second kind): the checkpoints of each run play each "
+               f"other with the same match settings, in the same rating fit ({len(within)} runs; steps {shown}). "
+               f"A final checkpoint plays in both kinds, which ties them together; the size comparison, α_N and "
+               f"the verdict read the final checkpoints only.\n")
     if len(refs):
         md += ("\nReference players: " + "; ".join(f"`{r.player}`: Elo {num(r.elo, 0)}"
                                                  + (" (the anchor)" if r.player == ej["anchor"] else "")
@@ -536,6 +546,8 @@ def _win_rate_html(tournament_dir: Path, agents: pd.DataFrame, refs: pd.DataFram
     res = runs.read_results(tournament_dir)
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist() \
         if len(agents) else []
+    played = set(res["first"]) | set(res["second"])
+    order = [n for n in order if n in played]          # (checkpoints of within-run round-robins play elsewhere)
     names = order + sorted(refs["player"]) if len(refs) else order
     names += sorted((set(res["first"]) | set(res["second"])) - set(names))     # (none, unless elo.csv lags)
     from .elo import score_matrix
