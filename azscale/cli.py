@@ -514,7 +514,7 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
                                                                         "not run]"),
               checkpoint_tournament: Optional[int] = typer.Option(
                   None, help="Also play the paper's within-run round-robins: this many checkpoints of each run "
-                             "(log-spaced, the final one included) play each other, in the same Elo fit as the "
+                             "(log-spaced, the first trained and the final one included) play each other, in the same Elo fit as the "
                              f"final checkpoints; 0: not played \\[default: {_dflt('checkpoint_tournament')}]"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""

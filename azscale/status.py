@@ -183,8 +183,14 @@ def sweep_status(root: Path) -> dict[str, Any]:
             "training_eta_seconds": max([r["eta_seconds"] for r in rows if r["eta_seconds"] is not None], default=None),
             "analysis": {"done": [s for s in ANALYSIS_STEPS if s in done], "skipped": skipped,
                          "running": logst["analysis_running"] if lock["alive"] else None,
-                         "pending": [s for s in ANALYSIS_STEPS if s not in done]},
+                         "pending": [s for s in ANALYSIS_STEPS if s not in done and _asked(sc, s)]},
             "last_log": logst["last_log"]}
+
+
+def _asked(sc, step: str) -> bool:
+    """Whether the sweep runs `step` at all (the optional steps only when asked for)."""
+    return {"tournament-checkpoints": bool(sc.checkpoint_tournament),
+            "temperature": bool(sc.temperature_study)}.get(step, True)
 
 
 def status(path: Path) -> dict[str, Any]:

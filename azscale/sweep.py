@@ -7,6 +7,7 @@
       logs/<run>.log             the output of each locally trained run
       random/                    uniformly random games (the Zipf baseline)
       matches/final/             round-robin of the final checkpoints and the random player
+      matches/checkpoints-K/<run>/  with checkpoint_tournament = K: K checkpoints of the run, round-robin
       analysis/<step>/           zipf, zipf-random, loss, loss-pooled, loss-solver, elo, scaling
       analysis/verdict.md, verdict.json
       steps.json                 the analysis steps finished, each with the inputs it read
@@ -474,7 +475,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     workers = os.cpu_count() or 1
     a = root / "analysis"
     want = step_inputs(sc, [d.name for d in run_dirs], sc.solver and _has_oracle(sc.game))
-    stale = {s for s in done if s not in want or inputs.get(s) != want[s]} | (redo & set(ANALYSIS_STEPS))
+    stale = {s for s in done if s not in want or inputs.get(s) != want[s]} | (redo & set(want))
     stale = dependents(stale) & (done | redo)
     if stale & done:
         log(f"redoing analysis steps: {', '.join(s for s in ANALYSIS_STEPS if s in stale & done)}"

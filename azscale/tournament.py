@@ -63,7 +63,9 @@ def checkpoint_tournaments(run_dirs: Sequence[Path], root: Path, k: int, **setti
             agents.append(agent_spec(c, meta, meta.get("run") or Path(rd).name))
         if len(agents) < 2:
             raise UserError(f"{rd}: fewer than two trained checkpoints; no within-run round-robin")
-        tournament(agents, out, label=f"checkpoints of {Path(rd).name}", **settings)
+        # named apart from the run, so its match games never pass for the run's own games
+        tournament(agents, out, label=f"checkpoints of {Path(rd).name}", name=f"checkpoints-{k}-{Path(rd).name}",
+                   **settings)
     return dirs
 
 

@@ -604,6 +604,8 @@ def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
     assert set(elo["player"]) == {"random"} | {f"{r}@{s}" for r in runs_ for s in (1, 3, 8)}
     assert len(json.loads((sw / "analysis" / "elo" / "elo.json").read_text())["tournaments"]) == 3
     assert (sw / "analysis" / "elo" / "elo_vs_step.png").stat().st_size > 0
+    games = read_games(sw / "matches" / "checkpoints-3" / runs_[0])
+    assert set(games["run"].to_pylist()) == {f"checkpoints-3-{runs_[0]}"}     # never taken for the run's own games
     verdict = json.loads((sw / "analysis" / "verdict.json").read_text())
     assert [s["params_from"] for s in verdict["steps"]] == [s["params_from"] for s in verdict_before["steps"]]
     r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True)
@@ -615,6 +617,10 @@ def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
     matrix = html[html.index("Win-rate matrix"):]
     matrix = matrix[:matrix.index("</table>")]
     assert "@1" not in matrix and "@3" not in matrix                # the matrix shows the final checkpoints only
+    st = json.loads(subprocess.run(cli("status", sw, "--json"), capture_output=True, text=True).stdout)
+    assert st["analysis"]["pending"] == [] and "tournament-checkpoints" in st["analysis"]["done"]
+    st0 = json.loads(subprocess.run(cli("status", tiny_sweep, "--json"), capture_output=True, text=True).stdout)
+    assert "tournament-checkpoints" not in st0["analysis"]["pending"] and "temperature" not in st0["analysis"]["pending"]
     # asked again, nothing is redone
     before = (sw / "steps.json").read_text()
     r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)

@@ -51,13 +51,15 @@ def elo_analysis(tournaments: Sequence[Path], out: Path, *, anchor: str | None =
                "bootstrap": fit.bootstrap, "tournaments": [str(t) for t in tournaments],
                "match_settings": settings, "players": len(fit.players),
                "model": "Bradley-Terry with BayesElo draw width and first-move term; prior sd 2000 Elo"}
-    figs = _elo_figures(table, res, out)
+    figs = _elo_figures(table, res, out, results[0])
     summary["figures"] = figs
     runs.atomic_write_json(out / "elo.json", summary)
     return summary
 
 
-def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]:
+def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path, first: pd.DataFrame) -> list[str]:
+    """Elo against parameters (final checkpoints), against step (where a run has several), and
+    the win-rate matrix of the first tournament's players (a sweep's final checkpoints)."""
     from .plotting import REFERENCE_STYLE, run_styles, seed_of, size_colours
     plt = pyplot()
     figs = []
@@ -106,9 +108,10 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path) -> list[str]
             figs += save(fig, out / "elo_vs_step", names=True)
     # players by size (then seed, then step), the reference players last
     order = agents.assign(seed=agents["run"].map(seed_of)).sort_values(["params", "seed", "step"])["player"].tolist()
-    names = order + sorted(refs["player"])
+    played = set(first["first"]) | set(first["second"])
+    names = [n for n in order if n in played] + sorted(r for r in refs["player"] if r in played)
     label = {n: f"{n} (reference)" for n in refs["player"]}
-    num, den = score_matrix(res, names)
+    num, den = score_matrix(first, names)
     with np.errstate(invalid="ignore"):
         score = np.where(den > 0, num / np.maximum(den, 1), np.nan)
     side = 0.55 * len(names)

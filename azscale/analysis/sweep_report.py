@@ -500,7 +500,8 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
         md += (f"\nWithin-run round-robins (the paper's second kind): the checkpoints of each run play each "
                f"other with the same match settings, in the same rating fit ({len(within)} runs; steps {shown}). "
                f"A final checkpoint plays in both kinds, which ties them together; the size comparison, α_N and "
-               f"the verdict read the final checkpoints only.\n")
+               f"the verdict read the final checkpoints only, whose ratings are fitted with all these games, so "
+               f"they move a little when within-run games are added.\n")
     if len(refs):
         md += ("\nReference players: " + "; ".join(f"`{r.player}`: Elo {num(r.elo, 0)}"
                                                  + (" (the anchor)" if r.player == ej["anchor"] else "")
@@ -531,7 +532,8 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
     show = show.assign(**{c: show[c].map(lambda x: num(x, 0)) for c in ("elo", "elo_ci_low", "elo_ci_high") if c in show})
     show = show.rename(columns={"elo_ci_low": "95% low", "elo_ci_high": "95% high"})
     return {"id": "elo", "title": "Elo and scaling",
-            "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json, matches/final/results.csv",
+            "source": "analysis/elo/elo.csv, elo.json, analysis/scaling/scaling.json, matches/final/results.csv"
+                      + (", matches/checkpoints-K/*/results.csv" if within else ""),
             "md": md, "figures": figs,
             "details": [{"summary": f"Elo of every agent ({len(show)} players; reference players above)",
                          "md": _md_table(show)}]}
