@@ -209,17 +209,68 @@ def test_root_visits_equal_openspiels_mcts(game, n, sims, kind, net):
 
 @pytest.mark.parametrize("game", ["connect_four", "pentago", "oware", "checkers", "tic_tac_toe"])
 @pytest.mark.parametrize("kind", ENGINES)
-def test_a_wave_has_no_host_reads_and_the_same_ops_for_any_batch(game, kind):
+@pytest.mark.parametrize("native", [False, True])
+def test_a_wave_has_no_host_reads_and_the_same_ops_for_any_batch(game, kind, native):
+    """The device search (`native=False`, what a GPU runs) and the CPU's tree-walk kernels alike."""
     eng = engine(kind, game)
     model = Uniform(eng.num_actions)
     hist = _positions(game, 1, seed=5)[0]
-    small = wave_ops(MCTS(eng, model, 24), eng.replay_many([hist] * 4))
-    large = wave_ops(MCTS(eng, model, 24), eng.replay_many([hist] * 64))
+    small = wave_ops(MCTS(eng, model, 24, native=native), eng.replay_many([hist] * 4))
+    large = wave_ops(MCTS(eng, model, 24, native=native), eng.replay_many([hist] * 64))
     assert len(small) == 23
     for wave in small + large:
         bad = [op for op in wave if is_host_read(op)]
         assert not bad, bad
     assert [len(w) for w in small] == [len(w) for w in large]      # op count independent of the batch
+
+
+@pytest.mark.parametrize("game", ["tic_tac_toe", "connect_four", "pentago", "oware", "checkers"])
+@pytest.mark.parametrize("kind", ENGINES)
+def test_cpu_tree_kernels_equal_the_device_search(game, kind):
+    """`native.select` / `native.backup` (per-game loops on the CPU) compute what the masked
+    fixed-shape descent computes: the same visits, root values and whole trees, with root noise,
+    in float32 and float64, on every seed game and both engines."""
+    torch.manual_seed(1)
+    eng = engine(kind, game)
+    model = build("mlp", eng.obs_shape, eng.num_actions, 16, 2).eval()
+    roots = eng.replay_many(_positions(game, 48, seed=3))
+    for dtype in (torch.float32, torch.float64):
+        out = []
+        for native in (False, True):
+            m = MCTS(eng, model, 40, dtype=dtype, native=native)
+            res = m.run(roots, noise=True, generator=torch.Generator().manual_seed(5))
+            out.append((res, m.tree))
+        (a, ta), (b, tb) = out
+        assert torch.equal(a.visits, b.visits), (game, dtype)
+        assert torch.equal(a.root_value, b.root_value), (game, dtype)
+        for f in ("visits", "wsum", "children", "num_nodes", "max_depth"):
+            assert torch.equal(getattr(ta, f), getattr(tb, f)), (game, dtype, f)
+
+
+def test_cpu_tree_kernels_pad_paths_and_stop_where_the_device_search_stops():
+    """One wave's select outputs, compared field by field (paths padded with -1 after the leaf;
+    a descent that ends on a terminal node expands nothing), on a tree that already holds a
+    terminal node: connect_four one move from a win."""
+    from azscale.search import native
+    from azscale.search.mcts import select
+    eng = make_tensor_engine("connect_four")
+    roots = eng.replay_many([[0, 1, 0, 1, 0, 1], [3], []] * 4)
+    m = MCTS(eng, Uniform(eng.num_actions), 30, native=False)
+    m.run(roots)
+    tf = m.tree.flat()
+    base = torch.arange(12) * 31
+    assert bool(tf.term.any())
+    for D in (1, 2, 4, 8, 16):
+        ref = select(tf, base, 2.0, D)
+        got = native.select(tf, base, 2.0, D)
+        for r, g in zip(ref, got):
+            assert r.dtype == g.dtype and torch.equal(r, g), D
+
+
+def test_native_search_is_refused_off_the_cpu():
+    eng = make_tensor_engine("tic_tac_toe", device="meta")
+    with pytest.raises(ValueError, match="CPU"):
+        MCTS(eng, Uniform(eng.num_actions), 8, native=True)
 
 
 def test_compiled_search_equals_eager():

@@ -79,6 +79,25 @@ class CheckersTensor(TensorGame):
             jumps.append(may & theirs_p[adj] & empty_p[far])
         return torch.stack(steps, 3), torch.stack(jumps, 3)
 
+    def _jumps_from(self, board: torch.Tensor, player: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Whether the piece on cell (r, c) of each flat board [n, R*C] has a jump (the rule of
+        `_moves`, for that one piece: a continued jump looks at the landing cell only)."""
+        R, C = self.rows, self.cols
+        at = lambda rr, cc: board.gather(1, (rr.clamp(0, R - 1) * C + cc.clamp(0, C - 1))[:, None]).squeeze(1)  # noqa: E731
+        pl = player.long()
+        piece = at(r, c)
+        man, king = piece == 1 + 2 * pl, piece == 2 + 2 * pl
+        out = torch.zeros_like(man)
+        for d in range(4):
+            dr, dc = self.DR[d], self.DC[d]
+            r2, c2 = r + 2 * dr, c + 2 * dc
+            inside = (r2 >= 0) & (r2 < R) & (c2 >= 0) & (c2 < C)        # then (r + dr, c + dc) is too
+            mid = at(r + dr, c + dc)
+            theirs = (mid != 0) & (mid != 1 + 2 * pl) & (mid != 2 + 2 * pl)
+            may = king | (man & self.man_dirs[pl, d])
+            out = out | (may & inside & theirs & (at(r2, c2) == 0))
+        return out
+
     def legal_bound(self, roots: State, legal: torch.Tensor) -> int:
         """At most one action per piece and direction, and pieces are never added: 4 x the most
         pieces either side has at the roots."""
@@ -139,8 +158,7 @@ class CheckersTensor(TensorGame):
         board[ar, mid] = torch.where(jumped, 0, board[ar, mid])
         board = board.view(n, R, C)
         quiet = torch.where(jumped, 0, s["quiet"] + 1)
-        _, jumps = self._moves(board, s["player"])
-        again = jumped & ~crowned & jumps.flatten(1, 2)[ar, er * C + ec].any(1)
+        again = jumped & ~crowned & self._jumps_from(board.flatten(1), s["player"], er, ec)
         jump = torch.where(again, er * C + ec, -1)
         player = torch.where(again, s["player"], 1 - s["player"])
         return {"board": board, "player": player.to(torch.int8), "quiet": quiet.to(torch.int16),

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import policy
+from . import native as _native, policy
 from .tree import Tree
 
 DEPTH_BUCKETS = tuple(2 ** i for i in range(11))        # 1, 2, 4, ..., 1024 levels
@@ -156,17 +156,18 @@ def evaluate(model: torch.nn.Module, obs: torch.Tensor, legal: torch.Tensor, dty
     return policy.masked_softmax(logits.to(dtype), legal), v.to(dtype)
 
 
-def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, prior, v, ret0):
+def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, logits, v, ret0):
     """Write the new nodes (every row writes; a row that does not expand writes into its tree's
     unused slot, which nothing links to) and return each row's leaf (flat id) and its value in
-    player 0's frame."""
+    player 0's frame. The priors are the softmax of the network's logits over each node's legal
+    slots: the same numbers as over its legal actions, at K entries a row instead of A."""
     K = tf.acts.shape[1]
     fpar = base + leaf_parent
     nid = tf.num_nodes.long()
     fchild = base + nid
     acts = policy.slots(legal, K)
     tf.acts.index_copy_(0, fchild, acts)
-    tf.prior.index_copy_(0, fchild, policy.gather_slots(prior, acts).to(tf.prior.dtype))
+    tf.prior.index_copy_(0, fchild, policy.masked_softmax(policy.gather_slots(logits, acts), acts >= 0))
     tf.player.index_copy_(0, fchild, torch.where(term, -1, player).to(tf.player.dtype))
     tf.term.index_copy_(0, fchild, term)
     depth = tf.depth[fpar] + 1
@@ -193,9 +194,9 @@ def twin_expand(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, path, ctx, 
     else:
         kids = engine.step(parents, act)
     term, player, legal, ret = engine.status(kids)
-    prior, v = evaluate(model, engine.observation(kids), legal, tf.wsum.dtype)
-    leaf, value, fchild = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, prior,
-                                 v, ret[:, 0])
+    logits, v = model(engine.observation(kids))
+    leaf, value, fchild = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal,
+                                 logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), ret[:, 0])
     for k, t in tf.states.items():
         t.index_copy_(0, fchild, kids[k])
     return leaf, value
@@ -223,7 +224,11 @@ def _compiled(fn, device: torch.device, simd: bool = False):
     if key not in _COMPILED:
         import torch._dynamo
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        opts = {"cpp.simdlen": 1} if device.type == "cpu" and not simd else {}
+        # dynamo's guards already check every input's shape and strides; inductor's own asserts of
+        # the same cost ~6% of a CPU wave (oware, 1,024 games)
+        opts = {"size_asserts": False, "alignment_asserts": False}
+        if device.type == "cpu" and not simd:
+            opts["cpp.simdlen"] = 1
         _COMPILED[key] = torch.compile(fn, dynamic=False, options=opts)
     return _COMPILED[key]
 
@@ -233,7 +238,7 @@ class MCTS:
 
     def __init__(self, engine, model: torch.nn.Module, simulations: int, c_puct: float = 2.0,
                  dirichlet_alpha: float = 1.0, dirichlet_epsilon: float = 0.25, compile: bool = False,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, native: bool | None = None):
         self.engine = engine
         self.model = model
         self.device = torch.device(getattr(engine, "device", "cpu"))
@@ -243,12 +248,20 @@ class MCTS:
         self.epsilon = float(dirichlet_epsilon)
         self.dtype = dtype
         self.compile = bool(compile)
+        # the tree walk as compiled per-game loops (`native.py`) where the tree is in host memory;
+        # None: wherever it can (a CPU device and numba installed)
+        can = self.device.type == "cpu" and _native.available()
+        self.native = can if native is None else bool(native)
+        if self.native and not can:
+            raise ValueError(f"native tree kernels need a CPU tree and numba (device {self.device})")
         self.stats = SearchStats()
         self.tree: Tree | None = None
         self.bound = DepthBound(self.device)
         self.nodes = engine.node_store()
         f = (lambda fn, simd=False: _compiled(fn, self.device, simd)) if self.compile else (lambda fn, simd=False: fn)
-        self._select, self._commit = f(select), f(_eval_commit)
+        self._select = _native.select if self.native else f(select)
+        self._backup = _native.backup if self.native else backup
+        self._commit = f(_eval_commit)
         self._twin_expand = f(twin_expand, getattr(engine, "compile_simd", False))
 
     def _tree_for(self, B: int, K: int) -> Tree:
@@ -262,7 +275,7 @@ class MCTS:
         """Compile `select` for every depth bucket up to `levels` now. A long run compiles them
         as its trees deepen; a benchmark wants them before it starts the clock. Needs one search
         run first (it reads that tree, and changes nothing)."""
-        if not self.compile or self.tree is None:
+        if not self.compile or self.native or self.tree is None:
             return
         B = self.tree.shape[0]
         base = torch.arange(B, device=self.device) * (self.simulations + 1)
@@ -319,7 +332,7 @@ class MCTS:
                 act = tf.acts[fpar, ls]
                 kids = self.nodes.expand(fpar, act, base + tf.num_nodes.long(), exp)
                 leaf, value = self._commit(tf, base, cur, lp, ls, exp, kids, self.model)
-            backup(tf, path, leaf, value)
+            self._backup(tf, path, leaf, value)
             self.bound.after_wave(tree.max_depth)
             self.stats.waves += 1
             self.stats.levels += D
@@ -338,7 +351,8 @@ def _eval_commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, kids, mode
     """Expansion for the host-side (pyspiel) hook: the children's observations arrive as
     tensors; evaluate and commit them in one graph."""
     obs, legal, player, term, ret0 = kids
-    prior, v = evaluate(model, obs, legal, tf.wsum.dtype)
-    leaf, value, _ = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, prior, v, ret0)
+    logits, v = model(obs)
+    leaf, value, _ = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal,
+                            logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), ret0)
     return leaf, value
 

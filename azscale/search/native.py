@@ -1,0 +1,134 @@
+"""The tree walk of a wave (`select`, `backup`) as compiled loops over each game, for the CPU.
+
+`mcts.select` descends every tree for the D levels the deepest tree might need, all games at
+every level under `done` masks: fixed shapes and no host reads, what a GPU needs. On a CPU the
+masks are pure waste (a descent ends after ~3 nodes while D is 7-14, and each level reads all K
+children of every game), and there is no device to wait for: a loop per game that stops where
+its descent stops does the same work in a fraction of the time. These kernels are that loop,
+compiled by numba, and they compute exactly what `mcts.select` / `mcts.backup` compute (the
+same PUCT terms in the tree's dtype and in the same order, the lowest slot on ties, the same
+outputs down to the -1 padding of the paths); tests/test_search.py compares them on every seed
+game, and the search uses them for CPU trees (`MCTS(native=...)`).
+
+They read and write the tree's own storage through numpy views (no copy); the tensors they
+return are made on the tree's device (the CPU), so nothing leaks to a default device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+try:
+    import numba
+except ImportError:          # pragma: no cover - numba is a dependency; the torch path still works
+    numba = None
+
+
+def available() -> bool:
+    return numba is not None
+
+
+def _make(ftype):
+    """The kernels for trees of float type `ftype` (float32 or float64): every float in the
+    PUCT score is computed in that type, as torch computes it."""
+    njit = numba.njit(cache=True, nogil=True)
+    one = ftype(1.0)
+
+    @njit
+    def select(children, visits, wsum, player, prior, acts, term, N, c, path, cur_out, lp_out, ls_out, exp_out):
+        D, B = path.shape
+        K = children.shape[1]
+        cf = ftype(c)
+        for b in range(B):
+            base = b * N
+            cur = 0
+            lev = 0
+            lp = 0
+            ls = 0
+            ex = False
+            while lev < D:
+                fn = base + cur
+                path[lev, b] = fn
+                lev += 1
+                explore = cf * np.sqrt(ftype(visits[fn]))
+                neg = player[fn] == 1
+                best = -np.inf
+                a = 0
+                for k in range(K):
+                    if acts[fn, k] < 0:
+                        continue
+                    ch = children[fn, k]
+                    n = 0
+                    q = ftype(0.0)
+                    if ch >= 0:
+                        n = visits[base + ch]
+                        if n > 0:
+                            q = wsum[base + ch] / ftype(n)
+                    if neg:
+                        q = -q
+                    s = q + explore * prior[fn, k] / (one + ftype(n))
+                    if s > best:
+                        best = s
+                        a = k
+                nxt = children[fn, a]
+                if nxt < 0:
+                    lp, ls, ex = cur, a, True
+                    break
+                cur = nxt
+                if term[base + cur]:
+                    break
+            for j in range(lev, D):
+                path[j, b] = -1
+            cur_out[b] = cur
+            lp_out[b] = lp
+            ls_out[b] = ls
+            exp_out[b] = ex
+
+    @njit
+    def backup(visits, wsum, path, leaf, value):
+        D, B = path.shape
+        for b in range(B):
+            v = value[b]
+            for j in range(D):
+                i = path[j, b]
+                if i < 0:
+                    break
+                visits[i] += 1
+                wsum[i] += v
+            i = leaf[b]
+            visits[i] += 1
+            wsum[i] += v
+
+    return select, backup
+
+
+_KERNELS: dict[torch.dtype, tuple] = {}
+
+
+def _kernels(dtype: torch.dtype):
+    if dtype not in _KERNELS:
+        _KERNELS[dtype] = _make({torch.float32: np.float32, torch.float64: np.float64}[dtype])
+    return _KERNELS[dtype]
+
+
+def select(tf, base: torch.Tensor, c: float, D: int):
+    """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors."""
+    dev = tf.visits.device
+    B = base.shape[0]
+    N = tf.visits.shape[0] // B
+    path = torch.empty((D, B), dtype=torch.long, device=dev)
+    cur = torch.empty(B, dtype=torch.long, device=dev)
+    lp = torch.empty(B, dtype=torch.long, device=dev)
+    ls = torch.empty(B, dtype=torch.long, device=dev)
+    exp = torch.empty(B, dtype=torch.bool, device=dev)
+    _kernels(tf.wsum.dtype)[0](tf.children.numpy(), tf.visits.numpy(), tf.wsum.numpy(), tf.player.numpy(),
+                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), N, c,
+                                path.numpy(), cur.numpy(), lp.numpy(), ls.numpy(), exp.numpy())
+    return path, cur, lp, ls, exp
+
+
+def backup(tf, path: torch.Tensor, leaf: torch.Tensor, value: torch.Tensor) -> None:
+    """`mcts.backup` for a CPU tree, in place."""
+    _kernels(tf.wsum.dtype)[1](tf.visits.numpy(), tf.wsum.numpy(), path.numpy(), leaf.numpy(),
+                               value.to(tf.wsum.dtype).numpy())
