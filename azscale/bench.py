@@ -114,14 +114,30 @@ def _baseline(game: str, simulations: int, seconds: float, seed: int, out) -> No
 
 
 def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
+    """Run `target` in n processes and gather one result from each. A process that dies before
+    it answers stops the benchmark with its exit code (it used to leave the parent waiting)."""
+    import queue
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args_for(i), q)) for i in range(n)]
     for p in procs:
         p.start()
-    res = [q.get() for _ in procs]
-    for p in procs:
-        p.join()
+    res: list[dict[str, Any]] = []
+    try:
+        while len(res) < n:
+            try:
+                res.append(q.get(timeout=2.0))
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode is not None and p.exitcode != 0]
+                if dead or all(p.exitcode is not None for p in procs) and q.empty():
+                    from .errors import UserError
+                    raise UserError(f"a benchmark process died before it reported (exit code {dead[0] if dead else 0}; "
+                                    f"its own error, if any, is printed above)")
+    finally:
+        for p in procs:
+            if p.exitcode is None and len(res) < n:
+                p.kill()
+            p.join()
     return res
 
 

@@ -231,6 +231,19 @@ def test_bench_selfplay_prints_figures_and_ratio():
                                                    / res["engines"]["spiel"]["simulations_per_s"])
 
 
+def test_bench_stops_when_a_worker_dies():
+    """A benchmark process that dies without reporting (here: os._exit called with one argument
+    too many, so it raises and exits 1) ends the benchmark with one line, not a hang."""
+    import time as _time
+
+    from azscale import bench
+    from azscale.errors import UserError
+    t0 = _time.monotonic()
+    with pytest.raises(UserError, match="died before it reported"):
+        bench._in_processes(os._exit, lambda i: (0,), 2)
+    assert _time.monotonic() - t0 < 60
+
+
 def test_resnet_family_trains(tmp_path):
     out = train(smoke(family="resnet", width=8), tmp_path / "r", quiet=True)
     assert out["finished"] and out["games"] > 0
