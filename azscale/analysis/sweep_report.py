@@ -99,6 +99,11 @@ CAPTIONS = {
 }
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 seed', '2 seeds'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _read_json(p: Path) -> dict[str, Any] | None:
     return runs.read_json(p, "azscale result file") if p.exists() else None
 
@@ -301,8 +306,8 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
             f["number"] = n
     sizes = sw.sizes
     title = f"azscale report: {sw.game}"
-    lead = (f"Sweep `{sweep_dir}`: {len(sw.run_dirs)} runs ({sizes['params'].nunique()} sizes × "
-            f"{sizes['seed'].nunique()} seeds), game `{sw.game}`, preset `{sw.sc['preset']}`.")
+    lead = (f"Sweep `{sweep_dir}`: {_count(len(sw.run_dirs), 'run')} ({_count(sizes['params'].nunique(), 'size')} × "
+            f"{_count(sizes['seed'].nunique(), 'seed')}), game `{sw.game}`, preset `{sw.sc['preset']}`.")
     md = render_markdown(title, lead, sections)
     runs.atomic_write_text(out / "report.md", md)
     html = render_html(title, lead, sections, figs_dir)
@@ -635,8 +640,8 @@ def _summary(sw: Sweep, have: set) -> dict[str, Any]:
         rows.append({"measure": "End-game pattern", "this sweep": str(vj.get("endgame_pattern", "not measured")),
                      "95% interval": _endgame_numbers(z), "the paper": PAPER_ENDGAME.get(g, "not reported"),
                      "section": link("endgame")})
-    md = (f"{len(sizes)} runs: {sizes['params'].nunique()} sizes ({integer(sizes['params'].min())} to "
-          f"{integer(sizes['params'].max())} parameters) × {sizes['seed'].nunique()} seeds. Intervals are 95%.\n\n"
+    md = (f"{_count(len(sizes), 'run')}: {_count(sizes['params'].nunique(), 'size')} ({integer(sizes['params'].min())} to "
+          f"{integer(sizes['params'].max())} parameters) × {_count(sizes['seed'].nunique(), 'seed')}. Intervals are 95%.\n\n"
           + (_md_table(pd.DataFrame(rows)) if rows else "No analysis results yet (the sweep has not finished).") + "\n")
     if vj:
         for a in vj.get("attribution") or []:
