@@ -81,8 +81,9 @@ def _time_network(actor, batch: int, repeats: int = 30) -> float:
 
 
 def wave_profile(cfg, device: str = "cpu") -> dict[str, Any]:
-    """Aten ops and host reads per simulation wave of this configuration's search (eager, on the
-    same games in flight, a short search)."""
+    """Aten ops and host reads per simulation wave of this configuration's device search (eager,
+    on the same games in flight, a short search): what a GPU runs. On a CPU the tree walk runs as
+    compiled loops instead (`search/native.py`), which make no aten ops at all."""
     import torch
     from .engines import make_engine
     from .nets import build
@@ -90,7 +91,7 @@ def wave_profile(cfg, device: str = "cpu") -> dict[str, Any]:
     from .search.inspect import is_host_read, wave_ops
     eng = make_engine(cfg.game, cfg.engine, device)
     model = build(cfg.family, eng.obs_shape, eng.num_actions, cfg.width, cfg.depth).to(eng.device).eval()
-    waves = wave_ops(MCTS(eng, model, 16), eng.new_states(cfg.games_in_flight))
+    waves = wave_ops(MCTS(eng, model, 16, native=False), eng.new_states(cfg.games_in_flight))
     ops = [len(w) for w in waves]
     reads = [sum(is_host_read(o) for o in w) for w in waves]
     del torch
@@ -216,7 +217,8 @@ def format_bench(r: dict[str, Any]) -> str:
     if "baseline_simulations_per_s" in r:
         lines.append(f"  baseline: {r['baseline']}, same processes: {r['baseline_simulations_per_s']:,.0f} sims/s")
     lines.append(f"  (net time: the network alone on a batch of this size, timed in each process, times its calls; "
-                 f"ops/wave and host reads: aten ops of one eager wave (a compiled wave runs the same ops fused); "
+                 f"ops/wave and host reads: aten ops of one eager wave of the device search, what a GPU runs (a "
+                 f"compiled wave runs the same ops fused; on a CPU the tree walk is compiled loops instead); "
                  f"levels: descent levels per wave; warm-up: compiling the search (* = not compiled: first moves); "
                  f"paper agent = {PAPER_STATES_PER_AGENT:,} self-play states at the measured rate)")
     return "\n".join(lines)
