@@ -267,6 +267,64 @@ def test_cpu_tree_kernels_pad_paths_and_stop_where_the_device_search_stops():
             assert r.dtype == g.dtype and torch.equal(r, g), D
 
 
+def _two_child_trees(dtype):
+    """Two hand-built trees of 4 node slots, root with two expanded children, player 0 to move.
+    Tree 0 is a near tie that float32 and float64 arithmetic decide differently (root 9 visits;
+    children 3 visits, value sum -1.5, prior float32(1/18) and 5 visits, -2.5, float32(1/12)). Tree 1 has a NaN
+    value sum in its second child (a diverged network): torch.argmax takes a NaN as the maximum."""
+    from azscale.search.tree import Tree
+    t = Tree.allocate(2, 4, 2, "cpu", dtype)
+    t.reset()
+    t.acts[:, 0] = torch.tensor([0, 1], dtype=torch.int32)
+    t.player[:, :3] = 0
+    t.children[:, 0] = torch.tensor([1, 2], dtype=torch.int32)
+    t.visits[:, 0] = 9
+    t.prior[0, 0] = torch.tensor([1 / 18, 1 / 12], dtype=torch.float32).to(dtype)   # the same numbers
+    t.visits[0, 1], t.wsum[0, 1], t.visits[0, 2], t.wsum[0, 2] = 3, -1.5, 5, -2.5
+    t.prior[1, 0] = torch.tensor([0.9, 0.1], dtype=dtype)
+    t.visits[1, 1], t.wsum[1, 1], t.visits[1, 2], t.wsum[1, 2] = 2, 1.0, 2, float("nan")
+    return t.flat()
+
+
+def test_cpu_tree_kernels_compute_in_the_trees_dtype_and_take_nan_as_argmax_does():
+    """Where float32 and float64 PUCT scores order two children differently, the CPU kernel
+    chooses what the device search chooses in each dtype; a NaN score wins as in torch.argmax;
+    the trees' base offsets are the caller's (here in reverse order)."""
+    from azscale.search import native
+    from azscale.search.mcts import select
+    picks = {}
+    for dtype in (torch.float32, torch.float64):
+        tf = _two_child_trees(dtype)
+        for base in (torch.tensor([0, 4]), torch.tensor([4, 0])):
+            ref = select(tf, base, 2.0, 3)
+            got = native.select(tf, base, 2.0, 3)
+            for r, g in zip(ref, got):
+                assert r.dtype == g.dtype and torch.equal(r, g), (dtype, base)
+        leaf = select(tf, torch.tensor([0, 4]), 2.0, 3)[1]
+        picks[dtype] = leaf.tolist()
+    assert picks[torch.float32][0] != picks[torch.float64][0]      # the example does discriminate
+    assert picks[torch.float32][1] == picks[torch.float64][1] == 2   # the NaN child
+
+
+def test_cpu_tree_kernels_build_without_a_writable_cache(monkeypatch):
+    """numba refuses `cache=True` where no cache directory is writable (a read-only install):
+    the kernels are then compiled for the process instead of failing the search."""
+    import numba.core.caching as caching
+    from azscale.search import native
+
+    def unwritable(self):
+        raise PermissionError("read-only")
+    monkeypatch.setattr(caching._CacheLocator, "ensure_cache_path", unwritable)
+    sel, _ = native._make(np.float32)
+    tf = _two_child_trees(torch.float32)
+    args = [x.numpy() for x in (tf.children, tf.visits, tf.wsum, tf.player, tf.prior, tf.acts, tf.term)]
+    path = np.empty((3, 2), np.int64)
+    out = [np.empty(2, np.int64) for _ in range(3)] + [np.empty(2, np.bool_)]
+    sel(*args, np.array([0, 4]), 2.0, path, *out)
+    from azscale.search.mcts import select
+    assert out[0].tolist() == select(tf, torch.tensor([0, 4]), 2.0, 3)[1].tolist()
+
+
 def test_native_search_is_refused_off_the_cpu():
     eng = make_tensor_engine("tic_tac_toe", device="meta")
     with pytest.raises(ValueError, match="CPU"):

@@ -29,19 +29,29 @@ def available() -> bool:
     return numba is not None
 
 
+def _njit(fn):
+    """numba-compile `fn`, with its machine code cached on disk where numba finds a writable
+    cache directory; where none is (a read-only install, no writable home, no NUMBA_CACHE_DIR)
+    numba refuses `cache=True` with a RuntimeError, and the kernel is compiled per process."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
+
+
 def _make(ftype):
     """The kernels for trees of float type `ftype` (float32 or float64): every float in the
     PUCT score is computed in that type, as torch computes it."""
-    njit = numba.njit(cache=True, nogil=True)
+    njit = _njit
     one = ftype(1.0)
 
     @njit
-    def select(children, visits, wsum, player, prior, acts, term, N, c, path, cur_out, lp_out, ls_out, exp_out):
+    def select(children, visits, wsum, player, prior, acts, term, bases, c, path, cur_out, lp_out, ls_out, exp_out):
         D, B = path.shape
         K = children.shape[1]
         cf = ftype(c)
         for b in range(B):
-            base = b * N
+            base = bases[b]
             cur = 0
             lev = 0
             lp = 0
@@ -68,7 +78,8 @@ def _make(ftype):
                     if neg:
                         q = -q
                     s = q + explore * prior[fn, k] / (one + ftype(n))
-                    if s > best:
+                    # torch.argmax: the first maximum, a NaN counting as above every number
+                    if s > best or (s != s and best == best):
                         best = s
                         a = k
                 nxt = children[fn, a]
@@ -116,14 +127,13 @@ def select(tf, base: torch.Tensor, c: float, D: int):
     """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors."""
     dev = tf.visits.device
     B = base.shape[0]
-    N = tf.visits.shape[0] // B
     path = torch.empty((D, B), dtype=torch.long, device=dev)
     cur = torch.empty(B, dtype=torch.long, device=dev)
     lp = torch.empty(B, dtype=torch.long, device=dev)
     ls = torch.empty(B, dtype=torch.long, device=dev)
     exp = torch.empty(B, dtype=torch.bool, device=dev)
     _kernels(tf.wsum.dtype)[0](tf.children.numpy(), tf.visits.numpy(), tf.wsum.numpy(), tf.player.numpy(),
-                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), N, c,
+                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), base.numpy(), c,
                                 path.numpy(), cur.numpy(), lp.numpy(), ls.numpy(), exp.numpy())
     return path, cur, lp, ls, exp
 
