@@ -626,3 +626,21 @@ def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
     r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (sw / "steps.json").read_text() == before
+
+
+def test_versions_line_names_every_commit_the_runs_were_trained_at():
+    """A sweep trained over several commits says so: the report's versions line shows each value
+    with its runs where runs differ, and a shared value once (it showed the first run's only)."""
+    from types import SimpleNamespace
+
+    from azscale.analysis.sweep_report import _settings, merged_environment
+    envs = [("w8", {"git_commit": "aaa", "torch": "2.13"}), ("w16", {"git_commit": "bbb", "torch": "2.13"}),
+            ("w32", {"git_commit": "bbb"})]
+    got = merged_environment(envs)
+    assert got == {"git_commit": "aaa (w8); bbb (w16, w32)", "torch": "2.13 (w8, w16); not recorded (w32)"}
+    assert merged_environment([("a", {"x": 1}), ("b", {"x": 1})]) == {"x": "1"}
+    sw = SimpleNamespace(sc={"game": "oware", "preset": "cpu", "overrides": {}},
+                         results={"first run": {"settings": {"steps": 8}, "environment": envs[0][1]},
+                                  "environments": envs})
+    md = _settings(sw)[0]["md"]
+    assert "git_commit aaa (w8); bbb (w16, w32)" in md

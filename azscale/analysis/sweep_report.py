@@ -284,7 +284,8 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
                           "states": m[-1]["states_total"] if m else 0,
                           "wall_min": (m[-1]["wall_seconds"] / 60) if m else 0.0})
     sizes = pd.DataFrame(size_rows).sort_values(["params", "seed", "run"], ignore_index=True)
-    return Sweep(sweep_dir, figs_dir, reading, sc, run_dirs, sizes, results={"first run": first},
+    envs = [(rd.name, c.get("environment") or {}) for rd, c in zip(run_dirs, cfgs)]
+    return Sweep(sweep_dir, figs_dir, reading, sc, run_dirs, sizes, results={"first run": first, "environments": envs},
                  ctx={"game": sc["game"], "window": "last70"})
 
 
@@ -323,7 +324,20 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
 
 def _settings(sw: Sweep) -> list[dict[str, Any]]:
     first = sw.results["first run"]
-    return [_settings_section(sw.sc, first["settings"], first["environment"])]
+    return [_settings_section(sw.sc, first["settings"], merged_environment(sw.results["environments"]))]
+
+
+def merged_environment(envs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One versions line for every run: a value all runs share as it is; where runs differ (a
+    sweep trained over several commits or machines), each value with the runs that recorded it
+    (a run that did not record the key shows as 'not recorded')."""
+    out: dict[str, Any] = {}
+    for k in dict.fromkeys(k for _, e in envs for k in e):
+        by: dict[str, list[str]] = {}
+        for name, e in envs:
+            by.setdefault(str(e.get(k, "not recorded")), []).append(name)
+        out[k] = next(iter(by)) if len(by) == 1 else "; ".join(f"{v} ({', '.join(ns)})" for v, ns in by.items())
+    return out
 
 
 def _sizes(sw: Sweep) -> list[dict[str, Any]]:
