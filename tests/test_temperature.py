@@ -288,6 +288,41 @@ def test_loss_against_data_recovers_a_planted_exponent():
     assert short["beta"] is None and short["note"].startswith("not measured")
 
 
+def test_flat_or_rising_loss_is_not_identified_and_one_run_per_size_gives_no_interval():
+    """Where the loss does not fall as a power law (flat with noise, or rising: self-play whose
+    data shift with the agent), the fit runs into its bounds and its exponent is arbitrary: it is
+    reported as not identified with the reason, never as a number (an Oware sweep printed
+    β = 0.002 with L∞ = 0). A falling curve beside it is still fitted (planted 0.4 recovered).
+    The loss-vs-parameters fit with one run per size has no interval (resampling one seed per
+    size gave a zero-width one), and a flat loss against parameters is not identified either."""
+    from azscale.analysis.scaling import saturating_fit
+    rng = np.random.default_rng(4)
+    good = _curves(0.4, 1, rng=rng)
+    flat = good.assign(run=lambda d: d["run"] + "-flat", seed=1,
+                       value_loss=0.87 * np.exp(rng.normal(0, 0.01, len(good))))
+    rising = good.assign(run=lambda d: d["run"] + "-up", seed=2, value_loss=0.5 + 0.1 * np.log(good["step"]))
+    by = fit_loss_vs_data(pd.concat([good, flat, rising]))["by_params"]
+    for v in by.values():
+        assert abs(v["beta"] - 0.4) < 0.05 and v["seeds_fitted"] == 1
+        assert len(v["not_identified"]) == 2
+    only = fit_loss_vs_data(pd.concat([flat, rising]))["by_params"]["1000"]
+    assert only["beta"] is None and only["note"].startswith("not identified")
+    md = quanta_markdown(quanta_check(_fits(1.5, 1.3, ci=0.1), None, None, fit_loss_vs_data(flat)))
+    assert "not identified" in md
+    n = np.array([399.0, 1175, 3879, 13895])
+    down = saturating_fit(n, 0.3 + (2000 / n) ** 0.5, groups=n, bootstrap=50)
+    assert abs(down.alpha - 0.5) < 0.01 and "not_identified" not in down.extra
+    assert np.isnan(down.ci_low) and down.extra["bootstrap"]["reps"] == 0       # one run per size
+    q = quanta_check(_fits(1.5, 1.3, ci=0.1), None, down.to_dict())
+    assert q["measured_loss_vs_params"]["interval"].startswith("no interval: one run per size")
+    assert "one run per size" in quanta_markdown(q)
+    flat_n = saturating_fit(n, np.array([0.868, 0.887, 0.862, 0.871]), groups=n, bootstrap=50)
+    assert "not_identified" in flat_n.extra
+    q = quanta_check(_fits(1.5, 1.3, ci=0.1), None, flat_n.to_dict())
+    assert q["measured_loss_vs_params"]["alpha"] is None
+    assert q["measured_loss_vs_params"]["note"].startswith("not identified")
+
+
 def test_toy_tree_matches_an_enumerated_tree(tmp_path):
     """b = 3, d = 7: every path enumerated here, every prefix counted (root and leaves not); the
     command's staircase is exactly these counts and its envelope exponent is the LS line through

@@ -84,7 +84,7 @@ def fit_loss_vs_data(curves: pd.DataFrame, level: float = 0.95) -> dict[str, Any
     is; resampling two or three seeds would give intervals far too narrow.)"""
     from scipy.stats import t as student
 
-    from .scaling import _fit_saturating
+    from .scaling import _fit_saturating, not_identified
 
     out: dict[str, Any] = {"model": "L(D) = L_inf + (D_c / D)^beta, Huber loss in log space",
                            "data": "learner samples seen = learner steps x updates per step x batch size",
@@ -98,18 +98,28 @@ def fit_loss_vs_data(curves: pd.DataFrame, level: float = 0.95) -> dict[str, Any
         full = g[(g["buffer_fill"] >= 0.999) & (g["value_loss"] > 0)]
         rec: dict[str, Any] = {"seeds": int(g["run"].nunique()), "steps_used": int(len(full)), "beta": None,
                                "ci_low": None, "ci_high": None}
-        fits, short = [], []
+        fits, short, unfit = [], [], []
         for run, x in full.groupby("run"):
             d, loss = _binned(x.sort_values("step"))
             if len(d) < MIN_DATA_POINTS or len(np.unique(d)) < 3:
                 short.append(f"{run} ({len(d)} points)")
                 continue
             l_inf, d_c, beta, _ = _fit_saturating(d, loss)
+            why = not_identified(l_inf, d_c, beta, d, loss)
+            if why:
+                unfit.append({"run": run, "not_identified": why, "points": int(len(d))})
+                continue
             fits.append({"run": run, "beta": beta, "l_inf": l_inf, "d_c": d_c, "samples_min": float(d.min()),
                          "samples_max": float(d.max()), "points": int(len(d))})
         if short:
             rec["left_out"] = (f"seeds with fewer than {MIN_DATA_POINTS} binned points with a full replay buffer: "
                                + ", ".join(short))
+        if unfit:
+            rec["not_identified"] = unfit
+        if not fits and unfit:
+            rec["note"] = f"not identified: {unfit[0]['not_identified']}"
+            out["by_params"][str(int(params))] = rec
+            continue
         if not fits:
             rec["note"] = (f"not measured: no seed has {MIN_DATA_POINTS} or more learner steps with a full replay buffer"
                            if full.shape[0] or g.shape[0] else "not measured: no learner step recorded")
@@ -167,10 +177,15 @@ def quanta_check(zipf: dict[str, Any], elo_exponent: dict[str, Any] | None = Non
         out["measured_loss_vs_params"] = {"alpha": None, "note": "not measured: pass the runs with --run"}
     elif "error" in loss_vs_params:
         out["measured_loss_vs_params"] = {"alpha": None, "note": f"not measured: {loss_vs_params['error']}"}
+    elif (loss_vs_params.get("extra") or {}).get("not_identified"):
+        out["measured_loss_vs_params"] = {"alpha": None,
+                                          "note": f"not identified: {loss_vs_params['extra']['not_identified']}"}
     else:
+        boot = (loss_vs_params.get("extra") or {}).get("bootstrap") or {}
         out["measured_loss_vs_params"] = {"alpha": _f(loss_vs_params.get("alpha")),
                                           "ci": [_f(loss_vs_params.get("ci_low")), _f(loss_vs_params.get("ci_high"))],
-                                          "note": loss_vs_params.get("note", "")}
+                                          "note": loss_vs_params.get("note", ""),
+                                          **({"interval": boot["note"]} if boot.get("note") else {})}
     out["measured_loss_vs_data"] = loss_vs_data if loss_vs_data is not None else {
         "by_params": {}, "note": "not measured: pass the runs with --run"}
     out["elo_exponent"] = ({"alpha": _f(elo_exponent.get("alpha")),
@@ -210,7 +225,8 @@ def quanta_markdown(q: dict[str, Any]) -> str:
                 "for α_Z > 1): this scaling.json predates the measured value-loss exponents; rerun `azscale scaling "
                 "--run ...` to set them beside it.\n\n" + _md_table(pd.DataFrame(rows)) + "\n")
     mp = q["measured_loss_vs_params"]
-    mp_txt = (f"{_n(mp['alpha'])} {_ci(mp.get('ci'))}" if mp.get("alpha") is not None else mp.get("note", "n/a"))
+    mp_txt = ((f"{_n(mp['alpha'])} ({mp['interval']})" if mp.get("interval") else
+               f"{_n(mp['alpha'])} {_ci(mp.get('ci'))}") if mp.get("alpha") is not None else mp.get("note", "n/a"))
     table = []
     for r in q["rows"]:
         pred = r["status"] if r["status"] != "predicted" else \
@@ -233,6 +249,7 @@ def quanta_markdown(q: dict[str, Any]) -> str:
                  "loss-vs-data exponent β [95% CI]": (
                      (f"{_n(v['beta'])} {_ci([v.get('ci_low'), v.get('ci_high')])}" if v.get("ci_low") is not None
                       else f"{_n(v['beta'])} (no interval: {v.get('interval', 'none').removeprefix('none: ')})")
+                     + (f"; {len(v['not_identified'])} seed(s) left out, not identified" if v.get("not_identified") else "")
                      if v.get("beta") is not None else v.get("note", "n/a")),
                  "L∞": _n(v.get("l_inf"), 4), "samples": (f"{v['samples_min']:,.0f}–{v['samples_max']:,.0f}"
                                                           if v.get("beta") is not None else "")}

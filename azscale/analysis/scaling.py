@@ -115,6 +115,31 @@ class SaturatingFit:
         return asdict(self)
 
 
+LOG_NC_MIN, ALPHA_MIN, ALPHA_MAX = -30.0, 1e-3, 10.0     # the fit's bounds (log N_c, alpha)
+
+
+def not_identified(l_inf: float, n_c: float, alpha: float, n: np.ndarray, loss: np.ndarray) -> str | None:
+    """Why a saturating fit's exponent means nothing, or None. Where the points do not fall as a
+    power law the optimiser runs into its bounds: N_c at its floor makes (N_c/N)^alpha a constant
+    (the curve is flat or rises over these points, and alpha is arbitrary); alpha at either bound
+    is the bound, not an estimate. With 6 or more points, a fitted fall (in log loss, from the
+    smallest to the largest N) within twice the scatter of the points around the fit is noise
+    fitted as a power law: its exponent is not measured either."""
+    if math.log(max(n_c, 1e-300)) <= LOG_NC_MIN + 0.01:
+        return "the fit ran into its bounds (N_c at its floor): the loss does not fall as a power law over these points"
+    if alpha <= ALPHA_MIN * 1.01 or alpha >= ALPHA_MAX * 0.99:
+        return f"the fitted exponent sits at the fit's bound ({ALPHA_MIN:g} or {ALPHA_MAX:g})"
+    n, loss = np.asarray(n, float), np.asarray(loss, float)
+    if len(n) >= 6:
+        fit = np.log(l_inf + (n_c / n) ** alpha)
+        scatter = float(np.std(np.log(loss) - fit, ddof=3))
+        fall = float(np.log(l_inf + (n_c / n.min()) ** alpha) - np.log(l_inf + (n_c / n.max()) ** alpha))
+        if fall < 2 * scatter:
+            return (f"the fitted fall over these points ({fall:.3f} in log loss) is within twice their scatter around "
+                    f"the fit ({scatter:.3f}): no power-law fall to measure")
+    return None
+
+
 def _fit_saturating(n: np.ndarray, loss: np.ndarray) -> tuple[float, float, float, float]:
     logn, logl = np.log(n), np.log(loss)
 
@@ -130,7 +155,8 @@ def _fit_saturating(n: np.ndarray, loss: np.ndarray) -> tuple[float, float, floa
                 x0 = [math.log(max(l0, 1e-12)), math.log(nc0), a0]
                 try:
                     r = least_squares(resid, x0, loss="huber", f_scale=0.05,
-                                      bounds=([-30, -30, 1e-3], [math.log(lmin * 1.0001 + 1e-12), 60, 10]))
+                                      bounds=([-30, LOG_NC_MIN, ALPHA_MIN],
+                                              [math.log(lmin * 1.0001 + 1e-12), 60, ALPHA_MAX]))
                 except ValueError:
                     continue
                 if best is None or r.cost < best.cost:
@@ -150,10 +176,17 @@ def saturating_fit(n: np.ndarray, loss: np.ndarray, groups: np.ndarray | None = 
         raise UserError("the saturating power law needs positive losses at >= 3 distinct sizes")
     l_inf, n_c, alpha, cost = _fit_saturating(n, loss)
     fit = SaturatingFit(l_inf, n_c, alpha, points=len(n), extra={"cost": cost})
-    if bootstrap > 0:
+    why = not_identified(l_inf, n_c, alpha, n, loss)
+    if why:
+        fit.extra["not_identified"] = why
+    g = n if groups is None else np.asarray(groups)
+    idx_by = [np.flatnonzero(g == v) for v in np.unique(g)]
+    if bootstrap > 0 and max(len(ix) for ix in idx_by) < 2:
+        # resampling one run per size returns the same points every time: a zero-width "interval"
+        fit.extra["bootstrap"] = {"reps": 0, "note": "no interval: one run per size (resampling seeds within "
+                                                     "sizes needs two or more seeds)"}
+    elif bootstrap > 0:
         rng = np.random.default_rng(seed)
-        g = n if groups is None else np.asarray(groups)
-        idx_by = [np.flatnonzero(g == v) for v in np.unique(g)]
         boot = []
         for _ in range(bootstrap):
             pick = np.concatenate([rng.choice(ix, size=len(ix)) for ix in idx_by])
