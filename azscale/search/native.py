@@ -42,10 +42,9 @@ def _njit(fn):
 def _make(ftype):
     """The kernels for trees of float type `ftype` (float32 or float64): every float in the
     PUCT score is computed in that type, as torch computes it."""
-    njit = _njit
     one = ftype(1.0)
 
-    @njit
+    @_njit
     def select(children, visits, wsum, player, prior, acts, term, bases, c, path, cur_out, lp_out, ls_out, exp_out):
         D, B = path.shape
         K = children.shape[1]
@@ -96,7 +95,7 @@ def _make(ftype):
             ls_out[b] = ls
             exp_out[b] = ex
 
-    @njit
+    @_njit
     def backup(visits, wsum, path, leaf, value):
         D, B = path.shape
         for b in range(B):
