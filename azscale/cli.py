@@ -516,6 +516,11 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
                   None, help="Also play the paper's within-run round-robins: this many checkpoints of each run "
                              "(log-spaced, the first trained and the final one included) play each other, in the same Elo fit as the "
                              f"final checkpoints; 0: not played \\[default: {_dflt('checkpoint_tournament')}]"),
+              analyse_finished: bool = typer.Option(
+                  False, "--analyse-finished",
+                  help="Train nothing: analyse the runs that have finished (a report while the others train); the "
+                       "full sweep later redoes every step the other runs change. Exit status 3 while some are "
+                       "unfinished"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""
     from . import sweepcfg as S
@@ -562,8 +567,11 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
     ex_values = S.merge(stored_exec, file_exec, flag_exec)
     sc, ex = S.build(settings, ex_values)
     from tqdm import tqdm
-    res = sweep(sc, root, ex, log=None if quiet else tqdm.write, reanalyse=redo, progress=not quiet)
+    res = sweep(sc, root, ex, log=None if quiet else tqdm.write, reanalyse=redo, progress=not quiet,
+                analyse_finished=analyse_finished)
     if not res["finished"]:
+        if res.get("analysed_runs") and not quiet:
+            typer.echo(f"report of the finished runs: azscale report {root} --out REPORT_DIR")
         raise typer.Exit(3)
     if not quiet:
         typer.echo(f"report: azscale report {root} --out REPORT_DIR; status: azscale status {root}")

@@ -164,10 +164,12 @@ def check_reanalyse(names: Iterable[str]) -> set[str]:
 
 
 def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable[[str], None] | None = print,
-          reanalyse: Iterable[str] = (), progress: bool = True) -> dict[str, Any]:
+          reanalyse: Iterable[str] = (), progress: bool = True, analyse_finished: bool = False) -> dict[str, Any]:
     """Train every run of `sc` that is not finished, then every analysis step not done (or whose
     inputs changed). `log` echoes the sweep.log lines (None: the log file only); `progress`
-    shows live bars on stderr."""
+    shows live bars on stderr. `analyse_finished`: train nothing and analyse the runs that have
+    finished (at least one); the steps record the runs they read, so the full sweep later redoes
+    every step that the other runs change."""
     root = Path(root)
     ex = ex or Executor()
     if not sc.widths:
@@ -199,6 +201,9 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         for c, d in configs:
             ck.check_settings(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
+        if analyse_finished and len(pending) == len(configs):
+            raise UserError("--analyse-finished: no run of this sweep has finished training yet; "
+                            "rerun without it to train them")
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
             legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
@@ -212,6 +217,15 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         # 1. training
         slog(f"training: {len(configs) - len(pending)}/{len(configs)} runs finished")
         with _executor(ex, root, storage, rec["id"], slog) as session:
+            if analyse_finished and pending:
+                names = [d.name for _, d in pending]
+                ready = [d for _, d in configs if d.name not in names]
+                slog(f"training skipped (--analyse-finished): analysing {len(ready)} of {len(configs)} runs; "
+                     f"not finished: {', '.join(names)}")
+                with parallel.progress_bars(progress and log is not None):
+                    _analyse(sc, root, ready, slog, redo, inputs, done)
+                slog(f"sweep analysed its finished runs -> {root}; rerun without --analyse-finished to train the rest")
+                return {"finished": False, "unfinished_runs": names, "analysed_runs": [d.name for d in ready]}
             t0 = time.monotonic()
             if pending:
                 show = progress and log is not None

@@ -536,6 +536,9 @@ def test_damaged_sweep_records_are_one_line(tiny_sweep, tmp_path):
     shutil.copytree(tiny_sweep, sw)
     (sw / "steps.json").write_text('{"done": 3}')
     assert "steps.json" in _refused([*SWEEP_ARGS, "--out", sw], tmp_path)
+    # the report reads steps.json too (which runs the analysis read)
+    assert "steps.json" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
+    shutil.copy(tiny_sweep / "steps.json", sw / "steps.json")
     (sw / "analysis" / "elo" / "elo.csv").write_text("player\n")    # used to render as "(no rows)"
     assert "elo.csv" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
 
@@ -644,3 +647,52 @@ def test_versions_line_names_every_commit_the_runs_were_trained_at():
                                   "environments": envs})
     md = _settings(sw)[0]["md"]
     assert "git_commit aaa (w8); bbb (w16, w32)" in md
+
+
+def test_analyse_finished_reads_only_the_finished_runs_and_the_full_sweep_adds_the_rest(tiny_sweep, tmp_path):
+    """--analyse-finished: a report of the finished runs while another trains; the report names
+    the run its analysis did not read, and the full sweep later redoes what that run changes."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    # a sweep where only w4 has finished: w16 not there yet, nothing analysed
+    held = tmp_path / "w16"
+    shutil.move(sw / "runs" / "tic_tac_toe-w16-s0", held)
+    for rel in ("analysis", "matches"):
+        shutil.rmtree(sw / rel)
+    (sw / "steps.json").unlink()
+    before = {p.relative_to(sw): p.stat().st_mtime_ns for p in (sw / "runs").rglob("*") if p.is_file()}
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw, "--analyse-finished"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 3, r.stderr
+    assert not (sw / "runs" / "tic_tac_toe-w16-s0").exists()          # nothing trained
+    assert {p.relative_to(sw): p.stat().st_mtime_ns for p in (sw / "runs").rglob("*") if p.is_file()} == before
+    log = (sw / "sweep.log").read_text()
+    assert "analysing 1 of 2 runs; not finished: tic_tac_toe-w16-s0" in log
+    steps = json.loads((sw / "steps.json").read_text())
+    assert steps["inputs"]["zipf"]["runs"] == ["tic_tac_toe-w4-s0"]
+    assert set(pd.read_csv(sw / "analysis" / "elo" / "elo.csv")["player"]) == {"tic_tac_toe-w4-s0@8", "random"}
+    # w16 finishes (here: put back) before the sweep is rerun: the report leaves it out and says so
+    shutil.move(held, sw / "runs" / "tic_tac_toe-w16-s0")
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep1"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep1" / "report.md").read_text()
+    assert "Not in this report: `tic_tac_toe-w16-s0`" in md and "1 run (1 size" in md
+    assert "| tic_tac_toe-w16-s0 |" not in md
+    # the full sweep redoes every step that reads runs, and the report has both
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    grown = (sw / "sweep.log").read_text().split("--analyse-finished")[-1]
+    assert "redoing analysis steps: zipf, tournament, elo, loss, loss-pooled, loss-solver" in grown
+    assert set(pd.read_csv(sw / "analysis" / "elo" / "elo.csv")["player"]) == {
+        "tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"}
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep2"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep2" / "report.md").read_text()
+    assert "Not in this report" not in md and "| tic_tac_toe-w16-s0 |" in md
+
+
+def test_analyse_finished_with_no_finished_run_is_one_line_and_writes_nothing(tmp_path):
+    sw = tmp_path / "sw"
+    r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw, "--analyse-finished"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--analyse-finished: no run of this sweep has finished" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (sw / "sweep.json").exists() and not (sw / "runs").exists()

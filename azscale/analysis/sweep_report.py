@@ -271,6 +271,10 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
     run_dirs = ck.runs_under(sweep_dir / "runs")
     if not run_dirs:
         raise UserError(f"{sweep_dir}: no training runs yet")
+    # the runs the analysis read (a sweep analysed with --analyse-finished leaves the others out)
+    analysed = _analysed_runs(sweep_dir)
+    pending = sorted(rd.name for rd in run_dirs if analysed is not None and rd.name not in analysed)
+    run_dirs = [rd for rd in run_dirs if rd.name not in pending]
     cfgs = [ck.read_run_config(rd) for rd in run_dirs]
     reading[0] = run_dirs[0] / ck.CONFIG_FILE
     first = {"settings": cfgs[0]["settings"], "environment": cfgs[0]["environment"]}
@@ -285,8 +289,21 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
                           "wall_min": (m[-1]["wall_seconds"] / 60) if m else 0.0})
     sizes = pd.DataFrame(size_rows).sort_values(["params", "seed", "run"], ignore_index=True)
     envs = [(rd.name, c.get("environment") or {}) for rd, c in zip(run_dirs, cfgs)]
-    return Sweep(sweep_dir, figs_dir, reading, sc, run_dirs, sizes, results={"first run": first, "environments": envs},
+    return Sweep(sweep_dir, figs_dir, reading, sc, run_dirs, sizes,
+                 results={"first run": first, "environments": envs, "not analysed": pending},
                  ctx={"game": sc["game"], "window": "last70"})
+
+
+def _analysed_runs(sweep_dir: Path) -> set[str] | None:
+    """The runs the sweep's analysis read (steps.json, the Zipf step's inputs), or None where
+    no step recorded them (an analysis not yet run, or an earlier azscale's record)."""
+    from ..sweep import read_steps
+    if not (sweep_dir / "steps.json").exists():
+        return None
+    done, inputs = read_steps(sweep_dir)
+    named = [set(v["runs"]) for k, v in (inputs or {}).items()
+             if k in done and isinstance(v, dict) and isinstance(v.get("runs"), list)]
+    return set.union(*named) if named else None
 
 
 def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, Any]:
@@ -309,6 +326,11 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
     title = f"azscale report: {sw.game}"
     lead = (f"Sweep `{sweep_dir}`: {_count(len(sw.run_dirs), 'run')} ({_count(sizes['params'].nunique(), 'size')} × "
             f"{_count(sizes['seed'].nunique(), 'seed')}), game `{sw.game}`, preset `{sw.sc['preset']}`.")
+    if sw.results["not analysed"]:
+        left = sw.results["not analysed"]
+        lead += (f" Not in this report: {', '.join(f'`{n}`' for n in left)} (the sweep's analysis has not read "
+                 f"them: still training at `--analyse-finished`, or the sweep stopped before analysing them; every "
+                 f"section reads the other runs only; rerun the sweep to add them).")
     md = render_markdown(title, lead, sections)
     runs.atomic_write_text(out / "report.md", md)
     html = render_html(title, lead, sections, figs_dir)
