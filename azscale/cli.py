@@ -518,9 +518,10 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
                              f"final checkpoints; 0: not played \\[default: {_dflt('checkpoint_tournament')}]"),
               analyse_finished: bool = typer.Option(
                   False, "--analyse-finished",
-                  help="Train nothing: analyse the runs that have finished (a report while the others train); the "
-                       "full sweep later redoes every step the other runs change. Exit status 3 while some are "
-                       "unfinished"),
+                  help="Train nothing: analyse the runs that have finished, for a report before the others "
+                       "finish (stop a running sweep first: it holds the directory's lock; rerun without this flag "
+                       "to go on training, which redoes every step the other runs change). Exit status 3 while "
+                       "some are unfinished"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""
     from . import sweepcfg as S

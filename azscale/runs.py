@@ -636,3 +636,24 @@ def read_settings(path: Path) -> dict[str, Any]:
     if not isinstance(st, dict) or not all(k in st for k in ("game", "games_per_pair", "temperature", "simulations")):
         raise UserError(f"{Path(path) / 'tournament.json'}: damaged (settings)")
     return st
+
+
+def read_sweep_steps(root: Path) -> tuple[set[str], dict[str, Any] | None]:
+    """A sweep's steps.json: the finished analysis steps and the inputs each read (None: a
+    steps.json of an earlier azscale, which recorded no inputs). Here, not in sweep.py, so the
+    report reads it without importing the trainer."""
+    p = Path(root) / "steps.json"
+    if not p.exists():
+        return set(), {}
+    d = read_json(p, "record of finished sweep steps")
+    done = d.get("done")
+    inputs = d.get("inputs")
+    if not isinstance(done, list) or not all(isinstance(x, str) for x in done) \
+            or (inputs is not None and not isinstance(inputs, dict)):
+        raise UserError(f"{p}: damaged record of finished sweep steps; delete it to redo the analysis steps")
+    return set(done), inputs
+
+
+def write_sweep_steps(root: Path, done: set[str], inputs: dict[str, Any]) -> None:
+    atomic_write_json(Path(root) / "steps.json",
+                      {"done": sorted(done), "inputs": {k: v for k, v in sorted(inputs.items()) if k in done}})

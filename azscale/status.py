@@ -162,7 +162,7 @@ def _sweep_log_state(root: Path) -> dict[str, Any]:
 
 
 def sweep_status(root: Path) -> dict[str, Any]:
-    from .sweep import ANALYSIS_STEPS, read_steps
+    from .sweep import ANALYSIS_STEPS
     from .sweepcfg import build, from_record
     root = Path(root)
     rec = runs.read_manifest(root, "sweep", ("game", "widths"))
@@ -171,7 +171,7 @@ def sweep_status(root: Path) -> dict[str, Any]:
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
-    done, _ = read_steps(root)
+    done, _ = runs.read_sweep_steps(root)
     skipped_p = root / "analysis" / "skipped.json"
     skipped = runs.read_json(skipped_p, "list of skipped steps") if skipped_p.exists() else {}
     logst = _sweep_log_state(root)

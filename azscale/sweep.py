@@ -58,34 +58,13 @@ ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "tourname
 DEPENDS = {"zipf-random": ["random-games"], "elo": ["tournament", "tournament-checkpoints"],
            "scaling": ["elo", "zipf"],
            "verdict": ["elo", "zipf", "loss", "loss-pooled"]}
-# what a step writes, removed before it is redone (derived results only: games are never removed)
+# what a step writes, removed before it is redone: derived results, and a temperature study, whose
+# games are numbered by its number of agents (temperature.py), so it cannot take new agents in
+# place; the sweep's own games (runs/, matches/, random/) are never removed
 OUTPUTS = {"zipf": ["analysis/zipf"], "zipf-random": ["analysis/zipf-random"], "elo": ["analysis/elo"],
            "loss": ["analysis/loss"], "loss-pooled": ["analysis/loss-pooled"], "loss-solver": ["analysis/loss-solver"],
-           "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"]}
-
-
-def read_steps(root: Path) -> tuple[set[str], dict[str, Any] | None]:
-    """The finished analysis steps and the inputs each read (None: a steps.json of an earlier
-    azscale, which recorded no inputs)."""
-    p = Path(root) / "steps.json"
-    if not p.exists():
-        return set(), {}
-    d = runs.read_json(p, "record of finished sweep steps")
-    done = d.get("done")
-    inputs = d.get("inputs")
-    if not isinstance(done, list) or not all(isinstance(x, str) for x in done) \
-            or (inputs is not None and not isinstance(inputs, dict)):
-        raise UserError(f"{p}: damaged record of finished sweep steps; delete it to redo the analysis steps")
-    return set(done), inputs
-
-
-def _steps_done(root: Path) -> set[str]:
-    return read_steps(root)[0]
-
-
-def _write_steps(root: Path, done: set[str], inputs: dict[str, Any]) -> None:
-    runs.atomic_write_json(Path(root) / "steps.json",
-                           {"done": sorted(done), "inputs": {k: v for k, v in sorted(inputs.items()) if k in done}})
+           "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"],
+           "temperature": ["temperature"]}
 
 
 def _train_one(cfg_dict: dict[str, Any], run_dir: str, max_minutes: float | None,
@@ -182,6 +161,10 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
     configs = list(run_configs(sc, root))          # validates the game and every setting before any work
     storage = _storage(ex, root)
     runs.claim_dir(root, "sweep")
+    if analyse_finished and not any(_finished(d, c.steps) for c, d in configs):
+        # before the first write: a refused --analyse-finished leaves no directory behind
+        raise UserError("--analyse-finished: no run of this sweep has finished training yet; "
+                        "rerun without it to train them")
     root.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(root):
         runs.claim_dir(root, "sweep")
@@ -194,21 +177,18 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
             have_sc = build(*from_record(have, str(manifest)))[0]
             grows = compare(have_sc, sc, root)
             rec["id"] = have.get("id") or rec["id"]
-        done, inputs = read_steps(root)
+        done, inputs = runs.read_sweep_steps(root)
         # a run already there must have been trained with these settings, finished or not (a
         # changed preset must not leave old runs silently in the comparison); every check comes
         # before the first write, so a refused sweep changes no file
         for c, d in configs:
             ck.check_settings(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
-        if analyse_finished and len(pending) == len(configs):
-            raise UserError("--analyse-finished: no run of this sweep has finished training yet; "
-                            "rerun without it to train them")
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
             legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
             inputs = {k: legacy[k] for k in done if k in legacy}
-            _write_steps(root, done, inputs)
+            runs.write_sweep_steps(root, done, inputs)
         runs.atomic_write_json(manifest, rec)
         slog = SweepLog(root, log)
         slog(f"sweep {root} started: {sc.game}, preset {sc.preset}, {len(configs)} runs, executor {ex.kind}"
@@ -506,7 +486,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     if stale and sk.exists():
         skipped = runs.read_json(sk, "list of skipped steps")
         runs.atomic_write_json(sk, {k: v for k, v in skipped.items() if k not in stale})
-    _write_steps(root, done, inputs)
+    runs.write_sweep_steps(root, done, inputs)
 
     def step(name: str, fn, optional: bool = False) -> None:
         """Run an analysis step once. An `optional` step that finds too little data for its
@@ -530,7 +510,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
             runs.atomic_write_json(sk, {**skipped, name: str(e)})
         done.add(name)
         inputs[name] = want[name]
-        _write_steps(root, done, inputs)
+        runs.write_sweep_steps(root, done, inputs)
 
     eg = analysis_values(sc)
     step("random-games", lambda: random_games(sc.game, sc.random_games, 12345, root / "random",

@@ -538,6 +538,13 @@ def test_damaged_sweep_records_are_one_line(tiny_sweep, tmp_path):
     assert "steps.json" in _refused([*SWEEP_ARGS, "--out", sw], tmp_path)
     # the report reads steps.json too (which runs the analysis read)
     assert "steps.json" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
+    # a steps.json naming none of the runs there (copied from another sweep, say): one line, not an IndexError
+    steps = json.loads((tiny_sweep / "steps.json").read_text())
+    for v in steps["inputs"].values():
+        if isinstance(v, dict) and "runs" in v:
+            v["runs"] = ["elsewhere-w4-s0"]
+    (sw / "steps.json").write_text(json.dumps(steps))
+    assert "read none of the runs" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
     shutil.copy(tiny_sweep / "steps.json", sw / "steps.json")
     (sw / "analysis" / "elo" / "elo.csv").write_text("player\n")    # used to render as "(no rows)"
     assert "elo.csv" in _refused(["report", sw, "--out", tmp_path / "rep"], tmp_path)
@@ -576,6 +583,15 @@ def test_sweep_temperature_study_step_and_its_report_section(tiny_sweep, tmp_pat
     r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (sw / "steps.json").read_text() == before
+    # growing the sweep plays the study again with every agent (it cannot take a new agent in
+    # place: its games are numbered by its number of agents); before, the sweep died on it
+    grow = [a if a != "4,16" else "4,8,16" for a in SWEEP_ARGS]
+    r = subprocess.run(cli(*grow, "--temperature-study", "1,0.5", "--out", sw), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    players = json.loads((sw / "temperature" / "temperature.json").read_text())["players"]
+    assert len(players) == 3 and any("w8" in json.dumps(pl) for pl in players)
+    assert json.loads((sw / "temperature" / "study.json").read_text())["temperatures"] == [0.5, 1.0]
 
 
 def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
@@ -695,4 +711,4 @@ def test_analyse_finished_with_no_finished_run_is_one_line_and_writes_nothing(tm
     r = subprocess.run(cli(*SWEEP_ARGS, "--out", sw, "--analyse-finished"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--analyse-finished: no run of this sweep has finished" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    assert not (sw / "sweep.json").exists() and not (sw / "runs").exists()
+    assert not sw.exists()                          # no directory, no lock file left behind

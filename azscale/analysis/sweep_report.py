@@ -275,6 +275,9 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
     analysed = _analysed_runs(sweep_dir)
     pending = sorted(rd.name for rd in run_dirs if analysed is not None and rd.name not in analysed)
     run_dirs = [rd for rd in run_dirs if rd.name not in pending]
+    if not run_dirs:
+        raise UserError(f"{sweep_dir / 'steps.json'}: its analysis read none of the runs in {sweep_dir / 'runs'}; "
+                        "rerun the sweep to analyse them")
     cfgs = [ck.read_run_config(rd) for rd in run_dirs]
     reading[0] = run_dirs[0] / ck.CONFIG_FILE
     first = {"settings": cfgs[0]["settings"], "environment": cfgs[0]["environment"]}
@@ -295,12 +298,12 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
 
 
 def _analysed_runs(sweep_dir: Path) -> set[str] | None:
-    """The runs the sweep's analysis read (steps.json, the Zipf step's inputs), or None where
-    no step recorded them (an analysis not yet run, or an earlier azscale's record)."""
-    from ..sweep import read_steps
+    """The runs the sweep's analysis read (steps.json: every finished step's recorded runs,
+    together), or None where no step recorded them (an analysis not yet run, or an earlier
+    azscale's record)."""
     if not (sweep_dir / "steps.json").exists():
         return None
-    done, inputs = read_steps(sweep_dir)
+    done, inputs = runs.read_sweep_steps(sweep_dir)
     named = [set(v["runs"]) for k, v in (inputs or {}).items()
              if k in done and isinstance(v, dict) and isinstance(v.get("runs"), list)]
     return set.union(*named) if named else None
