@@ -58,13 +58,11 @@ ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "tourname
 DEPENDS = {"zipf-random": ["random-games"], "elo": ["tournament", "tournament-checkpoints"],
            "scaling": ["elo", "zipf"],
            "verdict": ["elo", "zipf", "loss", "loss-pooled"]}
-# what a step writes, removed before it is redone: derived results, and a temperature study, whose
-# games are numbered by its number of agents (temperature.py), so it cannot take new agents in
-# place; the sweep's own games (runs/, matches/, random/) are never removed
+# what a step writes, removed before it is redone (derived results only: games are never removed,
+# except a temperature study whose agents changed, `_stale_study`)
 OUTPUTS = {"zipf": ["analysis/zipf"], "zipf-random": ["analysis/zipf-random"], "elo": ["analysis/elo"],
            "loss": ["analysis/loss"], "loss-pooled": ["analysis/loss-pooled"], "loss-solver": ["analysis/loss-solver"],
-           "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"],
-           "temperature": ["temperature"]}
+           "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"]}
 
 
 def _train_one(cfg_dict: dict[str, Any], run_dir: str, max_minutes: float | None,
@@ -161,10 +159,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
     configs = list(run_configs(sc, root))          # validates the game and every setting before any work
     storage = _storage(ex, root)
     runs.claim_dir(root, "sweep")
-    if analyse_finished and not any(_finished(d, c.steps) for c, d in configs):
-        # before the first write: a refused --analyse-finished leaves no directory behind
-        raise UserError("--analyse-finished: no run of this sweep has finished training yet; "
-                        "rerun without it to train them")
+    if analyse_finished and not root.exists():
+        raise _nothing_finished()             # refused before the first write: no directory left behind
     root.mkdir(parents=True, exist_ok=True)
     with runs.RunLock(root):
         runs.claim_dir(root, "sweep")
@@ -184,6 +180,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         for c, d in configs:
             ck.check_settings(d, c)
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
+        if analyse_finished and len(pending) == len(configs):
+            raise _nothing_finished()
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
             legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
@@ -222,6 +220,10 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
                 _analyse(sc, root, [d for _, d in configs], slog, redo, inputs, done)
         slog(f"sweep finished -> {root}")
     return {"finished": True, "root": str(root)}
+
+
+def _nothing_finished() -> UserError:
+    return UserError("--analyse-finished: no run of this sweep has finished training yet; rerun without it to train them")
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
@@ -457,6 +459,18 @@ def _train_ray(pending, sc: SweepConfig, ex: Executor, root: Path, sweep_id: str
 
 # -- analysis ------------------------------------------------------------------------------------
 
+def _stale_study(stale: set[str], inputs: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Whether the sweep's temperature study must be played again from the start: it is to be
+    redone and its agents (the runs) changed. Its games are numbered by its number of agents
+    (temperature.py), so it cannot take a new agent in place; new temperatures, a new
+    --bootstrap or --reanalyse keep its games (it plays only what it lacks), and a study
+    no longer asked for is left as it is."""
+    if "temperature" not in stale or "temperature" not in want:
+        return False
+    had = inputs.get("temperature")
+    return isinstance(had, dict) and had.get("runs") != want["temperature"].get("runs")
+
+
 def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[str], inputs: dict[str, Any],
              done: set[str]) -> None:
     from .analysis.baselines import random_games
@@ -474,6 +488,9 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     if stale & done:
         log(f"redoing analysis steps: {', '.join(s for s in ANALYSIS_STEPS if s in stale & done)}"
             + (" (asked)" if redo else " (their inputs changed)"))
+    if _stale_study(stale, inputs, want) and (root / "temperature").is_dir():
+        log("the temperature study's agents changed: it is played again with every agent")
+        shutil.rmtree(root / "temperature")
     for s in stale:
         for rel in OUTPUTS.get(s, []):
             p = root / rel

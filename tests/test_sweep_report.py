@@ -592,6 +592,14 @@ def test_sweep_temperature_study_step_and_its_report_section(tiny_sweep, tmp_pat
     players = json.loads((sw / "temperature" / "temperature.json").read_text())["players"]
     assert len(players) == 3 and any("w8" in json.dumps(pl) for pl in players)
     assert json.loads((sw / "temperature" / "study.json").read_text())["temperatures"] == [0.5, 1.0]
+    # a new temperature with the same agents plays only that temperature: the games played are kept
+    played = {f: f.stat().st_mtime_ns for f in (sw / "temperature").rglob("*.parquet")}
+    assert played
+    r = subprocess.run(cli(*grow, "--temperature-study", "1,0.5,0.25", "--out", sw), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert all(f.exists() and f.stat().st_mtime_ns == t for f, t in played.items())
+    assert json.loads((sw / "temperature" / "study.json").read_text())["temperatures"] == [0.25, 0.5, 1.0]
 
 
 def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
