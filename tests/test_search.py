@@ -392,3 +392,38 @@ def test_a_generator_state_from_another_device_reseeds_deterministically():
     restore_generator(a, rng.bit_generator.state)
     restore_generator(b, rng.bit_generator.state)
     assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+
+
+def test_grouped_slots_equal_plain_slots():
+    """`policy.slots(..., group=g)` packs aligned runs of g actions legal together; it must give
+    exactly the plain packing: on synthetic run-uniform masks (empty rows, every K from 1 to A,
+    below the legal count or not, multiples of g or not) and on pentago's legal masks at mixed
+    depths; the pentago twin's masks must be run-uniform (what its `action_group` promises), and
+    its search must give the same root visits with the grouped packing as without."""
+    g = torch.Generator().manual_seed(3)
+    for group, runs in ((8, 36), (3, 5), (2, 1), (8, 3)):
+        cells = torch.rand(64, runs, generator=g) < torch.rand(64, 1, generator=g)
+        cells[0] = False
+        legal = cells.repeat_interleave(group, dim=1)
+        for K in range(1, runs * group + 1):
+            assert torch.equal(policy.slots(legal, K, group), policy.slots(legal, K)), (group, K)
+    eng = make_tensor_engine("pentago")
+    assert eng.action_group == 8
+    s = eng.new_states(32)
+    for _ in range(30):                    # a random subset of the games moves each time: mixed depths
+        legal = eng.legal(s)
+        assert torch.equal(legal, legal[:, ::8].repeat_interleave(8, dim=1))
+        for K in sorted({int(legal.sum(1).max()), 288}):
+            assert torch.equal(policy.slots(legal, K, 8), policy.slots(legal, K))
+        live = legal.any(1) & ~eng.terminal(s) & (torch.rand(32, generator=g) < 0.6)
+        idx = torch.nonzero(live).squeeze(1)
+        if len(idx):
+            pick = torch.multinomial(legal[idx].float(), 1, generator=g).squeeze(1)
+            eng.put(s, idx, eng.step(eng.take(s, idx), pick))
+    roots = eng.take(s, torch.nonzero(~eng.terminal(s)).squeeze(1))
+    model = build("mlp", eng.obs_shape, eng.num_actions, 16, 2).eval()
+    grouped = MCTS(eng, model, 60).run(roots)
+    plain_eng = make_tensor_engine("pentago")
+    plain_eng.action_group = 1
+    plain = MCTS(plain_eng, model, 60).run(roots)
+    assert torch.equal(grouped.visits, plain.visits) and torch.equal(grouped.priors, plain.priors)

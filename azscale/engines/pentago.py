@@ -23,6 +23,8 @@ class PentagoTensor(BoardGame):
     ~800 turns make five for both players and ~3,400 turns undo the mover's placed five).
     """
 
+    action_group = 8        # a cell's 8 turns are legal together (`legal`): the search packs cells
+
     def __init__(self, game: str = "pentago", device="cpu"):
         super().__init__(game, 6, 6, 5, 288, device)
         src = np.zeros((8, 36), dtype=np.int64)              # after turn r, cell j holds cell src[r, j]

@@ -26,7 +26,7 @@ class TensorGame(abc.ABC):
     implements the abstract methods below (OpenSpiel's rules, action ids and observations,
     fixed-shape tensor code with no host reads, so they run inside the search's compiled
     graphs) and may override the search hooks (`legal_bound`, `node_state`, `tree_context`,
-    `tree_step` with `lookback_fields`, `obs_dtype`, `compile_simd`)."""
+    `tree_step` with `lookback_fields`, `obs_dtype`, `compile_simd`, `action_group`)."""
 
     @abc.abstractmethod
     def new_states(self, n: int) -> State:
@@ -96,6 +96,7 @@ class TensorGame(abc.ABC):
     # hooks for the tree search (`search.mcts`); twins override where they need to
     lookback_fields: tuple[str, ...] = ()       # node fields `tree_step` reads along the path
     compile_simd = False                        # compile the expansion with SIMD on CPU (see search.mcts)
+    action_group = 1                            # aligned runs of action ids legal together (search.policy.slots)
 
     def node_store(self):
         from ..search.nodes import TwinNodes

@@ -156,16 +156,18 @@ def evaluate(model: torch.nn.Module, obs: torch.Tensor, legal: torch.Tensor, dty
     return policy.masked_softmax(logits.to(dtype), legal), v.to(dtype)
 
 
-def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, logits, v, ret0):
+def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, logits, v, ret0,
+           group: int = 1):
     """Write the new nodes (every row writes; a row that does not expand writes into its tree's
     unused slot, which nothing links to) and return each row's leaf (flat id) and its value in
     player 0's frame. The priors are the softmax of the network's logits over each node's legal
-    slots: the same numbers as over its legal actions, at K entries a row instead of A."""
+    slots: the same numbers as over its legal actions, at K entries a row instead of A
+    (`group`: the engine's `action_group`, see `policy.slots`)."""
     K = tf.acts.shape[1]
     fpar = base + leaf_parent
     nid = tf.num_nodes.long()
     fchild = base + nid
-    acts = policy.slots(legal, K)
+    acts = policy.slots(legal, K, group)
     tf.acts.index_copy_(0, fchild, acts)
     tf.prior.index_copy_(0, fchild, policy.masked_softmax(policy.gather_slots(logits, acts), acts >= 0))
     tf.player.index_copy_(0, fchild, torch.where(term, -1, player).to(tf.player.dtype))
@@ -196,7 +198,7 @@ def twin_expand(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, path, ctx, 
     term, player, legal, ret = engine.status(kids)
     logits, v = model(engine.observation(kids))
     leaf, value, fchild = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal,
-                                 logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), ret[:, 0])
+                                 logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), ret[:, 0], engine.action_group)
     for k, t in tf.states.items():
         t.index_copy_(0, fchild, kids[k])
     return leaf, value
@@ -303,7 +305,7 @@ class MCTS:
         self.stats.net_states += B
         if noise and self.epsilon > 0:
             prior = policy.with_noise(prior, legal, self.alpha, self.epsilon, generator)
-        racts = policy.slots(legal, K)
+        racts = policy.slots(legal, K, getattr(eng, "action_group", 1))
         tree.acts[:, 0] = racts
         tree.prior[:, 0] = policy.gather_slots(prior, racts)
         tree.player[:, 0] = player.to(torch.int8)

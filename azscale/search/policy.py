@@ -30,11 +30,20 @@ def with_noise(prior: torch.Tensor, legal: torch.Tensor, alpha: float, epsilon: 
     return (1 - epsilon) * prior + epsilon * dirichlet(alpha, legal, generator).to(prior.dtype)
 
 
-def slots(legal: torch.Tensor, K: int) -> torch.Tensor:
+def slots(legal: torch.Tensor, K: int, group: int = 1) -> torch.Tensor:
     """The legal action ids of each row in ascending order, in K slots padded with -1 (the
     caller guarantees at most K legal actions per row). Ascending order keeps argmax ties
-    broken by the lowest action id, as over plain action rows."""
+    broken by the lowest action id, as over plain action rows.
+
+    `group` > 1: the actions come in aligned runs of `group` ids that are legal together
+    (pentago: a cell and its 8 quadrant turns; the engine guarantees it), so the runs are packed
+    instead of the actions, a pass over A / group columns instead of A; the same result."""
     n, A = legal.shape
+    if group > 1:
+        runs = slots(legal[:, ::group], -(-K // group))                      # [n, ceil(K / group)]
+        step = torch.arange(group, dtype=runs.dtype, device=legal.device)
+        acts = torch.where(runs[:, :, None] >= 0, runs[:, :, None] * group + step, -1)
+        return acts.flatten(1)[:, :K]
     pos = torch.where(legal, legal.cumsum(1) - 1, K).clamp_max(K)          # column K: discarded
     out = torch.full((n, K + 1), -1, dtype=torch.int32, device=legal.device)
     out.scatter_(1, pos, torch.arange(A, dtype=torch.int32, device=legal.device).expand(n, A))
