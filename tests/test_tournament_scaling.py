@@ -71,6 +71,21 @@ def test_saturating_power_law_recovers_exponent_and_resists_outliers():
     assert quanta_prediction(1.94) == pytest.approx(0.94)
 
 
+def test_a_floor_at_the_smallest_loss_is_not_identified():
+    """The checkers sweep's learner losses (4 sizes, one seed): the fit put L_inf at its bound,
+    the smallest loss, and printed alpha_N(loss) = 1.729 as measured. A floor at its bound is
+    'not identified'; a plateau reached by several sizes (floor fitted below it) and a planted
+    power law are still fitted."""
+    n = np.array([14673, 30369, 66369, 156801.])
+    fit = saturating_fit(n, np.array([0.4677827, 0.3715916, 0.3652812, 0.3437806]))
+    assert "floor L_inf sits at its bound" in fit.extra["not_identified"]
+    plateau = saturating_fit(np.logspace(3, 5.5, 6), np.array([1.0, 0.6, 0.45, 0.44, 0.44, 0.44]))
+    assert "not_identified" not in plateau.extra and plateau.l_inf < 0.44
+    n2 = np.logspace(3, 6, 8)
+    planted = saturating_fit(n2, 0.2 + (3e3 / n2) ** 0.6)
+    assert "not_identified" not in planted.extra and abs(planted.alpha - 0.6) < 1e-3
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")

@@ -122,11 +122,18 @@ def not_identified(l_inf: float, n_c: float, alpha: float, n: np.ndarray, loss: 
     """Why a saturating fit's exponent means nothing, or None. Where the points do not fall as a
     power law the optimiser runs into its bounds: N_c at its floor makes (N_c/N)^alpha a constant
     (the curve is flat or rises over these points, and alpha is arbitrary); alpha at either bound
-    is the bound, not an estimate. With 6 or more points, a fitted fall (in log loss, from the
-    smallest to the largest N) within twice the scatter of the points around the fit is noise
-    fitted as a power law: its exponent is not measured either."""
+    is the bound, not an estimate. L_inf at its bound (the smallest loss) takes the lowest point
+    as the asymptote: the curve is made to reach it exactly, and the exponent is only the
+    curvature through the other points (an unconstrained fit wanted a floor above a measured
+    loss: the points flatten faster than a power law). With 6 or more points, a fitted fall (in
+    log loss, from the smallest to the largest N) within twice the scatter of the points around
+    the fit is noise fitted as a power law: its exponent is not measured either."""
     if math.log(max(n_c, 1e-300)) <= LOG_NC_MIN + 0.01:
         return "the fit ran into its bounds (N_c at its floor): the loss does not fall as a power law over these points"
+    lmin = float(np.min(loss))
+    if l_inf >= lmin * (1 - 1e-6):
+        return (f"the fitted floor L_inf sits at its bound, the smallest loss ({lmin:.4g}): the points flatten "
+                "faster than a power law, and the exponent is the curvature through the others, not a measurement")
     if alpha <= ALPHA_MIN * 1.01 or alpha >= ALPHA_MAX * 0.99:
         return f"the fitted exponent sits at the fit's bound ({ALPHA_MIN:g} or {ALPHA_MAX:g})"
     n, loss = np.asarray(n, float), np.asarray(loss, float)
