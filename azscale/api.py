@@ -59,8 +59,7 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     rows = pd.DataFrame([load_run(p) for p in _sweep_runs(path)])
     rows = rows.sort_values(["params", "seed", "run"], ignore_index=True)
-    from .runs import read_sweep_steps
-    rows.attrs = {"settings": runs.read_manifest(path, "sweep"), "analysis_done": sorted(read_sweep_steps(path)[0]),
+    rows.attrs = {"settings": runs.read_manifest(path, "sweep"), "analysis_done": sorted(runs.read_sweep_steps(path)[0]),
                   "path": str(path)}
     return rows
 
