@@ -81,6 +81,33 @@ class Slot:
     first_step: int = 0
 
 
+def pack_slots(slots: list[Slot], engine) -> dict[str, np.ndarray]:
+    """Games in flight as flat arrays: per game its move count and first step, per recorded
+    move its action, player, observation, legal mask and search policy (`unpack_slots` undoes it)."""
+    A, O = engine.num_actions, engine.obs_size
+    rows = lambda k, shape, dt: (np.stack([r for s in slots for r in getattr(s, k)]).astype(dt, copy=False)  # noqa: E731
+                                 if any(getattr(s, k) for s in slots) else np.zeros(shape, dt))
+    return {"lengths": np.array([len(s.actions) for s in slots], dtype=np.int64),
+            "first_step": np.array([s.first_step for s in slots], dtype=np.int64),
+            "actions": np.array([a for s in slots for a in s.actions], dtype=np.int64),
+            "player": np.array([p for s in slots for p in s.player], dtype=np.int8),
+            "obs": rows("obs", (0, O), np.float32), "legal": rows("legal", (0, A), bool),
+            "policy": rows("policy", (0, A), np.float32)}
+
+
+def unpack_slots(packed: dict[str, np.ndarray]) -> list[Slot]:
+    lengths = np.asarray(packed["lengths"], dtype=np.int64)
+    n = int(lengths.sum())
+    if lengths.ndim != 1 or (lengths < 0).any() or any(len(packed[k]) != n for k in ("actions", "player", "obs", "legal", "policy")):
+        raise ValueError("packed games in flight: the move arrays do not match the move counts")
+    cuts = np.cumsum(lengths)[:-1]
+    per = {k: np.split(np.asarray(packed[k]), cuts) for k in ("actions", "player", "obs", "legal", "policy")}
+    return [Slot(actions=[int(a) for a in per["actions"][i]], obs=list(per["obs"][i]), legal=list(per["legal"][i]),
+                 policy=list(per["policy"][i]), player=[int(p) for p in per["player"][i]],
+                 first_step=int(packed["first_step"][i]))
+            for i in range(len(lengths))]
+
+
 @dataclass
 class Played:
     """Games finished in one call of `Actor.play` (games-table rows, `GameRecord.row()`), and
@@ -115,11 +142,16 @@ class Actor:
 
     # -- state that a resumed run needs -------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "slots": [vars(s) for s in self.slots]}
+        """The generator and the games in flight, packed into a few flat arrays (one row per
+        recorded move, `lengths` moves per game): a handful of tensors whatever the number of
+        moves, where one array per move made resume files slow to write (~6 s per actor at
+        1,024 oware games) and slower to read."""
+        return {"generator": self.generator.get_state(), "packed": pack_slots(self.slots, self.engine)}
 
     def restore(self, snap: dict[str, Any]) -> None:
         restore_generator(self.generator, snap["generator"] if "generator" in snap else snap["rng"])
-        self.slots = [Slot(**s) for s in snap["slots"]]
+        # resume files written before the packing hold one dict of lists per game
+        self.slots = unpack_slots(snap["packed"]) if "packed" in snap else [Slot(**s) for s in snap["slots"]]
         self.states = self.engine.replay_many([s.actions for s in self.slots])
         self.moves = torch.tensor([len(s.actions) for s in self.slots], dtype=torch.int32, device=self.device)
 

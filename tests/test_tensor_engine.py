@@ -311,3 +311,24 @@ def test_connect_four_twin_choice():
     in the differential tests above)."""
     assert type(make_tensor_engine("connect_four")).__name__ == "ConnectFourBits"
     assert type(make_tensor_engine("connect_four(rows=9,columns=8)")).__name__ == "ConnectFourTensor"
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_replay_many_equals_replay_of_each_history(game):
+    """`replay_many` steps all histories together (a resumed run replays its games in flight
+    with it): the same states as `replay` of each, for empty, short, long and finished games."""
+    te, se = make_tensor_engine(game), SpielEngine(game)
+    rng = np.random.default_rng(4)
+    hists = [[]]
+    for _ in range(24):
+        st, h = se.spiel_game.new_initial_state(), []
+        stop = int(rng.integers(1, 400))
+        while not st.is_terminal() and len(h) < stop:
+            h.append(int(rng.choice(st.legal_actions())))
+            st.apply_action(h[-1])
+        hists.append(h)
+    assert len(set(map(len, hists))) >= 4
+    many = te.replay_many(hists)
+    one = [te.replay(h) for h in hists]
+    for k, v in many.items():
+        assert torch.equal(v, torch.cat([o[k] for o in one])), (game, k)

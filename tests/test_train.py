@@ -359,3 +359,43 @@ def test_a_resume_queue_without_game_ids_resumes(tmp_path):
     train(cfg.replace(steps=4), tmp_path / "r", quiet=True)
     ids = read_games(tmp_path / "r").column("game_id").to_pylist()
     assert ids == list(range(len(ids)))
+
+
+def test_games_in_flight_are_packed_and_resume_files_of_the_old_layout_still_resume(tmp_path):
+    """A resume file holds the actors' games in flight as a few flat arrays (one array per move
+    made it slow to write and read). A file in the earlier layout (one dict of per-move lists
+    per game) still resumes, to exactly the games of an uninterrupted run."""
+    import torch
+
+    from azscale import runs
+    from azscale.selfplay import unpack_slots
+    cfg = smoke(steps=6)
+    train(cfg, tmp_path / "full", quiet=True)
+    train(cfg.replace(steps=2), tmp_path / "cut", quiet=True)
+    path = tmp_path / "cut" / "checkpoints" / "resume.pt"
+    data = load_resume(path)
+    for snap in data["actors"]:
+        assert set(snap) == {"generator", "packed"}
+        packed = snap["packed"]
+        assert all(isinstance(v, np.ndarray) for v in packed.values()) and len(packed) == 7
+        assert packed["lengths"].sum() > 0 and len(packed["obs"]) == packed["lengths"].sum()
+    data["actors"] = [{"generator": s["generator"], "slots": [vars(x) for x in unpack_slots(s["packed"])]}
+                      for s in data["actors"]]
+    torch.save(runs.to_torch_safe(data), path)
+    train(cfg, tmp_path / "cut", quiet=True)
+    drop = ["run", "seat0", "seat1"]
+    assert read_games(tmp_path / "full").drop_columns(drop).equals(read_games(tmp_path / "cut").drop_columns(drop))
+
+
+def test_packed_games_in_flight_that_do_not_add_up_are_a_damaged_resume_file(tmp_path):
+    import torch
+
+    from azscale import runs
+    cfg = smoke()
+    train(cfg.replace(steps=2), tmp_path / "r", quiet=True)
+    path = tmp_path / "r" / "checkpoints" / "resume.pt"
+    data = load_resume(path)
+    data["actors"][0]["packed"]["lengths"][0] += 1
+    torch.save(runs.to_torch_safe(data), path)
+    with pytest.raises(UserError, match=r"resume.pt: damaged resume file \(actors: packed games in flight"):
+        train(cfg.replace(steps=3), tmp_path / "r", quiet=True)

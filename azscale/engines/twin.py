@@ -81,8 +81,23 @@ class TensorGame(abc.ABC):
         self.put(states, idx, self.new_states(len(idx)))
 
     def replay_many(self, histories: Sequence[Sequence[int]]) -> State:
-        parts = [self.replay(h) for h in histories]
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else self.new_states(0)
+        """The states after each history, all games stepped together one move index at a time
+        (a game whose history has ended takes its first legal move, and the result is
+        discarded): as `replay` of each history, in max-length batched steps instead of one
+        batch-1 step per move (a resumed run replays its 1,024 games in flight this way)."""
+        s = self.new_states(len(histories))
+        L = max((len(h) for h in histories), default=0)
+        if L == 0:
+            return s
+        acts = torch.full((len(histories), L), -1, dtype=torch.long)
+        for i, h in enumerate(histories):
+            acts[i, :len(h)] = torch.as_tensor([int(a) for a in h], dtype=torch.long)
+        acts = acts.to(self.device)
+        for t in range(L):
+            on = acts[:, t] >= 0
+            nxt = self.step(s, torch.where(on, acts[:, t], self.legal(s).to(torch.int8).argmax(1)))
+            s = {k: torch.where(on.view(-1, *([1] * (v.dim() - 1))), nxt[k], v) for k, v in s.items()}
+        return s
 
     def replay(self, actions: Sequence[int]) -> State:
         s = self.new_states(1)
