@@ -98,8 +98,11 @@ def pack_slots(slots: list[Slot], engine) -> dict[str, np.ndarray]:
 def unpack_slots(packed: dict[str, np.ndarray]) -> list[Slot]:
     lengths = np.asarray(packed["lengths"], dtype=np.int64)
     n = int(lengths.sum())
-    if lengths.ndim != 1 or (lengths < 0).any() or any(len(packed[k]) != n for k in ("actions", "player", "obs", "legal", "policy")):
+    if (lengths.ndim != 1 or (lengths < 0).any() or len(packed["first_step"]) != len(lengths)
+            or any(len(packed[k]) != n for k in ("actions", "player", "obs", "legal", "policy"))):
         raise ValueError("packed games in flight: the move arrays do not match the move counts")
+    if (np.asarray(packed["actions"]) < 0).any():
+        raise ValueError("packed games in flight: a negative action id")
     cuts = np.cumsum(lengths)[:-1]
     per = {k: np.split(np.asarray(packed[k]), cuts) for k in ("actions", "player", "obs", "legal", "policy")}
     return [Slot(actions=[int(a) for a in per["actions"][i]], obs=list(per["obs"][i]), legal=list(per["legal"][i]),
@@ -265,8 +268,11 @@ def _worker(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
         elif cmd == "snapshot":
             conn.send(actor.snapshot())
         elif cmd == "restore":
-            actor.restore(arg)
-            conn.send(True)
+            try:
+                actor.restore(arg)
+                conn.send(True)
+            except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+                conn.send(("damaged", str(exc) or type(exc).__name__))      # the parent names the file
         elif cmd == "close":
             return
 
@@ -319,8 +325,10 @@ class ActorPool:
             return
         for c, s in zip(self.conns, snaps):
             c.send(("restore", s))
-        for c in self.conns:
-            c.recv()
+        replies = [c.recv() for c in self.conns]
+        bad = [r[1] for r in replies if r is not True]
+        if bad:
+            raise ValueError(bad[0])
 
     def close(self) -> None:
         for c in self.conns:

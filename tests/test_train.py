@@ -387,15 +387,47 @@ def test_games_in_flight_are_packed_and_resume_files_of_the_old_layout_still_res
     assert read_games(tmp_path / "full").drop_columns(drop).equals(read_games(tmp_path / "cut").drop_columns(drop))
 
 
-def test_packed_games_in_flight_that_do_not_add_up_are_a_damaged_resume_file(tmp_path):
+@pytest.mark.parametrize("actors", [1, 2])
+@pytest.mark.parametrize("damage", ["lengths", "first_step", "actions"])
+def test_packed_games_in_flight_that_do_not_add_up_are_a_damaged_resume_file(tmp_path, actors, damage):
+    """Move counts that do not match the moves, a lost game, a negative action: one line naming
+    the resume file, in the learner's process and from an actor's worker process alike."""
     import torch
 
     from azscale import runs
-    cfg = smoke()
+    cfg = smoke(actors=actors)
     train(cfg.replace(steps=2), tmp_path / "r", quiet=True)
     path = tmp_path / "r" / "checkpoints" / "resume.pt"
     data = load_resume(path)
-    data["actors"][0]["packed"]["lengths"][0] += 1
+    packed = data["actors"][-1]["packed"]
+    if damage == "lengths":
+        packed["lengths"][0] += 1
+    elif damage == "first_step":
+        packed["first_step"] = packed["first_step"][1:]
+    else:
+        packed["actions"][0] = -1
     torch.save(runs.to_torch_safe(data), path)
-    with pytest.raises(UserError, match=r"resume.pt: damaged resume file \(actors: packed games in flight"):
+    with pytest.raises(UserError, match=r"resume.pt: damaged resume file \(actors: .*packed games in flight"):
         train(cfg.replace(steps=3), tmp_path / "r", quiet=True)
+
+
+def test_pack_slots_round_trips_empty_and_mixed_games():
+    from azscale import runs
+    from azscale.engines import make_engine
+    from azscale.selfplay import Slot, pack_slots, unpack_slots
+    eng = make_engine("tic_tac_toe", "auto", "cpu")
+    O, A = eng.obs_size, eng.num_actions
+    rng = np.random.default_rng(0)
+
+    def game(m, first):
+        return Slot(actions=[int(a) for a in rng.integers(0, A, m)], obs=list(rng.random((m, O), dtype=np.float32)),
+                    legal=list(rng.random((m, A)) < 0.5), policy=list(rng.random((m, A), dtype=np.float32)),
+                    player=[i % 2 for i in range(m)], first_step=first)
+    for slots in ([], [Slot(), Slot(first_step=3)], [game(0, 1), game(4, 2), game(1, 5), game(0, 0)]):
+        back = unpack_slots(runs.from_torch_safe(runs.to_torch_safe(pack_slots(slots, eng))))
+        assert len(back) == len(slots)
+        for a, b in zip(slots, back):
+            assert a.actions == b.actions and a.player == b.player and a.first_step == b.first_step
+            for k in ("obs", "legal", "policy"):
+                assert len(getattr(a, k)) == len(getattr(b, k))
+                assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(getattr(a, k), getattr(b, k)))
