@@ -89,10 +89,10 @@ class TensorGame(abc.ABC):
         L = max((len(h) for h in histories), default=0)
         if L == 0:
             return s
-        acts = torch.full((len(histories), L), -1, dtype=torch.long)
+        host = np.full((len(histories), L), -1, dtype=np.int64)
         for i, h in enumerate(histories):
-            acts[i, :len(h)] = torch.as_tensor([int(a) for a in h], dtype=torch.long)
-        acts = acts.to(self.device)
+            host[i, :len(h)] = [int(a) for a in h]
+        acts = torch.as_tensor(host, device=self.device)          # explicit device: nothing lands elsewhere
         for t in range(L):
             on = acts[:, t] >= 0
             nxt = self.step(s, torch.where(on, acts[:, t], self.legal(s).to(torch.int8).argmax(1)))
