@@ -241,6 +241,12 @@ def test_cpu_tree_kernels_equal_the_device_search(game, kind):
             res = m.run(roots, noise=True, generator=torch.Generator().manual_seed(5))
             out.append((res, m.tree))
         (a, ta), (b, tb) = out
+        # the CPU search keeps a new node's logits until a descent first passes it (then the
+        # softmax, in numba): where it did, the priors are the device search's to float rounding
+        normed = torch.as_tensor(m._normed).view(ta.visits.shape)
+        assert 0 < int(normed.sum()) < normed.numel()
+        tol = dict(rtol=1e-5, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-15)
+        assert torch.allclose(ta.prior[normed], tb.prior[normed], **tol), (game, dtype)
         assert torch.equal(a.visits, b.visits), (game, dtype)
         assert torch.equal(a.root_value, b.root_value), (game, dtype)
         for f in ("visits", "wsum", "children", "num_nodes", "max_depth"):
@@ -315,14 +321,42 @@ def test_cpu_tree_kernels_build_without_a_writable_cache(monkeypatch):
     def unwritable(self):
         raise PermissionError("read-only")
     monkeypatch.setattr(caching._CacheLocator, "ensure_cache_path", unwritable)
-    sel, _ = native._make(np.float32)
+    fresh = native._make(np.float32)
+    monkeypatch.setitem(native._KERNELS, torch.float32, fresh)
     tf = _two_child_trees(torch.float32)
-    args = [x.numpy() for x in (tf.children, tf.visits, tf.wsum, tf.player, tf.prior, tf.acts, tf.term)]
-    path = np.empty((3, 2), np.int64)
-    out = [np.empty(2, np.int64) for _ in range(3)] + [np.empty(2, np.bool_)]
-    sel(*args, np.array([0, 4]), 2.0, path, *out)
+    got = native.select(tf, torch.tensor([0, 4]), 2.0, 3)
     from azscale.search.mcts import select
-    assert out[0].tolist() == select(tf, torch.tensor([0, 4]), 2.0, 3)[1].tolist()
+    assert got[1].tolist() == select(tf, torch.tensor([0, 4]), 2.0, 3)[1].tolist()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_prior_normalisation_is_the_masked_softmax(dtype):
+    """The CPU search's lazy softmax (`native.normalise`, run where a descent first passes a
+    node) against `policy.masked_softmax`: ordinary rows, huge and -inf logits, one legal slot,
+    and a NaN logit (NaN priors, as torch gives)."""
+    from azscale.search import native, policy
+    g = torch.Generator().manual_seed(4)
+    K = 24
+    logits = (torch.randn(8, K, generator=g) * 3).to(dtype)
+    acts = torch.arange(K, dtype=torch.int32).repeat(8, 1)
+    acts[1, 10:] = -1                                  # fewer legal slots, padded
+    acts[2, 1:] = -1                                   # one legal slot
+    logits[3, 5] = 1e4                                 # one huge logit
+    logits[4, :6] = float("-inf")                      # some legal slots at -inf
+    logits[5, :] = -1e4                                # all very negative
+    logits[6, 7] = float("nan")
+    logits[7] = 0.0                                    # uniform
+    want = policy.masked_softmax(logits, acts >= 0)
+    got = policy.gather_slots(logits, acts).numpy().copy()
+    normalise = native._normaliser(dtype)
+    for r in range(8):
+        normalise(got, acts.numpy(), r)
+    got = torch.as_tensor(got)
+    assert torch.isnan(got[6]).all() and torch.isnan(want[6]).all()
+    ok = torch.arange(8) != 6
+    tol = dict(rtol=1e-5, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-15)
+    assert torch.allclose(got[ok], want[ok], **tol)
+    assert torch.equal(got[ok] == 0, want[ok] == 0)    # the same zeros: padding and -inf slots
 
 
 def test_native_search_is_refused_off_the_cpu():

@@ -10,6 +10,14 @@ same PUCT terms in the tree's dtype and in the same order, the lowest slot on ti
 outputs down to the -1 padding of the paths); tests/test_search.py compares them on every seed
 game, and the search uses them for CPU trees (`MCTS(native=...)`).
 
+One difference, made for speed: on CPU a new node keeps the network's raw logits in its prior
+row until a descent first passes it, and `select` applies the masked softmax then (`normalise`,
+the same steps in numba). Most new nodes are leaves no descent ever passes (pentago at 300
+simulations: 94% of them), so this skips most of the softmax's exps. The priors agree with the
+device search's to float rounding (numba's exp and summation order, not torch's), and on the
+tests' seed positions the visits, values and trees are identical; a PUCT near-tie that one ulp
+of a prior decides could differ.
+
 They read and write the tree's own storage through numpy views (no copy); the tensors they
 return are made on the tree's device (the CPU), so nothing leaks to a default device.
 """
@@ -45,7 +53,35 @@ def _make(ftype):
     one = ftype(1.0)
 
     @_njit
-    def select(children, visits, wsum, player, prior, acts, term, bases, c, path, cur_out, lp_out, ls_out, exp_out):
+    def normalise(prior, acts, fn):
+        """The node's stored logits -> its priors, in place: `policy.masked_softmax` over the
+        legal slots, the same steps in the tree's dtype (empty slots 0; a NaN logit gives NaN)."""
+        K = prior.shape[1]
+        m = ftype(-np.inf)
+        for k in range(K):
+            if acts[fn, k] >= 0:
+                x = prior[fn, k]
+                if x > m or x != x:
+                    m = x
+                if m != m:
+                    break
+        if m == m and m < ftype(-1e30):
+            m = ftype(-1e30)
+        z = ftype(0.0)
+        for k in range(K):
+            e = ftype(0.0)
+            if acts[fn, k] >= 0:
+                e = np.exp(prior[fn, k] - m)
+            prior[fn, k] = e
+            z += e
+        if z < ftype(1e-30):
+            z = ftype(1e-30)
+        for k in range(K):
+            prior[fn, k] = prior[fn, k] / z
+
+    @_njit
+    def select(children, visits, wsum, player, prior, acts, term, normed, bases, c, path, cur_out, lp_out,
+               ls_out, exp_out):
         D, B = path.shape
         K = children.shape[1]
         cf = ftype(c)
@@ -60,6 +96,9 @@ def _make(ftype):
                 fn = base + cur
                 path[lev, b] = fn
                 lev += 1
+                if not normed[fn]:              # the node's row still holds logits (`mcts.commit`)
+                    normalise(prior, acts, fn)
+                    normed[fn] = True
                 explore = cf * np.sqrt(ftype(visits[fn]))
                 neg = player[fn] == 1
                 best = -np.inf
@@ -110,10 +149,15 @@ def _make(ftype):
             visits[i] += 1
             wsum[i] += v
 
-    return select, backup
+    return select, backup, normalise
 
 
 _KERNELS: dict[torch.dtype, tuple] = {}
+
+
+def _normaliser(dtype: torch.dtype):
+    """The kernels' softmax of one node row in place: `fn(prior, acts, row)` (for tests)."""
+    return _kernels(dtype)[2]
 
 
 def _kernels(dtype: torch.dtype):
@@ -122,17 +166,23 @@ def _kernels(dtype: torch.dtype):
     return _KERNELS[dtype]
 
 
-def select(tf, base: torch.Tensor, c: float, D: int):
-    """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors."""
+def select(tf, base: torch.Tensor, c: float, D: int, normed: np.ndarray | None = None):
+    """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors.
+
+    `normed` (bool, one per node row): False where the row's `prior` still holds the network's
+    raw logits (`MCTS` stores them so on CPU, see `mcts.commit`); the descent turns them into
+    priors the first time it passes the node. None: every row holds priors."""
     dev = tf.visits.device
     B = base.shape[0]
+    if normed is None:
+        normed = np.ones(tf.visits.shape[0], dtype=np.bool_)
     path = torch.empty((D, B), dtype=torch.long, device=dev)
     cur = torch.empty(B, dtype=torch.long, device=dev)
     lp = torch.empty(B, dtype=torch.long, device=dev)
     ls = torch.empty(B, dtype=torch.long, device=dev)
     exp = torch.empty(B, dtype=torch.bool, device=dev)
     _kernels(tf.wsum.dtype)[0](tf.children.numpy(), tf.visits.numpy(), tf.wsum.numpy(), tf.player.numpy(),
-                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), base.numpy(), c,
+                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), normed, base.numpy(), c,
                                 path.numpy(), cur.numpy(), lp.numpy(), ls.numpy(), exp.numpy())
     return path, cur, lp, ls, exp
 
