@@ -271,6 +271,7 @@ class MCTS:
         f = (lambda fn, simd=False: _compiled(fn, self.device, simd)) if self.compile else (lambda fn, simd=False: fn)
         # on CPU new nodes keep their logits until a descent first passes them (`commit`'s lazy)
         self._normed = None
+        self._nslots = None                         # the CPU walk's legal-slot counts, per node row
         self.lazy_priors = self.native
         self._select = self._native_select if self.native else f(select)
         self._backup = _native.backup if self.native else backup
@@ -283,10 +284,11 @@ class MCTS:
         if t is None or t.shape[0] != B or t.shape[2] < K:
             self.tree = Tree.allocate(B, N, K, self.device, self.dtype, self.nodes.spec())
             self._normed = np.ones(B * N, dtype=np.bool_) if self.native else None
+            self._nslots = np.full(B * N, -1, dtype=np.int32) if self.native else None
         return self.tree
 
     def _native_select(self, tf: Tree, base, c: float, D: int):
-        return _native.select(tf, base, c, D, self._normed)
+        return _native.select(tf, base, c, D, self._normed, self._nslots)
 
     def precompile(self, levels: int = 64) -> None:
         """Compile `select` for every depth bucket up to `levels` now. A long run compiles them
@@ -332,6 +334,7 @@ class MCTS:
         if self._normed is not None:
             self._normed.fill(not lazy)
             self._normed[::S + 1] = True            # the roots' priors are set above
+            self._nslots.fill(-1)
         ctx = self.nodes.set_roots(tree, roots)
         tf = tree.flat()
         base = torch.arange(B, device=dev) * (S + 1)

@@ -18,6 +18,11 @@ device search's to float rounding (numba's exp and summation order, not torch's)
 tests' seed positions the visits, values and trees are identical; a PUCT near-tie that one ulp
 of a prior decides could differ.
 
+The walk also counts each node's legal slots the first time it passes the node (`nslots`; the
+legal slots come first in a row, `policy.slots`) and scores only those, and scores an
+unexpanded child as `explore * prior` (Q = 0 and a divisor of 1, both exact): pentago's and
+checkers' rows are mostly padding and unexpanded slots.
+
 They read and write the tree's own storage through numpy views (no copy); the tensors they
 return are made on the tree's device (the CPU), so nothing leaks to a default device.
 """
@@ -47,41 +52,53 @@ def _njit(fn):
         return numba.njit(nogil=True)(fn)
 
 
+def _normalise(prior, acts, fn, ninf, floor, tiny):
+    """The node's stored logits -> its priors, in place: `policy.masked_softmax` over the legal
+    slots, the same steps in the tree's dtype (empty slots 0; a NaN logit gives NaN). `ninf`,
+    `floor`, `tiny`: -inf, -1e30 and 1e-30 in that dtype (numba types the arithmetic by them).
+
+    A module-level kernel that `select` calls as a global: a numba function captured in a
+    closure would put its per-process id into `select`'s on-disk cache key, and every process
+    would compile `select` afresh (and add a file to the cache)."""
+    K = prior.shape[1]
+    m = ninf
+    for k in range(K):
+        if acts[fn, k] >= 0:
+            x = prior[fn, k]
+            if x > m or x != x:
+                m = x
+            if m != m:
+                break
+    if m == m and m < floor:
+        m = floor
+    zero = tiny - tiny                                  # 0 in the tree's dtype
+    z = zero
+    for k in range(K):
+        e = zero
+        if acts[fn, k] >= 0:
+            e = np.exp(prior[fn, k] - m)
+        prior[fn, k] = e
+        z += e
+    if z < tiny:
+        z = tiny
+    for k in range(K):
+        prior[fn, k] = prior[fn, k] / z
+
+
+if numba is not None:
+    _normalise = _njit(_normalise)
+
+
 def _make(ftype):
     """The kernels for trees of float type `ftype` (float32 or float64): every float in the
-    PUCT score is computed in that type, as torch computes it."""
+    PUCT score is computed in that type, as torch computes it. Their closures hold plain numbers
+    and types only (no numba function), so numba's disk cache serves every later process."""
     one = ftype(1.0)
+    ninf, floor, tiny = ftype(-np.inf), ftype(-1e30), ftype(1e-30)
 
     @_njit
-    def normalise(prior, acts, fn):
-        """The node's stored logits -> its priors, in place: `policy.masked_softmax` over the
-        legal slots, the same steps in the tree's dtype (empty slots 0; a NaN logit gives NaN)."""
-        K = prior.shape[1]
-        m = ftype(-np.inf)
-        for k in range(K):
-            if acts[fn, k] >= 0:
-                x = prior[fn, k]
-                if x > m or x != x:
-                    m = x
-                if m != m:
-                    break
-        if m == m and m < ftype(-1e30):
-            m = ftype(-1e30)
-        z = ftype(0.0)
-        for k in range(K):
-            e = ftype(0.0)
-            if acts[fn, k] >= 0:
-                e = np.exp(prior[fn, k] - m)
-            prior[fn, k] = e
-            z += e
-        if z < ftype(1e-30):
-            z = ftype(1e-30)
-        for k in range(K):
-            prior[fn, k] = prior[fn, k] / z
-
-    @_njit
-    def select(children, visits, wsum, player, prior, acts, term, normed, bases, c, path, cur_out, lp_out,
-               ls_out, exp_out):
+    def select(children, visits, wsum, player, prior, acts, term, normed, nslots, bases, c, path, cur_out,
+               lp_out, ls_out, exp_out):
         D, B = path.shape
         K = children.shape[1]
         cf = ftype(c)
@@ -97,25 +114,31 @@ def _make(ftype):
                 path[lev, b] = fn
                 lev += 1
                 if not normed[fn]:              # the node's row still holds logits (`mcts.commit`)
-                    normalise(prior, acts, fn)
+                    _normalise(prior, acts, fn, ninf, floor, tiny)
                     normed[fn] = True
+                L = nslots[fn]
+                if L < 0:                       # first pass: count the legal slots (they come first)
+                    L = 0
+                    while L < K and acts[fn, L] >= 0:
+                        L += 1
+                    nslots[fn] = L
                 explore = cf * np.sqrt(ftype(visits[fn]))
                 neg = player[fn] == 1
                 best = -np.inf
                 a = 0
-                for k in range(K):
-                    if acts[fn, k] < 0:
-                        continue
+                for k in range(L):
                     ch = children[fn, k]
-                    n = 0
-                    q = ftype(0.0)
                     if ch >= 0:
                         n = visits[base + ch]
+                        q = ftype(0.0)
                         if n > 0:
                             q = wsum[base + ch] / ftype(n)
-                    if neg:
-                        q = -q
-                    s = q + explore * prior[fn, k] / (one + ftype(n))
+                        if neg:
+                            q = -q
+                        s = q + explore * prior[fn, k] / (one + ftype(n))
+                    else:
+                        # an unexpanded child: Q = 0, n = 0, and x / 1 and (+-0) + x are x exactly
+                        s = explore * prior[fn, k]
                     # torch.argmax: the first maximum, a NaN counting as above every number
                     if s > best or (s != s and best == best):
                         best = s
@@ -149,7 +172,7 @@ def _make(ftype):
             visits[i] += 1
             wsum[i] += v
 
-    return select, backup, normalise
+    return select, backup
 
 
 _KERNELS: dict[torch.dtype, tuple] = {}
@@ -157,7 +180,8 @@ _KERNELS: dict[torch.dtype, tuple] = {}
 
 def _normaliser(dtype: torch.dtype):
     """The kernels' softmax of one node row in place: `fn(prior, acts, row)` (for tests)."""
-    return _kernels(dtype)[2]
+    ft = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+    return lambda prior, acts, row: _normalise(prior, acts, row, ft(-np.inf), ft(-1e30), ft(1e-30))
 
 
 def _kernels(dtype: torch.dtype):
@@ -166,23 +190,29 @@ def _kernels(dtype: torch.dtype):
     return _KERNELS[dtype]
 
 
-def select(tf, base: torch.Tensor, c: float, D: int, normed: np.ndarray | None = None):
+def select(tf, base: torch.Tensor, c: float, D: int, normed: np.ndarray | None = None,
+           nslots: np.ndarray | None = None):
     """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors.
 
     `normed` (bool, one per node row): False where the row's `prior` still holds the network's
     raw logits (`MCTS` stores them so on CPU, see `mcts.commit`); the descent turns them into
-    priors the first time it passes the node. None: every row holds priors."""
+    priors the first time it passes the node. None: every row holds priors.
+    `nslots` (int32, one per node row): the node's legal slot count, -1 until a descent first
+    passes it and counts them (a row's legal slots come first, `policy.slots`), so the walk
+    reads neither the padding nor the action ids. None: counted afresh in this call."""
     dev = tf.visits.device
     B = base.shape[0]
     if normed is None:
         normed = np.ones(tf.visits.shape[0], dtype=np.bool_)
+    if nslots is None:
+        nslots = np.full(tf.visits.shape[0], -1, dtype=np.int32)
     path = torch.empty((D, B), dtype=torch.long, device=dev)
     cur = torch.empty(B, dtype=torch.long, device=dev)
     lp = torch.empty(B, dtype=torch.long, device=dev)
     ls = torch.empty(B, dtype=torch.long, device=dev)
     exp = torch.empty(B, dtype=torch.bool, device=dev)
     _kernels(tf.wsum.dtype)[0](tf.children.numpy(), tf.visits.numpy(), tf.wsum.numpy(), tf.player.numpy(),
-                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), normed, base.numpy(), c,
+                                tf.prior.numpy(), tf.acts.numpy(), tf.term.numpy(), normed, nslots, base.numpy(), c,
                                 path.numpy(), cur.numpy(), lp.numpy(), ls.numpy(), exp.numpy())
     return path, cur, lp, ls, exp
 

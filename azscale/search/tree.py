@@ -26,7 +26,9 @@ class Tree:
     player: torch.Tensor     # [B, N] int8   player to move at the node (-1 once terminal)
     term: torch.Tensor       # [B, N] bool   terminal node (its value is exact)
     children: torch.Tensor   # [B, N, K] int32  node index of each slot's child (-1: not expanded)
-    prior: torch.Tensor      # [B, N, K] float  network prior of each slot (0 for empty slots)
+    prior: torch.Tensor      # [B, N, K] float  network prior of each slot (0 for empty slots); a CPU
+                             #   search (`MCTS.lazy_priors`) leaves raw logits in the rows of nodes no
+                             #   descent passed: `MCTS._normed` says which rows hold priors
     acts: torch.Tensor       # [B, N, K] int32  action id of each slot (-1: empty slot)
     num_nodes: torch.Tensor  # [B] int32  nodes in use
     max_depth: torch.Tensor  # [B] int32  depth of the deepest node
