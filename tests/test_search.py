@@ -250,8 +250,12 @@ def test_cpu_tree_kernels_equal_the_device_search(game, kind):
         assert torch.allclose(ta.prior[normed], tb.prior[normed], **tol), (game, dtype)
         assert torch.equal(a.visits, b.visits), (game, dtype)
         assert torch.equal(a.root_value, b.root_value), (game, dtype)
-        for f in ("visits", "wsum", "children", "num_nodes", "max_depth"):
+        for f in ("visits", "wsum", "children", "acts", "num_nodes", "max_depth"):
             assert torch.equal(getattr(ta, f), getattr(tb, f)), (game, dtype, f)
+        # the CPU walk's slot counts, taken where a descent first passed a node
+        ns = torch.as_tensor(m._nslots).view(ta.visits.shape)
+        assert torch.equal(ns >= 0, normed), (game, dtype)
+        assert torch.equal(ns[normed], (ta.acts >= 0).sum(2).to(ns.dtype)[normed]), (game, dtype)
 
 
 def test_cpu_tree_kernels_pad_paths_and_stop_where_the_device_search_stops():
