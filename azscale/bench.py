@@ -35,6 +35,8 @@ def _sync(device) -> None:
 def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, device: str, out) -> None:
     import torch
     torch.set_num_threads(1)
+    from .nets import flush_subnormals
+    flush_subnormals()
     from .config import from_dict
     from .selfplay import Actor
     cfg = from_dict(cfg_dict)

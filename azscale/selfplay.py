@@ -254,6 +254,8 @@ def _worker(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
     from .procs import die_with_parent
     die_with_parent()
     torch.set_num_threads(1)
+    from .nets import flush_subnormals
+    flush_subnormals()
     from .config import from_dict
     actor = Actor(from_dict(cfg_dict), index, device)
     while True:

@@ -87,6 +87,8 @@ def _play_pair(args) -> tuple[int, list[runs.GameRecord], dict[str, Any]]:
     name, idx, a, b, settings, device = args
     import torch
     torch.set_num_threads(1)
+    from .nets import flush_subnormals
+    flush_subnormals()
     from .engines import SpielEngine
     engine = SpielEngine(settings["game"])
     seed = settings["seed"] * 1_000_003 + idx

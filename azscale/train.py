@@ -34,7 +34,7 @@ from . import runs
 from .config import TrainConfig
 from .engines import make_engine
 from .errors import UserError
-from .nets import FRAME_SIDE_TO_MOVE, build, param_count
+from .nets import FRAME_SIDE_TO_MOVE, build, flush_subnormals, param_count
 from .selfplay import ActorPool, resolve_device, restore_generator, seed_for
 
 
@@ -189,6 +189,7 @@ def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: b
     """Train (or resume) the run in `run_dir`. Returns a summary of the finished run.
 
     `restart` deletes the run's records first (the only way azscale deletes recorded games)."""
+    flush_subnormals()              # before torch starts its intra-op threads, which inherit it
     run_dir = Path(run_dir)
     runs.claim_dir(run_dir, "run")               # before the lock file is created in it
     run_dir.mkdir(parents=True, exist_ok=True)

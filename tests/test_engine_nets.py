@@ -53,3 +53,29 @@ def test_expand_is_functional_and_info_is_right():
     won = eng.replay([0, 3, 1, 4, 2])          # x takes the top row
     term = eng.info([won])
     assert term.terminal[0] and term.returns[0].tolist() == [1.0, -1.0] and term.player[0] == -1
+
+
+def test_building_a_network_flushes_subnormal_floats_in_its_thread():
+    """The paper's learner drives unused weights geometrically to subnormal floats, which x86
+    computes ~100x slower; every thread that builds a network computes with them as zeros
+    (`nets.flush_subnormals`): a network whose weights are mostly subnormal gives the outputs of
+    the same network with them zeroed, and the subnormal arithmetic is flushed."""
+    import torch
+    from azscale.nets import build
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    torch.set_flush_denormal(False)
+    sub = torch.tensor([1e-39], dtype=torch.float32)
+    assert float(sub * 2) != 0.0                       # ordinary (gradual underflow) arithmetic
+    torch.manual_seed(0)
+    model = build("mlp", (3, 6, 7), 7, 16, 2)
+    assert float(sub * 2) == 0.0                       # flushed from here on, in this thread
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(torch.where(torch.rand(p.shape) < 0.7, 1e-39, 1.0))
+        zeroed = build("mlp", (3, 6, 7), 7, 16, 2)
+        zeroed.load_state_dict({k: torch.where(v.abs() < torch.finfo(v.dtype).tiny, 0.0, v)
+                                for k, v in model.state_dict().items()})
+        x = (torch.rand(64, 126) < 0.3).float()
+        for a, b in zip(model(x), zeroed(x)):
+            assert torch.equal(a, b)
