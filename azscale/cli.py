@@ -645,6 +645,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     import signal
 
     from .errors import Terminated
+    from .nets import flush_subnormals
+    # before any torch op, so the intra-op threads torch starts later inherit it (imports torch:
+    # `import azscale.cli` itself stays light)
+    flush_subnormals()
 
     def terminated(signum, frame):
         raise Terminated()

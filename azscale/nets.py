@@ -84,27 +84,28 @@ class ResNet(nn.Module):
 
 
 def flush_subnormals() -> bool:
-    """Treat subnormal floats (below 1.2e-38 in float32) as zero in this thread's CPU arithmetic,
-    torch's and numba's alike (x86's FTZ/DAZ flags; threads started afterwards inherit them).
-    Returns whether the CPU supports it.
+    """Treat subnormal floats (below 1.2e-38 in float32, 2.2e-308 in float64) as zero in ALL
+    floating-point arithmetic of the calling thread: torch's, numba's, numpy's and Python's own
+    floats (x86's FTZ/DAZ flags). Threads started afterwards inherit the setting; threads that
+    already exist (a torch intra-op pool started by an earlier parallel op) keep theirs, so call
+    it before any torch work. Returns whether the CPU supports it. azscale calls it where its
+    processes start computing: the CLI's `main`, `train.train`, and the self-play, tournament and
+    bench workers; a notebook that evaluates trained networks itself can call it too.
 
     Why: the paper's learner (Adam, L2 1e-4 in the loss, 64 updates per step) shrinks every
     weight that gets no gradient from the data (a dead unit, an action that is never legal)
     geometrically, and within ~30 learner steps most of them are subnormal: 10,349 of a checkers
     w16 network's 14,673 weights at step 120. x86 CPUs compute on subnormals in microcode, ~100x
     slower: the network's forward pass took 2.6 ms instead of 0.13 ms (256 states), a 100-
-    simulation search 0.60 s instead of 0.34 s, and training slowed 3-4x after step ~25. A
-    subnormal's contribution to any output is below 1e-36; TensorFlow (OpenSpiel's AlphaZero)
-    flushes them by default."""
+    simulation search 0.60 s instead of 0.34 s, and that checkers run's training slowed 3-4x
+    after step ~25. What flushing changes in an output is negligible (terms of order 1e-38 times
+    an activation); TensorFlow (OpenSpiel's AlphaZero) flushes them by default."""
     return bool(torch.set_flush_denormal(True))
 
 
 def build(family: str, obs_shape: tuple[int, ...], num_actions: int, width: int, depth: int,
           device=None) -> nn.Module:
-    """A model created directly on `device` (the CPU when None is given). Building one turns on
-    `flush_subnormals` for the calling thread, which is the thread that runs it everywhere in
-    azscale (actors, learner, tournament and loss workers, bench)."""
-    flush_subnormals()
+    """A model created directly on `device` (the CPU when None is given)."""
     device = torch.device("cpu") if device is None else torch.device(device)
     obs_size = 1
     for d in obs_shape:

@@ -55,13 +55,15 @@ def test_expand_is_functional_and_info_is_right():
     assert term.terminal[0] and term.returns[0].tolist() == [1.0, -1.0] and term.player[0] == -1
 
 
-def test_building_a_network_flushes_subnormal_floats_in_its_thread():
+def test_flushing_subnormals_zeroes_them_in_the_thread_and_the_cli_turns_it_on(tmp_path):
     """The paper's learner drives unused weights geometrically to subnormal floats, which x86
-    computes ~100x slower; every thread that builds a network computes with them as zeros
-    (`nets.flush_subnormals`): a network whose weights are mostly subnormal gives the outputs of
-    the same network with them zeroed, and the subnormal arithmetic is flushed."""
+    computes ~100x slower. `nets.flush_subnormals` makes this thread compute with them as zeros:
+    a network with many subnormal weights gives (policy) outputs that differ from the same network
+    with them zeroed without it, and equal ones with it. The CLI's `main` turns it on before any
+    command runs (here a command that fails on its first check)."""
     import torch
-    from azscale.nets import build
+    from azscale.cli import main
+    from azscale.nets import build, flush_subnormals
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU cannot flush subnormals")
     torch.set_flush_denormal(False)
@@ -69,13 +71,21 @@ def test_building_a_network_flushes_subnormal_floats_in_its_thread():
     assert float(sub * 2) != 0.0                       # ordinary (gradual underflow) arithmetic
     torch.manual_seed(0)
     model = build("mlp", (3, 6, 7), 7, 16, 2)
-    assert float(sub * 2) == 0.0                       # flushed from here on, in this thread
+    assert float(sub * 2) != 0.0                       # building a network changes nothing
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(torch.where(torch.rand(p.shape) < 0.7, 1e-39, 1.0))
+        tiny = torch.finfo(torch.float32).tiny
+        assert sum(int(((p != 0) & (p.abs() < tiny)).sum()) for p in model.parameters()) > 1000
         zeroed = build("mlp", (3, 6, 7), 7, 16, 2)
-        zeroed.load_state_dict({k: torch.where(v.abs() < torch.finfo(v.dtype).tiny, 0.0, v)
-                                for k, v in model.state_dict().items()})
+        zeroed.load_state_dict({k: torch.where(v.abs() < tiny, 0.0, v) for k, v in model.state_dict().items()})
         x = (torch.rand(64, 126) < 0.3).float()
+        assert not torch.equal(model(x)[0], zeroed(x)[0])
+        assert flush_subnormals()
+        assert float(sub * 2) == 0.0
         for a, b in zip(model(x), zeroed(x)):
             assert torch.equal(a, b)
+    torch.set_flush_denormal(False)
+    with pytest.raises(SystemExit):
+        main(["train", "no_such_game", "--run-dir", str(tmp_path / "r")])
+    assert float(sub * 2) == 0.0

@@ -229,16 +229,21 @@ def test_a_wave_has_no_host_reads_and_the_same_ops_for_any_batch(game, kind, nat
 def test_cpu_tree_kernels_equal_the_device_search(game, kind):
     """`native.select` / `native.backup` (per-game loops on the CPU) compute what the masked
     fixed-shape descent computes: the same visits, root values and whole trees, with root noise,
-    in float32 and float64, on every seed game and both engines."""
+    in float32 and float64, on every seed game and both engines. Each search object searched
+    other roots in the same tree slots first (what it keeps per node must be reset per search)."""
     torch.manual_seed(1)
     eng = engine(kind, game)
     model = build("mlp", eng.obs_shape, eng.num_actions, 16, 2).eval()
-    roots = eng.replay_many(_positions(game, 48, seed=3))
+    pos = _positions(game, 48, seed=3)
+    roots, before = eng.replay_many(pos), eng.replay_many(pos[1:] + pos[:1])
     for dtype in (torch.float32, torch.float64):
         out = []
         for native in (False, True):
             m = MCTS(eng, model, 40, dtype=dtype, native=native)
+            m.run(before, noise=True, generator=torch.Generator().manual_seed(6))
+            tree = m.tree
             res = m.run(roots, noise=True, generator=torch.Generator().manual_seed(5))
+            assert m.tree is tree                      # the same storage, searched again
             out.append((res, m.tree))
         (a, ta), (b, tb) = out
         # the CPU search keeps a new node's logits until a descent first passes it (then the
@@ -326,6 +331,8 @@ def test_cpu_tree_kernels_build_without_a_writable_cache(monkeypatch):
     def unwritable(self):
         raise PermissionError("read-only")
     monkeypatch.setattr(caching._CacheLocator, "ensure_cache_path", unwritable)
+    import numba
+    monkeypatch.setattr(native, "_normalise", numba.njit(native._normalise.py_func))   # uncompiled here
     fresh = native._make(np.float32)
     monkeypatch.setitem(native._KERNELS, torch.float32, fresh)
     tf = _two_child_trees(torch.float32)
@@ -482,11 +489,11 @@ def test_slots_put_the_legal_actions_first_in_ascending_order():
         legal = (torch.rand(64, runs, generator=g) < torch.rand(64, 1, generator=g)).repeat_interleave(group, 1)
         legal[0] = False
         legal[1] = True
-        need = int(legal.sum(1).max())
-        for K in range(max(1, need), runs * group + 1):
-            acts = policy.slots(legal, K, group)
-            n = legal.sum(1)
-            for row, lg, cnt in zip(acts, legal, n):
+        n = legal.sum(1)
+        for K in range(1, runs * group + 1):
+            fits = n <= K                                  # the caller's promise: at most K legal
+            acts = policy.slots(legal[fits], K, group)
+            for row, lg, cnt in zip(acts, legal[fits], n[fits]):
                 assert torch.equal(row[:cnt], torch.nonzero(lg).squeeze(1).to(row.dtype)), (group, K)
                 assert bool((row[cnt:] == -1).all()), (group, K)
 

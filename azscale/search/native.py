@@ -137,7 +137,7 @@ def _make(ftype):
                             q = -q
                         s = q + explore * prior[fn, k] / (one + ftype(n))
                     else:
-                        # an unexpanded child: Q = 0, n = 0, and x / 1 and (+-0) + x are x exactly
+                        # an unexpanded child: Q = 0, n = 0; x / 1 is x and (+-0) + x compares equal to x
                         s = explore * prior[fn, k]
                     # torch.argmax: the first maximum, a NaN counting as above every number
                     if s > best or (s != s and best == best):
