@@ -11,6 +11,7 @@ from azscale.engines import make_tensor_engine
 from azscale.nets import build
 from azscale.search import MCTS, select_actions, to_player0
 from azscale.search import policy
+from azscale.search.mcts import WIDE_ROWS_MIN
 from azscale.search.inspect import is_host_read, wave_ops
 
 
@@ -246,21 +247,33 @@ def test_cpu_tree_kernels_equal_the_device_search(game, kind):
             assert m.tree is tree                      # the same storage, searched again
             out.append((res, m.tree))
         (a, ta), (b, tb) = out
+        B, N, K = tb.shape
+        # rows in action order where slots are as many as actions, and many (pentago, pyspiel's checkers)
+        assert (tb.legal.shape[2] > 0) == (K == eng.num_actions >= WIDE_ROWS_MIN), (game, K)
+        assert ta.legal.shape[2] == 0
         # the CPU search keeps a new node's logits until a descent first passes it (then the
         # softmax, in numba): where it did, the priors are the device search's to float rounding
-        normed = torch.as_tensor(m._normed).view(ta.visits.shape)
+        normed = torch.as_tensor(m._normed.copy()).view(ta.visits.shape)
         # nodes below the roots were passed (and normalised) in many trees, not in all
         assert int(normed[:, 1:].any(1).sum()) >= normed.shape[0] // 4 and not bool(normed.all())
         tol = dict(rtol=1e-5, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-15)
         assert torch.allclose(ta.prior[normed], tb.prior[normed], **tol), (game, dtype)
+        assert torch.equal(ta.acts[normed], tb.acts[normed]), (game, dtype)
         assert torch.equal(a.visits, b.visits), (game, dtype)
         assert torch.equal(a.root_value, b.root_value), (game, dtype)
-        for f in ("visits", "wsum", "children", "acts", "num_nodes", "max_depth"):
+        for f in ("visits", "wsum", "children", "num_nodes", "max_depth", "term", "player", "depth"):
             assert torch.equal(getattr(ta, f), getattr(tb, f)), (game, dtype, f)
         # the CPU walk's slot counts, taken where a descent first passed a node
         ns = torch.as_tensor(m._nslots).view(ta.visits.shape)
         assert torch.equal(ns >= 0, normed), (game, dtype)
         assert torch.equal(ns[normed], (ta.acts >= 0).sum(2).to(ns.dtype)[normed]), (game, dtype)
+        # the nodes no descent passed, laid out as a first pass would: every node of every tree
+        # then has the device search's action slots and priors
+        from azscale.search import native
+        made = torch.arange(N)[None, :] < tb.num_nodes[:, None].long()
+        native.finish_rows(tb.flat(), m._normed, torch.nonzero(made.view(-1)).view(-1).numpy())
+        assert torch.equal(ta.acts[made], tb.acts[made]), (game, dtype)
+        assert torch.allclose(ta.prior[made], tb.prior[made], **tol), (game, dtype)
 
 
 def test_cpu_tree_kernels_pad_paths_and_stop_where_the_device_search_stops():

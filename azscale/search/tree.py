@@ -29,20 +29,27 @@ class Tree:
     prior: torch.Tensor      # [B, N, K] float  network prior of each slot (0 for empty slots); a CPU
                              #   search (`MCTS.lazy_priors`) leaves raw logits in the rows of nodes no
                              #   descent passed: `MCTS._normed` says which rows hold priors
-    acts: torch.Tensor       # [B, N, K] int32  action id of each slot (-1: empty slot)
+    acts: torch.Tensor       # [B, N, K] int32  action id of each slot (-1: empty slot); see `legal`
+    legal: torch.Tensor      # [B, N, G] bool  where a CPU search keeps rows in action order (K equal to
+                             #   the action count, `MCTS.wide_rows`), a node no descent passed has no slots
+                             #   yet: its prior row holds the raw logits of actions 0..A-1 and this its legal
+                             #   action runs (G = A / action_group); the walk packs both into slots (`acts`,
+                             #   `prior`) the first time it passes the node. G = 0 otherwise.
     num_nodes: torch.Tensor  # [B] int32  nodes in use
     max_depth: torch.Tensor  # [B] int32  depth of the deepest node
     states: dict[str, torch.Tensor]   # engine node state, [B, N, ...] per field (tensor twins only)
 
     @classmethod
     def allocate(cls, B: int, N: int, K: int, device, dtype=torch.float32,
-                 state_spec: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None) -> "Tree":
+                 state_spec: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None,
+                 legal_cols: int = 0) -> "Tree":
         def z(*shape, dt):
             return torch.zeros(shape, dtype=dt, device=device)
         states = {k: z(B, N, *shape, dt=dt) for k, (shape, dt) in (state_spec or {}).items()}
         return cls(visits=z(B, N, dt=torch.int32), wsum=z(B, N, dt=dtype), depth=z(B, N, dt=torch.int32),
                    player=z(B, N, dt=torch.int8), term=z(B, N, dt=torch.bool),
                    children=z(B, N, K, dt=torch.int32), prior=z(B, N, K, dt=dtype), acts=z(B, N, K, dt=torch.int32),
+                   legal=z(B, N, legal_cols, dt=torch.bool),
                    num_nodes=z(B, dt=torch.int32), max_depth=z(B, dt=torch.int32), states=states)
 
     @property
