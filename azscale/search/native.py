@@ -16,11 +16,14 @@ the same steps in numba). Most new nodes are leaves no descent ever passes (pent
 simulations: 94% of them), so this skips most of the softmax's exps. The priors agree with the
 device search's to float rounding (numba's exp and summation order, not torch's), and on the
 tests' seed positions the visits, values and trees are identical; a PUCT near-tie that one ulp
-of a prior decides could differ. Where a tree's rows are as wide as the action count (K = A:
-pentago, connect_four and oware in self-play, every game on the pyspiel engine), the new node
-is not even laid out in slots: its row keeps the logits in action order and `Tree.legal` its
-legal actions, and the first pass packs them (`_unpack`) before the softmax; laying out and
-writing every new node's slots and action ids was ~0.8 ms of pentago's ~4.5 ms wave.
+of a prior decides could differ. Where a tree's rows are as wide as the action count and that
+is large (K = A >= `mcts.WIDE_ROWS_MIN`: pentago on either engine, checkers on the pyspiel
+engine), the new node is not even laid out in slots: its row keeps the logits in action order
+and the tree's `legal` field its legal action runs, and the first pass lays them out
+(`_unpack`) before the softmax. Until then such a row's `acts` are stale (whatever the slot
+held before); nothing reads them before the walk has passed the node. Laying out and writing
+every new node's slots and action ids took pentago's expansion from ~1.9 to ~2.8 ms per wave
+(one actor, 1,024 games, two separate runs).
 
 The walk also counts each node's legal slots the first time it passes the node (`nslots`; the
 legal slots come first in a row, `policy.slots`) and scores only those, and scores an
@@ -89,11 +92,11 @@ def _normalise(prior, acts, fn, ninf, floor, tiny):
         prior[fn, k] = prior[fn, k] / z
 
 
-def _unpack(prior, acts, legal, fn, zero):
-    """A node row kept in action order (`Tree.legal`) -> slots, in place: the legal actions in
-    ascending order with their raw logits, then padding (-1, 0), as `policy.slots` and
-    `policy.gather_slots` lay them out. Slot j never lies after action j, so the forward copy
-    reads each logit before anything overwrites it."""
+def _unpack(prior, acts, legal, fn):
+    """A node row kept in action order (the tree's `legal` field) -> slots, in place: the legal
+    actions in ascending order with their raw logits, then -1 padding, as `policy.slots` lays
+    them out (the padding's priors are left to `_normalise`, which writes 0 there). Slot j never
+    lies after action j, so the forward copy reads each logit before anything overwrites it."""
     K = acts.shape[1]
     G = legal.shape[1]
     group = K // G                          # rows in action order have K = A slots
@@ -107,14 +110,13 @@ def _unpack(prior, acts, legal, fn, zero):
                 j += 1
     for k in range(j, K):
         acts[fn, k] = -1
-        prior[fn, k] = zero
 
 
 def _first_pass(prior, acts, legal, fn, ninf, floor, tiny):
     """What a descent does where it first passes a node whose row still holds raw logits:
     lay the row out in slots if it is kept in action order, then the masked softmax."""
     if legal.shape[1] > 0:
-        _unpack(prior, acts, legal, fn, tiny - tiny)
+        _unpack(prior, acts, legal, fn)
     _normalise(prior, acts, fn, ninf, floor, tiny)
 
 
@@ -238,7 +240,8 @@ def select(tf, base: torch.Tensor, c: float, D: int, normed: np.ndarray | None =
     """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors.
 
     `normed` (bool, one per node row): False where the row's `prior` still holds the network's
-    raw logits (`MCTS` stores them so on CPU, see `mcts.commit`); the descent turns them into
+    raw logits (`MCTS` stores them so on CPU, see `mcts.commit`; in action order, with stale
+    `acts`, where the tree's `legal` field has columns); the descent turns them into slots and
     priors the first time it passes the node. None: every row holds priors.
     `nslots` (int32, one per node row): the node's legal slot count, -1 until a descent first
     passes it and counts them (a row's legal slots come first, `policy.slots`), so the walk

@@ -8,7 +8,8 @@ nodes are numbered in creation order, so node i < `num_nodes[b]` exists in tree 
 Values are stored in player 0's frame (the network's side-to-move values are converted at
 creation), so turns need not alternate (checkers' multi-jumps) and each node's player picks
 children by its own sign. Each node keeps its legal actions in K slots (ascending action ids,
--1 padded), K being a bound the engine proves for every position below the roots.
+-1 padded), K being a bound the engine proves for every position below the roots (a CPU search
+may lay out a node's slots only once a descent passes it: see `legal`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ class Tree:
                              #   descent passed: `MCTS._normed` says which rows hold priors
     acts: torch.Tensor       # [B, N, K] int32  action id of each slot (-1: empty slot); see `legal`
     legal: torch.Tensor      # [B, N, G] bool  where a CPU search keeps rows in action order (K equal to
-                             #   the action count, `MCTS.wide_rows`), a node no descent passed has no slots
-                             #   yet: its prior row holds the raw logits of actions 0..A-1 and this its legal
-                             #   action runs (G = A / action_group); the walk packs both into slots (`acts`,
+                             #   an action count A >= `mcts.WIDE_ROWS_MIN`, see `MCTS._tree_for`), a node no
+                             #   descent passed has no slots yet: its prior row holds the raw logits of
+                             #   actions 0..A-1, its `acts` row is stale, and this holds its legal action
+                             #   runs (G = A / action_group); the walk lays both out in slots (`acts`,
                              #   `prior`) the first time it passes the node. G = 0 otherwise.
     num_nodes: torch.Tensor  # [B] int32  nodes in use
     max_depth: torch.Tensor  # [B] int32  depth of the deepest node
