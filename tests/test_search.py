@@ -350,8 +350,8 @@ def test_cpu_tree_kernels_build_without_a_writable_cache(monkeypatch):
     def unwritable(self):
         raise PermissionError("read-only")
     monkeypatch.setattr(caching._CacheLocator, "ensure_cache_path", unwritable)
-    import numba
-    monkeypatch.setattr(native, "_normalise", numba.njit(native._normalise.py_func))   # uncompiled here
+    for name in native.HELPERS:             # decorated again here: no cache, compiled now
+        monkeypatch.setattr(native, name, native._njit(getattr(native, name).py_func))
     fresh = native._make(np.float32)
     monkeypatch.setitem(native._KERNELS, torch.float32, fresh)
     tf = _two_child_trees(torch.float32)

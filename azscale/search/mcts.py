@@ -175,8 +175,9 @@ def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, le
     time a descent passes the node (`native.select`): most new nodes are leaves that no descent
     ever passes (pentago at 300 simulations: 94%), and the softmax over the K slots of every new
     node was the largest part of pentago's CPU wave (an exp per slot, ~2.7 of ~7.3 ms). Where the
-    tree keeps rows in action order (`Tree.legal` has columns: K = A), not even the slots are laid
-    out: the row gets the logits of actions 0..A-1 and `Tree.legal` the legal action runs."""
+    tree keeps rows in action order (`Tree.legal` has columns: K = A >= WIDE_ROWS_MIN), not even
+    the slots are laid out: the row gets the logits of actions 0..A-1 and `Tree.legal` the legal
+    action runs."""
     K = tf.acts.shape[1]
     fpar = base + leaf_parent
     nid = tf.num_nodes.long()

@@ -21,9 +21,9 @@ is large (K = A >= `mcts.WIDE_ROWS_MIN`: pentago on either engine, checkers on t
 engine), the new node is not even laid out in slots: its row keeps the logits in action order
 and the tree's `legal` field its legal action runs, and the first pass lays them out
 (`_unpack`) before the softmax. Until then such a row's `acts` are stale (whatever the slot
-held before); nothing reads them before the walk has passed the node. Laying out and writing
-every new node's slots and action ids took pentago's expansion from ~1.9 to ~2.8 ms per wave
-(one actor, 1,024 games, two separate runs).
+held before); nothing reads them before the walk has passed the node. Not laying out and
+writing every new node's slots and action ids took pentago's expansion from ~2.8 to ~1.9 ms per
+wave (one actor, 1,024 games, two separate runs).
 
 The walk also counts each node's legal slots the first time it passes the node (`nslots`; the
 legal slots come first in a row, `policy.slots`) and scores only those, and scores an
@@ -127,11 +127,11 @@ def _finish_rows(prior, acts, legal, normed, rows, ninf, floor, tiny):
             normed[r] = True
 
 
+# the module-level kernels the walk calls (as globals: see `_normalise`)
+HELPERS = ("_normalise", "_unpack", "_first_pass", "_finish_rows")
 if numba is not None:
-    _normalise = _njit(_normalise)
-    _unpack = _njit(_unpack)
-    _first_pass = _njit(_first_pass)
-    _finish_rows = _njit(_finish_rows)
+    for _name in HELPERS:
+        globals()[_name] = _njit(globals()[_name])
 
 
 def _make(ftype):
