@@ -38,9 +38,9 @@ from .tree import Tree
 DEPTH_BUCKETS = tuple(2 ** i for i in range(11))        # 1, 2, 4, ..., 1024 levels
 
 # the CPU search keeps new nodes' rows in action order (`commit`) where they have K = A slots and
-# A is at least this: a pentago move (288 slots) took 1.13x less time that way (median of 11
-# in-process comparisons, results/bench_selfplay/), a connect_four move (7 slots) 1.04x more
-# (3 runs): laying out a few slots at once costs less than a first pass that lays them out later
+# A is at least this: a pentago move (288 slots) took 1.59-1.73x less time that way (in-process
+# comparisons pinned to one vCPU, results/bench_selfplay/), a connect_four move (7 slots) 1.04x
+# more: laying out a few slots at once costs less than a first pass that lays them out later
 WIDE_ROWS_MIN = 32
 
 
