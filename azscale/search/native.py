@@ -59,6 +59,15 @@ def _njit(fn):
         return numba.njit(nogil=True)(fn)
 
 
+_FTYPES = {torch.float32: np.float32, torch.float64: np.float64}     # a tree's dtype -> numba's
+
+
+def _limits(ftype):
+    """`ninf`, `floor`, `tiny` of `_normalise` in `ftype`: -inf and the two clamps of
+    `policy.masked_softmax` (-1e30 for the max, 1e-30 for the sum)."""
+    return ftype(-np.inf), ftype(-1e30), ftype(1e-30)
+
+
 def _normalise(prior, acts, fn, ninf, floor, tiny):
     """The node's stored logits -> its priors, in place: `policy.masked_softmax` over the legal
     slots, the same steps in the tree's dtype (empty slots 0; a NaN logit gives NaN). `ninf`,
@@ -139,7 +148,7 @@ def _make(ftype):
     PUCT score is computed in that type, as torch computes it. Their closures hold plain numbers
     and types only (no numba function), so numba's disk cache serves every later process."""
     one = ftype(1.0)
-    ninf, floor, tiny = ftype(-np.inf), ftype(-1e30), ftype(1e-30)
+    ninf, floor, tiny = _limits(ftype)
 
     @_njit
     def select(children, visits, wsum, player, prior, acts, legal, term, normed, nslots, bases, c, path, cur_out,
@@ -225,13 +234,13 @@ _KERNELS: dict[torch.dtype, tuple] = {}
 
 def _normaliser(dtype: torch.dtype):
     """The kernels' softmax of one node row in place: `fn(prior, acts, row)` (for tests)."""
-    ft = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
-    return lambda prior, acts, row: _normalise(prior, acts, row, ft(-np.inf), ft(-1e30), ft(1e-30))
+    lim = _limits(_FTYPES[dtype])
+    return lambda prior, acts, row: _normalise(prior, acts, row, *lim)
 
 
 def _kernels(dtype: torch.dtype):
     if dtype not in _KERNELS:
-        _KERNELS[dtype] = _make({torch.float32: np.float32, torch.float64: np.float64}[dtype])
+        _KERNELS[dtype] = _make(_FTYPES[dtype])
     return _KERNELS[dtype]
 
 
@@ -269,9 +278,8 @@ def finish_rows(tf, normed: np.ndarray, rows: np.ndarray) -> None:
     first passes a node: slots from a row kept in action order, then priors from logits. For
     reading the nodes of a CPU tree that no descent passed (tests compare them with the device
     search's)."""
-    ft = {torch.float32: np.float32, torch.float64: np.float64}[tf.prior.dtype]
     _finish_rows(tf.prior.numpy(), tf.acts.numpy(), tf.legal.numpy(), normed, np.asarray(rows, dtype=np.int64),
-                 ft(-np.inf), ft(-1e30), ft(1e-30))
+                 *_limits(_FTYPES[tf.prior.dtype]))
 
 
 def backup(tf, path: torch.Tensor, leaf: torch.Tensor, value: torch.Tensor) -> None:
