@@ -7,6 +7,9 @@ move, +1 = that player wins with perfect play):
   not look back beyond the board: tic_tac_toe and connect_four on any board (small boards such as
   4x5 solve in seconds). Games whose rules depend on history (oware's and checkers' repetition
   and move-count rules) are refused rather than solved wrongly.
+- `owaresolve.OwareSolver`: small oware boards (at most 24 seeds), exact under OpenSpiel's rules
+  including the repetition rule, with a node budget per label; a position it cannot finish is
+  labelled NaN (unsolved) and left out, counted, by the loss.
 - `BitBullyOracle`: the `bitbully` package's Connect Four solver (with its opening books) for
   the standard 6x7 board; cross-checked against `MemoSolver` on late positions in the tests.
 Labels are cached by state key in Parquet (`LabelCache`), so a state is solved once:
@@ -139,6 +142,9 @@ def is_standard_connect_four(game: pyspiel.Game) -> bool:
 def make_oracle(game: pyspiel.Game, book: bool = True):
     if is_standard_connect_four(game):
         return BitBullyOracle(book)
+    if game.get_type().short_name == "oware":
+        from .owaresolve import OwareSolver
+        return OwareSolver(game)
     return MemoSolver(game)
 
 
@@ -233,12 +239,18 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
     return out
 
 
+def _retry(row: tuple, budget: int | None) -> bool:
+    """A label left unsolved (NaN) with fewer nodes than the solver may now search."""
+    return budget is not None and not np.isfinite(row[0]) and row[2] < budget
+
+
 def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[list[int]], workers: int = 1,
                book: bool = True, progress: bool = False) -> int:
     """Solve the states of `keys` (reached by `histories`) that `cache` lacks, in `workers`
     processes, and keep their labels in it: saved every minute while it works (so a killed solve
     keeps its work) and at the end. Returns how many were solved."""
-    todo = [i for i, k in enumerate(keys) if k not in cache.data]
+    budget = getattr(make_oracle(pyspiel.load_game(game), book), "budget", None)
+    todo = [i for i, k in enumerate(keys) if k not in cache.data or _retry(cache.data[k], budget)]
     if not todo:
         return 0
     todo_keys = [keys[i] for i in todo]

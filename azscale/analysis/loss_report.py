@@ -71,23 +71,37 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
 
     rows = []
     prepared: dict[int, dict[str, Any]] = {}
+    unsolved: dict[str, dict[str, int]] = {}
     for rd in run_dirs:
         df, g = state_sets[rd]
+        key0 = id(df)
         if len(df) == 0:
             raise ThinData(f"{rd}: no state was seen {min_count} or more times in the selected games")
         if id(df) not in prepared:
             hist = histories_for(df, g)
-            info = observe(engine, hist)
-            tgt = {"player": info.player}
-            if target == "trainset":
-                tgt["z"] = outcome_side_to_move(df["outcome_p0"].to_numpy(), info.player).astype(np.float32)
-            else:
+            lk = None
+            if target == "solver":
                 keys = df["key"].astype("uint64").tolist()
                 solve_into(cache, game, keys, hist, workers=workers, book=book, progress=progress)
                 lk = cache.lookup(keys)
+                solved = np.isfinite(lk["value"])
+                if not solved.all():          # a solver's node budget ran out: left out, counted
+                    unsolved[rd.name] = {"unsolved": int((~solved).sum()), "states": int(len(solved)),
+                                         "unsolved_late": int((~solved & (df["mean_turn"].to_numpy() >= late_turn)).sum())}
+                    df = df[solved].reset_index(drop=True)
+                    hist = [h for h, ok in zip(hist, solved) if ok]
+                    lk = {k: v[solved] for k, v in lk.items()}
+                    if len(df) == 0:
+                        raise ThinData(f"{rd}: the solver solved none of the states within its node budget")
+            info = observe(engine, hist)
+            tgt = {"player": info.player}
+            if lk is None:
+                tgt["z"] = outcome_side_to_move(df["outcome_p0"].to_numpy(), info.player).astype(np.float32)
+            else:
                 tgt.update(z=lk["value"], best_mask=lk["best_mask"], nodes=lk["nodes"], seconds=lk["seconds"])
-            prepared[id(df)] = {"info": info, **tgt}
-        prep = prepared[id(df)]
+            prepared[key0] = {"info": info, "df": df, **tgt}
+        prep = prepared[key0]
+        df = prep["df"]
         for ck in checkpoint_paths(rd, checkpoints):
             model, meta = load_model(ck, device)
             rows.append(state_losses(model, df, prep, late_turn, run=meta.get("run") or rd.name, step=meta["step"],
@@ -95,7 +109,9 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     per_state = pd.concat(rows, ignore_index=True)
     return write_outputs(per_state, Path(out), target, game, sigma, late_turn, frontier_threshold,
                          {"window": window, "min_count": min_count, "pooled": pooled, "checkpoints": checkpoints,
-                          "runs": [str(r) for r in run_dirs]}, endgame, replicates, seed)
+                          "runs": [str(r) for r in run_dirs],
+                          **({"solver": cache.solver, "unsolved": unsolved} if cache is not None else {})},
+                         endgame, replicates, seed)
 
 
 def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_threshold, selection, endgame,
@@ -119,6 +135,10 @@ def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thres
     early_late.update(late_turn=late_turn, max_game_length=endgame["max_game_length"])
     caption = (f"{target} target, {FRAME} frame; games {selection['window']}, states seen ≥ {selection['min_count']} "
                f"times, {'pooled states (same for every size)' if selection['pooled'] else 'each run on its own states'}")
+    if selection.get("unsolved"):
+        left = sum(u["unsolved"] for u in selection["unsolved"].values())
+        total = sum(u["states"] for u in selection["unsolved"].values())
+        caption += f"; {left:,} of {total:,} states left out, unsolved within the solver's node budget"
     figs = figures(combined, fronts, per_state, out, target, frontier_threshold, late_turn, caption, split)
     summary = {"game": game, "target": target, "frame": FRAME, "selection": selection,
                "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
