@@ -7,6 +7,7 @@ settings are written into every run directory (`config.json`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -268,12 +269,62 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
 ANALYSIS_KEYS = {
     "late_turn": "a state is late when its mean turn number over its occurrences is >= this",
     "shoulder_moves": "the shoulder test counts only the first this-many moves of each game",
+    "scale_by_length": "for the game with parameters (a variant), late_turn and shoulder_moves are "
+                       "multiplied by the variant's mean random-game length over the base game's",
 }
+LENGTH_GAMES, LENGTH_SEED = 300, 0      # the random games that measure a game's mean length
+
+
+def random_game_length(game: str) -> float:
+    """Mean length of LENGTH_GAMES uniformly random games of `game` (seed LENGTH_SEED; pyspiel)."""
+    return _random_game_length(game)
+
+
+@functools.lru_cache(maxsize=32)
+def _random_game_length(game: str) -> float:
+    import numpy as np
+
+    from .engines.spiel import load_spiel_game
+    g = load_spiel_game(game)
+    rng = np.random.default_rng(LENGTH_SEED)
+    total = 0
+    for _ in range(LENGTH_GAMES):
+        s = g.new_initial_state()
+        while not s.is_terminal():
+            legal = s.legal_actions()
+            s.apply_action(legal[int(rng.integers(len(legal)))])
+            total += 1
+    return total / LENGTH_GAMES
+
+
+def late_turn_rule(game: str) -> dict[str, Any]:
+    """How `analysis_settings(game)` got its late turn: the base game's values, or, for a variant
+    of a game whose settings say `scale_by_length`, those values times the ratio of mean random
+    game lengths (the paper's 40 belongs to the full ~100-move oware board)."""
+    values = _analysis_values(game)
+    base = base_name(game)
+    if not values["scale_by_length"] or game.strip() == base or "(" not in game:
+        return {"rule": "as set", "factor": 1.0}
+    lv, lb = random_game_length(game), random_game_length(base)
+    return {"rule": f"scaled by mean random-game length {lv:.1f} / {lb:.1f} ({base}); "
+                    f"{LENGTH_GAMES} random games, seed {LENGTH_SEED}", "factor": lv / lb,
+            "variant_length": lv, "base_length": lb}
 
 
 def analysis_settings(game: str) -> dict[str, Any]:
-    """{'late_turn': float, 'shoulder_moves': int} for `game`, each checked."""
-    values: dict[str, Any] = dict(_read_toml(games_dir() / "_default.toml").get("analysis", {}))
+    """{'late_turn': float, 'shoulder_moves': int} for `game`, each checked; scaled for a variant
+    where the game's settings ask for it (`late_turn_rule`)."""
+    values = _analysis_values(game)
+    factor = late_turn_rule(game)["factor"]
+    if factor == 1.0:
+        return {"late_turn": values["late_turn"], "shoulder_moves": values["shoulder_moves"]}
+    return {"late_turn": check_late_turn(max(1.0, round(values["late_turn"] * factor))),
+            "shoulder_moves": max(1, int(round(values["shoulder_moves"] * factor)))}
+
+
+def _analysis_values(game: str) -> dict[str, Any]:
+    values: dict[str, Any] = {"scale_by_length": False}
+    values.update(_read_toml(games_dir() / "_default.toml").get("analysis", {}))
     path = games_dir() / f"{base_name(game)}.toml"
     if path.exists():
         values.update(_read_toml(path).get("analysis", {}))
@@ -284,8 +335,11 @@ def analysis_settings(game: str) -> dict[str, Any]:
     missing = sorted(set(ANALYSIS_KEYS) - set(values))
     if missing:
         raise UserError(f"games/_default.toml lacks analysis setting(s) {', '.join(missing)}")
+    if not isinstance(values["scale_by_length"], bool):
+        raise UserError(f"scale_by_length must be true or false, got {values['scale_by_length']!r}")
     return {"late_turn": check_late_turn(values["late_turn"]),
-            "shoulder_moves": check_positive_int("shoulder_moves", values["shoulder_moves"])}
+            "shoulder_moves": check_positive_int("shoulder_moves", values["shoulder_moves"]),
+            "scale_by_length": values["scale_by_length"]}
 
 
 def check_late_turn(value: Any) -> float:

@@ -640,6 +640,13 @@ def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "Within-run round-robins (the paper's second kind)" in md and "`tic_tac_toe-w4-s0`: 1, 3, 8" in md
     assert "](figures/elo_elo_vs_step.png)" in md
+    # saturation per run: the Elo gain over the last third from the within-run checkpoints (3 -> 8)
+    sat = md[md.index("Saturation per run"):]
+    sat = sat[:sat.index("\n## ")] if "\n## " in sat else sat
+    for run in runs_:
+        row = next(line for line in sat.splitlines() if line.startswith(f"| {run} "))
+        assert "| 3 -> 8 |" in row and "not applicable" in row      # 8 steps: too few for the loss trend
+    assert "of 2 runs saturated" in sat
     html = (tmp_path / "rep" / "report.html").read_text()
     matrix = html[html.index("Win-rate matrix"):]
     matrix = matrix[:matrix.index("</table>")]

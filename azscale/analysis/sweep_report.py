@@ -416,6 +416,36 @@ def _elo(sw: Sweep) -> list[dict[str, Any]]:
     return [_elo_section(sw.game, ej, et, sj, sw.dir, sw.a, sw.figs)]
 
 
+def _saturation(sw: Sweep) -> list[dict[str, Any]]:
+    """Per run: has it stopped improving (Elo gain and train-loss trend over its last third)."""
+    from .saturation import ELO_TOL, LOSS_TOL, saturation_table, summary_line
+    elo_dir = sw.a / "elo" if (sw.a / "elo" / "elo.csv").exists() else None
+    sw.reading[0] = elo_dir or sw.dir / "runs"
+    rows = saturation_table(elo_dir, sw.run_dirs)
+    sw.results["saturation"] = rows
+
+    def ci(d, fmt):
+        if not d.get("applicable"):
+            return "not applicable"
+        lo_hi = d.get("ci")
+        point = fmt.format(d["gain"] if "gain" in d else d["relative_change"])
+        return point if lo_hi is None else f"{point} [{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]"
+    table = pd.DataFrame([{"run": r["run"], "params": int(sw.sizes.set_index("run").loc[r["run"], "params"]),
+                           "Elo gain, last third": ci(r["elo"], "{:+.0f}"),
+                           "steps compared": (f"{r['elo']['from_step']} -> {r['elo']['to_step']}"
+                                              if r["elo"].get("applicable") else "-"),
+                           "train-loss change, last third": ci(r["loss"], "{:+.1%}"),
+                           "state": r["state"], "why": r["reason"]} for r in rows])
+    md = (f"**{summary_line(rows)}.** A run is *improving* when its Elo gain over the last third of "
+          f"training has its 95% interval above 0 or its train loss (value + policy) falls by more than "
+          f"{LOSS_TOL:.0%} with its whole interval; *saturated* when the Elo gain's interval lies below "
+          f"+{ELO_TOL:.0f} and the loss's above -{LOSS_TOL:.0%}; otherwise *cannot tell*. The Elo gain needs "
+          "within-run checkpoints in the tournament (`--checkpoint-tournament K`); the loss trend is a "
+          "line through 6 block means of the last third's steps (t interval).\n\n" + _md_table(table))
+    return [{"id": "saturation", "title": "Saturation per run", "source": "runs/*/metrics.jsonl, analysis/elo",
+             "md": md}]
+
+
 def _not_computed(sw: Sweep) -> list[dict[str, Any]]:
     skipped = sw.read("analysis/skipped.json", "skipped")
     if not skipped:
@@ -435,7 +465,7 @@ def _verdict(sw: Sweep) -> list[dict[str, Any]]:
              "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)}]
 
 
-SECTIONS = (_settings, _sizes, _training, _zipf, _losses, _elo,
+SECTIONS = (_settings, _sizes, _training, _zipf, _losses, _elo, _saturation,
             lambda sw: temperature_section(sw.dir, sw.figs),      # [] unless the sweep ran the study
             _not_computed, _verdict)
 

@@ -1,0 +1,64 @@
+"""Saturation per run: planted loss curves and planted within-run ratings with known answers."""
+
+import numpy as np
+import pandas as pd
+
+from azscale.analysis.saturation import classify, elo_gain, loss_trend, summary_line
+
+
+def metrics(loss_fn, steps=300, noise=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"step": s, "loss_value": 0.5 * loss_fn(s) + rng.normal(0, noise), "loss_policy": 0.5 * loss_fn(s)}
+            for s in range(1, steps + 1)]
+
+
+def test_loss_trend_finds_a_planted_fall_and_a_plateau():
+    fall = loss_trend(metrics(lambda s: 2.0 - 0.002 * s))          # 2.0 -> 1.4: -0.2 over the last 100 steps
+    expect = -0.2 / np.mean([2.0 - 0.002 * s for s in range(201, 301)])
+    assert fall["ci"][0] <= expect <= fall["ci"][1] and fall["ci"][1] < -0.05
+    flat = loss_trend(metrics(lambda s: 1.0))
+    assert -0.05 < flat["ci"][0] <= 0 <= flat["ci"][1] < 0.05
+    assert not loss_trend(metrics(lambda s: 1.0, steps=20))["applicable"]
+    assert not loss_trend([])["applicable"]
+
+
+def test_loss_interval_covers_a_planted_slope():
+    cover, n = 0, 200
+    for seed in range(n):
+        r = loss_trend(metrics(lambda s: 1.5 - 0.001 * s, noise=0.05, seed=seed))
+        true = -0.1 / np.mean([1.5 - 0.001 * s for s in range(201, 301)])
+        cover += r["ci"][0] <= true <= r["ci"][1]
+    assert 0.88 <= cover / n <= 0.995, cover / n
+
+
+def planted_table(gain, sd=20, reps=400, seed=0):
+    rng = np.random.default_rng(seed)
+    steps = [10, 100, 200, 300]
+    elo = [0, 150, 300 - gain, 300]
+    t = pd.DataFrame({"player": [f"r@{s}" for s in steps] + ["random"], "elo": elo + [0.0],
+                      "run": ["r"] * 4 + [None], "step": steps + [np.nan], "params": [100] * 4 + [np.nan]})
+    samples = np.array(elo + [0.0])[None, :] + rng.normal(0, sd, (reps, 5))
+    return t, samples
+
+
+def test_elo_gain_uses_the_checkpoint_before_two_thirds_and_classifies():
+    t, s = planted_table(gain=200)
+    g = elo_gain(t, s, "r")
+    assert (g["from_step"], g["to_step"], g["gain"]) == (200, 300, 200)
+    flat = loss_trend(metrics(lambda x: 1.0))
+    assert classify(g, flat)[0] == "improving"
+    t, s = planted_table(gain=0, sd=15)
+    g0 = elo_gain(t, s, "r")
+    assert g0["ci"][0] < 0 < g0["ci"][1] < 50
+    assert classify(g0, flat)[0] == "saturated"
+    # a flat Elo with a loss still falling is not saturated
+    assert classify(g0, loss_trend(metrics(lambda x: 2.0 - 0.002 * x)))[0] == "improving"
+    # a wide interval (few games) cannot tell
+    t, s = planted_table(gain=0, sd=80)
+    assert classify(elo_gain(t, s, "r"), flat)[0] == "cannot tell"
+    # no within-run checkpoints: not applicable, cannot tell
+    one = t[t["step"].isin([300]) | t["run"].isna()].reset_index(drop=True)
+    g1 = elo_gain(one, None, "r")
+    assert not g1["applicable"] and classify(g1, flat)[0] == "cannot tell"
+    rows = [{"run": "a", "state": "saturated"}, {"run": "b", "state": "improving"}]
+    assert summary_line(rows) == "1 of 2 runs saturated; still improving: b"
