@@ -122,6 +122,7 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
                    loss_value=last.get("loss_value"), loss_policy=last.get("loss_policy"),
                    wall_seconds=last.get("wall_seconds", 0.0), seconds_per_step=sps,
                    seconds_since_update=max(0.0, time.time() - (run_dir / ck.METRICS_FILE).stat().st_mtime))
+    out["saturation"] = _saturation(run_dir, elo=None)
     final = ck.checkpoint_file(run_dir, st["steps"])
     out["finished"] = out["step"] >= st["steps"] and final.is_file()
     if out["finished"]:
@@ -129,6 +130,29 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
     elif out["seconds_per_step"] is not None:
         out["eta_seconds"] = (st["steps"] - out["step"]) * out["seconds_per_step"]
     return out
+
+
+def _saturation(run_dir: Path, elo) -> dict[str, Any]:
+    """Improving / saturated / cannot tell (analysis/saturation.py) from the run's train loss and,
+    where the sweep has an Elo fit with within-run checkpoints, its Elo gain over the last third."""
+    from .analysis.saturation import classify, elo_gain, loss_trend
+    loss = loss_trend(ck.read_metrics(run_dir))
+    gain = elo_gain(*elo, run_dir.name) if elo is not None else {"applicable": False, "reason": "no Elo fit yet"}
+    state, reason = classify(gain, loss)
+    return {"state": state, "reason": reason, "elo_gain": gain.get("gain"), "elo_ci": gain.get("ci"),
+            "loss_change": loss.get("relative_change"), "loss_ci": loss.get("ci")}
+
+
+def _sweep_elo(root: Path):
+    """The sweep's Elo fit (table, bootstrap samples) for saturation, or None (not there, damaged)."""
+    if not (root / "analysis" / "elo" / "elo.csv").exists():
+        return None
+    try:
+        from .analysis.elo_report import _load_elo
+        table, samples, _ = _load_elo(root / "analysis" / "elo")
+    except UserError:
+        return None
+    return table.reset_index(drop=True), samples
 
 
 def _sweep_log_state(root: Path) -> dict[str, Any]:
@@ -171,6 +195,11 @@ def sweep_status(root: Path) -> dict[str, Any]:
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
+    elo = _sweep_elo(root)
+    if elo is not None:
+        for r in rows:
+            if "saturation" in r:
+                r["saturation"] = _saturation(root / "runs" / r["run"], elo)
     done, _ = runs.read_sweep_steps(root)
     skipped_p = root / "analysis" / "skipped.json"
     skipped = runs.read_json(skipped_p, "list of skipped steps") if skipped_p.exists() else {}
@@ -210,7 +239,8 @@ def _num(x, fmt="{:,.0f}") -> str:
 
 
 def run_table(rows: list[dict[str, Any]]) -> list[str]:
-    head = f"{'run':<28}{'params':>9}{'step/steps':>13}{'games':>11}{'states/s':>10}{'loss v':>8}{'loss p':>8}  {'ETA / state'}"
+    head = (f"{'run':<28}{'params':>9}{'step/steps':>13}{'games':>11}{'states/s':>10}{'loss v':>8}{'loss p':>8}"
+            f"  {'saturation':<12}  {'ETA / state'}")
     out = [head]
     for r in rows:
         steps = f"{r['step']}/{r['steps']}" if r["steps"] else "-"
@@ -219,7 +249,7 @@ def run_table(rows: list[dict[str, Any]]) -> list[str]:
             tail += f" ({r['problem']})"
         out.append(f"{r['run']:<28}{_num(r['params']):>9}{steps:>13}{_num(r['games']):>11}"
                    f"{_num(r['states_per_s']):>10}{_num(r['loss_value'], '{:.3f}'):>8}"
-                   f"{_num(r['loss_policy'], '{:.3f}'):>8}  {tail}")
+                   f"{_num(r['loss_policy'], '{:.3f}'):>8}  {(r.get('saturation') or {}).get('state', '-'):<12}  {tail}")
     return out
 
 

@@ -653,6 +653,10 @@ def test_sweep_within_run_checkpoint_tournaments(tiny_sweep, tmp_path):
     assert "@1" not in matrix and "@3" not in matrix                # the matrix shows the final checkpoints only
     st = json.loads(subprocess.run(cli("status", sw, "--json"), capture_output=True, text=True).stdout)
     assert st["analysis"]["pending"] == [] and "tournament-checkpoints" in st["analysis"]["done"]
+    for r in st["runs"]:        # status reads the Elo gain over the last third from the sweep's fit
+        assert r["saturation"]["elo_gain"] is not None and r["saturation"]["state"] in ("improving", "cannot tell",
+                                                                                        "saturated")
+        assert r["saturation"]["loss_change"] is None          # 8 steps: too few for the loss trend
     st0 = json.loads(subprocess.run(cli("status", tiny_sweep, "--json"), capture_output=True, text=True).stdout)
     assert "tournament-checkpoints" not in st0["analysis"]["pending"] and "temperature" not in st0["analysis"]["pending"]
     # asked again, nothing is redone
