@@ -376,6 +376,38 @@ def toy_tree_cmd(branching: int = typer.Option(7, help="Branching b of the unifo
                f"toy_tree.png/.svg")
 
 
+@app.command("oware-scan")
+def oware_scan_cmd(out: Path = typer.Option(..., help="Output directory: scan.json, scan.md and each variant's games"),
+                   variants: str = typer.Option("3x2,3x3,4x2,4x3,5x2,6x2,3x4",
+                                                help="Comma-separated HOUSESxSEEDS (houses per player x seeds per "
+                                                     "house)"),
+                   random_games: int = typer.Option(5000, help="Random games per variant for the end-game evidence"),
+                   selfplay_steps: int = typer.Option(6, help="Learner steps of the short self-play run (cpu preset)"),
+                   width: int = typer.Option(16, help="Width of the short self-play run's network"),
+                   preset: str = typer.Option("cpu", help="Settings preset of the short self-play run"),
+                   solver_states: int = typer.Option(40, help="Self-play states given to the solver per variant "
+                                                              "(half early, half late)"),
+                   budget: Optional[int] = typer.Option(None, help="Solver node budget per state [default: the "
+                                                                   "solver's]"),
+                   workers: int = typer.Option(1, help="Processes for random games and Zipf"),
+                   quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Scan small oware boards before a study: reachable positions, game lengths (random and
+    self-play), the late turn by the variant rule, the end-game evidence, and how much the exact
+    solver solves. Rerun to resume."""
+    from .owarescan import parse_variants, scan
+    vs = parse_variants(variants)
+    random_games = number(random_games, "--random-games", lo=100, hi=10**7, integer=True)
+    selfplay_steps = number(selfplay_steps, "--selfplay-steps", lo=1, hi=10_000, integer=True)
+    width = number(width, "--width", lo=1, hi=4096, integer=True)
+    solver_states = number(solver_states, "--solver-states", lo=0, hi=10**6, integer=True)
+    budget = optional_number(budget, "--budget", lo=1, hi=10**10, integer=True)
+    workers = number(workers, "--workers", lo=1, hi=1024, integer=True)
+    res = scan(vs, out, random_games=random_games, selfplay_steps=selfplay_steps, width=width,
+               solver_states=solver_states, budget=budget, workers=workers, preset=preset,
+               log=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)))
+    typer.echo(f"{len(res['variants'])} variants -> {res['scan_md']}, {res['scan_json']}")
+
+
 @app.command()
 def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory (with bootstrap)"),
             out: Path = typer.Option(..., help="Markdown file to write (and a .json beside it)"),

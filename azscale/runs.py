@@ -351,14 +351,15 @@ STUDY_TOURNAMENT_PREFIX = "T-"
 STUDY_GAMES_GLOB = f"{STUDY_TOURNAMENT_PREFIX}*/games/part-*.parquet"
 # Directories of analysis results, recognised by their main result file.
 RESULT_KINDS = {"zipf": "fits.json", "loss": "loss.json", "elo": "elo.json", "scaling": "scaling.json",
-                "report": "report.md", "labels": "labels.parquet", "toy-tree": "toy_tree.json"}
+                "report": "report.md", "labels": "labels.parquet", "toy-tree": "toy_tree.json",
+                "oware-scan": "scan.json"}
 KIND_NAMES = {"run": "an azscale run", "tournament": "an azscale tournament",
               "random-games": "an azscale random-games table", "sweep": "an azscale sweep",
               "imported-games": "an azscale imported games table", "zipf": "an azscale zipf analysis",
               "loss": "an azscale loss analysis", "elo": "an azscale Elo analysis",
               "scaling": "an azscale scaling analysis", "report": "an azscale report",
               "labels": "an azscale solver label cache", "temperature-study": "an azscale temperature study",
-              "toy-tree": "an azscale toy-tree result"}
+              "toy-tree": "an azscale toy-tree result", "oware-scan": "an azscale oware variant scan"}
 
 
 def dir_kinds(path: Path) -> list[str]:
