@@ -696,7 +696,7 @@ def _endgame_numbers(z) -> str:
         return "—"
     s = eg["stats"]
     return (f"late share {with_ci(s['late_share']['value'], s['late_share'].get('ci_low'), s['late_share'].get('ci_high'), 2)}"
-            f" at ranks {power(eg['ranks']['lo'])}–{power(eg['ranks']['hi'])}; {eg['held']} of 3 criteria hold")
+            f" at ranks {power(eg['ranks']['lo'])}–{power(eg['ranks']['hi'])}; {eg['held']} of {eg.get('criteria_count', len(eg['criteria']))} criteria hold")
 
 
 # -- rendering ------------------------------------------------------------------------------------

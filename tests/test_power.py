@@ -1,0 +1,83 @@
+"""The verdict's power (power.py) against the verdict itself.
+
+The fast simulator replaces the bootstrap's p-values by their limit for infinitely many
+replicates and the rating fit's noise by the inverse Fisher information; both are checked here
+against the real thing: the bootstrap of sizeboot.py on the same ratings, and full simulations
+(games played, ratings refitted with bootstrap refits, `inverse_scaling` run).
+"""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from azscale.analysis.elo import fit_elo, simulate_results
+from azscale.analysis.power import (Design, Simulator, detectable_fall, family, family_p, game_covariance, plan,
+                                    seed_sd_from_study)
+from azscale.analysis.verdict import inverse_scaling, verdict_markdown
+from azscale.errors import UserError
+
+from conftest import run_cli
+
+
+def full_study(d: Design, fall: float, rep: int, refits: int = 4):
+    """One study through the real pipeline: seed strengths, a round-robin of games, the rating
+    fit with `refits` bootstrap refits, the verdict's test."""
+    rng = np.random.default_rng(rep)
+    size_of = np.repeat(np.arange(len(d.params)), d.seeds)
+    true = d.means(fall)[size_of] + rng.normal(0, d.seed_sd, len(size_of))
+    fit = fit_elo(simulate_results(true, d.games_per_pair, d.first_move, d.draw_width, seed=10_000 + rep),
+                  bootstrap=refits, seed=rep)
+    order = [fit.players.index(f"p{k}") for k in range(len(true))]
+    sizes = pd.DataFrame({"params": np.asarray(d.params)[size_of], "elo": fit.ratings[order]})
+    return sizes, fit.samples[:, order]
+
+
+def test_game_covariance_matches_the_spread_of_refitted_ratings():
+    """The Fisher information's standard errors against the spread of maximum-likelihood
+    ratings over independent round-robins (not bootstrap refits of one)."""
+    r = np.array([0.0, 0.0, 150.0, 300.0])
+    cov = game_covariance(r, 200, 30.0, 100.0)
+    fits = np.array([fit_elo(simulate_results(r, 200, 30.0, 100.0, seed=s)).ratings for s in range(50)])
+    fits -= fits[:, :1]                                   # the same anchor: agent 0
+    want, got = np.sqrt(np.diag(cov))[1:], fits.std(0, ddof=1)[1:]
+    # 50 fits: the sd of an sd is ~10% of it
+    assert np.all(np.abs(got / want - 1) < 0.3), (want, got)
+    assert 0.85 < np.mean(got / want) < 1.15, (want, got)
+
+
+def test_infinite_replicate_p_values_match_the_bootstrap():
+    """The same ratings, their game noise given as 4,000 Gaussian refits of known covariance:
+    the hierarchical bootstrap's p-values (sizeboot.py, 40,000 replicates) and power.py's."""
+    d = Design([100, 200, 400, 800, 1600], 2, 400, 40.0)
+    size_of = np.repeat(np.arange(5), 2)
+    rng = np.random.default_rng(3)
+    est = np.array([0, 20, 120, 180, 300, 260, 240, 290, 60, 30.0])
+    cov = game_covariance(est, 400, 30.0, 100.0)
+    w, v = np.linalg.eigh(cov)
+    refits = est + rng.standard_normal((4000, 10)) @ (v * np.sqrt(np.clip(w, 0, None))).T
+    sizes = pd.DataFrame({"params": np.asarray(d.params)[size_of], "elo": est})
+    t = inverse_scaling(sizes, refits, reps=40_000, seed=1)
+    real = [c.p for c in t.steps] + [c.p for c in t.vs_largest[:-1]]
+    seeds = np.full(5, 2.0)
+    A = np.eye(5)[size_of] / 2
+    _, p = family_p(est[None, :], size_of, seeds, A.T @ cov @ A)
+    assert [(c.params_from, c.params_to) for c in t.steps + t.vs_largest[:-1]] == \
+        [(d.params[a], d.params[b]) for a, b in family(5)]
+    assert np.allclose(p[0], real, atol=0.02), (p[0].round(3), np.round(real, 3))
+    assert max(real) > 0.5 and min(real) < 0.05            # the check spans small and large p-values
+
+
+@pytest.mark.parametrize("design", [Design([500, 1000, 2000], 2, 400, 40.0),
+                                    Design([500, 1000, 2000, 4000], 2, 100, 20.0)])
+def test_printed_detectable_fall_is_within_25_percent_of_full_simulations(design):
+    """At 1.25 x the printed MDE the real pipeline detects the fall in at least 80% of 20
+    simulated studies, at 0.8 x in at most 80%: the MDE is within +-25%. Over 100 studies per
+    point (seeds 0-99): 3 sizes x 2 seeds x 400 games, MDE 152 Elo: 0.93 at 190, 0.52 at 122;
+    4 sizes x 2 seeds x 100 games, MDE 113 Elo: 0.95 at 141, 0.56 at 90."""
+    mde = detectable_fall(design).mde
+    for factor, ok in ((1.25, lambda x: x >= 0.8), (0.8, lambda x: x <= 0.8)):
+        hits = [inverse_scaling(*full_study(design, factor * mde, rep), reps=2000, seed=rep).inverse
+                for rep in range(20)]
+        assert ok(np.mean(hits)), (factor, mde, np.mean(hits))
