@@ -81,3 +81,51 @@ def test_printed_detectable_fall_is_within_25_percent_of_full_simulations(design
         hits = [inverse_scaling(*full_study(design, factor * mde, rep), reps=2000, seed=rep).inverse
                 for rep in range(20)]
         assert ok(np.mean(hits)), (factor, mde, np.mean(hits))
+
+
+def test_one_seed_has_no_power_and_bad_designs_are_refused():
+    p = detectable_fall(Design([100, 200, 400], 1, 800, 40.0))
+    assert not p.applicable and "two seeds" in p.reason and "not applicable" in p.sentence()
+    p = detectable_fall(Design([100, 200, 400], [2, 1, 2], 800, 40.0))
+    assert not p.applicable
+    for bad in (dict(params=[100], seeds=2), dict(params=[200, 100], seeds=2), dict(params=[100, 200], seeds=0),
+                dict(params=[100, 200], seeds=2, seed_sd=float("nan")), dict(params=[100, 200], seeds=2, peak_index=1)):
+        with pytest.raises(UserError):
+            Design(**{"games_per_pair": 100, "seed_sd": 30.0, **bad})
+
+
+def test_power_grows_with_the_fall_and_with_seeds():
+    """Common random numbers: the power curve of one design rises with the fall; more seeds
+    detect a smaller fall; with a large seed spread, more games per pair barely help."""
+    d = Design([100, 200, 400, 800, 1600], 2, 400, 40.0)
+    sim = Simulator(d, 400, 0)
+    pw = [sim.power(f) for f in (0, 50, 100, 200, 400)]
+    assert pw == sorted(pw) and pw[0] < 0.05 and pw[-1] > 0.95
+    m2 = detectable_fall(d).mde
+    m4 = detectable_fall(Design(d.params, 4, 400, 40.0)).mde
+    m2g = detectable_fall(Design(d.params, 2, 3200, 40.0)).mde
+    assert m4 < 0.8 * m2 and 0.85 * m2 < m2g <= m2
+
+
+def test_seed_spread_is_the_ratings_spread_less_game_noise():
+    assert seed_sd_from_study(50.0, 30.0 ** 2) == pytest.approx(40.0)
+    assert seed_sd_from_study(20.0, 30.0 ** 2) == 0.0
+
+
+def test_plan_cli(tmp_path):
+    r = run_cli("verdict", "--plan", "--sizes", "608,1304,2984,7496", "--seeds", "2", "--games-per-pair", "400",
+                "--seed-sd", "40", "--fall", "150", "--power-sims", "200", "--out", tmp_path / "plan.md")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "plan.json").read_text())
+    mde = res["own"]["minimum_detectable_fall"]
+    want = detectable_fall(Design([608, 1304, 2984, 7496], 2, 400, 40.0), sims=200).mde
+    assert mde == pytest.approx(want) and f"**{mde:,.0f} Elo**" in r.stdout
+    assert "| 4 | 400 |" in r.stdout and {g["seeds"] for g in res["grid"]} == {2, 3, 4, 6}
+    for bad in (("--sizes", "200,100"), ("--fall", "-5"), ("--power-sims", "3")):
+        args = {"--sizes": "100,200,400", "--fall": "100", **dict([bad])}
+        r = run_cli("verdict", "--plan", *[x for kv in args.items() for x in kv])
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+    r = run_cli("verdict", "--plan")
+    assert r.returncode == 2 and "--sizes" in r.stderr
+    r = run_cli("verdict", "--out", tmp_path / "v.md")
+    assert r.returncode == 2 and "elo directory" in r.stderr

@@ -669,8 +669,13 @@ def _summary(sw: Sweep, have: set) -> dict[str, Any]:
                      "section": link("loss-solver")})
     if vj:
         peak = vj.get("peak") or {}
-        state = ("inverse scaling detected" if vj.get("inverse_scaling") else "a drop flagged" if vj.get("flagged")
-                 else "no inverse scaling shown")
+        state = vj.get("verdict") or ("inverse scaling detected" if vj.get("inverse_scaling") else "a drop flagged"
+                                      if vj.get("flagged") else "no inverse scaling shown")
+        pw = vj.get("power") or {}
+        if pw.get("applicable") and pw.get("minimum_detectable_fall") is not None:
+            state += f" (detectable with 80% power: a fall of {pw['minimum_detectable_fall']:,.0f} Elo or more)"
+        elif pw.get("applicable") is False and pw.get("reason") and pw["reason"] != "not computed":
+            state += f" (power: not applicable, {pw['reason']})"
         rng = peak.get("range") or [None, None]
         rows.append({"measure": "Inverse-scaling verdict", "this sweep": state,
                      "95% interval": (f"peak {integer(peak.get('params'))} params (range {integer(rng[0])}–"
