@@ -74,8 +74,12 @@ def test_infinite_replicate_p_values_match_the_bootstrap():
 def test_printed_detectable_fall_is_within_25_percent_of_full_simulations(design):
     """At 1.25 x the printed MDE the real pipeline detects the fall in at least 80% of 20
     simulated studies, at 0.8 x in at most 80%: the MDE is within +-25%. Over 100 studies per
-    point (seeds 0-99): 3 sizes x 2 seeds x 400 games, MDE 152 Elo: 0.93 at 190, 0.52 at 122;
-    4 sizes x 2 seeds x 100 games, MDE 113 Elo: 0.95 at 141, 0.56 at 90."""
+    point (seeds 0-99, 4 refits each): 3 sizes x 2 seeds x 400 games, seed spread 40, printed
+    MDE 197 Elo: power 0.63 at 158, 0.76 at 197, 0.92 at 246; 4 sizes x 2 seeds x 100 games,
+    seed spread 20, MDE 116 Elo: 0.66 at 92, 0.73 at 116, 0.94 at 145. At the MDE itself the
+    full pipeline finds 0.73-0.76 (+-0.045) against the target 0.80: the printed MDE may be a few
+    percent low. Twenty studies per point (the first 20 of those: 0.80 and 0.55; 0.95 and 0.60)
+    catch an error well beyond 25%, not one just beyond it."""
     mde = detectable_fall(design).mde
     for factor, ok in ((1.25, lambda x: x >= 0.8), (0.8, lambda x: x <= 0.8)):
         hits = [inverse_scaling(*full_study(design, factor * mde, rep), reps=2000, seed=rep).inverse
@@ -129,3 +133,13 @@ def test_plan_cli(tmp_path):
     assert r.returncode == 2 and "--sizes" in r.stderr
     r = run_cli("verdict", "--out", tmp_path / "v.md")
     assert r.returncode == 2 and "elo directory" in r.stderr
+
+
+def test_stated_monte_carlo_error_matches_the_spread_over_simulation_seeds():
+    """The MDE's stated Monte-Carlo error against the spread of the MDE over 10 simulation seeds
+    (measured on two designs, 12 seeds each: spread 6.1 and 3.0 Elo, stated 6.8 and 4.2)."""
+    d = Design([608, 1304, 2984, 7496, 21128], 2, 400, 60.0)
+    r = [detectable_fall(d, seed=s) for s in range(10)]
+    spread, stated = np.std([x.mde for x in r], ddof=1), np.mean([x.mde_mc_se for x in r])
+    assert 0.5 < spread / stated < 2, (spread, stated)
+    assert all(x.sims == 400 for x in r) and "±" in r[0].sentence() and "400 simulated studies" in r[0].sentence()

@@ -288,3 +288,25 @@ def test_found_falls_are_corrected_for_choosing_the_peak():
     assert bias_measured > 10 and abs(bias_corrected) < 0.6 * bias_measured, (bias_measured, bias_corrected)
     assert np.mean(covered) >= 0.85
     assert "bias correction" in t.fall["correction"]
+
+
+def test_every_verdict_states_its_power_and_json_lists_each_comparison_once():
+    """A monotone rise (no fall): "No inverse scaling shown" with the smallest detectable fall
+    beside it, the same number as power.py gives for this design (games per pair, seed spread
+    from the study); verdict.json lists each comparison once."""
+    from azscale.analysis.power import detectable_fall
+    from azscale.analysis.verdict import verdict_dict
+    sizes, samples = planted(np.array([0, 150, 300, 450, 600.]), P7[:5], 3, games=400, refits=8)
+    t = inverse_scaling(sizes, samples, reps=1000, seed=3,
+                        design={"games_per_pair": 400, "first_move": 30.0, "draw_width": 100.0})
+    assert t.state == "no inverse scaling shown" and t.power.applicable
+    d = t.power.design
+    assert d.games_per_pair == 400 and d.seeds == [2] * 5 and 0 < d.seed_sd < t.boot.pooled_sd
+    assert t.power.mde == pytest.approx(detectable_fall(d, seed=3).mde)
+    md = verdict_markdown("oware", t)
+    head = md.split("## Size steps")[0]
+    assert "No inverse scaling shown" in head and f"**{t.power.mde:,.0f} Elo**" in head
+    vd = json.loads(json.dumps(verdict_dict(t, None, None)))
+    pairs = [(c["params_from"], c["params_to"]) for c in vd["steps"] + vd["vs_largest"]]
+    assert len(pairs) == len(set(pairs)) == vd["hypotheses"] == 7
+    assert vd["power"]["minimum_detectable_fall"] == pytest.approx(t.power.mde) and vd["verdict"] == t.state
