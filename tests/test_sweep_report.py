@@ -52,6 +52,10 @@ def test_sweep_produces_every_analysis(tiny_sweep):
     assert (tiny_sweep / "logs" / "tic_tac_toe-w4-s0.log").exists()
     elo = pd.read_csv(a / "elo" / "elo.csv")
     assert set(elo["player"]) == {"tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"}
+    # one seed per size: the verdict cannot tell, and says why its power is not applicable
+    vj = json.loads((a / "verdict.json").read_text())
+    assert vj["verdict"] == "cannot tell" and not vj["power"]["applicable"] and "two seeds" in vj["power"]["reason"]
+    assert "**Cannot tell**" in (a / "verdict.md").read_text()
 
 
 def _digest(root: Path):

@@ -303,9 +303,12 @@ def test_every_verdict_states_its_power_and_json_lists_each_comparison_once():
     d = t.power.design
     assert d.games_per_pair == 400 and d.seeds == [2] * 5 and 0 < d.seed_sd < t.boot.pooled_sd
     assert t.power.mde == pytest.approx(detectable_fall(d, seed=3).mde)
+    up = t.power.spread_upper        # the seed spread is estimated from 5 degrees of freedom: its top
+    assert up["df"] == 5 and up["seed_sd"] > 1.5 * d.seed_sd and up["minimum_detectable_fall"] > t.power.mde
     md = verdict_markdown("oware", t)
     head = md.split("## Size steps")[0]
     assert "No inverse scaling shown" in head and f"**{t.power.mde:,.0f} Elo**" in head
+    assert f"the detectable fall is {up['minimum_detectable_fall']:,.0f} Elo" in head
     vd = json.loads(json.dumps(verdict_dict(t, None, None)))
     pairs = [(c["params_from"], c["params_to"]) for c in vd["steps"] + vd["vs_largest"]]
     assert len(pairs) == len(set(pairs)) == vd["hypotheses"] == 7

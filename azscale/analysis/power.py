@@ -262,6 +262,7 @@ class Power:
     power_at: dict[float, float] = field(default_factory=dict)
     sims: int = 0
     censored: bool = False           # the MDE exceeds MAX_FALL
+    spread_upper: dict[str, Any] | None = None    # the MDE at the top of the seed spread's interval
 
     def to_dict(self) -> dict[str, Any]:
         d = {"applicable": self.applicable, "design": self.design.to_dict(), "target_power": TARGET_POWER}
@@ -271,7 +272,7 @@ class Power:
                 "minimum_detectable_fall_mc_se": None if self.censored else self.mde_mc_se,
                 "above": MAX_FALL if self.censored else None,
                 "power_at": {f"{k:g}": v for k, v in self.power_at.items()}, "simulations": self.sims,
-                "planted": self.planted(), "method": METHOD}
+                "planted": self.planted(), "method": METHOD, "at_seed_spread_upper": self.spread_upper}
 
     def planted(self) -> str:
         d = self.design
@@ -287,7 +288,16 @@ class Power:
         return (f"Smallest fall detectable with {TARGET_POWER:.0%} power: **{self.mde:,.0f} Elo** from the peak "
                 f"to the largest size (Monte-Carlo error ±{self.mde_mc_se:,.0f} Elo, {self.sims:,} simulated "
                 f"studies; planted: {self.planted()}; {self.design.describe()}). Smaller falls would mostly go "
-                "unseen.")
+                "unseen." + self._upper())
+
+    def _upper(self) -> str:
+        u = self.spread_upper
+        if not u:
+            return ""
+        m = (f"{u['minimum_detectable_fall']:,.0f} Elo" if u["minimum_detectable_fall"] is not None
+             else f"more than {MAX_FALL:,.0f} Elo")
+        return (f" The seed spread is itself estimated ({u['df']} degrees of freedom): at the top of its "
+                f"{u['level']:.0%} interval ({u['seed_sd']:,.0f} Elo) the detectable fall is {m}.")
 
 
 METHOD = ("the verdict's test (Holm over every step and every size against the largest, pooled seed spread) on "

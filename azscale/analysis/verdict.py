@@ -193,8 +193,19 @@ def study_design(boot: SizeBootstrap, sizes: pd.DataFrame, elo_samples: np.ndarr
                 dv.append(dev.var(0, ddof=1))
         game_var = float(np.concatenate(dv).mean()) if dv else 0.0
     sd = seed_sd_from_study(boot.pooled_sd, game_var) if boot.seed_df else 0.0
-    return Design(list(boot.params), list(boot.seeds), int(games_per_pair), sd, float(first_move),
-                  float(draw_width), fwer=fwer)
+    d = Design(list(boot.params), list(boot.seeds), int(games_per_pair), sd, float(first_move),
+               float(draw_width), fwer=fwer)
+    d.game_dev_var = game_var          # (not a field: kept for the upper bound of the spread)
+    return d
+
+
+def spread_upper(boot: SizeBootstrap, game_var: float, level: float = 0.95) -> float:
+    """The top of the pooled seed spread's interval (chi-square with the pooled degrees of
+    freedom), less game noise: the seed spread of true strengths at its upper bound."""
+    from scipy.stats import chi2
+    from .power import seed_sd_from_study
+    hi = boot.pooled_sd * math.sqrt(boot.seed_df / chi2.ppf((1 - level) / 2, boot.seed_df))
+    return seed_sd_from_study(hi, game_var)
 
 
 def inverse_scaling(sizes: pd.DataFrame, elo_samples: np.ndarray | None, fwer: float = 0.05,
@@ -245,6 +256,13 @@ def inverse_scaling(sizes: pd.DataFrame, elo_samples: np.ndarray | None, fwer: f
     if design is not None and K >= 2:
         d = study_design(boot, sizes, elo_samples, fwer=fwer, **design)
         res.power = detectable_fall(d, power_sims or DEFAULT_SIMS, seed)
+        if res.power.applicable and boot.seed_df:
+            from dataclasses import replace
+            hi = spread_upper(boot, d.game_dev_var, level)
+            up = detectable_fall(replace(d, seed_sd=hi), power_sims or DEFAULT_SIMS, seed)
+            res.power.spread_upper = {"seed_sd": hi, "level": level, "df": boot.seed_df,
+                                      "minimum_detectable_fall": None if up.censored else up.mde,
+                                      "mc_se": None if up.censored else up.mde_mc_se}
     try:
         res.elo_fit = elo_exponent(sizes, boot=boot, level=level).to_dict()
     except UserError as e:
