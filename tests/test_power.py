@@ -143,3 +143,10 @@ def test_stated_monte_carlo_error_matches_the_spread_over_simulation_seeds():
     spread, stated = np.std([x.mde for x in r], ddof=1), np.mean([x.mde_mc_se for x in r])
     assert 0.5 < spread / stated < 2, (spread, stated)
     assert all(x.sims == 400 for x in r) and "±" in r[0].sentence() and "400 simulated studies" in r[0].sentence()
+
+
+def test_plan_of_a_one_seed_design_says_it_cannot_tell():
+    res = plan(Design([100, 200, 400], 1, 200, 40.0), 150.0, sims=100)
+    assert res["power_at_fall"] is None and not res["own"]["applicable"]
+    assert {g["seeds"] for g in res["grid"]} == {2, 3, 4, 6}         # what more seeds would give
+    assert Simulator(Design([100, 200, 400], 1, 200, 40.0), 100).power(1000.0) == 0.0

@@ -238,6 +238,10 @@ class Simulator:
         return float(self.hits(fall).mean())
 
     def hits(self, fall: float) -> np.ndarray:
+        """Detected or not, per simulated study; never with fewer than two seeds at some size
+        (the verdict then cannot tell)."""
+        if not self.design.decidable:
+            return np.zeros(self.sims, bool)
         key = round(float(fall), 6)
         if key not in self._cache:
             d = self.design
@@ -353,6 +357,8 @@ def plan(design: Design, fall: float, sims: int = DEFAULT_SIMS, seed: int = 0,
     own = detectable_fall(design, sims, seed, extra=(fall,))
     grid = []
     for s in sorted(set(seeds_options) | {design.seeds[0]}):
+        if s < 2:
+            continue                       # one seed: the verdict cannot tell (no power to plan)
         for f in games_factors:
             g = max(2, int(round(design.games_per_pair * f / 2)) * 2)
             d = Design(**{**design.to_dict(), "seeds": [s] * len(design.params), "games_per_pair": g})
