@@ -6,7 +6,6 @@ against the real thing: the bootstrap of sizeboot.py on the same ratings, and fu
 (games played, ratings refitted with bootstrap refits, `inverse_scaling` run).
 """
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ import pytest
 from azscale.analysis.elo import fit_elo, simulate_results
 from azscale.analysis.power import (Design, Simulator, detectable_fall, family, family_p, game_covariance, plan,
                                     seed_sd_from_study)
-from azscale.analysis.verdict import inverse_scaling, verdict_markdown
+from azscale.analysis.verdict import inverse_scaling
 from azscale.errors import UserError
 
 from conftest import run_cli

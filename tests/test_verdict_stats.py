@@ -263,6 +263,8 @@ def test_one_seed_plateau_is_never_detected():
         assert t.state == "cannot tell" and not t.inverse and not t.flagged and not t.drops()
         md = verdict_markdown("oware", t)
         assert "**Cannot tell**" in md and "Inverse scaling detected" not in md and "DROP" not in md
+        vd = t.to_dict()
+        assert vd["verdict"] == "cannot tell" and not any(c["flagged"] for c in vd["steps"] + vd["vs_largest"])
         assert "single seed" in md
     assert fired >= 2, fired   # without the condition some of these would have been "detected"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -334,4 +333,4 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     runs.atomic_write_json(vj, {"game": summary["game"], **verdict_dict(test, z, lo)})
     return {"verdict": test.state, "flagged": test.flagged, "inverse_scaling": test.inverse, "peak": test.peak,
             "power": test.power.to_dict() if test.power is not None else None,
-            "steps": [asdict(c) for c in test.steps], "markdown": str(out), "json": str(vj)}
+            "steps": [test._comparison(c) for c in test.steps], "markdown": str(out), "json": str(vj)}

@@ -46,7 +46,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import UserError
-from .elo import LN10_400
 
 TARGET_POWER = 0.8
 DEFAULT_SIMS = 400

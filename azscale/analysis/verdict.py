@@ -119,6 +119,10 @@ class InverseScaling:
         return out + [c for c in self.steps if c.flagged and not (out and (c.params_from, c.params_to) ==
                                                                    (out[0].params_from, out[0].params_to))]
 
+    def _comparison(self, c: Comparison) -> dict[str, Any]:
+        """A comparison for verdict.json; no flag while the verdict cannot tell (its p-values stay)."""
+        return {**asdict(c), "flagged": bool(c.flagged and self.decidable)}
+
     def to_dict(self) -> dict[str, Any]:
         # vs_largest without its last member, which is the last size step (listed once, under steps)
         return {"verdict": self.state, "flagged": self.flagged, "inverse_scaling": self.inverse,
@@ -129,11 +133,11 @@ class InverseScaling:
                          "probability": {str(k): v for k, v in self.peak_prob.items()},
                          "range": list(self.peak_range), "rule": "the size with the highest mean Elo; range: "
                                                                  "2.5% and 97.5% quantiles of the bootstrap argmax"},
-                "steps": [asdict(c) for c in self.steps],
-                "vs_largest": [asdict(c) for c in self.vs_largest[:-1]],
+                "steps": [self._comparison(c) for c in self.steps],
+                "vs_largest": [self._comparison(c) for c in self.vs_largest[:-1]],
                 "vs_largest_note": "every size below the second-largest against the largest; the second-largest "
                                    "against the largest is the last of the steps",
-                "best_vs_largest": asdict(self.best_vs_largest) if self.best_vs_largest else None,
+                "best_vs_largest": self._comparison(self.best_vs_largest) if self.best_vs_largest else None,
                 "fall": self.fall,
                 "power": self.power.to_dict() if self.power is not None else {"applicable": False,
                                                                               "reason": "not computed"},
