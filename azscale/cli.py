@@ -639,12 +639,20 @@ def status(path: Path = typer.Argument(..., help="A sweep directory or a run dir
 
 
 @app.command()
-def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory"),
-           out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/")):
+def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory (or the inputs kept by --keep-inputs)"),
+           out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/"),
+           keep_inputs: bool = typer.Option(False, "--keep-inputs", help="Also copy the analysis inputs (settings, "
+                                            "run records, tournament results, analysis files; no games, checkpoints "
+                                            "or Parquet tables) to OUT/inputs, from which the report can be rebuilt")):
     """Comparison report of a sweep: report.html (self-contained), report.md and figures."""
     from .analysis.sweep_report import build_report
     res = build_report(sweep_dir, out)
     typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
+    if keep_inputs:
+        from .analysis.inputs import keep_inputs as keep
+        k = keep(sweep_dir, Path(out) / "inputs")
+        typer.echo(f"inputs: {k['files']} files, {k['bytes'] / 1e6:.1f} MB -> {Path(out) / 'inputs'} "
+                   f"(azscale report {Path(out) / 'inputs'} --out DIR rebuilds the report)")
 
 
 @bench_app.command("selfplay")

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import checkpoints as ck
 from .. import runs
+from .inputs import run_metrics
 from .plotting import SEED_STYLES, copy_figures, size_colours
 from .temperature_report import temperature_section, zipf_baselines
 from ..config import base_name
@@ -137,7 +138,7 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     colour = size_colours(c["params"] for c, _ in cfgs)
     seeds = sorted({c["settings"].get("seed", 0) for c, _ in cfgs})
     for cfg, rd in cfgs:
-        m = pd.DataFrame(ck.recorded_metrics(rd))
+        m = pd.DataFrame(run_metrics(rd))
         if m.empty:
             continue
         seed = cfg["settings"].get("seed", 0)
@@ -284,7 +285,7 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
     size_rows = []
     for rd, c in zip(run_dirs, cfgs):
         reading[0] = rd / ck.METRICS_FILE
-        m = ck.recorded_metrics(rd)
+        m = run_metrics(rd)
         size_rows.append({"run": rd.name, "family": c["settings"]["family"], "width": c["settings"]["width"],
                           "depth": c["settings"]["depth"], "params": c["params"], "seed": c["settings"]["seed"],
                           "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
