@@ -646,6 +646,9 @@ def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory (or the
                                             "or Parquet tables) to OUT/inputs, from which the report can be rebuilt")):
     """Comparison report of a sweep: report.html (self-contained), report.md and figures."""
     from .analysis.sweep_report import build_report
+    if keep_inputs:
+        from .analysis.inputs import check_dest
+        check_dest(sweep_dir, Path(out) / "inputs")
     res = build_report(sweep_dir, out)
     typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
     if keep_inputs:

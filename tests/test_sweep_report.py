@@ -80,6 +80,16 @@ def test_kept_inputs_rebuild_the_report_and_the_verdict(tiny_sweep, tmp_path):
     r = subprocess.run(cli("verdict", kept / "analysis" / "elo", "--out", tmp_path / "v.md", "--replicates", "200"),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    # kept again over the old copy: replaced whole; over anything else, or inside the sweep: one line, no write
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "r", "--keep-inputs"), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and (kept / "inputs.json").exists(), r.stderr
+    (tmp_path / "r3" / "inputs").mkdir(parents=True)
+    (tmp_path / "r3" / "inputs" / "mine.txt").write_text("x")
+    for out in (tmp_path / "r3", tiny_sweep / "rep"):
+        r = subprocess.run(cli("report", tiny_sweep, "--out", out, "--keep-inputs"), capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not (out / "report.md").exists()
     assert json.loads((tmp_path / "v.json").read_text())["verdict"] == \
         json.loads((tiny_sweep / "analysis" / "verdict.json").read_text())["verdict"]
 

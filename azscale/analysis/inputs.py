@@ -68,12 +68,20 @@ def input_files(sweep_dir: Path) -> list[Path]:
     return keep
 
 
+def check_dest(sweep_dir: Path, dest: Path) -> None:
+    """Refuse a destination inside the sweep, or one that holds something else (before any write)."""
+    root, dest = Path(sweep_dir), Path(dest)
+    if dest.resolve() == root.resolve() or root.resolve() in dest.resolve().parents:
+        raise UserError(f"{dest}: the inputs cannot be kept inside the sweep they are copied from")
+    if os.path.lexists(dest) and not (dest.is_dir() and (dest / MARKER).is_file()):
+        raise UserError(f"{dest} exists and is not a copy of a sweep's inputs; choose another directory")
+
+
 def keep_inputs(sweep_dir: Path, dest: Path) -> dict[str, int]:
     """Copy the sweep's analysis inputs to `dest` (replaced whole: built aside, then moved)."""
     root, dest = Path(sweep_dir), Path(dest)
+    check_dest(root, dest)
     files = input_files(root)
-    if dest.resolve() == root.resolve() or root.resolve() in dest.resolve().parents:
-        raise UserError(f"{dest}: the inputs cannot be kept inside the sweep they are copied from")
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
@@ -91,8 +99,6 @@ def keep_inputs(sweep_dir: Path, dest: Path) -> dict[str, int]:
         runs.atomic_write_json(stage / MARKER, {"kind": "analysis inputs", "copied_from": str(root.resolve()),
                                                 "files": len(files)})
         if dest.exists():
-            if not (dest / "sweep.json").is_file():
-                raise UserError(f"{dest} exists and is not a copy of a sweep's inputs; choose another directory")
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
             os.replace(dest, old / "x")
             os.replace(stage, dest)
