@@ -202,7 +202,7 @@ def zipf(sources: List[Path] = typer.Argument(..., help="Run directories or game
     if not eg.get("applicable"):
         typer.echo(f"end game: {eg['reason']}")
     elif eg.get("measured"):
-        typer.echo(f"end game: pattern {eg['pattern']} ({eg['held']} of 3 criteria hold; ranks "
+        typer.echo(f"end game: pattern {eg['pattern']} ({eg['held']} of {eg.get('criteria_count', len(eg['criteria']))} criteria hold; ranks "
                    f"{eg['ranks']['lo']:,}-{eg['ranks']['hi']:,}, late = mean turn >= {eg['late_turn']:g})")
     else:
         typer.echo(f"end game: not measured: {eg['reason']}")
@@ -408,9 +408,21 @@ def oware_scan_cmd(out: Path = typer.Option(..., help="Output directory: scan.js
     typer.echo(f"{len(res['variants'])} variants -> {res['scan_md']}, {res['scan_json']}")
 
 
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{name} must be comma-separated whole numbers, got {text!r}") from None
+    if len(vals) < 2 or min(vals) < 1 or sorted(set(vals)) != vals:
+        raise UserError(f"{name} needs two or more distinct sizes >= 1 in ascending order, got {text!r}")
+    return vals
+
+
 @app.command()
-def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output directory (with bootstrap)"),
-            out: Path = typer.Option(..., help="Markdown file to write (and a .json beside it)"),
+def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo output directory (with bootstrap); "
+                                                                "not with --plan"),
+            out: Optional[Path] = typer.Option(None, help="Markdown file to write (and a .json beside it); optional "
+                                                          "with --plan"),
             zipf: Optional[Path] = typer.Option(None, help="fits.json of azscale zipf (end-game evidence)"),
             loss: Optional[Path] = typer.Option(None, help="loss.json of azscale loss --pooled (early vs late loss by size)"),
             fwer: float = typer.Option(0.05, help="Family-wise error rate of the drop tests (Holm over every size step "
@@ -419,17 +431,54 @@ def verdict(elo_dir: Path = typer.Argument(..., help="An azscale elo output dire
                                                       "within pairs)"),
             seed_resampling: str = typer.Option("pooled", help="pooled (seed deviations pooled over sizes, t-scaled; "
                                                                "default) or within (each size's own seeds)"),
-            seed: int = typer.Option(0, help="Resampling seed")):
-    """Does Elo fall from one size to the next larger (inverse scaling), and is it the end game?"""
-    from .analysis.elo_report import verdict as run_verdict
+            seed: int = typer.Option(0, help="Resampling seed"),
+            power_sims: int = typer.Option(400, help="Simulated studies for the power (minimum detectable fall)"),
+            plan: bool = typer.Option(False, "--plan", help="Size a study before running it: power of a design to "
+                                                            "detect a fall of --fall Elo, and what it takes"),
+            sizes: Optional[str] = typer.Option(None, help="--plan: comma-separated parameter counts, ascending"),
+            seeds: int = typer.Option(2, help="--plan: seeds per size"),
+            games_per_pair: int = typer.Option(800, help="--plan: tournament games per pair"),
+            seed_sd: float = typer.Option(40.0, help="--plan: seed-to-seed spread of true strength, Elo"),
+            fall: float = typer.Option(100.0, help="--plan: the fall after the peak to detect, Elo"),
+            rise: float = typer.Option(150.0, help="--plan: Elo gained per size step up to the peak"),
+            first_move: float = typer.Option(30.0, help="--plan: first-move advantage, Elo"),
+            draw_width: float = typer.Option(100.0, help="--plan: draw width, Elo")):
+    """Does Elo fall from one size to the next larger (inverse scaling), and is it the end game?
+    With --plan: how large a fall a design would detect, before spending hours on it."""
     fwer = number(fwer, "--fwer", lo=0, lo_open=True, hi=0.5, hi_open=True)
-    replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    power_sims = number(power_sims, "--power-sims", lo=50, hi=100_000, integer=True)
+    if plan:
+        from .analysis.power import Design, plan as run_plan, plan_markdown
+        from . import runs as R
+        if elo_dir is not None:
+            raise UserError("--plan sizes a study that is not run yet: give --sizes etc., not an elo directory")
+        if sizes is None:
+            raise UserError("--plan needs --sizes (comma-separated parameter counts)")
+        design = Design(_int_list(sizes, "--sizes"), number(seeds, "--seeds", lo=1, hi=1000, integer=True),
+                        number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True),
+                        number(seed_sd, "--seed-sd", lo=0, hi=5000), number(first_move, "--first-move", lo=-2000, hi=2000),
+                        number(draw_width, "--draw-width", lo=0, hi=4000), number(rise, "--rise", lo=-2000, hi=2000),
+                        fwer=fwer)
+        res = run_plan(design, number(fall, "--fall", lo=0, lo_open=True, hi=4000), sims=power_sims, seed=seed)
+        text = plan_markdown(res)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            R.atomic_write_text(out, text)
+            R.atomic_write_json(out.with_suffix(".json"), res)
+        typer.echo(text.rstrip("\n"))
+        return
+    if elo_dir is None or out is None:
+        raise UserError("the verdict needs an elo directory and --out (or --plan to size a study)")
+    from .analysis.elo_report import verdict as run_verdict
+    replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
     res = run_verdict(elo_dir, out, zipf=zipf, loss=loss, fwer=fwer, replicates=replicates,
-                      seed_resampling=seed_resampling, seed=seed)
-    state = ("inverse scaling detected" if res["inverse_scaling"] else "a drop flagged" if res["flagged"]
-             else "no inverse scaling shown")
-    typer.echo(f"{state} (peak at {res['peak']:,} parameters) -> {out}")
+                      seed_resampling=seed_resampling, seed=seed, power_sims=power_sims)
+    pw = res.get("power") or {}
+    mde = (f"; smallest fall detectable with 80% power: {pw['minimum_detectable_fall']:,.0f} Elo"
+           if pw.get("applicable") and pw.get("minimum_detectable_fall") is not None else
+           f"; power: not applicable ({pw['reason']})" if pw and not pw.get("applicable") else "")
+    typer.echo(f"{res['verdict']} (peak at {res['peak']:,} parameters{mde}) -> {out}")
 
 
 @app.command()
@@ -622,12 +671,23 @@ def status(path: Path = typer.Argument(..., help="A sweep directory or a run dir
 
 
 @app.command()
-def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory"),
-           out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/")):
+def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory (or the inputs kept by --keep-inputs)"),
+           out: Path = typer.Option(..., help="Report directory: report.html, report.md, figures/"),
+           keep_inputs: bool = typer.Option(False, "--keep-inputs", help="Also copy the analysis inputs (settings, "
+                                            "run records, tournament results, analysis files; no games, checkpoints "
+                                            "or Parquet tables) to OUT/inputs, from which the report can be rebuilt")):
     """Comparison report of a sweep: report.html (self-contained), report.md and figures."""
     from .analysis.sweep_report import build_report
+    if keep_inputs:
+        from .analysis.inputs import check_dest
+        check_dest(sweep_dir, Path(out) / "inputs")
     res = build_report(sweep_dir, out)
     typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
+    if keep_inputs:
+        from .analysis.inputs import keep_inputs as keep
+        k = keep(sweep_dir, Path(out) / "inputs")
+        typer.echo(f"inputs: {k['files']} files, {k['bytes'] / 1e6:.1f} MB -> {Path(out) / 'inputs'} "
+                   f"(azscale report {Path(out) / 'inputs'} --out DIR rebuilds the report)")
 
 
 @bench_app.command("selfplay")

@@ -52,6 +52,46 @@ def test_sweep_produces_every_analysis(tiny_sweep):
     assert (tiny_sweep / "logs" / "tic_tac_toe-w4-s0.log").exists()
     elo = pd.read_csv(a / "elo" / "elo.csv")
     assert set(elo["player"]) == {"tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8", "random"}
+    # one seed per size: the verdict cannot tell, and says why its power is not applicable
+    vj = json.loads((a / "verdict.json").read_text())
+    assert vj["verdict"] == "cannot tell" and not vj["power"]["applicable"] and "two seeds" in vj["power"]["reason"]
+    assert "**Cannot tell**" in (a / "verdict.md").read_text()
+
+
+def test_kept_inputs_rebuild_the_report_and_the_verdict(tiny_sweep, tmp_path):
+    """`report --keep-inputs` copies the small inputs (no games, checkpoints or Parquet); the
+    report rebuilt from that copy alone is the same report, and the verdict reruns on it."""
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "r", "--keep-inputs"), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    kept = tmp_path / "r" / "inputs"
+    files = [p for p in kept.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".parquet", ".pt")]
+    assert (kept / "analysis" / "elo" / "bootstrap.npz").exists() and (kept / "matches" / "final" / "results.csv").exists()
+    assert {p.name for p in (kept / "runs").rglob("*") if p.is_file()} == {"config.json", "metrics.jsonl"}
+    assert json.loads((kept / "inputs.json").read_text())["kind"] == "analysis inputs"
+    assert all((tiny_sweep / p.relative_to(kept)).read_bytes() == p.read_bytes() for p in files
+               if p.name not in ("inputs.json", "metrics.jsonl"))
+    assert any(p.suffix == ".parquet" for p in tiny_sweep.rglob("*"))       # what was left behind
+    r = subprocess.run(cli("report", kept, "--out", tmp_path / "r2"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    a, b = ((tmp_path / d / "report.md").read_text() for d in ("r", "r2"))
+    assert a.replace(str(tiny_sweep), "SWEEP") == b.replace(str(kept), "SWEEP")
+    r = subprocess.run(cli("verdict", kept / "analysis" / "elo", "--out", tmp_path / "v.md", "--replicates", "200"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    # kept again over the old copy: replaced whole; over anything else, or inside the sweep: one line, no write
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "r", "--keep-inputs"), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and (kept / "inputs.json").exists(), r.stderr
+    (tmp_path / "r3" / "inputs").mkdir(parents=True)
+    (tmp_path / "r3" / "inputs" / "mine.txt").write_text("x")
+    for out in (tmp_path / "r3", tiny_sweep / "rep"):
+        r = subprocess.run(cli("report", tiny_sweep, "--out", out, "--keep-inputs"), capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not (out / "report.md").exists()
+    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == \
+        json.loads((tiny_sweep / "analysis" / "verdict.json").read_text())["verdict"]
 
 
 def _digest(root: Path):

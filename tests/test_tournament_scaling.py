@@ -164,7 +164,11 @@ def test_elo_scaling_verdict_cli(two_runs, tmp_path):
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "v.md").read_text()
     assert "verdict: tic_tac_toe" in text and "one seed per size" in text     # the narrow intervals are named
-    assert json.loads((tmp_path / "v.json").read_text())["resampling"]["elo_refits"] == 20
+    vj = json.loads((tmp_path / "v.json").read_text())
+    assert vj["resampling"]["elo_refits"] == 20
+    # one seed per size: no verdict, and no power to state
+    assert vj["verdict"] == "cannot tell" and not vj["inverse_scaling"] and not vj["power"]["applicable"]
+    assert "**Cannot tell**" in text and "cannot tell" in r.stdout and "power: not applicable" in r.stdout
     for bad in (("--fwer", "0.7"), ("--replicates", "1"), ("--seed-resampling", "nope")):
         r = run_cli("verdict", tmp_path / "elo", "--out", tmp_path / "v2.md", *bad)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)

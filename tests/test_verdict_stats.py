@@ -126,20 +126,27 @@ def test_random_oware_shows_the_end_game_shoulder(oware_random, tmp_path):
     assert eg["ranks"]["lo"] == 100 and 3000 < eg["ranks"]["hi"] <= 10_000
     s, c = eg["stats"], eg["criteria"]
     assert s["late_share"]["value"] >= 0.5 and s["late_excess"]["ci_low"] > 0
-    assert c["late_share"]["holds"] and c["exponent_without_late"]["holds"] and c["shoulder"]["holds"]
+    assert set(c) == {"late_share", "shoulder"}          # the two exponent gaps are one criterion
+    assert c["late_share"]["holds"] and c["shoulder"]["holds"] and c["shoulder"]["gaps_agree"]
     assert s["alpha_gap_first"]["ci_low"] > 0.1 and s["shoulder_height"]["ci_low"] > 0.05
-    assert eg["pattern"] == "present"
-    # the shoulder test's curve is exactly what `--first-moves 50` counts
+    assert eg["pattern"] == "present" and eg["held"] == eg["criteria_count"] == 2
+    # each gap ends where its curves run out of states seen at least twice (no singletons in its window)
     first, _ = build_states(read_games(oware_random), first_moves=50)
-    assert s["alpha_first"]["value"] == pytest.approx(ls_alpha(first["count"].to_numpy(), 100, eg["ranks"]["hi"],
-                                                               "2/sqrt(rank)"))
+    fc = np.sort(first["count"].to_numpy())[::-1]
+    r = eg["ranks"]
+    assert r["hi_first"] == min(r["hi"], int((fc >= 2).sum())) and fc[r["hi_first"] - 1] >= 2
+    assert r["hi_first"] < r["hi"]                # here the first-moves curve runs out first: 1,820 < 7,338
+    # the zipf fit window (random play: the paper's random-play window) beside it, not a criterion
+    assert eg["paper_window"] == res["fit_window"] and math.isfinite(s["alpha_gap_first_paper"]["value"])
+    # the shoulder test's curve is exactly what `--first-moves 50` counts
+    assert s["alpha_first"]["value"] == pytest.approx(ls_alpha(fc, 100, r["hi_first"], "2/sqrt(rank)"))
     for f in ("turn_vs_rank", "late_share", "rank_frequency_early", "late_states"):
         for ext in ("png", "svg"):
             assert (tmp_path / "z" / f"{f}.{ext}").stat().st_size > 0
     assert [b["count"] for b in eg["top_late"]] == sorted((b["count"] for b in eg["top_late"]), reverse=True)
     assert len(eg["top_late"]) == 10 and all(b["mean_turn"] >= 40 for b in eg["top_late"])
     md = (tmp_path / "z" / "summary.md").read_text()
-    assert "End-game pattern: **present** (3 of 3 criteria hold)" in md
+    assert "End-game pattern: **present** (2 of 2 criteria hold)" in md and "the paper's window" in md
 
 
 def test_random_connect_four_has_no_end_game_shoulder(tmp_path):
@@ -219,3 +226,92 @@ def test_a_drop_is_tied_to_the_end_game_evidence_and_the_loss_split(oware_random
         c["holds"] = False
     absent["endgame"].update(held=0, pattern="absent")
     assert "**does not support" in verdict_markdown("oware", t, zipf=absent, loss=good)
+
+
+def test_alpha_fit_range_is_rechosen_in_every_replicate():
+    """A rise over three sizes then a plateau of four: which plateau size scores highest is
+    chance, so the interval must hold the slopes up to each of them. Fixed at the observed peak,
+    the interval is that one range's slope only."""
+    means = np.array([0, 150, 300, 400, 400, 400, 400.])
+    sizes, samples = planted(means, P7, 5)
+    t = inverse_scaling(sizes, samples, reps=2000, seed=5)
+    f = t.elo_fit
+    assert f["resampling"]["peak_rechosen_per_replicate"] and "re-chosen in every" in f["range_rule"]
+    from azscale.analysis.scaling import _alpha_up_to_replicate_peak
+    b = t.boot
+    logn = np.log10(b.params.astype(float))
+    a = _alpha_up_to_replicate_peak(logn, b.samples)
+    peak = b.samples.argmax(1)
+    k = int(np.bincount(peak).argmax())
+    rows = peak == k
+    assert np.allclose(a[rows], np.polyfit(logn[:k + 1], b.samples[rows, :k + 1].T, 1)[0] / 400)
+    assert len(np.unique(peak)) >= 3              # the replicates' peaks do move over the plateau
+    fixed = np.polyfit(logn[:f["sizes"]], b.samples[:, :f["sizes"]].T, 1)[0] / 400
+    lo, hi = np.percentile(fixed, [2.5, 97.5])
+    assert (f["ci_low"], f["ci_high"]) != pytest.approx((lo, hi), abs=0.01)
+
+
+def test_one_seed_plateau_is_never_detected():
+    """The issue's case: 7 sizes, the last four equal, seed spread 40 Elo, 800 games per pair,
+    one seed each. The test alone (best against largest flagged after Holm) fires in some of
+    these replicates (the issue: 13 of 30); the verdict says "cannot tell" in every one."""
+    means = np.array([0, 120, 240, 360, 360, 360, 360.])
+    fired = 0
+    for rep in range(12):
+        t = inverse_scaling(*planted(means, P7, 200 + rep, seeds=1, refits=4), reps=1000, seed=rep)
+        fired += bool(t.best_vs_largest and t.best_vs_largest.flagged)
+        assert t.state == "cannot tell" and not t.inverse and not t.flagged and not t.drops()
+        md = verdict_markdown("oware", t)
+        assert "**Cannot tell**" in md and "Inverse scaling detected" not in md and "DROP" not in md
+        vd = t.to_dict()
+        assert vd["verdict"] == "cannot tell" and not any(c["flagged"] for c in vd["steps"] + vd["vs_largest"])
+        assert "single seed" in md
+    assert fired >= 2, fired   # without the condition some of these would have been "detected"
+
+
+def test_found_falls_are_corrected_for_choosing_the_peak():
+    """A plateau of three equal sizes, then a fall of 200 Elo to the largest (2 seeds, seed
+    spread 40, game noise 10 Elo per agent): the highest of three noisy equal means overstates
+    the fall (by +24 Elo on average over these 150 studies); the bootstrap bias correction
+    removes a little over half of it (+11 Elo left: it under-corrects, as a bootstrap of a
+    maximum does), and its basic interval covers the true 200 in 95% of them."""
+    params = P7[:6]
+    means = np.array([0, 150, 300, 300, 300, 100.])
+    measured, corrected, covered = [], [], []
+    for rep in range(150):
+        rng = np.random.default_rng(rep)
+        elo = np.repeat(means, 2) + rng.normal(0, 40, 12)
+        refits = elo + rng.normal(0, 10, (200, 12))
+        t = inverse_scaling(pd.DataFrame({"params": np.repeat(params, 2), "elo": elo}), refits, reps=1000, seed=rep)
+        measured.append(t.fall["measured"])
+        corrected.append(t.fall["corrected"])
+        covered.append(t.fall["ci_low"] <= 200 <= t.fall["ci_high"])
+    bias_measured, bias_corrected = np.mean(measured) - 200, np.mean(corrected) - 200
+    assert bias_measured > 10 and abs(bias_corrected) < 0.6 * bias_measured, (bias_measured, bias_corrected)
+    assert np.mean(covered) >= 0.85
+    assert "bias correction" in t.fall["correction"]
+
+
+def test_every_verdict_states_its_power_and_json_lists_each_comparison_once():
+    """A monotone rise (no fall): "No inverse scaling shown" with the smallest detectable fall
+    beside it, the same number as power.py gives for this design (games per pair, seed spread
+    from the study); verdict.json lists each comparison once."""
+    from azscale.analysis.power import detectable_fall
+    from azscale.analysis.verdict import verdict_dict
+    sizes, samples = planted(np.array([0, 150, 300, 450, 600.]), P7[:5], 3, games=400, refits=8)
+    t = inverse_scaling(sizes, samples, reps=1000, seed=3,
+                        design={"games_per_pair": 400, "first_move": 30.0, "draw_width": 100.0})
+    assert t.state == "no inverse scaling shown" and t.power.applicable
+    d = t.power.design
+    assert d.games_per_pair == 400 and d.seeds == [2] * 5 and 0 < d.seed_sd < t.boot.pooled_sd
+    assert t.power.mde == pytest.approx(detectable_fall(d, seed=3).mde)
+    up = t.power.spread_upper        # the seed spread is estimated from 5 degrees of freedom: its top
+    assert up["df"] == 5 and up["seed_sd"] > 1.5 * d.seed_sd and up["minimum_detectable_fall"] > t.power.mde
+    md = verdict_markdown("oware", t)
+    head = md.split("## Size steps")[0]
+    assert "No inverse scaling shown" in head and f"**{t.power.mde:,.0f} Elo**" in head
+    assert f"the detectable fall is {up['minimum_detectable_fall']:,.0f} Elo" in head
+    vd = json.loads(json.dumps(verdict_dict(t, None, None)))
+    pairs = [(c["params_from"], c["params_to"]) for c in vd["steps"] + vd["vs_largest"]]
+    assert len(pairs) == len(set(pairs)) == vd["hypotheses"] == 7
+    assert vd["power"]["minimum_detectable_fall"] == pytest.approx(t.power.mde) and vd["verdict"] == t.state

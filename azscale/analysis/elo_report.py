@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -298,8 +297,20 @@ def _check_range(min_params: int, max_params: int | None) -> None:
         raise UserError(f"--max-params ({max_params}) must be >= 1 and >= --min-params ({min_params})")
 
 
+def tournament_design(summary: dict[str, Any]) -> dict[str, Any]:
+    """The tournament's games per pair (the first tournament's: the final checkpoints'), fitted
+    first-move advantage and draw width, as power.py needs them."""
+    try:
+        gpp = int(summary["match_settings"][0]["games_per_pair"])
+        fm, dw = float(summary["first_move_elo"]), float(summary["draw_width_elo"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise UserError("elo.json: damaged (games per pair, first-move advantage or draw width missing)") from None
+    return {"games_per_pair": gpp, "first_move": fm, "draw_width": dw}
+
+
 def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
-            replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
+            replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0,
+            power_sims: int | None = None) -> dict[str, Any]:
     check_resampling(replicates, seed)
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
@@ -312,12 +323,14 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     for what, d in (("--zipf", z), ("--loss", lo)):
         if d is not None and d.get("game") not in (None, summary["game"]):
             raise UserError(f"{what} holds results for '{d.get('game')}', the Elo table for '{summary['game']}'")
-    test = inverse_scaling(final, fs, fwer, replicates, seed, seed_resampling)
+    test = inverse_scaling(final, fs, fwer, replicates, seed, seed_resampling, design=tournament_design(summary),
+                           power_sims=power_sims)
     text = verdict_markdown(summary["game"], test, z, lo)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
     vj = out.with_suffix(".json")
     runs.atomic_write_json(vj, {"game": summary["game"], **verdict_dict(test, z, lo)})
-    return {"flagged": test.flagged, "inverse_scaling": test.inverse, "peak": test.peak,
-            "steps": [asdict(c) for c in test.steps], "markdown": str(out), "json": str(vj)}
+    return {"verdict": test.state, "flagged": test.flagged, "inverse_scaling": test.inverse, "peak": test.peak,
+            "power": test.power.to_dict() if test.power is not None else None,
+            "steps": [test._comparison(c) for c in test.steps], "markdown": str(out), "json": str(vj)}

@@ -10,12 +10,18 @@ are an arbitrary order):
 1. late share: the share of late states among the states at those ranks, and its excess
    over the late share of all visits (how much of the play is late at all); the paper finds
    ~0.8-0.9 beyond rank ~200 for oware;
-2. exponents without late states: the LS exponent over those ranks of the curve with late
-   states removed (re-ranked) against the curve of all states; removing a shoulder of late
-   states steepens the curve;
-3. the shoulder test: the curve of the first `shoulder_moves` (50) moves of each game only
-   (as `azscale zipf --first-moves 50` counts them), against the curve of all moves; the
-   shoulder disappears, so the first-moves curve is steeper over those ranks.
+2. without the end game the curve is steeper: the LS exponent of the curve of the first
+   `shoulder_moves` (50) moves of each game (as `azscale zipf --first-moves 50` counts them;
+   the paper's shoulder test) and of the curve without late states (re-ranked), each against
+   the curve of all states. These two remove the same states wherever early and late states
+   separate (every committed study: oware's top 10,000 states have early mean turn <= 5 and
+   late >= 127), so they are one criterion, which holds when both gaps are above zero; the
+   record says whether the two gaps agree. Each gap is fitted over ranks 10^2 up to the last
+   rank at which both of its curves still hold states seen at least twice (the curve of the
+   first moves has fewer states; among states seen once, ranks are an arbitrary order). The
+   window moves the gap (on 4,000 random oware games: +0.227 over ranks 10^2-10^4, -0.029 in
+   the paper's window), so the first-moves gap in the paper's count window (each curve over
+   its own ranks there) is printed beside it, for comparison, not as a criterion.
 
 Each statistic has a delete-a-group jackknife interval over games (the Zipf fits' method), and
 a criterion holds only when its interval is on the right side of zero. Games too short for an
@@ -135,31 +141,67 @@ def _height(a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> float:
     return float(np.mean(np.log10(a[r - 1]) - np.log10(b[r - 1])))
 
 
+def _top_window_alpha(count: np.ndarray, window: dict[str, Any] | None) -> tuple[float, int, int]:
+    """The LS exponent of a curve (unsorted per-state counts) in a zipf.py window, without sorting
+    every state: a count window needs only the states seen at least its lowest count. NaN
+    where the window holds too little (zipf.py's rule)."""
+    from .zipf import resolve_window, window_alpha
+    if not window:
+        return math.nan, 0, 0
+    c = np.asarray(count)
+    if window["kind"] == "counts":
+        c = np.sort(c[c >= float(window["hi"])])[::-1]
+    else:
+        n = int((c > 0).sum())
+        hi = n / 100 if window["hi"] == "n/100" else float(window["hi"])
+        c, _ = _top(c[c > 0], int(min(n, hi)))
+        if window["hi"] == "n/100":
+            window = {**window, "hi": int(min(n, hi))}
+    if not len(c):
+        return math.nan, 1, 0
+    lo, hi, _ = resolve_window(c, window)
+    return window_alpha(c, window), lo, hi
+
+
 def evidence_stats(count: np.ndarray, turn_sum: np.ndarray, count_first: np.ndarray, late_turn: float,
-                   ranks: tuple[int, int] = SHOULDER_RANKS) -> dict[str, float]:
+                   ranks: tuple[int, int] = SHOULDER_RANKS, paper_window: dict[str, Any] | None = None
+                   ) -> dict[str, float]:
     """The evidence's statistics from per-state arrays (any order): visits, sum of turn numbers
-    over visits, visits within the first moves. States never visited are ignored."""
+    over visits, visits within the first moves. States never visited are ignored.
+
+    Windows. The late share is read over ranks `ranks` of the all-states curve, ending at its
+    last state seen at least twice. Each exponent gap compares two curves over one window:
+    ranks `ranks[0]` to the last rank at which *both* curves still hold states seen at least
+    twice (the curve without late states or of the first moves has fewer states, and ranks
+    among states seen once are an arbitrary order). Beside it, the gap of the first-moves curve
+    in the paper's count window (`paper_window`, each curve over its own ranks there)."""
     seen = count > 0
     count, turn_sum, count_first = count[seen], turn_sum[seen], count_first[seen]
     late = turn_sum / count >= late_turn
     lo = ranks[0]
     hi = int(min(ranks[1], (count >= 2).sum()))
-    out = {"rank_lo": lo, "rank_hi": hi, "states": int(len(count)), "visits": int(count.sum()),
-           "late_states": int(late.sum()),
+    hi_early = int(min(hi, (count[~late] >= 2).sum()))
+    hi_first = int(min(hi, (count_first >= 2).sum()))
+    out = {"rank_lo": lo, "rank_hi": hi, "rank_hi_early": hi_early, "rank_hi_first": hi_first,
+           "states": int(len(count)), "visits": int(count.sum()), "late_states": int(late.sum()),
            "late_share_visits": float((count * late).sum() / count.sum()) if count.sum() else math.nan}
     keys = ("late_share", "late_excess", "alpha_all", "alpha_early", "alpha_first", "alpha_gap_late",
-            "alpha_gap_first", "shoulder_height")
+            "alpha_gap_first", "shoulder_height", "alpha_gap_first_paper")
     if hi - lo + 1 < 10:
         return {**out, **{k: math.nan for k in keys}}
     c_all, l_all = _top(count, hi, late)
     c_early, _ = _top(count[~late], hi)
     c_first, _ = _top(count_first, hi)
     share = _tie_share(c_all, l_all, lo, hi)
-    a_all, a_early, a_first = _ls(c_all, lo, hi), _ls(c_early, lo, hi), _ls(c_first, lo, hi)
+    a_all, a_early, a_first = _ls(c_all, lo, hi), _ls(c_early, lo, hi_early), _ls(c_first, lo, hi_first)
+    gap_late = a_early - _ls(c_all, lo, hi_early) if hi_early - lo + 1 >= 10 else math.nan
+    gap_first = a_first - _ls(c_all, lo, hi_first) if hi_first - lo + 1 >= 10 else math.nan
+    paper = _top_window_alpha(count_first, paper_window)[0] - _top_window_alpha(count, paper_window)[0]
     return {**out, "late_share": share, "late_excess": share - out["late_share_visits"],
-            "alpha_all": a_all, "alpha_early": a_early, "alpha_first": a_first,
-            "alpha_gap_late": a_early - a_all, "alpha_gap_first": a_first - a_all,
-            "shoulder_height": _height(c_all, c_first, lo, hi)}
+            "alpha_all": a_all, "alpha_early": a_early if hi_early - lo + 1 >= 10 else math.nan,
+            "alpha_first": a_first if hi_first - lo + 1 >= 10 else math.nan,
+            "alpha_gap_late": gap_late, "alpha_gap_first": gap_first,
+            "shoulder_height": _height(c_all, c_first, lo, hi_first), "alpha_gap_first_paper": paper}
 
 
 def per_state_arrays(state_idx: np.ndarray, turn: np.ndarray, shoulder_moves: int,
@@ -182,14 +224,16 @@ STAT_TEXT = {
     "alpha_first": "LS exponent, first moves only",
     "alpha_gap_late": "exponent without late states minus with them",
     "alpha_gap_first": "exponent of the first moves minus all moves",
+    "alpha_gap_first_paper": "the same gap in the paper's count window, each curve over its own ranks there",
     "shoulder_height": "mean gap (decades) of the all-moves curve over the first-moves curve",
 }
 
 
 def endgame_evidence(state_idx: np.ndarray, turn: np.ndarray, game_idx: np.ndarray, n_games: int,
                      late_turn: float, shoulder_moves: int, groups: int = 20, seed: int = 0,
-                     level: float = 0.95, ranks: tuple[int, int] = SHOULDER_RANKS) -> dict[str, Any]:
-    """The three pieces of evidence with jackknife intervals over games and which hold.
+                     level: float = 0.95, ranks: tuple[int, int] = SHOULDER_RANKS,
+                     paper_window: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The evidence with jackknife intervals over games, and which criteria hold.
     Per-visit inputs: dense state index, turn number (1 = after the first move) and dense game
     index (the visits of `azscale zipf`)."""
     from scipy.stats import norm
@@ -197,13 +241,19 @@ def endgame_evidence(state_idx: np.ndarray, turn: np.ndarray, game_idx: np.ndarr
     n_states = int(state_idx.max()) + 1 if len(state_idx) else 0
     if n_states == 0:
         return {"measured": False, "reason": "no visits to count"}
-    est = evidence_stats(*per_state_arrays(state_idx, turn, shoulder_moves, n_states=n_states), late_turn, ranks)
+    est = evidence_stats(*per_state_arrays(state_idx, turn, shoulder_moves, n_states=n_states), late_turn, ranks,
+                         paper_window)
     res: dict[str, Any] = {"late_turn": late_turn, "shoulder_moves": shoulder_moves,
                            "ranks": {"lo": est["rank_lo"], "hi": est["rank_hi"], "requested": list(ranks),
-                                     "rule": f"ranks {ranks[0]:,} to {ranks[1]:,}, ending at the last state "
-                                             "seen at least twice"},
+                                     "hi_early": est["rank_hi_early"], "hi_first": est["rank_hi_first"],
+                                   "rule": f"ranks {ranks[0]:,} to {ranks[1]:,}, ending at the last state "
+                                             "seen at least twice; an exponent gap ends where either of its two "
+                                             "curves runs out of states seen at least twice"},
                            "fit": {"method": "ls", "weight": FIT_WEIGHT,
-                                   "window": f"ranks {est['rank_lo']:,} to {est['rank_hi']:,} of each curve"},
+                                   "window": f"ranks {est['rank_lo']:,} to {est['rank_hi']:,} (first moves: to "
+                                             f"{est['rank_hi_first']:,}; without late states: to "
+                                             f"{est['rank_hi_early']:,})"},
+                           "paper_window": paper_window,
                            "states": est["states"], "visits": est["visits"], "late_states": est["late_states"]}
     if math.isnan(est["late_share"]):
         res.update(measured=False, reason=f"too few states seen at least twice ({est['rank_hi']:,}) to reach the "
@@ -216,7 +266,7 @@ def endgame_evidence(state_idx: np.ndarray, turn: np.ndarray, game_idx: np.ndarr
         group_of_visit = (rng.permutation(n_games) % G)[game_idx]
         for g in range(G):
             reps.append(evidence_stats(*per_state_arrays(state_idx, turn, shoulder_moves, group_of_visit != g,
-                                                         n_states), late_turn, ranks))
+                                                         n_states), late_turn, ranks, paper_window))
     z = float(norm.ppf((1 + level) / 2))
     stats: dict[str, Any] = {}
     for k, text in STAT_TEXT.items():
@@ -234,16 +284,17 @@ def endgame_evidence(state_idx: np.ndarray, turn: np.ndarray, game_idx: np.ndarr
     def above(k):  # interval strictly above zero
         return bool(stats[k]["ci_low"] > 0) if reps else False
 
+    same = _same_gap(stats)
     crit = {
         "late_share": {"holds": bool(stats["late_share"]["value"] >= 0.5 and above("late_excess")),
                        "test": "late share >= 0.5 at the shoulder ranks and its excess over the late share "
                                "of all visits above 0 (interval)"},
-        "exponent_without_late": {"holds": above("alpha_gap_late"),
-                                  "test": "removing late states steepens the curve: exponent gap above 0 "
-                                          "(interval)"},
-        "shoulder": {"holds": above("alpha_gap_first"),
-                     "test": f"the curve of the first {shoulder_moves} moves is steeper over the shoulder ranks: "
-                             "exponent gap above 0 (interval)"},
+        "shoulder": {"holds": above("alpha_gap_first") and above("alpha_gap_late"),
+                     "test": f"without the end game the curve is steeper over the shoulder ranks: the exponent gap "
+                             f"of the first {shoulder_moves} moves and the gap without late states both above 0 "
+                             "(intervals); one criterion, since both remove the same states where early and "
+                             "late states separate",
+                     "gaps_agree": same},
     }
     if not reps:
         for c in crit.values():
@@ -251,9 +302,19 @@ def endgame_evidence(state_idx: np.ndarray, turn: np.ndarray, game_idx: np.ndarr
     n_hold = sum(c["holds"] for c in crit.values())
     res["criteria"] = crit
     res["held"] = n_hold
-    res["pattern"] = "present" if n_hold == 3 else "absent" if n_hold == 0 else "partial"
+    res["criteria_count"] = len(crit)
+    res["pattern"] = "present" if n_hold == len(crit) else "absent" if n_hold == 0 else "partial"
     res["measured"] = True
     return res
+
+
+def _same_gap(stats: dict[str, Any]) -> bool | None:
+    """Whether the two exponent gaps (without late states; first moves only) are one fact: each
+    inside the other's interval. None when either is missing."""
+    a, b = stats["alpha_gap_late"], stats["alpha_gap_first"]
+    if any(_missing(x["value"]) or _missing(x["stderr"]) for x in (a, b)):
+        return None
+    return bool(a["ci_low"] <= b["value"] <= a["ci_high"] and b["ci_low"] <= a["value"] <= b["ci_high"])
 
 
 def evidence_lines(eg: dict[str, Any]) -> list[str]:
@@ -274,19 +335,50 @@ def evidence_lines(eg: dict[str, Any]) -> list[str]:
 
     c = eg["criteria"]
     yes = {True: "holds", False: "does not hold"}
-    return [
+    n = eg.get("criteria_count", len(c))
+    lines = [
         f"- Shoulder ranks {r['lo']:,}–{r['hi']:,} ({r['rule']}); late = mean turn ≥ {eg['late_turn']:g}; "
         f"{eg['late_states']:,} late states of {eg['states']:,}; intervals: {eg['interval']['method']} over games "
         f"({eg['interval']['groups']} groups, {eg['interval']['level']:.0%}).",
         f"- Late share at those ranks {v('late_share')} against {v('late_share_visits')} of all visits: excess "
         f"{v('late_excess')} — **{yes[c['late_share']['holds']]}** ({c['late_share']['test']}).",
-        f"- LS exponent over those ranks ({eg['fit']['weight']}): all states {v('alpha_all')}, without late states "
-        f"{v('alpha_early')}, gap {v('alpha_gap_late')} — **{yes[c['exponent_without_late']['holds']]}**.",
-        f"- Shoulder test (first {eg['shoulder_moves']} moves of each game): exponent {v('alpha_first')}, gap "
-        f"{v('alpha_gap_first')}; the all-moves curve lies {v('shoulder_height')} decades above it — "
-        f"**{yes[c['shoulder']['holds']]}**.",
-        f"- End-game pattern: **{eg['pattern']}** ({eg['held']} of 3 criteria hold).",
     ]
+    if "exponent_without_late" in c:          # a fits.json of an azscale that counted the two gaps apart
+        lines += [
+            f"- LS exponent over those ranks ({eg['fit']['weight']}): all states {v('alpha_all')}, without late "
+            f"states {v('alpha_early')}, gap {v('alpha_gap_late')} — **{yes[c['exponent_without_late']['holds']]}**.",
+            f"- Shoulder test (first {eg['shoulder_moves']} moves of each game): exponent {v('alpha_first')}, gap "
+            f"{v('alpha_gap_first')} — **{yes[c['shoulder']['holds']]}**.",
+            f"- End-game pattern: **{eg['pattern']}** ({eg['held']} of {n} criteria hold; this record counts the "
+            "exponent without late states and the first-moves exponent as two criteria, which are one fact where "
+            "early and late states separate: rerun `azscale zipf`)."]
+        return lines
+    agree = c["shoulder"].get("gaps_agree")
+    paper = eg.get("paper_window") or {}
+    pw = s.get("alpha_gap_first_paper")
+    lines += [
+        f"- Without the end game (one criterion): LS exponent ({eg['fit']['weight']}) of all states {v('alpha_all')}; "
+        f"first {eg['shoulder_moves']} moves {v('alpha_first')}, gap {v('alpha_gap_first')} (ranks {r['lo']:,}–"
+        f"{r.get('hi_first', r['hi']):,}); without late states {v('alpha_early')}, gap {v('alpha_gap_late')} (ranks "
+        f"{r['lo']:,}–{r.get('hi_early', r['hi']):,})"
+        + ("; the two gaps agree (each inside the other's interval): one fact" if agree else
+           "; the two gaps differ: early and late states do not separate cleanly" if agree is False else "")
+        + f"; the all-moves curve lies {v('shoulder_height')} decades above the first-moves curve — "
+        f"**{yes[c['shoulder']['holds']]}**.",
+    ]
+    if pw is not None and paper:
+        lines.append(f"- The same first-moves gap in the paper's window ({_window_words(paper)}, each curve over its "
+                     f"own ranks there): {v('alpha_gap_first_paper')} — for comparison, not a criterion (the gap "
+                     "depends on the window).")
+    lines.append(f"- End-game pattern: **{eg['pattern']}** ({eg['held']} of {n} criteria hold).")
+    return lines
+
+
+def _window_words(w: dict[str, Any]) -> str:
+    from .zipf import fmt_count
+    if w.get("kind") == "counts":
+        return f"counts {fmt_count(w['lo'])} down to {fmt_count(w['hi'])}"
+    return f"ranks {fmt_count(w.get('lo'))} to {fmt_count(w.get('hi'))}"
 
 
 def _missing(x) -> bool:

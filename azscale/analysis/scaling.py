@@ -5,7 +5,9 @@
   the per-size mean Elo up to the peak (the size with the highest mean Elo: below the plateau
   or the fall) or inside a stated parameter range. Its interval refits the slope on every
   replicate of the hierarchical bootstrap (sizeboot.py: games resampled within pairs and seeds
-  within sizes, together).
+  within sizes, together), with the fit range re-chosen in every replicate (up to that
+  replicate's own peak), so that the interval holds the uncertainty of where the peak is: on a
+  plateau the equal size that happens to score highest no longer fixes the range.
 - Saturating power law: L(N) = L_inf + (N_c / N)^alpha, fitted in log space,
   log L = log(L_inf + exp(alpha (log N_c - log N))), with a Huber loss (robust to one bad run),
   from several starting points; interval by resampling seeds within each size.
@@ -70,14 +72,17 @@ def elo_exponent(sizes: pd.DataFrame, samples: np.ndarray | None = None, min_par
     if keep.sum() < 2:
         raise UserError("the Elo exponent needs at least two model sizes in the chosen parameter range")
     rule = f"sizes from {min_params:,} parameters" if min_params else "all sizes"
+    per_replicate = max_params is None and up_to_peak
+    inside = np.flatnonzero(keep)
     if max_params is not None:
         rule += f" up to {max_params:,} parameters (--max-params)"
     elif up_to_peak:
-        inside = np.flatnonzero(keep)
         peak = inside[np.argmax(boot.mean[inside])]
         keep &= params <= params[peak]
-        rule += (f" up to the peak ({int(params[peak]):,} parameters, the highest mean Elo)"
-                 if peak != inside[-1] else " (the largest size is the strongest, so every size below the peak)")
+        rule += (f" up to the peak ({int(params[peak]):,} parameters, the highest mean Elo; re-chosen in every "
+                 "bootstrap replicate)" if peak != inside[-1] else
+                 " (the largest size is the strongest, so every size below the peak; the peak re-chosen in every "
+                 "bootstrap replicate)")
         if keep.sum() < 2:
             raise NotApplicable(f"the strongest size ({int(params[peak]):,} parameters) is the smallest in range: no "
                                 "sizes below the peak to fit an exponent to")
@@ -88,13 +93,36 @@ def elo_exponent(sizes: pd.DataFrame, samples: np.ndarray | None = None, min_par
                    intercept=a, note="alpha_N = slope of mean Elo (seeds averaged) vs log10(params) / 400",
                    range_rule=rule)
     if sub.resamples:
-        boot_alpha = np.polyfit(logn, sub.samples.T, 1)[0] / 400
-        fit.ci_low, fit.ci_high = percentile(boot_alpha, level)
-        fit.stderr = float(boot_alpha.std(ddof=1))
-        fit.resampling = {**sub.to_dict(), "level": level, "interval": "percentile"}
+        if per_replicate:
+            boot_alpha = _alpha_up_to_replicate_peak(np.log10(params[inside].astype(float)), boot.samples[:, inside])
+            undefined = float(np.isnan(boot_alpha).mean())
+            boot_alpha = boot_alpha[np.isfinite(boot_alpha)]
+        else:
+            boot_alpha, undefined = np.polyfit(logn, sub.samples.T, 1)[0] / 400, 0.0
+        if len(boot_alpha) >= 2:
+            fit.ci_low, fit.ci_high = percentile(boot_alpha, level)
+            fit.stderr = float(boot_alpha.std(ddof=1))
+        fit.resampling = {**sub.to_dict(), "level": level, "interval": "percentile",
+                          "peak_rechosen_per_replicate": per_replicate,
+                          "replicates_without_slope": undefined}
+        if undefined:
+            fit.note += (f"; in {undefined:.1%} of the replicates the smallest size is the strongest (no slope): the "
+                         "interval is over the others")
     else:
         fit.resampling = {"interval": "none: one seed per size and no Elo bootstrap samples"}
     return fit
+
+
+def _alpha_up_to_replicate_peak(logn: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """alpha_N of every replicate [R, K], fitted up to that replicate's own peak (NaN where the
+    peak is the smallest size)."""
+    peak = samples.argmax(1)
+    out = np.full(len(samples), np.nan)
+    for k in range(1, samples.shape[1]):
+        rows = peak == k
+        if rows.any():
+            out[rows] = np.polyfit(logn[:k + 1], samples[rows, :k + 1].T, 1)[0] / 400
+    return out
 
 
 @dataclass

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import checkpoints as ck
 from .. import runs
+from .inputs import run_metrics
 from .plotting import SEED_STYLES, copy_figures, size_colours
 from .temperature_report import temperature_section, zipf_baselines
 from ..config import base_name
@@ -137,7 +138,7 @@ def _training_figure(run_dirs: list[Path], out: Path) -> list[str]:
     colour = size_colours(c["params"] for c, _ in cfgs)
     seeds = sorted({c["settings"].get("seed", 0) for c, _ in cfgs})
     for cfg, rd in cfgs:
-        m = pd.DataFrame(ck.recorded_metrics(rd))
+        m = pd.DataFrame(run_metrics(rd))
         if m.empty:
             continue
         seed = cfg["settings"].get("seed", 0)
@@ -284,7 +285,7 @@ def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
     size_rows = []
     for rd, c in zip(run_dirs, cfgs):
         reading[0] = rd / ck.METRICS_FILE
-        m = ck.recorded_metrics(rd)
+        m = run_metrics(rd)
         size_rows.append({"run": rd.name, "family": c["settings"]["family"], "width": c["settings"]["width"],
                           "depth": c["settings"]["depth"], "params": c["params"], "seed": c["settings"]["seed"],
                           "steps": m[-1]["step"] if m else 0, "games": m[-1]["games_total"] if m else 0,
@@ -699,8 +700,13 @@ def _summary(sw: Sweep, have: set) -> dict[str, Any]:
                      "section": link("loss-solver")})
     if vj:
         peak = vj.get("peak") or {}
-        state = ("inverse scaling detected" if vj.get("inverse_scaling") else "a drop flagged" if vj.get("flagged")
-                 else "no inverse scaling shown")
+        state = vj.get("verdict") or ("inverse scaling detected" if vj.get("inverse_scaling") else "a drop flagged"
+                                      if vj.get("flagged") else "no inverse scaling shown")
+        pw = vj.get("power") or {}
+        if pw.get("applicable") and pw.get("minimum_detectable_fall") is not None:
+            state += f" (detectable with 80% power: a fall of {pw['minimum_detectable_fall']:,.0f} Elo or more)"
+        elif pw.get("applicable") is False and pw.get("reason") and pw["reason"] != "not computed":
+            state += f" (power: not applicable, {pw['reason']})"
         rng = peak.get("range") or [None, None]
         rows.append({"measure": "Inverse-scaling verdict", "this sweep": state,
                      "95% interval": (f"peak {integer(peak.get('params'))} params (range {integer(rng[0])}–"
@@ -726,7 +732,7 @@ def _endgame_numbers(z) -> str:
         return "—"
     s = eg["stats"]
     return (f"late share {with_ci(s['late_share']['value'], s['late_share'].get('ci_low'), s['late_share'].get('ci_high'), 2)}"
-            f" at ranks {power(eg['ranks']['lo'])}–{power(eg['ranks']['hi'])}; {eg['held']} of 3 criteria hold")
+            f" at ranks {power(eg['ranks']['lo'])}–{power(eg['ranks']['hi'])}; {eg['held']} of {eg.get('criteria_count', len(eg['criteria']))} criteria hold")
 
 
 # -- rendering ------------------------------------------------------------------------------------

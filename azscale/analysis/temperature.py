@@ -11,14 +11,23 @@ Per temperature T (its round-robin's games and win/draw/loss counts only):
   size with the highest mean Elo: below saturation), its interval from the hierarchical bootstrap
   (sizeboot.py: games within pairs and seeds within sizes).
 
-The relation (`exponent_correlation`): Pearson's r between alpha_Z and alpha_N over the
-temperatures where both are defined and alpha_Z > 1. The quantization model's alpha = alpha_Z - 1
-is not positive at alpha_Z <= 1, so those temperatures are left out and counted (the paper's
-own plot keeps only the low-temperature points, with a cut marked at alpha_Z = 1). The
-interval is Fisher's z (atanh r +- z / sqrt(n - 3)), so it needs n >= 4 temperatures; r needs
-n >= 3. It treats each temperature's pair of exponents as one observation (their own
-intervals are drawn in the figure, not propagated). Beside it, the least-squares slope of
-alpha_N on alpha_Z with its t interval (n - 2 degrees of freedom).
+Stability of the tail (`tail_stability`): the LS exponent refitted on each half of the games
+in the same window. A near-greedy game tree at low temperature has no power-law tail: its
+exponent grows with the number of games (a simulated one gave 1.57 with 600 games and 3.83 with
+20,000), and the window's "enough data" rule cannot see it. When the halves' mean exponent moves
+from the full exponent by more than twice its interval's half-width, the temperature is marked "too
+few games" and left out of the correlation.
+
+The relation (`exponent_correlation`): Pearson's r between alpha_Z and alpha_N over every
+temperature where both are defined and the tail is stable. It correlates the Elo exponent,
+which the quantization model's alpha_Z - 1 does not predict, so temperatures with alpha_Z <= 1
+are kept (the paper's own plot keeps only the low-temperature points, with a cut marked at
+alpha_Z = 1; the figure marks the cut too). The restriction to alpha_Z > 1 is an option of the
+function for a test of alpha_Z - 1 itself. The interval is Fisher's z (atanh r +- z /
+sqrt(n - 3)), so it needs n >= 4 temperatures; r needs n >= 3. It treats each temperature's
+pair of exponents as one observation (their own intervals are drawn in the figure, not
+propagated). Beside it, the least-squares slope of alpha_N on alpha_Z with its t interval
+(n - 2 degrees of freedom).
 """
 
 from __future__ import annotations
@@ -87,12 +96,53 @@ def _opt(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def tail_stability(counts: np.ndarray, visits: tuple[np.ndarray, np.ndarray, int] | None, window: dict[str, Any],
+                   fit: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """Does the LS tail exponent depend on the number of games? Refit it on each half of the
+    games (split at random), in the same window: a tail that is a power law gives the same
+    exponent on half the games (the count window moves to other ranks of the same law); a tail
+    that bends (a near-greedy game tree) gives a different one, because the window then sits
+    on another part of the curve. "Too few games" when the mean of the two halves' exponents
+    moves from the exponent of all games by more than twice the half-width of its interval
+    (about four standard errors: on planted power laws, alpha_Z 1.2, 1.6 and 2.0 with 2,000
+    games, 12 samples each, the shift stayed within 1.6 half-widths, beyond 1 in 2 of 36)."""
+    from .zipf import window_alpha
+    rule = ("refit on each half of the games (random split by game, the same window); unstable when the mean of "
+            "the halves' exponents differs from the exponent of all games by more than twice its interval's "
+            "half-width")
+    a, lo, hi = _opt(fit.get("alpha")), _opt(fit.get("ci_low")), _opt(fit.get("ci_high"))
+    if visits is None:
+        return {"stable": None, "rule": rule, "reason": "not checked: no per-visit data"}
+    if a is None or lo is None or hi is None:
+        return {"stable": None, "rule": rule, "reason": "not checked: no exponent with an interval"}
+    state, game, n_games = visits
+    if n_games < 4:
+        return {"stable": None, "rule": rule, "reason": f"not checked: {n_games} games"}
+    half = np.random.default_rng(seed).permutation(n_games) % 2
+    n_states = len(counts)
+    alphas = []
+    for h in (0, 1):
+        c = np.bincount(np.asarray(state)[half[np.asarray(game)] == h], minlength=n_states)
+        alphas.append(window_alpha(rank_frequency(c), window))
+    width = max(a - lo, hi - a)
+    out = {"alpha_halves": [_opt(x) for x in alphas], "alpha_all": a, "half_width": width, "rule": rule}
+    if not all(math.isfinite(x) for x in alphas):
+        return {**out, "stable": False, "shift": None,
+                "reason": "too few games: half of the games hold too little data in the window for an exponent"}
+    shift = float(np.mean(alphas) - a)
+    stable = abs(shift) <= 2 * width
+    return {**out, "stable": bool(stable), "shift": shift,
+            "reason": "" if stable else (f"too few games: on half of the games the exponent moves by {shift:+.3f}, "
+                                         f"beyond twice its interval's half-width (±{width:.3f}); it depends on the number of games")}
+
+
 def temperature_point(d: TemperatureData, window: dict[str, Any], zipf_replicates: int = 20,
                       elo_bootstrap: int = 100, replicates: int = 4000, seed: int = 0, min_params: int = 0,
                       max_params: int | None = None, mle: bool = True) -> dict[str, Any]:
     """Zipf tail, Elo and Elo exponent at one temperature, with their intervals."""
     fits = fit_all(d.counts, window, d.visits if zipf_replicates else None, zipf_replicates, seed=seed, mle=mle)
     zipf = {f.method: f.to_dict() for f in fits}
+    stability = {"ls": tail_stability(d.counts, d.visits, window, zipf.get("ls", {}), seed)}
     agents = d.agents.sort_values(["params", "player"], ignore_index=True)
     anchor = agents["player"].iloc[0]
     fit = fit_elo(d.results, anchor=anchor, bootstrap=elo_bootstrap, seed=seed)
@@ -115,7 +165,7 @@ def temperature_point(d: TemperatureData, window: dict[str, Any], zipf_replicate
                 "elo_ci_high": _opt(fit.ci_high[col[p]]) if fit.bootstrap else None}
                for p, n in zip(agents["player"], agents["params"])]
     return {"temperature": float(d.temperature), "games": int(d.games), "visits": int(np.sum(d.counts)),
-            "distinct_states": int(np.count_nonzero(d.counts)), "zipf": zipf,
+            "distinct_states": int(np.count_nonzero(d.counts)), "zipf": zipf, "zipf_stability": stability,
             "elo": {"anchor": anchor, "first_move": fit.first_move, "draw_width": fit.draw_width,
                     "bootstrap": fit.bootstrap, "players": players,
                     "size_means": [{"params": int(p), "mean_elo": float(m), "seeds": int(n)}
@@ -132,20 +182,27 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def exponent_correlation(temperatures: Sequence[float], alpha_z: Sequence[float | None],
                          alpha_n: Sequence[float | None], level: float = 0.95,
-                         zipf_note: Sequence[str] = (), elo_note: Sequence[str] = ()) -> dict[str, Any]:
-    """Pearson's r of alpha_N on alpha_Z over the temperatures where both are defined and
-    alpha_Z > 1, with Fisher's z interval, and the LS slope with its t interval. Every
-    temperature left out is listed with its reason."""
+                         zipf_note: Sequence[str] = (), elo_note: Sequence[str] = (),
+                         restrict_above_1: bool = False, unstable: Sequence[str] = ()) -> dict[str, Any]:
+    """Pearson's r of alpha_N on alpha_Z over every temperature where both are defined (and
+    the tail is stable: `unstable[k]` a non-empty reason leaves temperature k out), with
+    Fisher's z interval, and the LS slope with its t interval. `restrict_above_1` also leaves
+    out alpha_Z <= 1: only for a test of the quanta model's alpha_Z - 1, which is not positive
+    there; the Elo exponent is no such test. Every temperature left out is listed with its
+    reason."""
     from scipy.stats import norm, t as student
 
-    excluded: dict[str, list[dict[str, Any]]] = {"alpha_Z_le_1": [], "no_zipf_exponent": [], "no_elo_exponent": []}
+    excluded: dict[str, list[dict[str, Any]]] = {"alpha_Z_le_1": [], "no_zipf_exponent": [], "no_elo_exponent": [],
+                                                 "unstable_tail": []}
     keep = []
     for k, (T, z, n) in enumerate(zip(temperatures, alpha_z, alpha_n)):
         zf = z is not None and math.isfinite(z)
         nf = n is not None and math.isfinite(n)
         if not zf:
             excluded["no_zipf_exponent"].append({"temperature": T, "why": zipf_note[k] if k < len(zipf_note) else ""})
-        elif z <= 1:
+        elif k < len(unstable) and unstable[k]:
+            excluded["unstable_tail"].append({"temperature": T, "why": unstable[k]})
+        elif restrict_above_1 and z <= 1:
             excluded["alpha_Z_le_1"].append({"temperature": T, "alpha_Z": z})
         elif not nf:
             excluded["no_elo_exponent"].append({"temperature": T, "why": elo_note[k] if k < len(elo_note) else ""})
@@ -153,15 +210,21 @@ def exponent_correlation(temperatures: Sequence[float], alpha_z: Sequence[float 
             keep.append((T, z, n))
     n_used = len(keep)
     out: dict[str, Any] = {
-        "rule": "temperatures where alpha_Z > 1 and both exponents are defined; alpha_Z <= 1 leaves the quanta "
-                "model's alpha = alpha_Z - 1 non-positive, so those points are excluded and counted",
+        "rule": ("temperatures where alpha_Z > 1 and both exponents are defined; alpha_Z <= 1 leaves the quanta "
+                 "model's alpha = alpha_Z - 1 non-positive, so those points are excluded and counted"
+                 if restrict_above_1 else
+                 "every temperature where both exponents are defined and the tail exponent is stable (it correlates "
+                 "the Elo exponent, which alpha_Z - 1 does not predict, so alpha_Z <= 1 is kept)"),
+        "restricted_to_alpha_Z_above_1": restrict_above_1,
         "points_used": n_used, "temperatures_used": [T for T, _, _ in keep], "excluded": excluded,
         "excluded_count": int(sum(len(v) for v in excluded.values())),
         "excluded_alpha_Z_le_1": len(excluded["alpha_Z_le_1"]), "level": level,
         "pearson_r": None, "ci": [None, None], "slope": None, "slope_ci": [None, None], "defined": False}
     if n_used < MIN_POINTS_R:
-        out["reason"] = (f"not defined: {n_used} temperature{'s' if n_used != 1 else ''} with α_Z > 1 and both "
-                         f"exponents (the correlation needs at least {MIN_POINTS_R})")
+        out["reason"] = (f"not defined: {n_used} temperature{'s' if n_used != 1 else ''} with "
+                         + ("α_Z > 1 and " if restrict_above_1 else "") + "both exponents"
+                         + ("" if restrict_above_1 else " and a stable tail")
+                         + f" (the correlation needs at least {MIN_POINTS_R})")
         return out
     x = np.array([z for _, z, _ in keep])
     y = np.array([n for _, _, n in keep])
@@ -222,7 +285,9 @@ def correlations(points: list[dict[str, Any]], level: float = 0.95) -> dict[str,
             continue
         az = [p["zipf"][m].get("alpha") for p in points]
         zn = [p["zipf"][m].get("window", "") for p in points]
-        out[m] = exponent_correlation(temps, az, an, level, zn, en)
+        un = [(p.get("zipf_stability", {}).get(m) or {}).get("reason", "") if
+              (p.get("zipf_stability", {}).get(m) or {}).get("stable") is False else "" for p in points]
+        out[m] = exponent_correlation(temps, az, an, level, zn, en, unstable=un)
     return out
 
 
@@ -298,8 +363,8 @@ def plot_elo(points: list[dict[str, Any]], stem: Path, title: str) -> list[str]:
 
 def plot_exponents(points: list[dict[str, Any]], corr: dict[str, Any], stem: Path, title: str,
                    method: str = "ls") -> list[str]:
-    """Fig. 3c: Zipf tail exponent against Elo exponent, the alpha_Z = 1 cut marked, points at or
-    below the cut drawn hollow and left out of the correlation."""
+    """Fig. 3c: Zipf tail exponent against Elo exponent, the alpha_Z = 1 cut marked; points left
+    out of the correlation (an unstable tail, say) drawn hollow."""
     from .plotting import pyplot, save, temperature_colours
     plt = pyplot()
 
@@ -322,14 +387,14 @@ def plot_exponents(points: list[dict[str, Any]], corr: dict[str, Any], stem: Pat
     if not ax.get_legend_handles_labels()[0]:
         ax.text(0.5, 0.5, "no temperature has both exponents", transform=ax.transAxes, ha="center", fontsize=8)
     ax.axvline(1.0, color="grey", ls="--", lw=1)
-    ax.text(1.0, 1.0, " α_Z = 1: quanta model undefined at and left of the cut", transform=ax.get_xaxis_transform(),
+    ax.text(1.0, 1.0, " α_Z = 1: α_Z − 1 not positive left of the cut (kept in the correlation)", transform=ax.get_xaxis_transform(),
             fontsize=6, va="top", color="grey")
     c = corr or {}
     if c.get("defined"):
         ci = c.get("ci") or [None, None]
         rtxt = (f"r = {c['pearson_r']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else
                                                " (no interval)")
-                + f", {c['points_used']} temperatures; {c['excluded_alpha_Z_le_1']} with α_Z ≤ 1 excluded")
+                + f", {c['points_used']} temperatures; {c['excluded_count']} excluded")
     else:
         rtxt = f"correlation {c.get('reason', 'not computed')}"
     ax.set_xlabel(f"Zipf tail exponent α_Z ({method.upper()}, temperature window)")
@@ -351,12 +416,22 @@ def _num(x, nd=3) -> str:
 def correlation_line(c: dict[str, Any], method: str) -> str:
     head = f"Correlation of α_N with α_Z ({method.upper()})"
     ex = c.get("excluded", {})
-    le1 = ", ".join(f"{e['temperature']:g}" for e in ex.get("alpha_Z_le_1", []))
-    left = f"{c.get('excluded_alpha_Z_le_1', 0)} temperature(s) with α_Z ≤ 1 excluded" + (f" ({le1})" if le1 else "")
+    parts = []
+    if c.get("restricted_to_alpha_Z_above_1", True) or ex.get("alpha_Z_le_1"):
+        le1 = ", ".join(f"{e['temperature']:g}" for e in ex.get("alpha_Z_le_1", []))
+        parts.append(f"{c.get('excluded_alpha_Z_le_1', 0)} temperature(s) with α_Z ≤ 1 excluded"
+                     + (f" ({le1})" if le1 else ""))
+    else:
+        parts.append("every temperature kept whatever its α_Z (α_Z − 1 is not what this tests)")
+    un = ex.get("unstable_tail", [])
+    if un:
+        parts.append(f"{len(un)} with an unstable tail excluded, too few games ("
+                     + ", ".join(f"{e['temperature']:g}" for e in un) + ")")
     other = ex.get("no_zipf_exponent", []) + ex.get("no_elo_exponent", [])
     if other:
-        left += f"; {len(other)} without one of the exponents (" + ", ".join(f"{e['temperature']:g}"
-                                                                        for e in other) + ")"
+        parts.append(f"{len(other)} without one of the exponents (" + ", ".join(f"{e['temperature']:g}"
+                                                                          for e in other) + ")")
+    left = "; ".join(parts)
     if not c.get("defined"):
         return f"- {head}: {c.get('reason', 'not computed')}; {left}."
     ci = c.get("ci") or [None, None]
@@ -364,6 +439,16 @@ def correlation_line(c: dict[str, Any], method: str) -> str:
     sci = c.get("slope_ci") or [None, None]
     return (f"- {head}: r = {_num(c['pearson_r'])} {rci} over {c['points_used']} temperatures; slope of α_N on α_Z "
             f"{_num(c['slope'])} [{_num(sci[0])}, {_num(sci[1])}]; {left}.")
+
+
+def _stability_cell(st: dict[str, Any] | None) -> str:
+    if not st:
+        return "not checked"
+    if st.get("stable") is None:
+        return st.get("reason", "not checked")
+    h = st.get("alpha_halves") or []
+    halves = ", ".join(_num(x) for x in h)
+    return f"{halves}: {'stable' if st['stable'] else '**too few games**'}"
 
 
 def summary_markdown(res: dict[str, Any]) -> str:
@@ -378,8 +463,9 @@ def summary_markdown(res: dict[str, Any]) -> str:
              f"{res['intervals']['zipf']}",
              f"- Elo: each temperature rated on its own games, anchor the smallest agent; α_N = slope of size-mean Elo "
              f"vs log10(params) / 400 up to the peak; intervals: {res['intervals']['elo']}", "",
-             "| T | games | distinct states | α_Z (LS) | 95% CI | α_Z (MLE) | 95% CI | α_N (Elo) | 95% CI | Elo fit range |",
-             "| ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | --- | --- |"]
+             "| T | games | distinct states | α_Z (LS) | 95% CI | LS on halves of the games | α_Z (MLE) | 95% CI | "
+             "α_N (Elo) | 95% CI | Elo fit range |",
+             "| ---: | ---: | ---: | ---: | --- | --- | ---: | --- | ---: | --- | --- |"]
     for p in res["points"]:
         ls, mle, ef = p["zipf"].get("ls", {}), p["zipf"].get("mle", {}), p["elo_exponent"]
 
@@ -389,8 +475,12 @@ def summary_markdown(res: dict[str, Any]) -> str:
         rng = (f"{ef['params_min']:,}–{ef['params_max']:,} ({ef['sizes']} sizes)" if ef.get("alpha") is not None
                else ef.get("note", ""))
         lines.append(f"| {p['temperature']:g} | {p['games']:,} | {p['distinct_states']:,} | {_num(_opt(ls.get('alpha')))} "
-                     f"| {ci(ls)} | {_num(_opt(mle.get('alpha')))} | {ci(mle)} | {_num(ef.get('alpha'))} | {ci(ef)} | "
+                     f"| {ci(ls)} | {_stability_cell((p.get('zipf_stability') or {}).get('ls'))} "
+                     f"| {_num(_opt(mle.get('alpha')))} | {ci(mle)} | {_num(ef.get('alpha'))} | {ci(ef)} | "
                      f"{rng} |")
+    unstable = [p for p in res["points"] if ((p.get("zipf_stability") or {}).get("ls") or {}).get("stable") is False]
+    if unstable:
+        lines += [""] + [f"- T = {p['temperature']:g}, LS: {p['zipf_stability']['ls']['reason']}." for p in unstable]
     no_ls = [p for p in res["points"] if _opt(p["zipf"].get("ls", {}).get("alpha")) is None]
     if no_ls:
         lines += [""] + [f"- T = {p['temperature']:g}, LS: {p['zipf']['ls']['window']}" for p in no_ls]

@@ -12,7 +12,24 @@ negative); Holm's step-down correction holds the family-wise error at `fwer` (5%
 dependence between the comparisons. The best size (the peak: the highest mean Elo) against the
 largest is one member of that family, so testing it directly needs no separate selection
 correction. The peak is reported with the bootstrap distribution of the argmax; alpha_N is
-fitted up to the peak, with the same replicates giving its interval.
+fitted up to the peak, with the same replicates giving its interval (the peak re-chosen in every
+replicate).
+
+Conditions. A verdict is given only when every condition on the runs holds (`CONDITIONS`, one
+function each, so that another per-run condition is one more entry): today, at least two seeds
+at every size. One seed per size measures no seed-to-seed spread, and a fall between single
+agents is as likely a difference between two agents as between two sizes; the headline is then
+"cannot tell", whatever the p-values.
+
+The fall. A detected fall is reported as measured (peak minus largest) and corrected for
+choosing the peak from the same data (the winner's curse): the bootstrap bias correction with
+the peak re-chosen in every replicate, 2 F - mean(F*), with F* = max over sizes of a
+replicate's means minus its largest size's, and the basic bootstrap interval
+[2 F - q_hi(F*), 2 F - q_lo(F*)].
+
+Power. Beside every verdict: the smallest fall after the peak that this design detects with 80%
+probability (power.py: the same test on simulated studies of the same sizes, seeds, games per
+pair, seed spread, first-move advantage and draw width).
 
 Attribution. A drop is tied to the paper's mechanism only by what was measured: the end-game
 evidence of `azscale zipf` (endgame.py: late share at ranks 10^2-10^4, exponents with and
@@ -68,40 +85,142 @@ class InverseScaling:
     elo_fit: dict[str, Any] | None = None
     elo_fit_note: str = ""
     notes: list[str] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    fall: dict[str, Any] | None = None
+    power: Any = None               # power.Power, or None when not computed
+
+    @property
+    def decidable(self) -> bool:
+        """Every condition on the runs holds (CONDITIONS): the comparisons may give a verdict."""
+        return all(c["holds"] for c in self.conditions)
 
     @property
     def flagged(self) -> bool:
-        return any(c.flagged for c in self.steps + self.vs_largest)
+        return self.decidable and any(c.flagged for c in self.steps + self.vs_largest)
 
     @property
     def inverse(self) -> bool:
-        return bool(self.best_vs_largest and self.best_vs_largest.flagged)
+        return bool(self.decidable and self.best_vs_largest and self.best_vs_largest.flagged)
+
+    @property
+    def state(self) -> str:
+        if len(self.boot.params) < 2:
+            return "not applicable"
+        if not self.decidable:
+            return "cannot tell"
+        return ("inverse scaling detected" if self.inverse else "a drop flagged" if self.flagged
+                else "no inverse scaling shown")
 
     def drops(self) -> list[Comparison]:
         """The flagged comparisons the attribution reads: best against largest first."""
+        if not self.decidable:
+            return []
         out = [self.best_vs_largest] if self.inverse else []
         return out + [c for c in self.steps if c.flagged and not (out and (c.params_from, c.params_to) ==
                                                                    (out[0].params_from, out[0].params_to))]
 
+    def _comparison(self, c: Comparison) -> dict[str, Any]:
+        """A comparison for verdict.json; no flag while the verdict cannot tell (its p-values stay)."""
+        return {**asdict(c), "flagged": bool(c.flagged and self.decidable)}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"flagged": self.flagged, "inverse_scaling": self.inverse, "fwer": self.fwer, "level": self.level,
+        # vs_largest without its last member, which is the last size step (listed once, under steps)
+        return {"verdict": self.state, "flagged": self.flagged, "inverse_scaling": self.inverse,
+                "conditions": self.conditions, "fwer": self.fwer, "level": self.level,
                 "hypotheses": self.hypotheses, "correction": "Holm step-down over every size step and every "
                                                              "smaller size against the largest",
                 "peak": {"params": self.peak, "mean_elo": self.peak_elo,
                          "probability": {str(k): v for k, v in self.peak_prob.items()},
                          "range": list(self.peak_range), "rule": "the size with the highest mean Elo; range: "
                                                                  "2.5% and 97.5% quantiles of the bootstrap argmax"},
-                "steps": [asdict(c) for c in self.steps], "vs_largest": [asdict(c) for c in self.vs_largest],
-                "best_vs_largest": asdict(self.best_vs_largest) if self.best_vs_largest else None,
+                "steps": [self._comparison(c) for c in self.steps],
+                "vs_largest": [self._comparison(c) for c in self.vs_largest[:-1]],
+                "vs_largest_note": "every size below the second-largest against the largest; the second-largest "
+                                   "against the largest is the last of the steps",
+                "best_vs_largest": self._comparison(self.best_vs_largest) if self.best_vs_largest else None,
+                "fall": self.fall,
+                "power": self.power.to_dict() if self.power is not None else {"applicable": False,
+                                                                              "reason": "not computed"},
                 "elo_exponent": self.elo_fit, "elo_exponent_note": self.elo_fit_note,
                 "resampling": self.boot.to_dict(), "notes": self.notes}
 
 
+def seeds_condition(sizes: pd.DataFrame, boot: SizeBootstrap) -> dict[str, Any]:
+    """At least two seeds at every size."""
+    few = [int(p) for p, n in zip(boot.params, boot.seeds) if n < 2]
+    text = ("" if not few else
+            f"{len(few)} of {len(boot.params)} sizes have a single seed ({', '.join(f'{p:,}' for p in few)} "
+            "parameters): a difference between two sizes is then as much a difference between two agents, whose "
+            "seed-to-seed spread " + ("is not measured at all" if not boot.seed_df else
+                                      "is measured only at the other sizes"))
+    return {"name": "seeds", "holds": not few, "test": "at least two seeds at every size", "text": text}
+
+
+# Conditions on the runs that a verdict needs; each takes (sizes, boot) and returns
+# {name, holds, test, text}. Another per-run condition (say, that every run has stopped
+# improving) is one more function here.
+CONDITIONS = [seeds_condition]
+
+
+def peak_fall(boot: SizeBootstrap, level: float = 0.95) -> dict[str, Any] | None:
+    """The fall from the peak to the largest size, measured and corrected for choosing the
+    peak from the same data (bootstrap bias correction, the peak re-chosen in every replicate)."""
+    m, s = boot.mean, boot.samples
+    K = len(m)
+    if K < 2 or int(np.argmax(m)) == K - 1:
+        return None
+    f = float(m.max() - m[-1])
+    fs = s.max(1) - s[:, -1]
+    lo, hi = percentile(fs, level)
+    return {"measured": f, "corrected": float(2 * f - fs.mean()), "ci_low": float(2 * f - hi),
+            "ci_high": float(2 * f - lo), "bias": float(fs.mean() - f),
+            "correction": "bootstrap bias correction for a peak chosen from the same data: 2 F - mean(F*), F* = "
+                          "the highest size mean of a replicate minus its largest size's (the peak re-chosen in "
+                          "every replicate); interval: basic bootstrap [2 F - q_hi(F*), 2 F - q_lo(F*)]"}
+
+
+def study_design(boot: SizeBootstrap, sizes: pd.DataFrame, elo_samples: np.ndarray | None, games_per_pair: int,
+                 first_move: float, draw_width: float, fwer: float = 0.05):
+    """The design that power.py simulates, from a study: its sizes and seeds, the games per pair,
+    the fitted first-move advantage and draw width, and the seed spread of true strengths (the
+    pooled spread of the ratings less their game noise, measured on the Elo refits)."""
+    from .power import Design, seed_sd_from_study
+    game_var = 0.0
+    if elo_samples is not None and len(elo_samples) > 1 and boot.seed_df:
+        es = np.asarray(elo_samples, float)
+        groups = sizes.groupby("params").indices
+        dv = []
+        for ix in groups.values():
+            ix = np.asarray(ix)
+            if len(ix) > 1:
+                dev = (es[:, ix] - es[:, ix].mean(1, keepdims=True)) * math.sqrt(len(ix) / (len(ix) - 1))
+                dv.append(dev.var(0, ddof=1))
+        game_var = float(np.concatenate(dv).mean()) if dv else 0.0
+    sd = seed_sd_from_study(boot.pooled_sd, game_var) if boot.seed_df else 0.0
+    d = Design(list(boot.params), list(boot.seeds), int(games_per_pair), sd, float(first_move),
+               float(draw_width), fwer=fwer)
+    d.game_dev_var = game_var          # (not a field: kept for the upper bound of the spread)
+    return d
+
+
+def spread_upper(boot: SizeBootstrap, game_var: float, level: float = 0.95) -> float:
+    """The top of the pooled seed spread's interval (chi-square with the pooled degrees of
+    freedom), less game noise: the seed spread of true strengths at its upper bound."""
+    from scipy.stats import chi2
+    from .power import seed_sd_from_study
+    hi = boot.pooled_sd * math.sqrt(boot.seed_df / chi2.ppf((1 - level) / 2, boot.seed_df))
+    return seed_sd_from_study(hi, game_var)
+
+
 def inverse_scaling(sizes: pd.DataFrame, elo_samples: np.ndarray | None, fwer: float = 0.05,
                     reps: int = DEFAULT_REPS, seed: int = 0, scheme: str = "pooled", level: float = 0.95,
-                    boot: SizeBootstrap | None = None) -> InverseScaling:
+                    boot: SizeBootstrap | None = None, design: dict[str, Any] | None = None,
+                    power_sims: int | None = None) -> InverseScaling:
     """`sizes`: the final checkpoint of every run (columns params, elo; several seeds per size);
-    `elo_samples`: Elo refits on games resampled within pairs, [B, rows] aligned with `sizes`."""
+    `elo_samples`: Elo refits on games resampled within pairs, [B, rows] aligned with `sizes`.
+    `design`: {games_per_pair, first_move, draw_width} of the study's tournament, for the power
+    (power.py); None: power not computed."""
+    from .power import DEFAULT_SIMS, detectable_fall
     from .scaling import elo_exponent
 
     if not 0 < fwer < 0.5:
@@ -136,7 +255,18 @@ def inverse_scaling(sizes: pd.DataFrame, elo_samples: np.ndarray | None, fwer: f
     qlo, qhi = np.percentile(arg, [(1 - level) * 50, (1 + level) * 50], method="inverted_cdf")
     best = vs[peak_i] if K >= 2 and peak_i < K - 1 else None
     res = InverseScaling(boot, steps, vs, fwer, level, len(family), int(P[peak_i]), float(m[peak_i]), prob,
-                         (int(P[int(qlo)]), int(P[int(qhi)])), best, notes=notes)
+                         (int(P[int(qlo)]), int(P[int(qhi)])), best, notes=notes,
+                         conditions=[c(sizes, boot) for c in CONDITIONS], fall=peak_fall(boot, level))
+    if design is not None and K >= 2:
+        d = study_design(boot, sizes, elo_samples, fwer=fwer, **design)
+        res.power = detectable_fall(d, power_sims or DEFAULT_SIMS, seed)
+        if res.power.applicable and boot.seed_df:
+            from dataclasses import replace
+            hi = spread_upper(boot, d.game_dev_var, level)
+            up = detectable_fall(replace(d, seed_sd=hi), power_sims or DEFAULT_SIMS, seed)
+            res.power.spread_upper = {"seed_sd": hi, "level": level, "df": boot.seed_df,
+                                      "minimum_detectable_fall": None if up.censored else up.mde,
+                                      "mc_se": None if up.censored else up.mde_mc_se}
     try:
         res.elo_fit = elo_exponent(sizes, boot=boot, level=level).to_dict()
     except UserError as e:
@@ -165,24 +295,40 @@ def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | Non
     largest = int(b.params[-1])
     fam = (f"family-wise error {test.fwer:.0%}, Holm over {test.hypotheses} comparison"
            + ("s" if test.hypotheses != 1 else ""))
+    power = test.power.sentence() if test.power is not None else "Power: not computed (no tournament design given)."
+    fall = test.fall
     if len(b.params) < 2:
         lines.append("**Not applicable**: one model size only; inverse scaling compares sizes.")
+    elif not test.decidable:
+        why = "; ".join(c["text"] for c in test.conditions if not c["holds"])
+        lines.append(f"**Cannot tell** whether larger models are weaker: {why}. The comparisons below describe these "
+                     "agents, not their sizes; no drop is claimed from them. Run at least two seeds per size.")
+        lines += ["", power]
     elif test.inverse:
         c = test.best_vs_largest
         lines.append(f"**Inverse scaling detected** ({fam}): the largest size ({largest:,} parameters) is weaker than "
-                     f"the strongest ({c.params_from:,} parameters) by {-c.delta:,.0f} Elo (95% interval "
-                     f"[{-c.ci_high:,.0f}, {-c.ci_low:,.0f}]; Holm-adjusted p = {_p(c.p_holm)}).")
+                     f"the strongest ({c.params_from:,} parameters) by {-c.delta:,.0f} Elo as measured (95% interval "
+                     f"[{-c.ci_high:,.0f}, {-c.ci_low:,.0f}]; Holm-adjusted p = {_p(c.p_holm)})"
+                     + (f"; corrected for choosing the peak from the same data: **{fall['corrected']:,.0f} Elo** "
+                        f"[{fall['ci_low']:,.0f}, {fall['ci_high']:,.0f}] (bootstrap bias correction, the peak "
+                        "re-chosen in every replicate)" if fall else "") + ".")
+        lines += ["", power]
     elif test.flagged:
         dr = ", ".join(f"{c.params_from:,} → {c.params_to:,}" for c in test.steps + test.vs_largest[:-1]
                        if c.flagged)
         lines.append(f"**A drop between sizes, but the largest size is not shown weaker than the strongest** ({fam}): "
                      f"Elo falls at {dr}.")
+        lines += ["", power]
     else:
         lines.append(f"**No inverse scaling shown by these data** ({fam}): no size step and no smaller size against "
                      f"the largest shows a drop.")
+        lines += ["", power]
         if test.peak != largest:
             lines.append(f"The highest mean Elo is at {test.peak:,} parameters, not at the largest size, but the "
-                         "difference is within the noise of seeds and games.")
+                         "difference is within the noise of seeds and games"
+                         + (f" (fall {fall['measured']:,.0f} Elo as measured, {fall['corrected']:,.0f} Elo "
+                            f"[{fall['ci_low']:,.0f}, {fall['ci_high']:,.0f}] corrected for choosing the peak)"
+                            if fall else "") + ".")
     spread = (f"Pooled seed-to-seed spread: {b.pooled_sd:,.0f} Elo ({b.seed_df} degrees of freedom)." if b.seed_df
               else "Seed-to-seed spread: not estimable (one seed per size).")
     lines += ["", f"Resampling: {b.describe()} (sizeboot.py). {spread}"
@@ -197,9 +343,10 @@ def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | Non
         kind = "step" if c.kind == "step" else "vs largest"
         lines.append(f"| {kind} | {c.params_from:,} | {c.params_to:,} | {c.elo_from:,.0f} | {c.elo_to:,.0f} | "
                      f"{_elo(c.delta)} | [{_elo(c.ci_low)}, {_elo(c.ci_high)}] | {_p(c.p)} | {_p(c.p_holm)} | "
-                     f"{'DROP' if c.flagged else ''} |")
+                     f"{'DROP' if c.flagged and test.decidable else ''} |")
     lines += ["", "p: bootstrap probability that the larger size is not weaker (H0 of no drop); Holm p: adjusted "
-                  "for the whole family; flag: Holm p ≤ " + f"{test.fwer:g}.", "",
+                  "for the whole family; flag: Holm p ≤ " + f"{test.fwer:g}"
+              + ("" if test.decidable else " (no flag while the verdict cannot tell)") + ".", "",
               "## Peak", "",
               f"The peak (the size with the highest mean Elo) is **{test.peak:,} parameters** "
               f"(mean Elo {test.peak_elo:,.0f}); 95% range of the bootstrap argmax: {test.peak_range[0]:,} to "
@@ -323,7 +470,7 @@ def _reading(test: InverseScaling, zipf: dict[str, Any] | None, loss: dict[str, 
     else:
         pattern = eg["pattern"]
         held = [k.replace("_", " ") for k, c in eg["criteria"].items() if c["holds"]]
-        eg_text = (f"end-game pattern {pattern} ({eg['held']} of 3 criteria hold"
+        eg_text = (f"end-game pattern {pattern} ({eg['held']} of {eg.get('criteria_count', len(eg['criteria']))} criteria hold"
                    + (f": {', '.join(held)}" if held else "") + ")")
     out = []
     for c in drops:

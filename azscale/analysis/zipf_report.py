@@ -197,7 +197,8 @@ def _endgame(game: str, curves, st: pa.Table, v: Visits, games_all: pa.Table, ou
                           "game, so the shoulder test (all moves against the first moves) cannot be made"}
     state_idx, game_idx, n_games = _index_visits(v)
     ev = endgame_evidence(state_idx, v.turn, game_idx, n_games, late_turn, shoulder_moves,
-                          groups=replicates if replicates >= 2 else 20, seed=seed)
+                          groups=replicates if replicates >= 2 else 20, seed=seed,
+                          paper_window=results.get("fit_window"))
     base.update(ev)
     subtitle = (f"curve '{main['label']}', key {results['key_scheme']}, games {sel['window']}"
                 f"{', kinds ' + ','.join(sel['kinds']) if sel['kinds'] else ''}; late = mean turn ≥ {late_turn:g}")
