@@ -433,6 +433,9 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
                                                                "default) or within (each size's own seeds)"),
             seed: int = typer.Option(0, help="Resampling seed"),
             power_sims: int = typer.Option(400, help="Simulated studies for the power (minimum detectable fall)"),
+            run: Optional[List[Path]] = typer.Option(None, help="The run directories of the rated agents (repeatable): "
+                                                                "the verdict then also requires every run to be "
+                                                                "saturated and lists each run's state"),
             plan: bool = typer.Option(False, "--plan", help="Size a study before running it: power of a design to "
                                                             "detect a fall of --fall Elo, and what it takes"),
             sizes: Optional[str] = typer.Option(None, help="--plan: comma-separated parameter counts, ascending"),
@@ -473,7 +476,7 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
     from .analysis.elo_report import verdict as run_verdict
     replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
     res = run_verdict(elo_dir, out, zipf=zipf, loss=loss, fwer=fwer, replicates=replicates,
-                      seed_resampling=seed_resampling, seed=seed, power_sims=power_sims)
+                      seed_resampling=seed_resampling, seed=seed, power_sims=power_sims, run_dirs=run or ())
     pw = res.get("power") or {}
     mde = (f"; smallest fall detectable with 80% power: {pw['minimum_detectable_fall']:,.0f} Elo"
            if pw.get("applicable") and pw.get("minimum_detectable_fall") is not None else

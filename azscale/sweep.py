@@ -561,7 +561,8 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
 
     def split():            # read when the verdict runs: the pooled split, else the runs' own states
         return next((a / x / "loss.json" for x in ("loss-pooled", "loss") if (a / x / "loss.json").exists()), None)
-    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json", loss=split()))
+    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json", loss=split(),
+                                    run_dirs=run_dirs))
     if sc.temperature_study:                 # optional: off unless the sweep asks for temperatures
         from .temperature import temperature_study
         step("temperature", lambda: temperature_study(

@@ -62,3 +62,29 @@ def test_elo_gain_uses_the_checkpoint_before_two_thirds_and_classifies():
     assert not g1["applicable"] and classify(g1, flat)[0] == "cannot tell"
     rows = [{"run": "a", "state": "saturated"}, {"run": "b", "state": "improving"}]
     assert summary_line(rows) == "1 of 2 runs saturated; still improving: b"
+
+
+def test_a_detected_fall_is_cannot_tell_while_a_run_still_improves():
+    """A planted peak-then-fall is detected; the same study with one run still improving (or
+    not measured) says "cannot tell" and names the run; with every run saturated it stands."""
+    from azscale.analysis.elo import fit_elo, simulate_results
+    from azscale.analysis.verdict import inverse_scaling, saturation_condition, verdict_markdown
+    params = np.array([608, 1304, 2984, 7496, 21128])
+    means = np.repeat([0, 200, 400, 200, 0.], 2)
+    rng = np.random.default_rng(3)
+    true = means + rng.normal(0, 30, len(means))
+    fit = fit_elo(simulate_results(true, 800, 30.0, 100.0, seed=7), bootstrap=4, seed=3)
+    order = [fit.players.index(f"p{k}") for k in range(len(true))]
+    sizes = pd.DataFrame({"params": np.repeat(params, 2), "elo": fit.ratings[order]})
+    t = inverse_scaling(sizes, fit.samples[:, order], reps=1000, seed=0)
+    assert t.inverse and t.state == "inverse scaling detected"
+    rows = [{"run": f"r{k}", "state": "saturated"} for k in range(10)]
+    t.conditions.append(saturation_condition(rows))
+    assert t.state == "inverse scaling detected"
+    rows[7] = {"run": "r7", "state": "improving"}
+    rows[2] = {"run": "r2", "state": "cannot tell"}
+    t.conditions[-1] = saturation_condition(rows)
+    assert t.state == "cannot tell" and not t.inverse
+    md = verdict_markdown("oware", t)
+    assert "**Cannot tell**" in md and "still improving: r7" in md and "cannot tell: r2" in md
+    assert "Train until every run is saturated" in md and "Inverse scaling detected" not in md

@@ -169,6 +169,18 @@ def test_elo_scaling_verdict_cli(two_runs, tmp_path):
     # one seed per size: no verdict, and no power to state
     assert vj["verdict"] == "cannot tell" and not vj["inverse_scaling"] and not vj["power"]["applicable"]
     assert "**Cannot tell**" in text and "cannot tell" in r.stdout and "power: not applicable" in r.stdout
+    assert vj["saturation"]["applicable"] is False         # no runs given: saturation not read
+    # with the runs: each run's saturation in verdict.json, and the condition named
+    r = run_cli("verdict", tmp_path / "elo", "--out", tmp_path / "v3.md", "--replicates", "500",
+                "--run", runs_[0], "--run", runs_[1])
+    assert r.returncode == 0, r.stderr
+    vj = json.loads((tmp_path / "v3.json").read_text())
+    assert [s["run"] for s in vj["saturation"]] == [p.name for p in runs_]
+    assert all(s["state"] == "cannot tell" for s in vj["saturation"])     # no within-run checkpoints
+    sat = next(c for c in vj["conditions"] if c["name"] == "saturation")
+    assert not sat["holds"] and "0 of 2 runs saturated" in (tmp_path / "v3.md").read_text()
+    r = run_cli("verdict", tmp_path / "elo", "--out", tmp_path / "v4.md", "--run", runs_[0])
+    assert r.returncode == 2 and "not among the runs given" in r.stderr
     for bad in (("--fwer", "0.7"), ("--replicates", "1"), ("--seed-resampling", "nope")):
         r = run_cli("verdict", tmp_path / "elo", "--out", tmp_path / "v2.md", *bad)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)

@@ -310,7 +310,9 @@ def tournament_design(summary: dict[str, Any]) -> dict[str, Any]:
 
 def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
             replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0,
-            power_sims: int | None = None) -> dict[str, Any]:
+            power_sims: int | None = None, run_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """`run_dirs`: the runs of the final checkpoints; given, the verdict also requires every run to
+    be saturated (analysis/saturation.py) and lists each run's state in verdict.json."""
     check_resampling(replicates, seed)
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
@@ -325,12 +327,24 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
             raise UserError(f"{what} holds results for '{d.get('game')}', the Elo table for '{summary['game']}'")
     test = inverse_scaling(final, fs, fwer, replicates, seed, seed_resampling, design=tournament_design(summary),
                            power_sims=power_sims)
+    saturation = None
+    if run_dirs:
+        from .saturation import saturation_table
+        from .verdict import saturation_condition
+        named = {Path(r).name for r in run_dirs}
+        missing = sorted(set(final["run"].dropna()) - named)
+        if missing:
+            raise UserError(f"--run: the Elo table's runs {', '.join(missing[:3])} are not among the runs given")
+        saturation = saturation_table(elo_dir, [Path(r) for r in run_dirs if Path(r).name in set(final["run"])])
+        test.conditions.append(saturation_condition(saturation))
     text = verdict_markdown(summary["game"], test, z, lo)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
     vj = out.with_suffix(".json")
-    runs.atomic_write_json(vj, {"game": summary["game"], **verdict_dict(test, z, lo)})
+    runs.atomic_write_json(vj, {"game": summary["game"], **verdict_dict(test, z, lo),
+                                "saturation": saturation if saturation is not None else
+                                {"applicable": False, "reason": "no run directories given (verdict --run)"}})
     return {"verdict": test.state, "flagged": test.flagged, "inverse_scaling": test.inverse, "peak": test.peak,
             "power": test.power.to_dict() if test.power is not None else None,
             "steps": [test._comparison(c) for c in test.steps], "markdown": str(out), "json": str(vj)}

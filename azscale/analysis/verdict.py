@@ -153,7 +153,21 @@ def seeds_condition(sizes: pd.DataFrame, boot: SizeBootstrap) -> dict[str, Any]:
             "parameters): a difference between two sizes is then as much a difference between two agents, whose "
             "seed-to-seed spread " + ("is not measured at all" if not boot.seed_df else
                                       "is measured only at the other sizes"))
-    return {"name": "seeds", "holds": not few, "test": "at least two seeds at every size", "text": text}
+    return {"name": "seeds", "holds": not few, "test": "at least two seeds at every size", "text": text,
+            "advice": "Run at least two seeds per size."}
+
+
+def saturation_condition(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every run has stopped improving (analysis/saturation.py): a size comparison made while some
+    runs still learn compares training stages, not sizes. `rows`: `saturation_table`'s."""
+    from .saturation import summary_line
+    holds = bool(rows) and all(r["state"] == "saturated" for r in rows)
+    return {"name": "saturation", "holds": holds,
+            "test": "every run saturated (Elo gain over the last third of training below +50 with its interval, "
+                    "train loss flat)",
+            "text": "" if holds else f"not every run is shown to have stopped improving ({summary_line(rows)})",
+            "advice": "Train until every run is saturated, with within-run checkpoints in the tournament "
+                      "(sweep --checkpoint-tournament K) to measure it."}
 
 
 # Conditions on the runs that a verdict needs; each takes (sizes, boot) and returns
@@ -301,8 +315,9 @@ def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | Non
         lines.append("**Not applicable**: one model size only; inverse scaling compares sizes.")
     elif not test.decidable:
         why = "; ".join(c["text"] for c in test.conditions if not c["holds"])
+        advice = " ".join(c.get("advice", "") for c in test.conditions if not c["holds"]).strip()
         lines.append(f"**Cannot tell** whether larger models are weaker: {why}. The comparisons below describe these "
-                     "agents, not their sizes; no drop is claimed from them. Run at least two seeds per size.")
+                     f"agents, not their sizes; no drop is claimed from them. {advice}")
         lines += ["", power]
     elif test.inverse:
         c = test.best_vs_largest
