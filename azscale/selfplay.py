@@ -132,7 +132,7 @@ class Actor:
         self.cfg = cfg
         self.index = index
         self.engine = engine or make_engine(cfg.game, cfg.engine, device)
-        self.device = torch.device(getattr(self.engine, "device", device))
+        self.device = torch.device(self.engine.device)
         self.model = model or build(cfg.family, self.engine.obs_shape, self.engine.num_actions,
                                     cfg.width, cfg.depth).to(self.device)
         self.model.eval()

@@ -230,7 +230,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
     optimizer = make_optimizer(model, cfg, device)
     buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device,
-                          getattr(engine, "obs_dtype", torch.float32))
+                          engine.obs_dtype)
     queue = Queue(engine.obs_size, engine.num_actions)
     generator = torch.Generator(device)
     generator.manual_seed(seed_for(cfg.seed, 104729))

@@ -89,3 +89,38 @@ def test_flushing_subnormals_zeroes_them_in_the_thread_and_the_cli_turns_it_on(t
     with pytest.raises(SystemExit):
         main(["train", "no_such_game", "--run-dir", str(tmp_path / "r")])
     assert float(sub * 2) == 0.0
+
+
+@pytest.mark.parametrize("game,kind", [("tic_tac_toe", "spiel"), ("oware(num_houses_per_player=3,num_seeds_per_house=2)",
+                                                                    "spiel")]
+                         + [(g, "tensor") for g in ("tic_tac_toe", "connect_four", "pentago", "oware", "checkers")])
+def test_every_engine_meets_the_whole_contract(game, kind):
+    """engines/base.Engine lists what the search, actors and learner use; every engine declares
+    each attribute with its type and each method, so no caller needs a getattr default."""
+    import inspect
+
+    import torch
+
+    from azscale.engines import make_engine
+    from azscale.engines.base import ENGINE_ATTRIBUTES, ENGINE_METHODS, Engine
+    eng = make_engine(game, kind)
+    declared = set(Engine.__annotations__)
+    assert declared == set(ENGINE_ATTRIBUTES)
+    methods = {n for n, v in vars(Engine).items()
+               if not n.startswith("_") and (inspect.isfunction(v) or isinstance(v, staticmethod))}
+    assert methods == set(ENGINE_METHODS)
+    for a in ENGINE_ATTRIBUTES:
+        assert hasattr(eng, a), a
+    assert isinstance(eng.name, str) and isinstance(eng.game, str) and isinstance(eng.num_actions, int)
+    assert isinstance(eng.obs_shape, tuple) and eng.obs_size == int(np.prod(eng.obs_shape))
+    assert isinstance(eng.device, torch.device) and isinstance(eng.obs_dtype, torch.dtype)
+    assert isinstance(eng.action_group, int) and eng.action_group >= 1 and eng.num_actions % eng.action_group == 0
+    assert isinstance(eng.compile_simd, bool) and isinstance(eng.lookback_fields, tuple)
+    for m in ENGINE_METHODS:
+        assert callable(getattr(eng, m, None)), m
+    # and the batch path works with them: a batch advanced one move
+    s = eng.new_states(3)
+    obs, legal, player, term, ret = eng.batch_info(s)
+    assert tuple(obs.shape) == (3, eng.obs_size) and tuple(legal.shape) == (3, eng.num_actions)
+    acts = torch.as_tensor(np.asarray(legal).argmax(1) if isinstance(legal, np.ndarray) else legal.long().argmax(1))
+    assert eng.size(eng.advance(s, acts.to(eng.device))) == 3

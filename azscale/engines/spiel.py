@@ -170,6 +170,10 @@ class SpielEngine:
 
     name = "spiel"
     device = torch.device("cpu")           # pyspiel states live on the host; searches run on the CPU
+    obs_dtype = torch.float32
+    action_group = 1
+    compile_simd = False
+    lookback_fields: tuple[str, ...] = ()
 
     def __init__(self, game: str):
         self.game = game

@@ -110,6 +110,7 @@ class TensorGame(abc.ABC):
 
     # hooks for the tree search (`search.mcts`); twins override where they need to
     lookback_fields: tuple[str, ...] = ()       # node fields `tree_step` reads along the path
+    obs_dtype = torch.float32                   # bool where observations are 0/1 planes
     compile_simd = False                        # compile the expansion with SIMD on CPU (see search.mcts)
     action_group = 1                            # aligned runs of action ids legal together (search.policy.slots)
 

@@ -266,7 +266,7 @@ class MCTS:
                  dtype: torch.dtype = torch.float32, native: bool | None = None):
         self.engine = engine
         self.model = model
-        self.device = torch.device(getattr(engine, "device", "cpu"))
+        self.device = torch.device(engine.device)
         self.simulations = int(simulations)
         self.c_puct = float(c_puct)
         self.alpha = float(dirichlet_alpha)
@@ -291,14 +291,14 @@ class MCTS:
         self._select = self._native_select if self.native else f(select)
         self._backup = _native.backup if self.native else backup
         self._commit = f(_eval_commit)
-        self._twin_expand = f(twin_expand, getattr(engine, "compile_simd", False))
+        self._twin_expand = f(twin_expand, engine.compile_simd)
 
     def _tree_for(self, B: int, K: int, A: int) -> Tree:
         N = self.simulations + 1
         t = self.tree
         if t is None or t.shape[0] != B or t.shape[2] < K:
             # the CPU walk's rows in action order, where slots are as many as actions (see `commit`)
-            group = getattr(self.engine, "action_group", 1)
+            group = self.engine.action_group
             wide = self.native and K == A >= WIDE_ROWS_MIN and A % group == 0
             self.tree = Tree.allocate(B, N, K, self.device, self.dtype, self.nodes.spec(),
                                       legal_cols=A // group if wide else 0)
@@ -341,7 +341,7 @@ class MCTS:
         self.stats.net_states += B
         if noise and self.epsilon > 0:
             prior = policy.with_noise(prior, legal, self.alpha, self.epsilon, generator)
-        racts = policy.slots(legal, K, getattr(eng, "action_group", 1))
+        racts = policy.slots(legal, K, eng.action_group)
         tree.acts[:, 0] = racts
         tree.prior[:, 0] = policy.gather_slots(prior, racts)
         tree.player[:, 0] = player.to(torch.int8)
