@@ -93,7 +93,8 @@ def checkpoint_paths(run_dir: Path, spec: str = "final") -> list[Path]:
 
 def spread_checkpoints(run_dir: Path, k: int) -> list[Path]:
     """`k` of a run's trained checkpoints (step >= 1), evenly spaced in log(step) and always the
-    first and the final one; all of them when the run has no more than `k`. A run's checkpoints
+    first and the final one, and (k >= 3) the one nearest two thirds of the final step (the
+    saturation measure's reference); all of them when the run has no more than `k`. A run's checkpoints
     are log-spaced already, so the choice is made on the steps themselves: for each of `k`
     targets spaced evenly in log(step), the nearest checkpoint not yet taken."""
     import math
@@ -111,6 +112,13 @@ def spread_checkpoints(run_dir: Path, k: int) -> list[Path]:
         target = lo + (hi - lo) * j / (k - 1)
         free = [i for i in range(len(trained)) if i not in chosen]
         chosen.append(min(free, key=lambda i: (abs(logs[i] - target), i)))
+    if k >= 3:       # and the checkpoint nearest two thirds of training, which saturation compares with the final
+        steps = [runs.part_step(c) for c in trained]
+        two_thirds = min(range(len(trained)), key=lambda i: (abs(steps[i] - steps[-1] * 2 / 3), i))
+        if two_thirds not in chosen:
+            inner = [i for i in chosen if i not in (0, len(trained) - 1)]
+            chosen.remove(min(inner, key=lambda i: (abs(logs[i] - logs[two_thirds]), i)))
+            chosen.append(two_thirds)
     return [trained[i] for i in sorted(chosen)]
 
 

@@ -19,6 +19,7 @@ loss against perfect play (`analysis/loss_report.py`).
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass
@@ -199,12 +200,19 @@ class LabelCache:
                 "seconds": np.array([r[3] for r in rows], np.float64)}
 
 
+@functools.lru_cache(maxsize=4)
+def _worker_oracle(game: str, book: bool):
+    """One oracle per game in a worker process, kept across chunks (its transposition table and
+    the small-oware solver's cycle map are then built once)."""
+    g = pyspiel.load_game(game)
+    return g, make_oracle(g, book)
+
+
 def _label_chunk(args):
     from .procs import die_with_parent
     die_with_parent()
     game, histories, book = args
-    g = pyspiel.load_game(game)
-    oracle = make_oracle(g, book)
+    g, oracle = _worker_oracle(game, book)
     out = []
     for h in histories:
         s = g.new_initial_state()
@@ -240,8 +248,9 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
 
 
 def _retry(row: tuple, budget: int | None) -> bool:
-    """A label left unsolved (NaN) with fewer nodes than the solver may now search."""
-    return budget is not None and not np.isfinite(row[0]) and row[2] < budget
+    """A label left unsolved (NaN), or without its optimal moves (mask 0: a finished game has no
+    label, so every label has an optimal move), searched with fewer nodes than the solver may now."""
+    return budget is not None and (not np.isfinite(row[0]) or row[1] == 0) and row[2] < budget
 
 
 def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[list[int]], workers: int = 1,

@@ -15,7 +15,8 @@ games it plays:
 - the solver: the start position (value, seconds) and, on up to `solver_states` distinct states
   of the self-play games (half early, half late where there are enough), the share solved
   within the node budget, with the mean seconds per state.
-It writes `scan.json` (everything, with the settings) and `scan.md` (the table), atomically.
+It writes `scan.json` (everything, with the settings) and `scan.md` (the table), atomically; a
+rerun with the same settings keeps the variants already measured and adds the others.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def parse_variants(text: str) -> list[tuple[int, int]]:
             raise UserError(f"--variants: '{part.strip()}' is not HOUSESxSEEDS (e.g. 4x3)") from None
         if not (2 <= h <= 6 and 1 <= s <= 6):
             raise UserError(f"--variants: {h}x{s} is outside 2-6 houses x 1-6 seeds")
+        if 2 * (2 * h * s + 1) ** (2 * h - 1) >= 2 ** 63:       # the self-play run's tensor twin packs a board in 64 bits
+            raise UserError(f"--variants: {h}x{s} has too many seeds for the oware tensor twin the self-play run uses")
         out.append((h, s))
     if not out:
         raise UserError("--variants: give at least one variant")
@@ -159,11 +162,19 @@ def scan(variants: Sequence[tuple[int, int]], out: Path, *, random_games: int = 
     settings = {"random_games": random_games, "selfplay_steps": selfplay_steps, "width": width, "preset": preset,
                 "solver_states": solver_states, "budget": budget, "seed": seed, "max_positions": max_positions}
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "scan.json").exists():          # the marker first: a killed scan is ours to resume
+    done: dict[str, dict[str, Any]] = {}
+    if (out / "scan.json").exists():              # a rerun keeps the variants measured with the same settings
+        old = runs.read_json(out / "scan.json", "scan.json of azscale oware-scan")
+        if old.get("settings") == settings:
+            done = {r["variant"]: r for r in old.get("variants", []) if isinstance(r, dict) and "variant" in r}
+    else:                                          # the marker first: a killed scan is ours to resume
         runs.atomic_write_json(out / "scan.json", {"variants": [], "settings": settings})
-    rows = []
+    rows = [r for v, r in done.items() if v not in {f"{h}x{s}" for h, s in variants}]
     for h, s in variants:
         game = variant_game(h, s)
+        if f"{h}x{s}" in done:
+            rows.append(done[f"{h}x{s}"])
+            continue
         d = out / f"{h}x{s}"
         log(f"{h}x{s}: reachable positions")
         row: dict[str, Any] = {"variant": f"{h}x{s}", "game": game, "houses": h, "seeds_per_house": s,

@@ -18,8 +18,10 @@ What this module does, exactly:
   after a capture (or the first), and a position whose board lies on no cycle of non-capturing
   moves (its strongly connected component is trivial, so no line from it can repeat a board seen
   before it). Positions on such cycles are searched afresh on every line.
-- A node budget per label: a position whose search needs more is left unsolved (value NaN,
-  counted by the callers) rather than guessed. Start positions of the smallest boards solve in
+- A node budget per label (positions searched plus boards walked to find the cycles): a
+  position whose search needs more is left unsolved (value NaN, counted by the callers) rather
+  than guessed; one whose optimal moves did not fit is kept with its value and an empty mask
+  (retried under a larger budget, counted by the loss). Start positions of the smallest boards solve in
   under a second; larger boards solve their end games and leave many early positions unsolved:
   `azscale oware-scan` reports the share solved per variant.
 - OpenSpiel's move cap (`max_game_length()`, 1,000): a line longer than the cap would be refused
@@ -136,6 +138,7 @@ class OwareSolver:
         self.hi: dict = {}
         self._cyclic: dict = {}       # (board, player) -> lies on a cycle of non-capturing moves
         self.visited = 0
+        self._left = budget
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 
     # -- which boards lie on a cycle of non-capturing moves (Tarjan, iterative) -----------------
@@ -155,6 +158,7 @@ class OwareSolver:
             return hit
         index, low, on, stack = {}, {}, set(), []
         counter = 0
+        self._left -= 1
         index[node] = low[node] = 0
         stack.append(node)
         on.add(node)
@@ -167,6 +171,9 @@ class OwareSolver:
                     continue
                 if w not in index:
                     counter += 1
+                    self._left -= 1               # the walk counts against the label's budget
+                    if self._left < 0:
+                        raise _Budget
                     index[w] = low[w] = counter
                     stack.append(w)
                     on.add(w)
@@ -336,7 +343,7 @@ def cycle_census(houses: int, seeds: int, max_nodes: int = 2_000_000) -> dict[st
         return None
     R = OwareRules(houses, seeds)
     solver = OwareSolver.__new__(OwareSolver)
-    solver.rules, solver._cyclic = R, {}
+    solver.rules, solver._cyclic, solver._left = R, {}, math.inf
 
     def boards(k, t):
         if k == 1:

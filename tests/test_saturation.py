@@ -88,3 +88,38 @@ def test_a_detected_fall_is_cannot_tell_while_a_run_still_improves():
     md = verdict_markdown("oware", t)
     assert "**Cannot tell**" in md and "still improving: r7" in md and "cannot tell: r2" in md
     assert "Train until every run is saturated" in md and "Inverse scaling detected" not in md
+
+
+def test_small_precise_gains_are_saturated_and_reasons_name_the_blocker():
+    flat = loss_trend(metrics(lambda x: 1.0))
+    small = {"applicable": True, "gain": 5.0, "ci": [1.0, 9.0], "from_step": 200, "to_step": 300}
+    assert classify(small, flat)[0] == "saturated"              # +5 is no gain, however precise
+    wobbly = {"applicable": True, "relative_change": -0.03, "ci": [-0.08, 0.01]}
+    state, why = classify({**small, "ci": [-20.0, 10.0]}, wobbly)
+    assert state == "cannot tell" and "neither a fall beyond 5% nor flat" in why
+    assert "neither above nor below" not in why                    # the Elo gain is not what blocks it
+    # a constant loss has no defined trend: not applicable, never NaN
+    const = loss_trend([{"step": s, "loss_value": 0.5, "loss_policy": 0.5} for s in range(1, 301)])
+    assert not const["applicable"]
+
+
+def test_the_reference_checkpoint_must_lie_near_two_thirds():
+    t, s = planted_table(gain=0, sd=15)
+    far = t[t["step"] != 200].reset_index(drop=True)            # checkpoints 10, 100, 300: none near 200
+    g = elo_gain(far, s[:, [0, 1, 3, 4]], "r")
+    assert not g["applicable"] and "between steps 150 and 250" in g["reason"]
+    assert elo_gain(t, s, "nobody")["reason"] == "the run is not in the Elo table"
+
+
+def test_spread_checkpoints_keeps_the_one_nearest_two_thirds(tmp_path):
+    from azscale import checkpoints as ck
+    from azscale.config import checkpoint_schedule
+    steps = checkpoint_schedule(800, 17)
+    d = tmp_path / "run"
+    for st in steps:
+        ck.checkpoint_file(d, st).parent.mkdir(parents=True, exist_ok=True)
+        ck.checkpoint_file(d, st).write_bytes(b"x")
+    for k in (3, 4, 6):
+        got = [int(p.stem.split("-")[1]) for p in ck.spread_checkpoints(d, k)]
+        near = min((st for st in steps if st >= 1), key=lambda st: abs(st - 800 * 2 / 3))
+        assert len(got) == k and got[0] == min(st for st in steps if st >= 1) and got[-1] == 800 and near in got

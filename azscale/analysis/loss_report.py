@@ -85,9 +85,12 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
                 solve_into(cache, game, keys, hist, workers=workers, book=book, progress=progress)
                 lk = cache.lookup(keys)
                 solved = np.isfinite(lk["value"])
-                if not solved.all():          # a solver's node budget ran out: left out, counted
-                    unsolved[rd.name] = {"unsolved": int((~solved).sum()), "states": int(len(solved)),
-                                         "unsolved_late": int((~solved & (df["mean_turn"].to_numpy() >= late_turn)).sum())}
+                no_moves = solved & (lk["best_mask"] == 0)
+                if not solved.all() or no_moves.any():   # a solver's node budget ran out: left out, counted
+                    unsolved["pooled" if pooled else rd.name] = {
+                        "unsolved": int((~solved).sum()), "states": int(len(solved)),
+                        "unsolved_late": int((~solved & (df["mean_turn"].to_numpy() >= late_turn)).sum()),
+                        "value_without_optimal_moves": int(no_moves.sum())}
                     df = df[solved].reset_index(drop=True)
                     hist = [h for h, ok in zip(hist, solved) if ok]
                     lk = {k: v[solved] for k, v in lk.items()}

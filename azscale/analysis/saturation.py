@@ -1,7 +1,8 @@
 """Has a run stopped improving? Two measurements over the last third of its training.
 
-- **Elo gain**: the rating of its final checkpoint minus that of its latest checkpoint at or
-  before two thirds of its steps, from the within-run round-robins fitted with everything else
+- **Elo gain**: the rating of its final checkpoint minus that of its checkpoint nearest two
+  thirds of its steps (not applicable unless that one lies between half and five sixths; the
+  within-run tournament includes it, `checkpoints.spread_checkpoints`), from the within-run round-robins fitted with everything else
   (`azscale elo`), with a 95% interval from the fit's bootstrap samples (the same replicate for
   both checkpoints, so their covariance is kept).
 - **Train-loss trend**: the learner's loss (value + policy, without the L2 term) over the steps
@@ -9,11 +10,12 @@
   means gives the change over the last third relative to its mean, with a t interval on
   `BLOCKS - 2` degrees of freedom (blocks, not steps, because neighbouring steps share data).
 
-A run is **improving** when the Elo gain's interval lies above 0 or the loss falls by more than
+A run is **improving** when the Elo gain's interval lies above `ELO_TOL` or the loss falls by more than
 `LOSS_TOL` with its whole interval; **saturated** when the Elo gain's interval lies below
 `ELO_TOL` and the loss's interval lies above -`LOSS_TOL`; otherwise **cannot tell** (too few
 games or checkpoints to say). Without within-run checkpoints the Elo half is "not applicable"
-and a run can be called saturated on its loss alone only as "cannot tell".
+and a run is never called saturated on its loss alone ("cannot tell": a flat train loss says
+nothing of playing strength).
 """
 
 from __future__ import annotations
@@ -55,24 +57,33 @@ def loss_trend(metrics: Sequence[dict[str, Any]], fraction: float = FRACTION, bl
     t = stats.t.ppf(0.975, blocks - 2)
     rel = fit.slope * span / mean
     half = t * fit.stderr * span / mean
+    if not (np.isfinite(rel) and np.isfinite(half)) or mean <= 0:
+        return {"applicable": False, "reason": "the loss's trend is not defined (constant or non-positive loss)"}
     return {"applicable": True, "relative_change": float(rel), "ci": [float(rel - half), float(rel + half)],
             "steps": [int(s.min()), int(s.max())], "blocks": blocks, "mean_loss": float(mean)}
 
 
 def elo_gain(table, samples, run: str, fraction: float = FRACTION) -> dict[str, Any]:
-    """Final-checkpoint Elo minus the Elo of the run's latest checkpoint at or before
-    (1 - fraction) of its final step, with a bootstrap interval."""
+    """Final-checkpoint Elo minus the Elo of the run's checkpoint nearest (1 - fraction) of its
+    final step, with a bootstrap interval; not applicable unless that checkpoint lies between
+    half and five sixths of the final step (the span compared is stated: `from_step`)."""
     rows = table[(table["run"] == run) & table["step"].notna()].sort_values("step")
+    if rows.empty:
+        return {"applicable": False, "reason": "the run is not in the Elo table"}
     if len(rows) < 2:
         return {"applicable": False, "reason": "no within-run checkpoints in the tournament "
-                                               "(sweep --checkpoint-tournament K)"}
+                                               "(sweep --checkpoint-tournament K, K >= 3)"}
     final = rows.iloc[-1]
-    early = rows[rows["step"] <= final["step"] * (1 - fraction)]
-    if early.empty:
-        return {"applicable": False, "reason": f"no checkpoint at or before two thirds of step {int(final['step'])}"}
-    ref = early.iloc[-1]
+    last = float(final["step"])
+    earlier = rows.iloc[:-1]
+    ref = earlier.loc[(earlier["step"] - last * (1 - fraction)).abs().idxmin()]
+    lo, hi = last * (1 - 1.5 * fraction), last * (1 - 0.5 * fraction)
+    if not lo <= float(ref["step"]) <= hi:
+        return {"applicable": False,
+                "reason": f"no within-run checkpoint between steps {lo:.0f} and {hi:.0f} of {last:.0f} "
+                          f"(nearest two thirds: {int(ref['step'])}; sweep --checkpoint-tournament K >= 3 includes one)"}
     gain = float(final["elo"] - ref["elo"])
-    out = {"applicable": True, "gain": gain, "from_step": int(ref["step"]), "to_step": int(final["step"]), "ci": None}
+    out = {"applicable": True, "gain": gain, "from_step": int(ref["step"]), "to_step": int(last), "ci": None}
     if samples is not None and len(samples) >= 20:
         d = samples[:, final.name] - samples[:, ref.name]
         out["ci"] = [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]
@@ -80,24 +91,37 @@ def elo_gain(table, samples, run: str, fraction: float = FRACTION) -> dict[str, 
     return out
 
 
+def _finite(ci) -> bool:
+    return ci is not None and all(np.isfinite(x) for x in ci)
+
+
 def classify(elo: dict[str, Any], loss: dict[str, Any]) -> tuple[str, str]:
-    """(state, reason): improving, saturated or cannot tell."""
-    e_ci = elo.get("ci") if elo.get("applicable") else None
-    l_ci = loss.get("ci") if loss.get("applicable") else None
-    if e_ci is not None and e_ci[0] > 0:
-        return "improving", f"Elo gain over the last third {elo['gain']:+.0f} [{e_ci[0]:+.0f}, {e_ci[1]:+.0f}]"
+    """(state, reason): improving, saturated or cannot tell. Improving: a gain or a fall beyond
+    the tolerance with its whole interval; saturated: the gain's interval below the tolerance and
+    the loss's within it; the reason names what decided it, or what is missing."""
+    e_ci = elo.get("ci") if elo.get("applicable") and _finite(elo.get("ci")) else None
+    l_ci = loss.get("ci") if loss.get("applicable") and _finite(loss.get("ci")) else None
+    e_txt = (f"Elo gain {elo['gain']:+.0f} [{e_ci[0]:+.0f}, {e_ci[1]:+.0f}] from step {elo['from_step']} to "
+             f"{elo['to_step']}" if e_ci is not None else None)
+    l_txt = (f"train loss change {loss['relative_change']:+.1%} [{l_ci[0]:+.1%}, {l_ci[1]:+.1%}] over the last third"
+             if l_ci is not None else None)
+    if e_ci is not None and e_ci[0] > ELO_TOL:
+        return "improving", f"{e_txt}: above +{ELO_TOL:.0f}"
     if l_ci is not None and l_ci[1] < -LOSS_TOL:
-        return "improving", f"train loss falls {-loss['relative_change']:.0%} over the last third"
-    if e_ci is not None and e_ci[1] < ELO_TOL and (l_ci is None or l_ci[0] > -LOSS_TOL):
-        return "saturated", (f"Elo gain {elo['gain']:+.0f} [{e_ci[0]:+.0f}, {e_ci[1]:+.0f}] below +{ELO_TOL:.0f}"
-                             + ("" if l_ci is None else f"; loss change {loss['relative_change']:+.1%}"))
+        return "improving", f"{l_txt}: falling by more than {LOSS_TOL:.0%}"
+    elo_flat = e_ci is not None and e_ci[1] < ELO_TOL
+    loss_flat = l_ci is None or l_ci[0] > -LOSS_TOL
+    if elo_flat and loss_flat:
+        return "saturated", f"{e_txt}: below +{ELO_TOL:.0f}" + (f"; {l_txt}" if l_txt else "")
     why = []
     if e_ci is None:
         why.append("Elo gain: " + (elo.get("reason") or "no bootstrap interval"))
-    else:
-        why.append(f"Elo gain {elo['gain']:+.0f} [{e_ci[0]:+.0f}, {e_ci[1]:+.0f}] neither above 0 nor below +{ELO_TOL:.0f}")
+    elif not elo_flat:
+        why.append(f"{e_txt}: neither above nor below +{ELO_TOL:.0f}")
     if l_ci is None:
-        why.append("loss: " + loss.get("reason", "not measured"))
+        why.append("loss: " + (loss.get("reason") or "no interval"))
+    elif not loss_flat:
+        why.append(f"{l_txt}: neither a fall beyond {LOSS_TOL:.0%} nor flat")
     return "cannot tell", "; ".join(why)
 
 

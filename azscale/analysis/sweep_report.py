@@ -432,17 +432,19 @@ def _saturation(sw: Sweep) -> list[dict[str, Any]]:
         point = fmt.format(d["gain"] if "gain" in d else d["relative_change"])
         return point if lo_hi is None else f"{point} [{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]"
     table = pd.DataFrame([{"run": r["run"], "params": int(sw.sizes.set_index("run").loc[r["run"], "params"]),
-                           "Elo gain, last third": ci(r["elo"], "{:+.0f}"),
+                           "Elo gain to the final checkpoint": ci(r["elo"], "{:+.0f}"),
                            "steps compared": (f"{r['elo']['from_step']} -> {r['elo']['to_step']}"
                                               if r["elo"].get("applicable") else "-"),
                            "train-loss change, last third": ci(r["loss"], "{:+.1%}"),
                            "state": r["state"], "why": r["reason"]} for r in rows])
-    md = (f"**{summary_line(rows)}.** A run is *improving* when its Elo gain over the last third of "
-          f"training has its 95% interval above 0 or its train loss (value + policy) falls by more than "
-          f"{LOSS_TOL:.0%} with its whole interval; *saturated* when the Elo gain's interval lies below "
-          f"+{ELO_TOL:.0f} and the loss's above -{LOSS_TOL:.0%}; otherwise *cannot tell*. The Elo gain needs "
-          "within-run checkpoints in the tournament (`--checkpoint-tournament K`); the loss trend is a "
-          "line through 6 block means of the last third's steps (t interval).\n\n" + _md_table(table))
+    md = (f"**{summary_line(rows)}.** A run is *improving* when its Elo gain from the checkpoint nearest two "
+          f"thirds of training to the final one has its 95% interval above +{ELO_TOL:.0f}, or its train loss "
+          f"(value + policy) falls by more than {LOSS_TOL:.0%} over the last third with its whole interval; "
+          f"*saturated* when the Elo gain's interval lies below +{ELO_TOL:.0f} and the loss's above "
+          f"-{LOSS_TOL:.0%}; otherwise *cannot tell* (a flat loss alone never makes a run saturated). The Elo "
+          "gain needs within-run checkpoints in the tournament (`--checkpoint-tournament K`, K ≥ 3, which "
+          "includes the checkpoint nearest two thirds); the loss trend is a line through 6 block means of "
+          "the last third's steps (t interval).\n\n" + _md_table(table))
     return [{"id": "saturation", "title": "Saturation per run", "source": "runs/*/metrics.jsonl, analysis/elo",
              "md": md}]
 
