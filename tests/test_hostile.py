@@ -498,3 +498,29 @@ def test_killed_tournament_leaves_no_orphan_and_no_late_write(world, tmp_path):
     assert r.returncode == 0, r.stderr
     g = runs.read_games(out)
     assert g["game_id"].to_pylist() == list(range(3 * 200))
+
+
+# -- issue 36: hardening, round two ----------------------------------------------------------------
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+    """A figure whose write fails (a file-size limit, as a full disk fails) leaves no truncated
+    SVG or PNG: figures are rendered in memory and written atomically like every other file.
+    The limit lets the PNG through and stops the (larger) SVG part-way."""
+    code = ("import io, resource, sys\n"
+            "from azscale.analysis.plotting import pyplot, save\n"
+            "plt = pyplot(); fig, ax = plt.subplots(); ax.plot(range(5000), [x * x % 97 for x in range(5000)], '.', ms=1)\n"
+            "png, svg = io.BytesIO(), io.BytesIO()\n"
+            "fig.savefig(png, dpi=120, format='png'); fig.savefig(svg, dpi=120, format='svg')\n"
+            "assert len(svg.getvalue()) > 2 * len(png.getvalue()) + 8192\n"
+            "lim = len(png.getvalue()) + 4096\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim))\n"
+            "try:\n"
+            f"    save(fig, {str(tmp_path / 'fig')!r})\n"
+            "except OSError as exc:\n"
+            "    print('failed', exc.errno, len(png.getvalue())); sys.exit(3)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3 and "failed" in r.stdout, (r.returncode, r.stdout, r.stderr[-2000:])
+    png_size = int(r.stdout.split()[-1])
+    left = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert "fig.svg" not in left, f"a truncated SVG was left behind: {left}"
+    assert left.get("fig.png", png_size) == png_size and not [n for n in left if n.endswith(".tmp")], left
