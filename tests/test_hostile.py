@@ -318,6 +318,120 @@ CASES = {
 }
 
 
+# -- issue 36: a run's records are its own; --restart checks first; resume values checked -----------
+
+def _resume_games_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "games", c / "elsewhere")
+    (r / "games").symlink_to(c / "elsewhere")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "games is a symbolic link"
+
+
+def _resume_part_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "games" / "part-000004.parquet", c / "p4.parquet")
+    (r / "games" / "part-000004.parquet").symlink_to(c / "p4.parquet")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "part-000004.parquet is a symbolic"
+
+
+def _resume_checkpoint_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "checkpoints", c / "ck")
+    (r / "checkpoints").symlink_to(c / "ck")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "checkpoints is a symbolic link"
+
+
+def _resume_foreign_part(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.copy(w / "rnd" / "games" / "part-000000.parquet", r / "games" / "part-000002.parquet")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "part-000002.parquet: does not hold"
+
+
+def _resume_swapped_parts(w, c):
+    r = _copy(w, c, "ttt", "r")
+    g = r / "games"
+    os.rename(g / "part-000001.parquet", c / "tmp.parquet")
+    os.rename(g / "part-000003.parquet", g / "part-000001.parquet")
+    os.rename(c / "tmp.parquet", g / "part-000003.parquet")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "does not hold step 1"
+
+
+def _restart_user_file(where):
+    def prep(w, c):
+        r = _copy(w, c, "ttt", "r")
+        _write(r / where, "a user's notes")
+        return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--restart"], (), "not a file of the run"
+    return prep
+
+
+def _restart_games_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "games", c / "elsewhere")
+    (r / "games").symlink_to(c / "elsewhere")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--restart"], (), "symbolic link"
+
+
+def _resume_edit(edit, match):
+    def prep(w, c):
+        r = _copy(w, c, "ttt", "r")
+        path = r / "checkpoints" / "resume.pt"
+        snap = load_resume(path)
+        edit(snap)
+        torch.save(runs.to_torch_safe(snap), path)
+        return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "6"], (), match
+    return prep
+
+
+def _set(*keys, value):
+    def edit(snap):
+        d = snap
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value(d[keys[-1]]) if callable(value) else value
+    return edit
+
+
+def _nan_first(arr):
+    arr = arr.clone() if isinstance(arr, torch.Tensor) else arr.copy()
+    arr.reshape(-1)[0] = float("nan")
+    return arr
+
+
+def _first_weight(snap):
+    k = next(iter(snap["model"]))
+    snap["model"][k] = _nan_first(snap["model"][k])
+
+
+def _queue_bad_action(snap):
+    snap["queue"]["games"][0]["actions"] = [0, 99]
+
+
+def _actor_bad_action(snap):
+    snap["actors"][0]["packed"]["actions"] = snap["actors"][0]["packed"]["actions"] + 1000
+
+
+CASES.update({
+    "resume-games-symlink": _resume_games_symlink, "resume-part-symlink": _resume_part_symlink,
+    "resume-checkpoints-symlink": _resume_checkpoint_symlink, "resume-foreign-part": _resume_foreign_part,
+    "resume-swapped-parts": _resume_swapped_parts,
+    "restart-user-file": _restart_user_file("notes.txt"), "restart-user-file-in-games": _restart_user_file("games/mine.txt"),
+    "restart-user-file-in-checkpoints": _restart_user_file("checkpoints/keep.pt"),
+    "restart-games-symlink": _restart_games_symlink,
+    "resume-negative-games": _resume_edit(_set("games", value=-3), r"games = -3"),
+    "resume-games-changed": _resume_edit(_set("games", value=lambda g: g + 5), "metrics.jsonl"),
+    "resume-states-changed": _resume_edit(_set("states", value=lambda g: g - 1), "metrics.jsonl"),
+    "resume-nan-weight": _resume_edit(_first_weight, "NaN"),
+    "resume-nan-buffer": _resume_edit(_set("buffer", "value", value=_nan_first), r"buffer.value: NaN"),
+    "resume-nan-queue": _resume_edit(_set("queue", "policy", value=_nan_first), r"queue.policy: NaN"),
+    "resume-buffer-size": _resume_edit(_set("buffer", "size", value=10**6), "buffer size"),
+    "resume-buffer-pos": _resume_edit(_set("buffer", "pos", value=-1), "buffer position"),
+    "resume-queue-size": _resume_edit(_set("queue", "size", value=lambda n: n + 7), "queue"),
+    "resume-queue-bad-action": _resume_edit(_queue_bad_action, "action id outside"),
+    "resume-actor-bad-action": _resume_edit(_actor_bad_action, "action id outside"),
+    "resume-no-actors": _resume_edit(_set("actors", value=[]), "0 actor states for 1"),
+})
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_refused_in_one_line(name, world, tmp_path):
     case = tmp_path / "case"
