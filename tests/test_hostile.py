@@ -432,6 +432,92 @@ CASES.update({
 })
 
 
+# -- issue 36: an --out FILE overwrites only what azscale wrote for that purpose --------------------
+
+def _verdict_over(name, text=None, copy_run=False):
+    def prep(w, c):
+        base = _copy(w, c, "ttt", "r") if copy_run else c
+        if text is not None:
+            _write(base / name, text)
+        return ["verdict", w / "elo", "--out", base / name], (), None
+    return prep
+
+
+def _verdict_json_beside(w, c):
+    _write(c / "v.json", '{"mine": true}')
+    return ["verdict", w / "elo", "--out", c / "v.md"], (), r"v.json exists and is not verdict"
+
+
+CASES.update({
+    "verdict-over-run-config": _verdict_over("config.json", copy_run=True),
+    "verdict-over-run-metrics": _verdict_over("metrics.jsonl", copy_run=True),
+    "verdict-new-file-in-run": _verdict_over("verdict.md", copy_run=True),
+    "verdict-over-user-file": _verdict_over("notes.md", "# my notes\n"),
+    "verdict-json-beside-is-a-user-file": _verdict_json_beside,
+})
+
+
+# -- issue 36: analyses write only into directories they made ----------------------------------------
+
+def _into_user_dir(*args):
+    def prep(w, c):
+        (c / "mine").mkdir()
+        _write(c / "mine" / "notes.md", "a user's notes")
+        fill = [w / a[2:] if isinstance(a, str) and a.startswith("W/") else a for a in args]
+        return [*fill, "--out", c / "mine"], (), "is not empty and is not an azscale"
+    return prep
+
+
+CASES.update({
+    "zipf-into-user-dir": _into_user_dir("zipf", "W/ttt", "--workers", "1"),
+    "loss-into-user-dir": _into_user_dir("loss", "W/ttt", "--min-count", "1", "--window", "all"),
+    "elo-into-user-dir": _into_user_dir("elo", "W/m"),
+    "report-into-user-dir": _into_user_dir("report", "W/ttt"),
+    "toy-tree-into-user-dir": _into_user_dir("toy-tree", "--branching", "3", "--depth", "3"),
+})
+
+
+# -- issue 36: a games table's actions are checked before any replay ---------------------------------
+
+FINISHED_TTT = [0, 3, 1, 4, 2]                 # X wins on the top row at move 5
+
+
+def _bad_games_table(*games):
+    """A games table (random-kind rows of tic_tac_toe) with the given action lists, after a
+    good game; `zipf` on it."""
+    def prep(w, c):
+        rows = [runs.GameRecord(run="bad", kind="random", game="tic_tac_toe", actions=a, return0=1.0, return1=-1.0,
+                                game_id=k) for k, a in enumerate([FINISHED_TTT, *games])]
+        (c / "bad" / "games").mkdir(parents=True)
+        pq.write_table(runs.games_table(rows, "tic_tac_toe"), c / "bad" / "games" / "part-000000.parquet")
+        return ["zipf", c / "bad", "--out", c / "z", "--workers", "1"], (), "game 1 of run 'bad' cannot be replayed"
+    return prep
+
+
+def _loss_bad_action(w, c):
+    r = _copy(w, c, "ttt", "r")
+    part = r / "games" / "part-000001.parquet"
+    t = pq.read_table(part)
+    acts = t["actions"].to_pylist()
+    acts[0] = [acts[0][0], 99] + acts[0][2:]
+    t = t.set_column(t.schema.get_field_index("actions"), "actions", pa.array(acts, pa.list_(pa.int32())))
+    pq.write_table(t, part)
+    return ["loss", r, "--out", c / "l", "--min-count", "1", "--window", "all", "-q"], (), \
+        "action 99 at move 2 is not an action of tic_tac_toe"
+
+
+CASES.update({
+    "zipf-action-out-of-range": _bad_games_table([0, 1_000_000, 2]),
+    "zipf-action-negative": _bad_games_table([-5]),
+    "zipf-action-illegal-in-range": _bad_games_table([4, 4, 0]),
+    "zipf-game-never-ends": _bad_games_table([0, 1]),
+    "zipf-game-no-moves": _bad_games_table([]),
+    "zipf-moves-after-the-end": _bad_games_table(FINISHED_TTT + [8]),
+    "zipf-game-too-long": _bad_games_table([0] * 10),
+    "loss-action-out-of-range": _loss_bad_action,
+})
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_refused_in_one_line(name, world, tmp_path):
     case = tmp_path / "case"
@@ -638,3 +724,65 @@ def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
     left = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
     assert "fig.svg" not in left, f"a truncated SVG was left behind: {left}"
     assert left.get("fig.png", png_size) == png_size and not [n for n in left if n.endswith(".tmp")], left
+
+
+def test_verdict_rewrites_its_own_files(world, tmp_path):
+    """The refusal above is not a refusal of every existing file: a verdict's own Markdown and
+    JSON (also a JSON written before the kind was recorded) are rewritten."""
+    out = tmp_path / "v.md"
+    for _ in range(2):
+        r = run_cli("verdict", world / "elo", "--out", out, "--replicates", "50")
+        assert r.returncode == 0, r.stderr
+    d = json.loads(out.with_suffix(".json").read_text())
+    assert d["kind"] == "verdict"
+    del d["kind"]
+    out.with_suffix(".json").write_text(json.dumps(d))
+    r = run_cli("verdict", world / "elo", "--out", out, "--replicates", "50")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["kind"] == "verdict"
+
+
+def test_an_analysis_directory_left_by_a_kill_is_still_ours(tmp_path):
+    """An analysis killed before its result file leaves only files it writes: a rerun accepts
+    that directory; a user's file beside them (or a link) makes it not ours."""
+    d = tmp_path / "z"
+    d.mkdir()
+    for name in ("states.parquet", "rank_frequency.png", ".fits.json.abc.tmp", ".lock"):
+        (d / name).write_bytes(b"x")
+    runs.claim_dir(d, "zipf")
+    (d / "rank_frequency.txt").write_text("mine")
+    with pytest.raises(UserError, match="rank_frequency.txt"):
+        runs.claim_dir(d, "zipf")
+    (d / "rank_frequency.txt").unlink()
+    (d / "summary.md").symlink_to(tmp_path / "elsewhere.md")
+    with pytest.raises(UserError, match="summary.md"):
+        runs.claim_dir(d, "zipf")
+
+
+# -- issue 36, 13b: progress off a terminal is plain lines -------------------------------------------
+
+def test_progress_off_a_terminal_is_a_line_every_few_percent():
+    import io
+
+    from azscale.progress import LINE_PERCENT, bar
+    out = io.StringIO()
+    b = bar(total=1000, desc="work", unit="step", file=out)
+    for _ in range(1000):
+        b.update(1)
+        b.set_postfix(loss="0.5")
+    b.close()
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text and "\x1b" not in text
+    assert len(lines) == 1 + 100 // LINE_PERCENT, lines           # the start, then every 5%
+    assert lines[0].startswith("work:   0%") and lines[-1].startswith("work: 100%") and "1000/1000" in lines[-1]
+
+
+def test_train_logs_plain_progress_lines_when_its_output_is_a_file(tmp_path):
+    """The README's long jobs write their output to a file: no carriage-return frames there."""
+    r = run_cli("train", "tic_tac_toe", "--run-dir", tmp_path / "r", "--preset", "smoke", "--set", "steps=4",
+                "--set", "snapshot_seconds=0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\r" not in r.stderr and "\r" not in r.stdout
+    lines = [x for x in r.stderr.splitlines() if x.startswith("train r:")]
+    assert 2 <= len(lines) <= 1 + 4 and "4/4" in lines[-1], r.stderr[-2000:]
