@@ -294,9 +294,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     ckpt_steps = set(cfg.checkpoint_steps())
     bar = None
     if not quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step",
-                   dynamic_ncols=True)
+        from .progress import bar as progress_bar
+        bar = progress_bar(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step")
     t_start = time.perf_counter()
     last_snapshot = time.perf_counter()
     try:
