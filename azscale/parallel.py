@@ -134,7 +134,7 @@ def task_error(exc: BaseException, what: str) -> UserError | None:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, UserError):
         try:
-            return type(cause)(str(cause))
+            return type(cause)(*cause.args)
         except Exception:                 # a subclass with another constructor: its message at least
             return UserError(str(cause))
     if isinstance(cause, OSError):

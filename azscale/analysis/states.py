@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UserError
+
 KEY_SCHEME = "openspiel-str-blake2b64/1"
 FRAME = "player0"
 STATES_TABLE = "states"
@@ -93,7 +95,7 @@ class Visits:
     game: np.ndarray      # int64, which game (an index chosen by the caller)
 
 
-class BadGame(Exception):
+class BadGame(UserError):
     """A recorded game that cannot be replayed: (row in the replayed selection, what is wrong).
     `build_states` names the game by its run and id."""
 
