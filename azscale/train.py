@@ -456,13 +456,14 @@ def _check_resume_values(snap: dict[str, Any], path: Path, capacity: int, num_ac
     for i, a in enumerate(acts):
         packed = a.get("packed") if isinstance(a, dict) else None
         if isinstance(packed, dict):
-            actions_in_range(packed.get("actions", []), f"actor {i}'s games in flight")
+            actions_in_range(packed.get("actions", []), f"actors: packed games in flight of actor {i}")
             for k in ("obs", "policy"):
                 if k in packed:
-                    finite(np.asarray(packed[k]), f"actor {i}'s games in flight ({k})")
+                    finite(np.asarray(packed[k]), f"actors: packed games in flight of actor {i} ({k})")
         elif isinstance(a, dict) and isinstance(a.get("slots"), list):
             for sl in a["slots"]:
-                actions_in_range(sl.get("actions", []) if isinstance(sl, dict) else [], f"actor {i}'s games in flight")
+                actions_in_range(sl.get("actions", []) if isinstance(sl, dict) else [],
+                                 f"actors: games in flight of actor {i}")
 
 
 def _write_resume(path, model, optimizer, buffer, generator, queue, pool, cfg, step, games, states, wall):
