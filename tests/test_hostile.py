@@ -510,10 +510,9 @@ CASES.update({
     "zipf-action-out-of-range": _bad_games_table([0, 1_000_000, 2]),
     "zipf-action-negative": _bad_games_table([-5]),
     "zipf-action-illegal-in-range": _bad_games_table([4, 4, 0]),
-    "zipf-game-never-ends": _bad_games_table([0, 1]),
     "zipf-game-no-moves": _bad_games_table([]),
     "zipf-moves-after-the-end": _bad_games_table(FINISHED_TTT + [8]),
-    "zipf-game-too-long": _bad_games_table([0] * 10),
+    "zipf-game-too-long": _bad_games_table([0] * 10),      # (more moves than the game can last)
     "loss-action-out-of-range": _loss_bad_action,
 })
 
