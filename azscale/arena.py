@@ -141,8 +141,8 @@ def play_match(engine: SpielEngine, a: Player, b: Player, games: int, progress: 
     actions: list[list[int]] = [[] for _ in range(games)]
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=games, desc=f"{a.name} vs {b.name}", unit="game")
+        from .progress import bar as progress_bar
+        bar = progress_bar(total=games, desc=f"{a.name} vs {b.name}", unit="game")
     for p in (a, b):
         if hasattr(p, "begin"):
             p.begin(games)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,115 @@ def truncate_after(run_dir: Path, step: int) -> None:
             ckpt.unlink()
     kept = [m for m in read_metrics(run_dir) if isinstance(m.get("step"), int) and m["step"] <= step]
     runs.atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept))
+
+
+# -- which files are the run's own ---------------------------------------------------------------
+
+# What azscale writes in a run directory (and its temporary files: `.NAME.XXXX.tmp`, see
+# `runs.atomic_write_bytes`); `check_own_files` refuses anything else where it would be deleted.
+RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "games", CHECKPOINT_DIR, "tensorboard", ".lock")
+_OWN_NAMES = {"games": re.compile(r"part-\d{6,}\.parquet"),
+              CHECKPOINT_DIR: re.compile(r"step-\d{6,}\.pt|" + re.escape(RESUME_NAME))}
+_TMP_NAME = re.compile(r"\..+\.tmp")
+
+
+def check_own_files(run_dir: Path, restart: bool = False) -> None:
+    """Refuse, before anything is written or deleted, a run whose records are not its own
+    files: a record (config.json, metrics.jsonl, games/, checkpoints/, tensorboard/) that is a
+    symbolic link, a games part or checkpoint that is a link or not a regular file. With
+    `restart` (`--restart` deletes the records next) also anything in the run directory, its
+    games/ and checkpoints/ that azscale does not write there, and any link under tensorboard/:
+    a user's file is never deleted with the records."""
+    run_dir = Path(run_dir)
+    for name in RUN_ENTRIES[:-1]:
+        p = run_dir / name
+        if p.is_symlink():
+            raise UserError(f"{p} is a symbolic link; a run's records must be its own files (azscale neither "
+                            f"writes nor deletes through a link): replace it by the directory or file itself")
+        if name in _OWN_NAMES and p.exists() and not p.is_dir():
+            raise UserError(f"{p} is not a directory; a run's {name}/ must be the directory azscale made")
+    hint = "--restart would delete it with the run's records: move it away first" if restart else "move it away"
+    if restart:
+        foreign = sorted(e.name for e in os.scandir(run_dir)
+                         if e.name not in RUN_ENTRIES and not (_TMP_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False))) \
+            if run_dir.is_dir() else []
+        if foreign:
+            raise UserError(f"{run_dir / foreign[0]}: not a file of the run ({len(foreign)} such); {hint}")
+        tb = run_dir / "tensorboard"
+        for dirpath, dirnames, filenames in os.walk(tb):
+            for n in dirnames + filenames:
+                if os.path.islink(os.path.join(dirpath, n)):
+                    raise UserError(f"{os.path.join(dirpath, n)} is a symbolic link; {hint}")
+    for sub, pattern in _OWN_NAMES.items():
+        d = run_dir / sub
+        if not d.is_dir():
+            continue
+        for e in sorted(os.scandir(d), key=lambda e: e.name):
+            ours = pattern.fullmatch(e.name) or _TMP_NAME.fullmatch(e.name)
+            if ours and (e.is_symlink() or not e.is_file(follow_symlinks=False)):
+                raise UserError(f"{d / e.name} is {'a symbolic link' if e.is_symlink() else 'not a regular file'}, "
+                                f"not a record this run wrote; {hint}")
+            if restart and not ours:
+                raise UserError(f"{d / e.name}: not a file of the run; {hint}")
+
+
+def _part_summary(path: Path) -> tuple[int, Any, Any, set]:
+    """(rows, smallest and largest game id, run names) of a games part, from its footer only."""
+    import pyarrow.parquet as pq
+    try:
+        meta = pq.read_metadata(path)
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        gi, ri = names.index("game_id"), names.index("run")
+        lo, hi, run_names = None, None, set()
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            if rg.num_rows == 0:
+                continue
+            si, sr = rg.column(gi).statistics, rg.column(ri).statistics
+            if si is None or sr is None or not si.has_min_max or not sr.has_min_max:
+                return meta.num_rows, None, None, {None}
+            lo = si.min if lo is None else min(lo, si.min)
+            hi = si.max if hi is None else max(hi, si.max)
+            run_names |= {sr.min, sr.max}
+        return meta.num_rows, lo, hi, run_names
+    except Exception:
+        raise UserError(f"{path}: not a readable games part; move it away or restore it from a copy") from None
+
+
+def check_kept_records(run_dir: Path, run_name: str, step: int, games: int, states: int) -> None:
+    """Refuse to resume a run at `step` (with `games` games and `states` states recorded, as its
+    resume file says) unless the records it keeps agree: metrics.jsonl's running totals at
+    `step` are those counts, and each games part 1..`step` holds exactly that step's games of
+    this run, with the consecutive game ids its metrics line implies (read from each part's
+    footer: no table is loaded). A part copied from another run, or a resume file whose counts
+    were changed, would otherwise continue with duplicate or missing game ids."""
+    run_dir = Path(run_dir)
+    fix = "restore the run from a copy, or start over with --restart"
+    for what, v in (("games", games), ("states", states)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise UserError(f"{resume_file(run_dir)}: damaged resume file ({what} = {v!r}); {fix}")
+    if step == 0:
+        if games or states:
+            raise UserError(f"{resume_file(run_dir)}: damaged resume file ({games} games at step 0); {fix}")
+        return
+    by_step = {m["step"]: m for m in read_metrics(run_dir) if isinstance(m.get("step"), int)}
+    last = by_step.get(step, {})
+    for key, v in (("games_total", games), ("states_total", states)):
+        if key in last and last[key] != v:
+            raise UserError(f"{resume_file(run_dir)}: damaged resume file: it counts {v} {key.split('_')[0]} "
+                            f"at step {step}, metrics.jsonl {last[key]}; {fix}")
+    for j in range(1, step + 1):
+        m = by_step.get(j, {})
+        if not isinstance(m.get("games"), int) or not isinstance(m.get("games_total"), int):
+            continue                                # (older metrics lines without the counts)
+        part = run_dir / "games" / f"part-{j:06d}.parquet"
+        n, lo, hi, names = _part_summary(part)
+        first = m["games_total"] - m["games"]
+        want = (m["games"], first, first + m["games"] - 1, {run_name}) if m["games"] else (0, None, None, set())
+        if (n, lo, hi, names) != want:
+            raise UserError(f"{part}: does not hold step {j}'s {m['games']} games of run '{run_name}' "
+                            f"(ids {first}..{first + m['games'] - 1}, as metrics.jsonl records); a part "
+                            f"from another run is never continued ({fix})")
 
 
 # -- checkpoint and resume files -----------------------------------------------------------------

@@ -69,9 +69,9 @@ def _with_bar(results: Iterator[Any], total: int, what: str, bar: Bar | None = N
     if bar is None and not _bars:
         yield from results
         return
-    from tqdm import tqdm
-    shown = tqdm(total=bar.total, initial=bar.initial, desc=bar.desc, unit=bar.unit, dynamic_ncols=True) \
-        if bar is not None else tqdm(total=total, desc=f"  {what}", unit="task", dynamic_ncols=True, leave=False)
+    from .progress import bar as progress_bar
+    shown = progress_bar(total=bar.total, initial=bar.initial, desc=bar.desc, unit=bar.unit) \
+        if bar is not None else progress_bar(total=total, desc=f"  {what}", unit="task", leave=False)
     with shown:
         for r in results:
             shown.update(bar.size(r) if bar is not None else 1)
@@ -134,7 +134,7 @@ def task_error(exc: BaseException, what: str) -> UserError | None:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, UserError):
         try:
-            return type(cause)(str(cause))
+            return type(cause)(*cause.args)
         except Exception:                 # a subclass with another constructor: its message at least
             return UserError(str(cause))
     if isinstance(cause, OSError):

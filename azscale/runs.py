@@ -362,6 +362,43 @@ KIND_NAMES = {"run": "an azscale run", "tournament": "an azscale tournament",
               "toy-tree": "an azscale toy-tree result", "oware-scan": "an azscale oware variant scan"}
 
 
+# What each analysis writes in its directory: file names, and figure stems (each as .png and
+# .svg). A directory without the kind's result file may hold only these (a run killed before
+# its result file); `sweep --reanalyse` deletes only these. The report also writes figures/.
+_FIG = (".png", ".svg")
+RESULT_FILES = {
+    "zipf": ({"fits.json", "states.parquet", "summary.md", "late_share.csv"},
+             {"rank_frequency", "turn_vs_rank", "late_share", "rank_frequency_early", "late_states"}),
+    "loss": ({"loss.json", "per_state.parquet", "curves.csv", "curves_per_run.csv", "frontier.csv"},
+             {"loss_vs_rank", "loss_early_late", "loss_early_late_vs_step", "frontier_vs_step", "solver_effort"}),
+    "elo": ({"elo.json", "elo.csv", "bootstrap.npz"}, {"elo_vs_params", "elo_vs_step", "win_rate_matrix"}),
+    "scaling": ({"scaling.json"}, {"elo_fit"}),
+    "report": ({"report.md", "report.html", "figures"}, set()),
+    "toy-tree": ({"toy_tree.json", "staircase.csv"}, {"toy_tree"}),
+    "oware-scan": ({"scan.json", "scan.md"}, set()),        # scan.json is written first, before any variant
+}
+
+
+def written_by(kind: str, path: Path) -> bool:
+    """Whether `path` (a directory entry) is a file the analysis `kind` writes in its directory
+    (`RESULT_FILES`), a temporary file of an interrupted write, or the lock: never a link."""
+    path = Path(path)
+    names, stems = RESULT_FILES[kind]
+    if path.is_symlink():
+        return False
+    name = path.name
+    if name == ".lock" or (name.startswith(".") and name.endswith(".tmp") and path.is_file()):
+        return True
+    if kind == "report" and name == "figures":
+        return path.is_dir() and all(f.suffix in _FIG and f.is_file() and not f.is_symlink() for f in path.iterdir())
+    return path.is_file() and (name in names or (path.suffix in _FIG and path.stem in stems))
+
+
+def foreign_entries(path: Path, kind: str) -> list[str]:
+    """The names in directory `path` that the analysis `kind` does not write there."""
+    return sorted(e.name for e in Path(path).iterdir() if not written_by(kind, e))
+
+
 def dir_kinds(path: Path) -> list[str]:
     """The kinds whose marker file `path` holds (normally none or one)."""
     path = Path(path)
@@ -384,13 +421,40 @@ def claim_dir(path: Path, kind: str) -> None:
         marker = {**DATA_KINDS, **RESULT_KINDS}[o]
         raise UserError(f"{path} is {KIND_NAMES[o]} (it holds {marker}), not {KIND_NAMES[kind]}; "
                         f"choose another directory")
-    if kind in DATA_KINDS and kind not in have:
-        leftovers = sorted(p.name for p in path.iterdir() if p.name != ".lock")
+    if kind not in have:
+        leftovers = sorted(p.name for p in path.iterdir() if p.name != ".lock") if kind in DATA_KINDS \
+            else foreign_entries(path, kind) if kind in RESULT_FILES else []
         if leftovers:
             raise UserError(f"{path} is not empty and is not {KIND_NAMES[kind]} (found "
                             f"{', '.join(leftovers[:3])}); choose another directory")
     if kind in DATA_KINDS and kind in have:
         read_manifest(path, kind)          # a damaged marker is refused before anything is written
+
+
+def claim_file(path: Path, what: str, ours) -> None:
+    """Refuse to write the file `path` (an `--out FILE`) unless it is new or a file that azscale
+    wrote as `what` (`ours(path)` says so from its content): a user's file, or another of
+    azscale's (a run's config.json), is never overwritten. Refused too: a symbolic link, a
+    directory, and a new file inside a directory that holds recorded games (a run, a tournament,
+    ...) or in such a directory's games/, checkpoints/ or pairs/."""
+    path = Path(path)
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; azscale does not write through it (choose another file)")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} exists and is not a file; choose another file")
+    parent = path.parent
+    for d in (parent, parent.parent if parent.name in ("games", "checkpoints", "pairs") else None):
+        kinds = [k for k in dir_kinds(d) if k in DATA_KINDS] if d is not None and d.is_dir() else []
+        if kinds:
+            raise UserError(f"{path} would lie inside {d}, {KIND_NAMES[kinds[0]]}; write {what} elsewhere")
+    if path.exists():
+        try:
+            mine = bool(ours(path))
+        except (OSError, ValueError):
+            mine = False
+        if not mine:
+            raise UserError(f"{path} exists and is not {what} written by azscale; azscale overwrites only its "
+                            f"own {what} (choose another file, or move this one away)")
 
 
 def read_manifest(path: Path, kind: str, keys: Iterable[str] = ()) -> dict[str, Any]:

@@ -310,7 +310,7 @@ class Progress:
         self.active = set(active)
         rows = {n: run_progress(d, name=n) for n, d in self.runs if n in active}
         if self.show:
-            from tqdm import tqdm
+            from .progress import bar as progress_bar
             for n in list(self.bars):
                 if n not in active:
                     self.bars.pop(n).close()
@@ -318,7 +318,7 @@ class Progress:
                 if not r["steps"]:
                     continue                   # not started yet: no bar until its settings are written
                 if n not in self.bars:
-                    self.bars[n] = tqdm(total=r["steps"] or 1, desc=n, unit="step", dynamic_ncols=True,
+                    self.bars[n] = progress_bar(total=r["steps"] or 1, desc=n, unit="step",
                                         bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}]{postfix}")
                 b = self.bars[n]
                 b.n = r["step"]

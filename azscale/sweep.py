@@ -65,6 +65,49 @@ OUTPUTS = {"zipf": ["analysis/zipf"], "zipf-random": ["analysis/zipf-random"], "
            "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"]}
 
 
+# The result kind each step writes in its directory (`runs.RESULT_FILES`); the verdict is two files.
+OUTPUT_KINDS = {"zipf": "zipf", "zipf-random": "zipf", "elo": "elo", "loss": "loss", "loss-pooled": "loss",
+                "loss-solver": "loss", "scaling": "scaling"}
+
+
+def _remove_outputs(root: Path, steps: set[str]) -> None:
+    """Delete the outputs of analysis steps that are redone: only the files each step writes
+    (`runs.RESULT_FILES`, the verdict's two files). Everything is checked first: a file the
+    step did not write there, or a link, is refused with one line and nothing is deleted."""
+    from .analysis.elo_report import _is_verdict_json, _is_verdict_markdown
+    plan: list[Path] = []
+    for s in sorted(steps):
+        for rel in OUTPUTS.get(s, []):
+            p = root / rel
+            if p.is_symlink():
+                raise UserError(f"{p} is a symbolic link; --reanalyse deletes only files the sweep wrote (remove the link)")
+            if not p.exists():
+                continue
+            if s in OUTPUT_KINDS:
+                if not p.is_dir():
+                    raise UserError(f"{p} is not the directory the sweep's {s} step writes; move it away")
+                foreign = runs.foreign_entries(p, OUTPUT_KINDS[s])
+                if foreign:
+                    raise UserError(f"{p / foreign[0]}: not a file the sweep's {s} step wrote; --reanalyse would "
+                                    f"delete it: move it away first")
+                plan += [e for e in sorted(p.iterdir()) if e.name != ".lock"] + [p]
+            else:
+                ok = p.is_file() and (_is_verdict_markdown(p) if p.suffix == ".md" else _is_verdict_json(p))
+                if not ok:
+                    raise UserError(f"{p}: not the {s} step's file; --reanalyse would delete it: move it away first")
+                plan.append(p)
+    for p in plan:
+        if p.is_dir() and p.name == "figures":
+            for f in p.iterdir():
+                f.unlink()
+            p.rmdir()
+        elif p.is_dir():
+            (p / ".lock").unlink(missing_ok=True)
+            p.rmdir()
+        else:
+            p.unlink()
+
+
 def _train_one(cfg_dict: dict[str, Any], run_dir: str, max_minutes: float | None,
                tensorboard: bool = False) -> dict[str, Any]:
     from .config import from_dict
@@ -491,13 +534,7 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     if _stale_study(stale, inputs, want) and (root / "temperature").is_dir():
         log("the temperature study's agents changed: it is played again with every agent")
         shutil.rmtree(root / "temperature")
-    for s in stale:
-        for rel in OUTPUTS.get(s, []):
-            p = root / rel
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            elif p.exists() or p.is_symlink():
-                p.unlink()
+    _remove_outputs(root, stale)
     done -= stale
     sk = a / "skipped.json"
     if stale and sk.exists():

@@ -20,6 +20,7 @@ Actors wait while the learner works, which makes a run exactly reproducible from
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -172,16 +173,20 @@ def learner_update(model, optimizer, buffer: ReplayBuffer, cfg: TrainConfig, gen
 
 
 def _start_over(run_dir: Path) -> None:
-    """`--restart`: delete a run's records (asked for explicitly), so it trains from step 0."""
+    """`--restart`: delete a run's records (asked for explicitly), so it trains from step 0. Every
+    check comes first (the directory is a run, holds nothing azscale did not write, no link), so
+    a refusal deletes nothing."""
     runs.claim_dir(run_dir, "run")
+    ck.check_own_files(run_dir, restart=True)
     for sub in ("games", ck.CHECKPOINT_DIR, "tensorboard"):
         p = run_dir / sub
-        if p.is_symlink():
-            raise UserError(f"{p} is a symbolic link; azscale does not delete through it")
         if p.exists():
             shutil.rmtree(p)
     for f in (ck.METRICS_FILE, ck.CONFIG_FILE):
         (run_dir / f).unlink(missing_ok=True)
+    for e in os.scandir(run_dir):                   # a write a kill interrupted (checked above)
+        if e.name.startswith(".") and e.name.endswith(".tmp"):
+            os.unlink(e.path)
 
 
 def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: bool = False,
@@ -200,6 +205,7 @@ def train(cfg: TrainConfig, run_dir: Path, run_name: str | None = None, quiet: b
 def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, restart=False):
     if restart:
         _start_over(run_dir)
+    ck.check_own_files(run_dir)
     stored = ck.check_settings(run_dir, cfg)
     resume_path = ck.resume_file(run_dir)
     snap = None
@@ -209,6 +215,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         if resume_path.exists():
             snap = ck.load_resume(resume_path)
             ck.run_status(run_dir, resume=snap["step"])       # every record up to it is there
+            ck.check_kept_records(run_dir, run_name, snap["step"], snap["games"], snap["states"])
             if cfg.steps < snap["step"]:
                 raise UserError(f"{run_dir} has already trained {snap['step']} steps; --steps {cfg.steps} "
                                 f"would undo them (ask for at least {snap['step']})")
@@ -238,6 +245,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     actor_snaps = None
 
     if snap is not None:
+        _check_resume_values(snap, resume_path, buffer.capacity, engine.num_actions, cfg.actors)
         try:
             model.load_state_dict(snap["model"])
             fused = optimizer.defaults.get("fused")
@@ -286,9 +294,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     ckpt_steps = set(cfg.checkpoint_steps())
     bar = None
     if not quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step",
-                   dynamic_ncols=True)
+        from .progress import bar as progress_bar
+        bar = progress_bar(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step")
     t_start = time.perf_counter()
     last_snapshot = time.perf_counter()
     try:
@@ -371,6 +378,92 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     return {"run_dir": str(run_dir), "step": step, "steps": cfg.steps, "games": games_total,
             "states": states_total, "params": param_count(model),
             "finished": step >= cfg.steps}
+
+
+def _check_resume_values(snap: dict[str, Any], path: Path, capacity: int, num_actions: int, actors: int) -> None:
+    """Refuse a resume file whose values (not only its shapes) could not have been written by a
+    run: a weight, optimizer moment, buffered or queued example that is NaN or infinite, a buffer
+    or queue whose counts disagree with its arrays, queued games whose ends lie outside the queue,
+    an action id outside the game's, or another number of actors. Such a file would otherwise
+    train on NaN, write duplicate game ids, or crash the game engine on a bad action."""
+    def bad(what: str) -> UserError:
+        return UserError(f"{path}: damaged resume file ({what}); start over with --restart or restore the file")
+
+    def count(x: Any, what: str, lo: int = 0, hi: int | None = None) -> int:
+        if isinstance(x, (np.integer, torch.Tensor)) and np.ndim(x) == 0:
+            x = int(x)
+        if not isinstance(x, int) or isinstance(x, bool) or x < lo or (hi is not None and x > hi):
+            raise bad(f"{what} = {x!r}")
+        return x
+
+    def finite(x: Any, what: str) -> None:
+        if isinstance(x, torch.Tensor):
+            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                raise bad(f"{what}: NaN or infinite values")
+        elif isinstance(x, np.ndarray) and x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise bad(f"{what}: NaN or infinite values")
+
+    def rows(arrs: dict[str, Any], keys, n: int, what: str) -> None:
+        for k in keys:
+            a = arrs.get(k)
+            if not hasattr(a, "shape") or len(a.shape) == 0 or a.shape[0] != n:
+                raise bad(f"{what}.{k} does not hold {n} rows")
+            finite(a, f"{what}.{k}")
+
+    def actions_in_range(a: Any, what: str) -> None:
+        a = np.asarray(a)
+        if a.size and (a.dtype.kind not in "iu" or a.min() < 0 or a.max() >= num_actions):
+            raise bad(f"{what}: an action id outside 0..{num_actions - 1}")
+
+    model = snap["model"]
+    if not isinstance(model, dict):
+        raise bad("model")
+    for k, v in model.items():
+        finite(v, f"model weight {k}")
+    opt = snap["optimizer"]
+    if isinstance(opt, dict) and isinstance(opt.get("state"), dict):
+        for i, st in opt["state"].items():
+            for k, v in (st.items() if isinstance(st, dict) else ()):
+                finite(v, f"optimizer {k} of parameter {i}")
+    b = snap["buffer"]
+    if not isinstance(b, dict):
+        raise bad("buffer")
+    size = count(b.get("size"), "buffer size", 0, capacity)
+    pos = count(b.get("pos"), "buffer position", 0, capacity - 1)
+    if size < capacity and pos != size:
+        raise bad(f"buffer position {pos} with {size} of {capacity} states filled")
+    rows(b, ("obs", "legal", "policy", "value"), size, "buffer")
+    q = snap.get("queue")
+    if q is not None:
+        if not isinstance(q, dict) or not isinstance(q.get("games"), list):
+            raise bad("queue")
+        qsize = count(q.get("size"), "queue size")
+        rows(q, ("obs", "legal", "policy", "value"), qsize, "queue")
+        ends = [g.get("_end") if isinstance(g, dict) else None for g in q["games"]]
+        prev = 0
+        for e in ends:
+            e = count(e, "a queued game's end", 1, qsize)
+            if e < prev:
+                raise bad("queued games out of order")
+            prev = e
+        for g in q["games"]:
+            actions_in_range(g.get("actions", []), "a queued game")
+            if isinstance(g.get("game_id"), int) and g["game_id"] != -1:
+                raise bad(f"a queued game carries game id {g['game_id']} (ids are given when a step takes it)")
+    acts = snap["actors"]
+    if not isinstance(acts, list) or len(acts) != actors:
+        raise bad(f"{len(acts) if isinstance(acts, list) else 'no'} actor states for {actors} actors")
+    for i, a in enumerate(acts):
+        packed = a.get("packed") if isinstance(a, dict) else None
+        if isinstance(packed, dict):
+            actions_in_range(packed.get("actions", []), f"actors: packed games in flight of actor {i}")
+            for k in ("obs", "policy"):
+                if k in packed:
+                    finite(np.asarray(packed[k]), f"actors: packed games in flight of actor {i} ({k})")
+        elif isinstance(a, dict) and isinstance(a.get("slots"), list):
+            for sl in a["slots"]:
+                actions_in_range(sl.get("actions", []) if isinstance(sl, dict) else [],
+                                 f"actors: games in flight of actor {i}")
 
 
 def _write_resume(path, model, optimizer, buffer, generator, queue, pool, cfg, step, games, states, wall):

@@ -318,6 +318,205 @@ CASES = {
 }
 
 
+# -- issue 36: a run's records are its own; --restart checks first; resume values checked -----------
+
+def _resume_games_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "games", c / "elsewhere")
+    (r / "games").symlink_to(c / "elsewhere")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "games is a symbolic link"
+
+
+def _resume_part_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "games" / "part-000004.parquet", c / "p4.parquet")
+    (r / "games" / "part-000004.parquet").symlink_to(c / "p4.parquet")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "part-000004.parquet is a symbolic"
+
+
+def _resume_checkpoint_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "checkpoints", c / "ck")
+    (r / "checkpoints").symlink_to(c / "ck")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "checkpoints is a symbolic link"
+
+
+def _resume_foreign_part(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.copy(w / "rnd" / "games" / "part-000000.parquet", r / "games" / "part-000002.parquet")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "part-000002.parquet: does not hold"
+
+
+def _resume_swapped_parts(w, c):
+    r = _copy(w, c, "ttt", "r")
+    g = r / "games"
+    os.rename(g / "part-000001.parquet", c / "tmp.parquet")
+    os.rename(g / "part-000003.parquet", g / "part-000001.parquet")
+    os.rename(c / "tmp.parquet", g / "part-000003.parquet")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "5"], (), "does not hold step 1"
+
+
+def _restart_user_file(where):
+    def prep(w, c):
+        r = _copy(w, c, "ttt", "r")
+        _write(r / where, "a user's notes")
+        return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--restart"], (), "not a file of the run"
+    return prep
+
+
+def _restart_games_symlink(w, c):
+    r = _copy(w, c, "ttt", "r")
+    shutil.move(r / "games", c / "elsewhere")
+    (r / "games").symlink_to(c / "elsewhere")
+    return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--restart"], (), "symbolic link"
+
+
+def _resume_edit(edit, match):
+    def prep(w, c):
+        r = _copy(w, c, "ttt", "r")
+        path = r / "checkpoints" / "resume.pt"
+        snap = load_resume(path)
+        edit(snap)
+        torch.save(runs.to_torch_safe(snap), path)
+        return ["train", "tic_tac_toe", "--run-dir", r, *SMOKE, "--steps", "6"], (), match
+    return prep
+
+
+def _set(*keys, value):
+    def edit(snap):
+        d = snap
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value(d[keys[-1]]) if callable(value) else value
+    return edit
+
+
+def _nan_first(arr):
+    arr = arr.clone() if isinstance(arr, torch.Tensor) else arr.copy()
+    arr.reshape(-1)[0] = float("nan")
+    return arr
+
+
+def _first_weight(snap):
+    k = next(iter(snap["model"]))
+    snap["model"][k] = _nan_first(snap["model"][k])
+
+
+def _queue_bad_action(snap):
+    snap["queue"]["games"][0]["actions"] = [0, 99]
+
+
+def _actor_bad_action(snap):
+    snap["actors"][0]["packed"]["actions"] = snap["actors"][0]["packed"]["actions"] + 1000
+
+
+CASES.update({
+    "resume-games-symlink": _resume_games_symlink, "resume-part-symlink": _resume_part_symlink,
+    "resume-checkpoints-symlink": _resume_checkpoint_symlink, "resume-foreign-part": _resume_foreign_part,
+    "resume-swapped-parts": _resume_swapped_parts,
+    "restart-user-file": _restart_user_file("notes.txt"), "restart-user-file-in-games": _restart_user_file("games/mine.txt"),
+    "restart-user-file-in-checkpoints": _restart_user_file("checkpoints/keep.pt"),
+    "restart-games-symlink": _restart_games_symlink,
+    "resume-negative-games": _resume_edit(_set("games", value=-3), r"games = -3"),
+    "resume-games-changed": _resume_edit(_set("games", value=lambda g: g + 5), "metrics.jsonl"),
+    "resume-states-changed": _resume_edit(_set("states", value=lambda g: g - 1), "metrics.jsonl"),
+    "resume-nan-weight": _resume_edit(_first_weight, "NaN"),
+    "resume-nan-buffer": _resume_edit(_set("buffer", "value", value=_nan_first), r"buffer.value: NaN"),
+    "resume-nan-queue": _resume_edit(_set("queue", "policy", value=_nan_first), r"queue.policy: NaN"),
+    "resume-buffer-size": _resume_edit(_set("buffer", "size", value=10**6), "buffer size"),
+    "resume-buffer-pos": _resume_edit(_set("buffer", "pos", value=-1), "buffer position"),
+    "resume-queue-size": _resume_edit(_set("queue", "size", value=lambda n: n + 7), "queue"),
+    "resume-queue-bad-action": _resume_edit(_queue_bad_action, "action id outside"),
+    "resume-actor-bad-action": _resume_edit(_actor_bad_action, "action id outside"),
+    "resume-no-actors": _resume_edit(_set("actors", value=[]), "0 actor states for 1"),
+})
+
+
+# -- issue 36: an --out FILE overwrites only what azscale wrote for that purpose --------------------
+
+def _verdict_over(name, text=None, copy_run=False):
+    def prep(w, c):
+        base = _copy(w, c, "ttt", "r") if copy_run else c
+        if text is not None:
+            _write(base / name, text)
+        return ["verdict", w / "elo", "--out", base / name], (), None
+    return prep
+
+
+def _verdict_json_beside(w, c):
+    _write(c / "v.json", '{"mine": true}')
+    return ["verdict", w / "elo", "--out", c / "v.md"], (), r"v.json exists and is not verdict"
+
+
+CASES.update({
+    "verdict-over-run-config": _verdict_over("config.json", copy_run=True),
+    "verdict-over-run-metrics": _verdict_over("metrics.jsonl", copy_run=True),
+    "verdict-new-file-in-run": _verdict_over("verdict.md", copy_run=True),
+    "verdict-over-user-file": _verdict_over("notes.md", "# my notes\n"),
+    "verdict-json-beside-is-a-user-file": _verdict_json_beside,
+})
+
+
+# -- issue 36: analyses write only into directories they made ----------------------------------------
+
+def _into_user_dir(*args):
+    def prep(w, c):
+        (c / "mine").mkdir()
+        _write(c / "mine" / "notes.md", "a user's notes")
+        fill = [w / a[2:] if isinstance(a, str) and a.startswith("W/") else a for a in args]
+        return [*fill, "--out", c / "mine"], (), "is not empty and is not an azscale"
+    return prep
+
+
+CASES.update({
+    "zipf-into-user-dir": _into_user_dir("zipf", "W/ttt", "--workers", "1"),
+    "loss-into-user-dir": _into_user_dir("loss", "W/ttt", "--min-count", "1", "--window", "all"),
+    "elo-into-user-dir": _into_user_dir("elo", "W/m"),
+    "report-into-user-dir": _into_user_dir("report", "W/ttt"),
+    "toy-tree-into-user-dir": _into_user_dir("toy-tree", "--branching", "3", "--depth", "3"),
+})
+
+
+# -- issue 36: a games table's actions are checked before any replay ---------------------------------
+
+FINISHED_TTT = [0, 3, 1, 4, 2]                 # X wins on the top row at move 5
+
+
+def _bad_games_table(*games):
+    """A games table (random-kind rows of tic_tac_toe) with the given action lists, after a
+    good game; `zipf` on it."""
+    def prep(w, c):
+        rows = [runs.GameRecord(run="bad", kind="random", game="tic_tac_toe", actions=a, return0=1.0, return1=-1.0,
+                                game_id=k) for k, a in enumerate([FINISHED_TTT, *games])]
+        (c / "bad" / "games").mkdir(parents=True)
+        pq.write_table(runs.games_table(rows, "tic_tac_toe"), c / "bad" / "games" / "part-000000.parquet")
+        return ["zipf", c / "bad", "--out", c / "z", "--workers", "1"], (), "game 1 of run 'bad' cannot be replayed"
+    return prep
+
+
+def _loss_bad_action(w, c):
+    r = _copy(w, c, "ttt", "r")
+    part = r / "games" / "part-000001.parquet"
+    t = pq.read_table(part)
+    acts = t["actions"].to_pylist()
+    acts[0] = [acts[0][0], 99] + acts[0][2:]
+    t = t.set_column(t.schema.get_field_index("actions"), "actions", pa.array(acts, pa.list_(pa.int32())))
+    pq.write_table(t, part)
+    return ["loss", r, "--out", c / "l", "--min-count", "1", "--window", "all", "-q"], (), \
+        "action 99 at move 2 is not an action of tic_tac_toe"
+
+
+CASES.update({
+    "zipf-action-out-of-range": _bad_games_table([0, 1_000_000, 2]),
+    "zipf-action-negative": _bad_games_table([-5]),
+    "zipf-action-illegal-in-range": _bad_games_table([4, 4, 0]),
+    "zipf-game-no-moves": _bad_games_table([]),
+    "zipf-moves-after-the-end": _bad_games_table(FINISHED_TTT + [8]),
+    "zipf-game-too-long": _bad_games_table([0] * 10),      # (more moves than the game can last)
+    "loss-action-out-of-range": _loss_bad_action,
+})
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_refused_in_one_line(name, world, tmp_path):
     case = tmp_path / "case"
@@ -498,3 +697,91 @@ def test_killed_tournament_leaves_no_orphan_and_no_late_write(world, tmp_path):
     assert r.returncode == 0, r.stderr
     g = runs.read_games(out)
     assert g["game_id"].to_pylist() == list(range(3 * 200))
+
+
+# -- issue 36: hardening, round two ----------------------------------------------------------------
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+    """A figure whose write fails (a file-size limit, as a full disk fails) leaves no truncated
+    SVG or PNG: figures are rendered in memory and written atomically like every other file.
+    The limit lets the PNG through and stops the (larger) SVG part-way."""
+    code = ("import io, resource, sys\n"
+            "from azscale.analysis.plotting import pyplot, save\n"
+            "plt = pyplot(); fig, ax = plt.subplots(); ax.plot(range(5000), [x * x % 97 for x in range(5000)], '.', ms=1)\n"
+            "png, svg = io.BytesIO(), io.BytesIO()\n"
+            "fig.savefig(png, dpi=120, format='png'); fig.savefig(svg, dpi=120, format='svg')\n"
+            "assert len(svg.getvalue()) > 2 * len(png.getvalue()) + 8192\n"
+            "lim = len(png.getvalue()) + 4096\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim))\n"
+            "try:\n"
+            f"    save(fig, {str(tmp_path / 'fig')!r})\n"
+            "except OSError as exc:\n"
+            "    print('failed', exc.errno, len(png.getvalue())); sys.exit(3)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3 and "failed" in r.stdout, (r.returncode, r.stdout, r.stderr[-2000:])
+    png_size = int(r.stdout.split()[-1])
+    left = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert "fig.svg" not in left, f"a truncated SVG was left behind: {left}"
+    assert left.get("fig.png", png_size) == png_size and not [n for n in left if n.endswith(".tmp")], left
+
+
+def test_verdict_rewrites_its_own_files(world, tmp_path):
+    """The refusal above is not a refusal of every existing file: a verdict's own Markdown and
+    JSON (also a JSON written before the kind was recorded) are rewritten."""
+    out = tmp_path / "v.md"
+    for _ in range(2):
+        r = run_cli("verdict", world / "elo", "--out", out, "--replicates", "50")
+        assert r.returncode == 0, r.stderr
+    d = json.loads(out.with_suffix(".json").read_text())
+    assert d["kind"] == "verdict"
+    del d["kind"]
+    out.with_suffix(".json").write_text(json.dumps(d))
+    r = run_cli("verdict", world / "elo", "--out", out, "--replicates", "50")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["kind"] == "verdict"
+
+
+def test_an_analysis_directory_left_by_a_kill_is_still_ours(tmp_path):
+    """An analysis killed before its result file leaves only files it writes: a rerun accepts
+    that directory; a user's file beside them (or a link) makes it not ours."""
+    d = tmp_path / "z"
+    d.mkdir()
+    for name in ("states.parquet", "rank_frequency.png", ".fits.json.abc.tmp", ".lock"):
+        (d / name).write_bytes(b"x")
+    runs.claim_dir(d, "zipf")
+    (d / "rank_frequency.txt").write_text("mine")
+    with pytest.raises(UserError, match="rank_frequency.txt"):
+        runs.claim_dir(d, "zipf")
+    (d / "rank_frequency.txt").unlink()
+    (d / "summary.md").symlink_to(tmp_path / "elsewhere.md")
+    with pytest.raises(UserError, match="summary.md"):
+        runs.claim_dir(d, "zipf")
+
+
+# -- issue 36, 13b: progress off a terminal is plain lines -------------------------------------------
+
+def test_progress_off_a_terminal_is_a_line_every_few_percent():
+    import io
+
+    from azscale.progress import LINE_PERCENT, bar
+    out = io.StringIO()
+    b = bar(total=1000, desc="work", unit="step", file=out)
+    for _ in range(1000):
+        b.update(1)
+        b.set_postfix(loss="0.5")
+    b.close()
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text and "\x1b" not in text
+    assert len(lines) == 1 + 100 // LINE_PERCENT, lines           # the start, then every 5%
+    assert lines[0].startswith("work:   0%") and lines[-1].startswith("work: 100%") and "1000/1000" in lines[-1]
+
+
+def test_train_logs_plain_progress_lines_when_its_output_is_a_file(tmp_path):
+    """The README's long jobs write their output to a file: no carriage-return frames there."""
+    r = run_cli("train", "tic_tac_toe", "--run-dir", tmp_path / "r", "--preset", "smoke", "--set", "steps=4",
+                "--set", "snapshot_seconds=0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\r" not in r.stderr and "\r" not in r.stdout
+    lines = [x for x in r.stderr.splitlines() if x.startswith("train r:")]
+    assert 2 <= len(lines) <= 1 + 4 and "4/4" in lines[-1], r.stderr[-2000:]

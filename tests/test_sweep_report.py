@@ -417,6 +417,33 @@ bootstrap = 20
     assert tree_digest(sw / "analysis" / "zipf") == zipf
 
 
+
+def test_reanalyse_and_report_never_delete_or_overwrite_a_users_file(tiny_sweep, tmp_path):
+    """`--reanalyse` deletes only the files each redone step wrote, after checking them all: a
+    user's file in a step's folder (or a foreign file where the verdict goes) is refused in one
+    line and nothing is deleted; `report --out` into a folder azscale did not make is refused."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    (sw / "analysis" / "scaling" / "my_notes.txt").write_text("a user's notes")
+    before = tree_digest(sw / "analysis")
+    r = subprocess.run(cli("sweep", "--out", sw, "--reanalyse", "elo", "-q"), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "my_notes.txt" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_digest(sw / "analysis") == before
+    (sw / "analysis" / "scaling" / "my_notes.txt").unlink()
+    (sw / "analysis" / "verdict.json").write_text('{"mine": 1}')
+    before = tree_digest(sw / "analysis")
+    r = subprocess.run(cli("sweep", "--out", sw, "--reanalyse", "elo", "-q"), capture_output=True, text=True,
+                       timeout=300)                       # (elo redoes scaling and the verdict)
+    assert r.returncode == 2 and "verdict.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_digest(sw / "analysis") == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.txt").write_text("a user's file")
+    r = subprocess.run(cli("report", tiny_sweep, "--out", mine), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "not empty" in r.stderr, r.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["report.txt"]
+
 STATUS_ARGS = ["sweep", "tic_tac_toe", "--widths", "4,8", "--seeds", "1", "--preset", "smoke", "--random-games", "500",
                "--games-per-pair", "4", "--match-sims", "4", "--bootstrap", "8", "--set", "steps=14",
                "--set", "snapshot_seconds=0", "-q"]

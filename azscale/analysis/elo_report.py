@@ -16,7 +16,7 @@ from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
 from .sizeboot import DEFAULT_REPS, check_resampling, size_bootstrap
-from .verdict import inverse_scaling, verdict_dict, verdict_markdown
+from .verdict import VERDICT_TITLE, inverse_scaling, verdict_dict, verdict_markdown
 
 
 def elo_analysis(tournaments: Sequence[Path], out: Path, *, anchor: str | None = None, bootstrap: int = 200,
@@ -308,6 +308,40 @@ def tournament_design(summary: dict[str, Any]) -> dict[str, Any]:
     return {"games_per_pair": gpp, "first_move": fm, "draw_width": dw}
 
 
+VERDICT_KIND = "verdict"
+
+
+def _is_verdict_markdown(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(VERDICT_TITLE)) == VERDICT_TITLE.encode()
+    except OSError:
+        return False
+
+
+def _is_verdict_json(path: Path) -> bool:
+    import json
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    # (files written before the kind was recorded: the keys every verdict holds)
+    return isinstance(d, dict) and (d.get("kind") == VERDICT_KIND or (
+        "kind" not in d and {"game", "flagged", "inverse_scaling", "peak", "steps", "vs_largest"} <= d.keys()))
+
+
+def claim_verdict_files(out: Path) -> Path:
+    """The verdict's JSON path beside `out`, after refusing to overwrite anything that is not a
+    verdict azscale wrote (`runs.claim_file`): both files are checked before any work."""
+    out = Path(out)
+    vj = out.with_suffix(".json")
+    if vj == out:
+        raise UserError(f"--out {out}: name the Markdown file (such as verdict.md); its .json is written beside it")
+    runs.claim_file(out, "verdict (Markdown)", _is_verdict_markdown)
+    runs.claim_file(vj, "verdict (JSON)", _is_verdict_json)
+    return vj
+
+
 def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
             replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0,
             power_sims: int | None = None, run_dirs: Sequence[Path] = ()) -> dict[str, Any]:
@@ -316,6 +350,7 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     check_resampling(replicates, seed)
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
+    vj = claim_verdict_files(out)
     table, samples, summary = _load_elo(elo_dir)
     if samples is None:
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
@@ -341,8 +376,7 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
-    vj = out.with_suffix(".json")
-    runs.atomic_write_json(vj, {"game": summary["game"], **verdict_dict(test, z, lo),
+    runs.atomic_write_json(vj, {"kind": VERDICT_KIND, "game": summary["game"], **verdict_dict(test, z, lo),
                                 "saturation": saturation if saturation is not None else
                                 {"applicable": False, "reason": "no run directories given (verdict --run)"}})
     return {"verdict": test.state, "flagged": test.flagged, "inverse_scaling": test.inverse, "peak": test.peak,

@@ -69,13 +69,22 @@ def pyplot():
 
 def save(fig, stem, dpi: int = 120, names: bool = False) -> list[str]:
     """Write a figure as STEM.png and STEM.svg and close it. Returns the two paths as given by
-    `stem`, or with `names` the two file names (what a result file lists beside itself)."""
+    `stem`, or with `names` the two file names (what a result file lists beside itself). Each
+    file is rendered in memory and written atomically (`runs.atomic_write_bytes`), like every
+    other file: a full disk leaves the earlier figure or none, never a truncated one."""
+    import io
+
+    from ..runs import atomic_write_bytes
     out = []
-    for ext in ("png", "svg"):
-        p = f"{stem}.{ext}"
-        fig.savefig(p, dpi=dpi)
-        out.append(Path(p).name if names else p)
-    pyplot().close(fig)
+    try:
+        for ext in ("png", "svg"):
+            p = f"{stem}.{ext}"
+            buf = io.BytesIO()
+            fig.savefig(buf, dpi=dpi, format=ext)
+            atomic_write_bytes(Path(p), buf.getvalue())
+            out.append(Path(p).name if names else p)
+    finally:
+        pyplot().close(fig)
     return out
 
 

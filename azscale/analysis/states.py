@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UserError
+
 KEY_SCHEME = "openspiel-str-blake2b64/1"
 FRAME = "player0"
 STATES_TABLE = "states"
@@ -93,11 +95,68 @@ class Visits:
     game: np.ndarray      # int64, which game (an index chosen by the caller)
 
 
+class BadGame(UserError):
+    """A recorded game that cannot be replayed: (row in the replayed selection, what is wrong).
+    `build_states` names the game by its run and id."""
+
+    def __init__(self, row: int, detail: str):
+        super().__init__(row, detail)
+        self.row, self.detail = row, detail
+
+    def __str__(self) -> str:
+        return f"game {self.row}: {self.detail}"
+
+
+def check_action_ids(game: str, actions: pa.Array | pa.ChunkedArray) -> None:
+    """The vectorised part of checking recorded games before any is replayed: every game has at
+    least one move and no more than the game allows, and every action id is one of the game's
+    (0..num_distinct_actions-1). An id out of range would crash OpenSpiel (it indexes its board
+    with it); illegal moves with ids in range are caught during the replay (`replay_visits`).
+    Raises `BadGame` naming the first bad game's row."""
+    import pyarrow.compute as pc
+
+    from ..engines.spiel import load_spiel_game
+    g = load_spiel_game(game)
+    num_actions, max_len = g.num_distinct_actions(), g.max_game_length()
+    if isinstance(actions, pa.ChunkedArray):
+        actions = actions.combine_chunks()
+    if len(actions) == 0:
+        return
+    lengths = pc.list_value_length(actions).to_numpy(zero_copy_only=False)
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        raise BadGame(int(empty[0]), "it has no moves")
+    long = np.flatnonzero(lengths > max_len)
+    if len(long):
+        raise BadGame(int(long[0]), f"{int(lengths[long[0]]):,} moves, more than {game} allows "
+                                    f"({max_len:,}); is this the right game?")
+    flat = pc.list_flatten(actions)
+    if flat.null_count:
+        k = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
+        raise BadGame(int(np.searchsorted(np.cumsum(lengths), k, side="right")), "an action id is missing")
+    ids = flat.to_numpy()
+    bad = np.flatnonzero((ids < 0) | (ids >= num_actions))
+    if len(bad):
+        k = int(bad[0])
+        ends = np.cumsum(lengths)
+        row = int(np.searchsorted(ends, k, side="right"))
+        move = k - (int(ends[row - 1]) if row else 0) + 1
+        raise BadGame(row, f"action {int(ids[k])} at move {move} is not an action of {game} (its ids are "
+                           f"0..{num_actions - 1}); is this the right game?")
+
+
 def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequence[int],
                   return0: Sequence[float], first_moves: int | None = None,
                   symmetry: bool = False) -> Visits:
-    """Replay games and list every non-initial, non-terminal state they pass through."""
-    import pyspiel
+    """Replay games and list every non-initial, non-terminal state they pass through.
+
+    Each move is checked legal before it is applied (OpenSpiel accepts some illegal moves
+    silently, and aborts on others), and no move may follow the end of the game. A game that
+    breaks either rule raises `BadGame` (its `game_ids` entry). A record that stops before the
+    end is replayed as far as it goes (its states are real; the planted tables of the tests are
+    such records; the games azscale records always end). Action ids are assumed in range
+    (`check_action_ids`, which `build_states` runs first: a game longer than the game allows,
+    one that could never end, is refused there)."""
     from ..config import base_name
     from ..engines.spiel import load_spiel_game
 
@@ -115,13 +174,15 @@ def replay_visits(game: str, actions: Sequence[Sequence[int]], game_ids: Sequenc
         limit = len(acts) if first_moves is None else min(len(acts), first_moves)
         n0 = len(digests)
         for t in range(limit):
-            try:
-                s.apply_action(int(acts[t]))
-            except pyspiel.SpielError as exc:
-                from ..errors import UserError
-                raise UserError(f"game {game_ids[i]}: action {acts[t]} at move {t + 1} is illegal in "
-                                f"{game} ({str(exc).strip()[:80]}); is this the right game?") from None
+            a = int(acts[t])
+            if a not in s.legal_actions():
+                raise BadGame(int(game_ids[i]), f"action {a} at move {t + 1} is illegal in {game}; "
+                                                f"is this the right game?")
+            s.apply_action(a)
             if s.is_terminal():
+                if t + 1 < len(acts):
+                    raise BadGame(int(game_ids[i]), f"the game ended at move {t + 1} but {len(acts)} moves "
+                                                    f"are recorded")
                 break
             text = str(s) if sym is None else symmetric_text(str(s), sym)
             digests.append(b2(text.encode(), digest_size=8).digest())
@@ -274,8 +335,13 @@ def build_states(games: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     game = names[0]
     # visits are tagged with the selection's row index (unique even when runs are pooled)
     acts = sel["actions"].combine_chunks() if sel.num_rows else sel["actions"]
-    v = replay_parallel(game, acts, np.arange(sel.num_rows), sel["return0"].to_numpy(),
-                        first_moves, workers, symmetry)
+    try:
+        check_action_ids(game, acts)
+        v = replay_parallel(game, acts, np.arange(sel.num_rows), sel["return0"].to_numpy(),
+                            first_moves, workers, symmetry)
+    except BadGame as exc:
+        raise UserError(f"game {sel['game_id'][exc.row].as_py()} of run '{sel['run'][exc.row].as_py()}' cannot be "
+                        f"replayed: {exc.detail}") from None
     selection = Selection(runs=sorted(pc.unique(sel["run"]).to_pylist()), window=window,
                           kinds=list(kinds), first_moves=first_moves, temperature=temperature,
                           games=sel.num_rows, visits=int(len(v.key)), sources=[str(x) for x in sources])

@@ -302,10 +302,13 @@ def _p(x: float) -> str:
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
+VERDICT_TITLE = "# Inverse-scaling verdict: "     # the first line of every verdict (how azscale knows its own)
+
+
 def verdict_markdown(game: str, test: InverseScaling, zipf: dict[str, Any] | None = None,
                      loss: dict[str, Any] | None = None) -> str:
     b = test.boot
-    lines = [f"# Inverse-scaling verdict: {game}", ""]
+    lines = [f"{VERDICT_TITLE}{game}", ""]
     largest = int(b.params[-1])
     fam = (f"family-wise error {test.fwer:.0%}, Holm over {test.hypotheses} comparison"
            + ("s" if test.hypotheses != 1 else ""))
