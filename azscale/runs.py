@@ -621,6 +621,35 @@ def read_results(path: Path) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def unplayed_pairs(path: Path) -> tuple[int, int]:
+    """(pairs played, pairs in all) of a tournament: its tournament.json numbers the pairs (or,
+    written before pairs were numbered, every two of its players make one), and a pair is
+    played when its result file exists."""
+    path = Path(path)
+    data = read_manifest(path, "tournament", ("settings", "players"))
+    pairs = data.get("pairs")
+    if pairs is None:
+        players = data["players"]
+        n = len(players) if isinstance(players, list) else 0
+        total = n * (n - 1) // 2
+    elif isinstance(pairs, list):
+        total = len(pairs)
+    else:
+        raise UserError(f"{path / 'tournament.json'}: damaged (pairs)")
+    played = sum(1 for k in range(total) if pair_file(path, k).exists())
+    return played, total
+
+
+def read_finished_results(path: Path) -> "pd.DataFrame":
+    """`read_results` of a tournament whose every pair is played; an unfinished one (interrupted,
+    or still playing) is refused: a rating from some of its pairs would silently differ."""
+    played, total = unplayed_pairs(path)
+    if played < total:
+        raise UserError(f"{path}: unfinished tournament ({played} of {total} pairs played); rerun the same "
+                        "`azscale tournament` command to finish it")
+    return read_results(path)
+
+
 def read_players(path: Path) -> dict[str, dict[str, Any]]:
     data = read_manifest(Path(path), "tournament", ("settings", "players"))
     players = data["players"]
