@@ -269,7 +269,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     (run_dir / "games").mkdir(exist_ok=True)
     (run_dir / ck.CHECKPOINT_DIR).mkdir(exist_ok=True)
     if step == 0:
-        runs.atomic_torch_save(ck.checkpoint_file(run_dir, 0), ck.checkpoint_payload(model, cfg, 0, 0, 0, run_name))
+        runs.atomic_torch_save(ck.checkpoint_file(run_dir, 0),
+                               ck.checkpoint_payload(model, cfg, 0, 0, 0, run_name, run_id))
 
     writer = None
     if tensorboard:
@@ -353,7 +354,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                         writer.add_scalar(scalar_name(k), v, step)
             if step in ckpt_steps:
                 runs.atomic_torch_save(ck.checkpoint_file(run_dir, step),
-                                       ck.checkpoint_payload(model, cfg, step, games_total, states_total, run_name))
+                                       ck.checkpoint_payload(model, cfg, step, games_total, states_total, run_name,
+                                                             run_id))
             due = time.perf_counter() - last_snapshot >= cfg.snapshot_seconds
             if due or step in ckpt_steps or step == cfg.steps:
                 save_resume()
