@@ -596,6 +596,8 @@ def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory"),
     from .analysis.sweep_report import build_report
     res = build_report(sweep_dir, out)
     typer.echo(f"{len(res['sections'])} sections, {len(res['figures'])} figure files -> {res['report_html']}, {res['report_md']}")
+    for x in res["left_out"]:
+        typer.echo(f"left out: {x['section']}: {x['why']}")
 
 
 @bench_app.command("selfplay")
