@@ -1,0 +1,132 @@
+"""Hostile and careless input, round two (issue 36, items 8 to 13): partial results said to be
+partial, foreign files refused, one line for every problem a user can fix, clean interrupts.
+
+Each case is one CLI subprocess (or an API call) that failed before the fix: it printed a
+traceback, exited 0 with a partial answer, or hung.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from azscale import runs
+from azscale.analysis.baselines import random_games
+from azscale.arena import reference_players
+from azscale.config import resolve
+from azscale.errors import UserError
+from azscale.tournament import agents_from_runs, tournament
+from azscale.train import train
+
+from conftest import assert_refused, run_cli, tree_digest
+
+SMOKE = ["--preset", "smoke", "--set", "snapshot_seconds=0", "-q"]
+
+
+def smoke(**kw):
+    return resolve("tic_tac_toe", "smoke", {"snapshot_seconds": 0, **kw})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Two finished smoke runs (seeds 0 and 1), a random-games table and a three-player
+    tournament."""
+    root = tmp_path_factory.mktemp("world36")
+    train(smoke(), root / "ttt", quiet=True)
+    train(smoke(seed=1, width=8), root / "other", quiet=True)
+    random_games("tic_tac_toe", 40, 1, root / "rnd", part_size=20, workers=1, progress=False)
+    tournament(agents_from_runs([root / "ttt"]) + reference_players("random,mcts-2"), root / "m",
+               games_per_pair=2, simulations=2, workers=1, progress=False)
+    return root
+
+
+def _copy(world, dst_root, what, name=None):
+    dst = dst_root / (name or what)
+    shutil.copytree(world / what, dst, symlinks=True)
+    return dst
+
+
+def refused(args, tmp_path, match, may_create=()):
+    before = tree_digest(tmp_path)
+    r = run_cli(*args, timeout=180)
+    assert_refused(r, before, tree_digest(tmp_path), may_create, match)
+    return r.stderr
+
+
+# -- 8. partial or foreign results are said to be so ---------------------------------------------
+
+def test_elo_of_an_unfinished_tournament_is_refused(world, tmp_path):
+    m = _copy(world, tmp_path, "m")
+    r = run_cli("elo", m, "--out", tmp_path / "e0", "--bootstrap", "5")
+    assert r.returncode == 0, r.stderr                    # the control: finished, it fits
+    (m / "pairs" / "pair-00001.json").unlink()            # as a tournament killed after 2 of 3 pairs
+    refused(["elo", m, "--out", tmp_path / "e"], tmp_path, r"unfinished tournament \(2 of 3 pairs played\)")
+
+
+def test_a_checkpoint_of_another_run_is_refused(world, tmp_path):
+    r = _copy(world, tmp_path, "ttt", "r")
+    ck = r / "checkpoints" / "step-000004.pt"
+    # the control: the run's own checkpoint evaluates
+    ok = run_cli("evaluate", r, "--games", "2", "--sims", "2", "-q")
+    assert ok.returncode == 0, ok.stderr
+    shutil.copy(world / "other" / "checkpoints" / "step-000004.pt", ck)   # another width and seed
+    refused(["evaluate", r, "--games", "2", "--sims", "2", "-q"], tmp_path, "a checkpoint of another run")
+    refused(["loss", r, "--out", tmp_path / "l", "--min-count", "1", "--window", "all", "-q"], tmp_path,
+            "a checkpoint of another run")
+    # the same width and parameter count, another seed: the run's name (and id) tell them apart
+    train(smoke(seed=2), tmp_path / "twin", quiet=True)
+    shutil.copy(tmp_path / "twin" / "checkpoints" / "step-000004.pt", ck)
+    refused(["evaluate", r, "--games", "2", "--sims", "2", "-q"], tmp_path, "another run")
+
+
+def test_status_agrees_with_train_on_a_damaged_run(world, tmp_path):
+    import azscale
+    from azscale.status import status
+    r = _copy(world, tmp_path, "ttt", "r")
+    assert status(r)["state"] == "finished"
+    (r / "games" / "part-000002.parquet").unlink()
+    with pytest.raises(UserError, match="part-000002.parquet is missing"):
+        azscale.load_run(r)
+    st = status(r)
+    assert st["state"] == "damaged" and not st["finished"] and "part-000002.parquet is missing" in st["problem"]
+    out = run_cli("status", r)
+    assert out.returncode == 0 and "damaged" in out.stdout and "part-000002.parquet" in out.stdout
+    refused(["train", "tic_tac_toe", "--run-dir", r, *SMOKE], tmp_path, "part-000002.parquet is missing")
+
+
+def test_random_games_resume_refuses_a_part_of_another_seed(world, tmp_path):
+    d = _copy(world, tmp_path, "rnd")
+    random_games("tic_tac_toe", 40, 2, tmp_path / "seed2" / "rnd", part_size=20, workers=1, progress=False)
+    # the same table name, kind, game and ids: only the games themselves differ
+    shutil.copy(tmp_path / "seed2" / "rnd" / "games" / "part-000001.parquet", d / "games" / "part-000001.parquet")
+    before = tree_digest(d)
+    with pytest.raises(UserError, match="part-000001.parquet: does not hold this table's random games"):
+        random_games("tic_tac_toe", 40, 1, d, part_size=20, workers=1, progress=False)
+    assert tree_digest(d) == before
+    # the control: its own parts are kept as they are
+    shutil.copy(world / "rnd" / "games" / "part-000001.parquet", d / "games" / "part-000001.parquet")
+    assert random_games("tic_tac_toe", 40, 1, d, part_size=20, workers=1, progress=False) == 0
+
+
+def test_load_games_takes_one_kind_as_a_string(world):
+    import azscale
+    every = azscale.load_games(world / "ttt")
+    assert len(every) > 0
+    assert len(azscale.load_games(world / "ttt", kinds="selfplay")) == len(every)
+    assert len(azscale.load_games(world / "ttt", kinds=["selfplay"])) == len(every)
+    assert len(azscale.load_games(world / "ttt", kinds="match")) == 0
+    with pytest.raises(UserError, match="unknown kind of game 'alien'"):
+        azscale.load_games(world / "ttt", kinds="alien")
+
+
+# -- 13. unclear input named ------------------------------------------------------------------------
+
+def test_an_unknown_kind_of_game_is_named(world, tmp_path):
+    refused(["zipf", world / "ttt", "--out", tmp_path / "z", "--kind", "alien"], tmp_path,
+            "unknown kind of game 'alien'")
