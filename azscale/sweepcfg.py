@@ -160,7 +160,7 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
         ts = out["temperature_study"]
         if not isinstance(ts, (str, list, tuple)):
             raise UserError(f"{where}temperature-study must be a list of temperatures, got {ts!r}")
-        out["temperature_study"] = parse_temperatures(ts) if len(ts) and (not isinstance(ts, str) or ts.strip()) else []
+        out["temperature_study"] = parse_temperatures(ts, f"{where}temperature-study") if len(ts) and (not isinstance(ts, str) or ts.strip()) else []
     n("parallel", "parallel", lo=1, hi=1024, integer=True)
     n("gpus_per_run", "gpus-per-run", lo=0, hi=1024)
     for key in ("solver", "tensorboard"):
