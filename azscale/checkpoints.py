@@ -175,8 +175,9 @@ def recorded_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    fd = os.open(Path(run_dir) / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    with os.fdopen(fd, "a") as fh:
+    path = Path(run_dir) / METRICS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    with runs.naming(path), os.fdopen(fd, "a") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())

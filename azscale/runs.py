@@ -16,6 +16,7 @@ import errno
 import fcntl
 import json
 import math
+import contextlib
 import os
 import pickle
 import platform
@@ -127,6 +128,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None   # name the file, not the temporary
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def naming(path: Path):
+    """Name `path` in an operating-system error raised inside (a write that meets a full disk or a
+    file-size limit raises one with no file name): the user's one line says which file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

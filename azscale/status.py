@@ -262,7 +262,7 @@ class SweepLog:
     def __call__(self, msg: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        with os.fdopen(fd, "a") as fh:
+        with runs.naming(self.path), os.fdopen(fd, "a") as fh:
             fh.write("".join(f"{stamp}  {line}\n" for line in msg.splitlines() or [""]))
         if self.echo is not None:
             self.echo(msg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runs import naming
+
 
 def size_colours(params) -> dict:
     """viridis on log10(parameters), smallest dark to largest yellow: {params: colour}."""
@@ -53,7 +55,8 @@ def copy_figures(src: Path, names, figs_dir: Path, prefix: str = "") -> list[str
     out = []
     for x in names:
         name = f"{prefix}_{x}" if prefix else x
-        shutil.copy(Path(src) / x, Path(figs_dir) / name)
+        with naming(Path(figs_dir) / name):
+            shutil.copy(Path(src) / x, Path(figs_dir) / name)
         if x.endswith(".png"):
             out.append(name)
     return out
@@ -73,7 +76,8 @@ def save(fig, stem, dpi: int = 120, names: bool = False) -> list[str]:
     out = []
     for ext in ("png", "svg"):
         p = f"{stem}.{ext}"
-        fig.savefig(p, dpi=dpi)
+        with naming(p):
+            fig.savefig(p, dpi=dpi)
         out.append(Path(p).name if names else p)
     pyplot().close(fig)
     return out

@@ -226,6 +226,11 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
             os.replace(stage / name, out / name)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UserError(f"{reading[0]}: damaged result file ({type(exc).__name__}: {str(exc)[:80]})") from None
+    except OSError as exc:                  # a full disk: name the file as the report would hold it
+        name = str(exc.filename or "")
+        if name.startswith(str(stage)) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(out) + name[len(str(stage)):]) from None
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return {**res, "report_md": str(out / "report.md"), "report_html": str(out / "report.html")}
