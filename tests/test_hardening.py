@@ -130,3 +130,52 @@ def test_load_games_takes_one_kind_as_a_string(world):
 def test_an_unknown_kind_of_game_is_named(world, tmp_path):
     refused(["zipf", world / "ttt", "--out", tmp_path / "z", "--kind", "alien"], tmp_path,
             "unknown kind of game 'alien'")
+
+
+@pytest.mark.parametrize("game,why", [("tic_tac_toe()junk", "unexpected 'junk' after the closing bracket"),
+                                      ("connect_four(rows=4,rows=5)", "parameter 'rows' is given twice"),
+                                      ("connect_four(rows=4,)", "'' is not key=value"),
+                                      ("connect_four(rows=4)x", "unexpected 'x'"),
+                                      ("connect_four(rows=4))", "unexpected '\\)'"),
+                                      ("connect_four(rows)", "'rows' is not key=value")])
+def test_game_strings_are_read_strictly(game, why, tmp_path):
+    """OpenSpiel's reader ignores what follows the bracket and keeps the last of a repeated
+    parameter: each of these named another game than the one written, silently."""
+    refused(["sizes", game], tmp_path, "cannot read the game .*" + why)
+
+
+def test_game_strings_that_are_right_still_load():
+    from azscale.engines.spiel import load_spiel_game
+    assert load_spiel_game("connect_four(rows=4,columns=5)").num_distinct_actions() == 5
+    assert load_spiel_game("tic_tac_toe()").num_distinct_actions() == 9
+
+
+def test_one_seed_range_everywhere(world, tmp_path):
+    from azscale.analysis.sizeboot import check_resampling
+    big = str(2**31)
+    refused(["loss", world / "ttt", "--out", tmp_path / "l", "--seed", big, "-q"], tmp_path,
+            "--seed must be an integer from 0 to 2,147,483,647, got 2147483648")
+    with pytest.raises(UserError, match="seed must be an integer from 0 to 2,147,483,647"):
+        check_resampling(100, 2**31)
+    with pytest.raises(UserError, match="--seed must be an integer from 0 to 2,147,483,647"):
+        tournament(agents_from_runs([world / "ttt"]) + reference_players("random"), tmp_path / "t",
+                   games_per_pair=2, simulations=2, seed=2**40, workers=1, progress=False)
+    assert not (tmp_path / "t").exists()
+
+
+def test_temperature_study_names_itself(tmp_path):
+    refused(["sweep", "tic_tac_toe", "--out", tmp_path / "sw", "--preset", "smoke", "--widths", "4", "--seeds", "1",
+             "--temperature-study", "0", "-q"], tmp_path, "^azscale: error: --temperature-study: each temperature")
+
+
+def test_a_tournament_rerun_names_what_changed(world, tmp_path):
+    m = _copy(world, tmp_path, "m")
+    args = ["tournament", world / "ttt", "--out", m, "--workers", "1", "-q"]
+    refused([*args, "--reference", "random,mcts-2", "--games-per-pair", "4", "--sims", "2"], tmp_path,
+            "games_per_pair: has 2, asked 4")
+    refused([*args, "--reference", "random", "--games-per-pair", "2", "--sims", "2"], tmp_path,
+            "players not asked for now: mcts-2")
+    refused([*args, "--reference", "random,mcts-3", "--games-per-pair", "2", "--sims", "2"], tmp_path,
+            "players not asked for now: mcts-2; new players: mcts-3")
+    ok = run_cli(*args, "--reference", "random,mcts-2", "--games-per-pair", "2", "--sims", "2")
+    assert ok.returncode == 0, ok.stderr                 # the control: the same command finishes it

@@ -720,3 +720,59 @@ def test_analyse_finished_with_no_finished_run_is_one_line_and_writes_nothing(tm
     assert r.returncode == 2 and "--analyse-finished: no run of this sweep has finished" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not sw.exists()                          # no directory, no lock file left behind
+
+
+def test_report_names_every_section_it_leaves_out_and_why(tiny_sweep, tmp_path):
+    """A missing result file leaves its section out, and the report says so, with the reason, on
+    the command line and in a section of its own; an empty one is damaged and refused by name
+    (it used to leave the section out unsaid)."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep0"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "left out" not in r.stdout, r.stdout + r.stderr      # the control: all there
+    assert "Left out" not in (tmp_path / "rep0" / "report.md").read_text()
+    (sw / "analysis" / "scaling" / "scaling.json").unlink()
+    shutil.rmtree(sw / "analysis" / "loss-solver")
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    left = [x for x in r.stdout.splitlines() if x.startswith("left out: ")]
+    assert len(left) == 2, r.stdout
+    assert "Elo exponent" in left[1] and "analysis/scaling/scaling.json" in left[1] and "--reanalyse scaling" in left[1]
+    assert "perfect-play target" in left[0] and "analysis/loss-solver/loss.json" in left[0]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Left out of this report" in md and "2 sections left out" in md
+    assert "## Value loss by rank: perfect-play target" not in md and "--reanalyse loss-solver" in md
+    # a step the sweep has not reached says so
+    steps = json.loads((sw / "steps.json").read_text())
+    steps["done"].remove("verdict")
+    (sw / "steps.json").write_text(json.dumps(steps))
+    (sw / "analysis" / "verdict.md").unlink()
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "left out: Inverse-scaling verdict: the sweep has not run its `verdict` step yet" \
+        in r.stdout, r.stdout + r.stderr
+    for name in ("loss", "elo"):
+        bad = tmp_path / f"sw-{name}"
+        shutil.copytree(sw, bad)
+        (bad / "analysis" / name / f"{name}.json").write_text("{}")
+        assert f"{name}/{name}.json: damaged result file" in _refused(["report", bad, "--out", tmp_path / "rep2"],
+                                                                      tmp_path)
+
+
+def test_a_killed_report_leaves_no_hidden_folder_after_the_next_run(tiny_sweep, tmp_path):
+    """The report is built in a hidden folder beside --out and moved into place; one killed while
+    building left that folder behind for good. The next report removes those of dead processes
+    (and keeps one a report building now still uses)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()                                         # a process id that is no longer running
+    stale = tmp_path / f".rep.{gone.pid}.abcd1234.tmp"
+    (stale / "figures").mkdir(parents=True)
+    (stale / "figures" / "half.png").write_bytes(b"\x89PNG")
+    live = tmp_path / f".rep.{os.getpid()}.efgh5678.tmp"
+    live.mkdir()
+    other = tmp_path / f".rep.5.{gone.pid}.abcdefgh.tmp"        # not a stage of `rep` (of `rep.5`)
+    other.mkdir()
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "rep"), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "rep"])
