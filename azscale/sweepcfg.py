@@ -193,6 +193,9 @@ def read_sweep_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], str | N
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:          # TOML is UTF-8; tomllib raises this before it parses
+        raise UserError(f"{path}: not valid TOML (byte {exc.start} is not UTF-8 text; save the file as UTF-8)") \
+            from None
     where = f"{path}: "
     unknown = sorted(set(data) - FILE_TOP)
     if unknown:
