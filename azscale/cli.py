@@ -690,6 +690,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(130)
     except MemoryError:
         fail("out of memory (choose smaller settings)")
+    except RuntimeError as exc:              # torch's allocator: "DefaultCPUAllocator: not enough memory"
+        from .errors import out_of_memory
+        if not out_of_memory(exc):
+            raise
+        fail(f"out of memory ({_one_line(exc)[:160]}); choose smaller settings")
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             sys.exit(1)

@@ -33,7 +33,7 @@ from . import checkpoints as ck
 from . import runs
 from .config import TrainConfig
 from .engines import make_engine
-from .errors import UserError
+from .errors import UserError, out_of_memory
 from .nets import FRAME_SIDE_TO_MOVE, build, flush_subnormals, param_count
 from .selfplay import ActorPool, resolve_device, restore_generator, seed_for
 
@@ -227,10 +227,24 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         raise UserError(f"the pyspiel engine searches on the CPU; {cfg.game} has no tensor twin for "
                         f"device '{cfg.device}' (use --device cpu)")
     torch.manual_seed(cfg.seed)
-    model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
-    optimizer = make_optimizer(model, cfg, device)
-    buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device,
-                          getattr(engine, "obs_dtype", torch.float32))
+    try:
+        model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
+        optimizer = make_optimizer(model, cfg, device)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        raise UserError(f"not enough memory on {device} for the network of settings 'width' {cfg.width} and "
+                        f"'depth' {cfg.depth}; choose smaller ones") from None
+    obs_dtype = getattr(engine, "obs_dtype", torch.float32)
+    try:
+        buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device, obs_dtype)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        per = engine.obs_size * torch.tensor([], dtype=obs_dtype).element_size() + engine.num_actions * 5 + 4
+        raise UserError(f"not enough memory on {device} for the replay buffer: setting 'buffer_size' "
+                        f"{cfg.buffer_size:,} states of {per:,} bytes need {cfg.buffer_size * per / 1e9:.1f} GB; "
+                        f"choose a smaller buffer_size") from None
     queue = Queue(engine.obs_size, engine.num_actions)
     generator = torch.Generator(device)
     generator.manual_seed(seed_for(cfg.seed, 104729))
