@@ -292,8 +292,11 @@ def load_model(path: Path, device="cpu"):
     from .engines import shapes
     from .nets import build
     data = load_checkpoint(path)
-    cfg = from_dict(data["config"])
-    obs_shape, num_actions = shapes(cfg.game)
+    try:
+        cfg = from_dict(data["config"])
+        obs_shape, num_actions = shapes(cfg.game)
+    except UserError as exc:             # settings that no run has: name the file they came from
+        raise UserError(f"{path}: damaged checkpoint ({exc})") from None
     model = build(cfg.family, obs_shape, num_actions, cfg.width, cfg.depth)
     try:
         model.load_state_dict(data["model"])

@@ -259,7 +259,10 @@ def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
         raise UserError(f"{path}: no such {what}")
 
     def unreadable(exc: BaseException) -> UserError:
-        return UserError(f"{path}: unreadable {what} ({_one_line(exc)[:120]})")
+        text = _one_line(exc)
+        if text.startswith(("Weights only load failed", "PytorchStreamReader")) or isinstance(exc, EOFError):
+            text = "not a file torch.save wrote, or a damaged one"       # torch's advice on weights_only is not ours
+        return UserError(f"{path}: unreadable {what} ({text[:120]})")
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
