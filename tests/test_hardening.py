@@ -179,3 +179,69 @@ def test_a_tournament_rerun_names_what_changed(world, tmp_path):
             "players not asked for now: mcts-2; new players: mcts-3")
     ok = run_cli(*args, "--reference", "random,mcts-2", "--games-per-pair", "2", "--sims", "2")
     assert ok.returncode == 0, ok.stderr                 # the control: the same command finishes it
+
+
+# -- 12. one line naming the file or the setting ----------------------------------------------------
+
+def test_a_sweep_file_that_is_not_utf8_is_one_line(tmp_path):
+    f = tmp_path / "sweep.toml"
+    f.write_bytes(b'game = "tic_tac_toe"\n# caf\xe9\n')
+    refused(["sweep", f, "--out", tmp_path / "sw", "--preset", "smoke"], tmp_path,
+            r"sweep.toml: not valid TOML \(byte 26 is not UTF-8 text")
+
+
+def test_a_games_settings_file_that_is_not_utf8_is_one_line(tmp_path):
+    from azscale.config import games_dir
+    g = tmp_path / "games"
+    shutil.copytree(games_dir(), g)
+    with open(g / "tic_tac_toe.toml", "ab") as fh:
+        fh.write(b"# caf\xe9\n")
+    before = tree_digest(tmp_path)
+    r = run_cli("train", "tic_tac_toe", "--run-dir", tmp_path / "r", *SMOKE, env={"AZSCALE_GAMES": str(g)})
+    assert_refused(r, before, tree_digest(tmp_path), match=r"tic_tac_toe.toml: not valid TOML \(byte \d+ is not UTF-8")
+
+
+def _limited_memory(nbytes):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    return limit
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS")
+@pytest.mark.parametrize("sets,match", [
+    (["--set", "buffer_size=100000000", "--set", "batch_size=16"],
+     "not enough memory on cpu for the replay buffer: setting 'buffer_size' 100,000,000 states"),
+    (["--set", "width=16384", "--set", "depth=200"],
+     "not enough memory on cpu for the network of settings 'width' 16384 and 'depth' 200")])
+def test_settings_that_exhaust_memory_are_named(sets, match, tmp_path):
+    """torch's allocator raises RuntimeError ("DefaultCPUAllocator: can't allocate memory"), not
+    MemoryError: it used to end in a traceback."""
+    before = tree_digest(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "azscale.cli", "train", "connect_four", "--run-dir", str(tmp_path / "r"),
+                        *SMOKE, *sets], capture_output=True, text=True, timeout=300,
+                       preexec_fn=_limited_memory(6 * 2**30))
+    assert_refused(r, before, tree_digest(tmp_path), may_create=("r",), match=match)
+
+
+def test_torch_running_out_of_memory_is_recognised():
+    from azscale.errors import out_of_memory
+    assert out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: not enough memory: "
+                                      "you tried to allocate 12600000000 bytes."))
+    assert out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")) and out_of_memory(MemoryError())
+    assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+def test_a_pt_file_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path):
+    import torch
+    from azscale.config import resolve
+    (tmp_path / "text.pt").write_text("not a checkpoint\n")
+    (tmp_path / "zipish.pt").write_bytes(b"PK\x03\x04garbage")
+    cfg = resolve("tic_tac_toe", "smoke", {}).to_dict()
+    torch.save({"format": "azscale.checkpoint/1", "config": {**cfg, "game": "nope"}, "step": 4, "params": 1,
+                "model": {}}, tmp_path / "alien.pt")
+    for name, match in (("text.pt", "text.pt: unreadable checkpoint \\(not a file torch.save wrote"),
+                        ("zipish.pt", "zipish.pt: unreadable checkpoint \\(not a file torch.save wrote"),
+                        ("alien.pt", "alien.pt: damaged checkpoint \\(unknown OpenSpiel game 'nope'\\)")):
+        refused(["evaluate", tmp_path / name, "--games", "2", "--sims", "2", "-q"], tmp_path, match)
