@@ -173,6 +173,8 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     for key in ("address", "storage"):
         if out.get(key) is not None and (not isinstance(out[key], str) or not out[key].strip()):
             raise UserError(f"{where}{key} must be a non-empty string, got {out[key]!r}")
+    if out.get("address") is not None:
+        ray_host_port(out["address"], f"{where}address")
     if "overrides" in out:
         ov = out["overrides"]
         if not isinstance(ov, dict):
@@ -183,6 +185,20 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
                 raise UserError(f"{where}overrides may not set '{k}' (the sweep sets it)")
         out["overrides"] = {k: _coerce(k, v) for k, v in ov.items()}     # values, not typed text
     return out
+
+
+def ray_host_port(address: str, name: str = "--address") -> tuple[str, int] | None:
+    """The host and port of a Ray address the user names: HOST:PORT, [IPv6]:PORT or
+    ray://HOST:PORT; None for `auto` and `local` (Ray finds or starts the cluster). Anything
+    else is refused, naming the option (Ray itself raised a ValueError, or waited minutes)."""
+    import re
+    if address in ("auto", "local"):
+        return None
+    m = re.fullmatch(r"(?:ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", address.strip())
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise UserError(f"{name} must be auto, local, HOST:PORT or ray://HOST:PORT (a port from 1 to 65535), "
+                        f"got {address!r}")
+    return m.group(1).strip("[]"), int(m.group(2))
 
 
 def read_sweep_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:

@@ -52,9 +52,9 @@ def _copy(world, dst_root, what, name=None):
     return dst
 
 
-def refused(args, tmp_path, match, may_create=()):
+def refused(args, tmp_path, match, may_create=(), timeout=180):
     before = tree_digest(tmp_path)
-    r = run_cli(*args, timeout=180)
+    r = run_cli(*args, timeout=timeout)
     assert_refused(r, before, tree_digest(tmp_path), may_create, match)
     return r.stderr
 
@@ -179,6 +179,34 @@ def test_a_tournament_rerun_names_what_changed(world, tmp_path):
             "players not asked for now: mcts-2; new players: mcts-3")
     ok = run_cli(*args, "--reference", "random,mcts-2", "--games-per-pair", "2", "--sims", "2")
     assert ok.returncode == 0, ok.stderr                 # the control: the same command finishes it
+
+
+# -- 9. Ray where nothing answers -----------------------------------------------------------------
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_at_an_address_where_nothing_answers_is_one_line_at_once(tmp_path):
+    """Ray's client used to retry for minutes, printing warnings, before a traceback; now a TCP
+    probe refuses it first (a loopback port nobody listens on; the subprocess may take 60 s,
+    Ray's own wait took over two minutes here)."""
+    port = _free_port()
+    for address in (f"127.0.0.1:{port}", f"ray://localhost:{port}"):
+        refused(["sweep", "tic_tac_toe", "--out", tmp_path / "sw", "--preset", "smoke", "--widths", "4", "--seeds", "1",
+                 "--executor", "ray", "--address", address, "-q"], tmp_path,
+                f"cannot reach the Ray cluster at {address}: nothing answers there", timeout=60)
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:notaport", "127.0.0.1", "127.0.0.1:70000", "::::", "http://x:1"])
+def test_a_malformed_ray_address_is_one_line(address, tmp_path):
+    refused(["sweep", "tic_tac_toe", "--out", tmp_path / "sw", "--preset", "smoke", "--widths", "4", "--seeds", "1",
+             "--executor", "ray", "--address", address, "-q"], tmp_path,
+            "--address must be auto, local, HOST:PORT or ray://HOST:PORT")
 
 
 # -- 12. one line naming the file or the setting ----------------------------------------------------
