@@ -297,7 +297,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         from .tboard import scalar_name, write_hparams
         write_hparams(writer, cfg, param_count(model))
 
-    pool = ActorPool(cfg, cfg.actors, model, device)
+    pool = ActorPool(cfg, cfg.actors, model, device, log=run_dir / "actors.log")
     ckpt_steps = set(cfg.checkpoint_steps())
     bar = None
     if not quiet:
