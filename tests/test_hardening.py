@@ -273,3 +273,108 @@ def test_a_pt_file_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path):
                         ("zipish.pt", "zipish.pt: unreadable checkpoint \\(not a file torch.save wrote"),
                         ("alien.pt", "alien.pt: damaged checkpoint \\(unknown OpenSpiel game 'nope'\\)")):
         refused(["evaluate", tmp_path / name, "--games", "2", "--sims", "2", "-q"], tmp_path, match)
+
+
+# -- 11. Ctrl-C: one line, exit status 130, no worker tracebacks ------------------------------------
+
+def _children(pid):
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def _ignores_sigint(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def _interrupt(args, ready, tmp_path, workers=2):
+    """Start the command in its own process group, wait until its `workers` worker processes
+    are up and `ready()` holds (its work under way), then press Ctrl-C: SIGINT to the whole
+    group, as a terminal sends it. Every worker must ignore SIGINT (the parent alone answers
+    it), so no timing of the press can make a worker print a traceback."""
+    p = subprocess.Popen([sys.executable, "-m", "azscale.cli", *map(str, args)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.time() + 240
+        kids = []
+        while p.poll() is None and time.time() < deadline:
+            kids = [k for k in _children(p.pid) if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+            if len(kids) >= workers and ready():
+                break
+            time.sleep(0.05)
+        assert p.poll() is None and len(kids) >= workers, "the command ended before its workers were up"
+        assert all(_ignores_sigint(k) for k in kids), "a worker process handles SIGINT (it would print a traceback)"
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, (p.returncode, err[-2000:])
+    assert err.strip().splitlines() == ["azscale: interrupted (rerun the same command to resume)"], err[-3000:]
+    deadline = time.time() + 30                 # and the workers end with their parent
+    while time.time() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)], "a worker outlived the interrupted command"
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_during_train_is_one_line(tmp_path):
+    r = tmp_path / "r"
+    _interrupt(["train", "tic_tac_toe", "--run-dir", r, "--preset", "smoke", "--set", "steps=100000", "--actors", "2",
+                "-q"], lambda: (r / "metrics.jsonl").exists(), tmp_path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_during_zipf_is_one_line(tmp_path):
+    # 30,000 games: the replay's worker pool lives for seconds (its chunks are what the workers do)
+    random_games("tic_tac_toe", 30_000, 3, tmp_path / "rnd", part_size=15_000, workers=2, progress=False)
+    _interrupt(["zipf", tmp_path / "rnd", "--out", tmp_path / "z", "--workers", "2", "--replicates", "0",
+                "--fit-window", "ranks:1-10"], lambda: True, tmp_path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_during_bench_is_one_line(tmp_path):
+    _interrupt(["bench", "selfplay", "tic_tac_toe", "--seconds", "600", "--actors", "2", "--no-baseline", "--engine",
+                "spiel", "--games-in-flight", "4", "--sims", "4"], lambda: True, tmp_path)
+
+
+def test_a_self_play_worker_that_raises_is_one_line_with_its_traceback_in_the_log(tmp_path):
+    """A worker made to raise (weights of another width than its network): the parent used to
+    meet a bare EOFError (and the worker printed its traceback on the terminal); now the pool
+    raises one UserError naming the actor and the error, and the traceback is in the log."""
+    import torch
+    from azscale.nets import build
+    from azscale.selfplay import ActorPool
+    cfg = smoke(actors=2)
+    other = build(cfg.family, (27,), 9, cfg.width * 2, cfg.depth)        # not the network the actors build
+    log = tmp_path / "actors.log"
+    pool = ActorPool(cfg, 2, other, torch.device("cpu"), log=log)
+    try:
+        with pytest.raises(UserError, match=r"self-play actor 0 failed: RuntimeError: Error\(s\) in loading "
+                                            r"state_dict .*\(its traceback: .*actors.log\)") as exc:
+            pool.play(8, 0, "r")
+        assert "EOFError" not in str(exc.value)
+    finally:
+        pool.close()
+    text = log.read_text()
+    assert "self-play actor 0 failed:" in text and "Traceback (most recent call last)" in text
+    assert "load_state_dict" in text and "size mismatch" in text
