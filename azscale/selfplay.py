@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
