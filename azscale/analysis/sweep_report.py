@@ -293,19 +293,18 @@ class Sweep:
 
     def absent(self, title: str, step: str, rel: str) -> None:
         """Record that section `title` is left out because `rel`, the result of the sweep's
-        analysis step `step`, is not there, and why (`_why_absent`)."""
+        analysis step `step`, is not there, and why (`_why_absent`). A step that found too little
+        data is named, with its reason, in the "Not computed" section instead."""
+        sk = self.dir / "analysis" / "skipped.json"
+        if sk.exists() and step in runs.read_json(sk, "list of skipped steps"):
+            return
         self.left_out.append((title, _why_absent(self, step, rel)))
 
 
 def _why_absent(sw: Sweep, step: str, rel: str) -> str:
-    """Why a step's result file is not there: the step found too little data (skipped.json),
-    has not run (not reached, or not asked for), needs what the sweep lacks, or ran and its file
-    has gone since."""
-    sk = sw.dir / "analysis" / "skipped.json"
-    skipped = runs.read_json(sk, "list of skipped steps") if sk.exists() else {}
+    """Why a step's result file is not there: the step has not run (not reached, or not asked
+    for), needs what the sweep lacks, or ran and its file has gone since."""
     done, _ = runs.read_sweep_steps(sw.dir)
-    if step in skipped:
-        return f"not computed: {skipped[step]}"
     if step == "scaling" and sw.sizes["params"].nunique() < 2:
         return "one size only: an exponent needs at least two sizes"
     if step == "loss-solver" and step not in done:
