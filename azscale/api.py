@@ -88,16 +88,17 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def load_games(path: str | Path, window: str = "all", kinds: Sequence[str] = ()) -> pd.DataFrame:
+def load_games(path: str | Path, window: str = "all", kinds: str | Sequence[str] = ()) -> pd.DataFrame:
     """The games table of a run, a tournament, a random-games table or a games folder, or of
     every run of a sweep: one row per game (actions as lists). `window` as for `azscale zipf`
-    (all, last70, steps:A-B), `kinds` to keep (selfplay, match, random)."""
+    (all, last70, steps:A-B), `kinds` to keep (selfplay, match, random: one as a string, or a
+    list; an unknown kind is refused)."""
     import pyarrow as pa
 
     from .analysis.states import select_games
     path = Path(path)
     tables = [runs.read_games(p) for p in (_sweep_runs(path) if _is_sweep(path) else [path])]
-    sel = [select_games(t, window, list(kinds), None) for t in tables]
+    sel = [select_games(t, window, kinds, None) for t in tables]
     return pa.concat_tables(sel).to_pandas() if sel else pd.DataFrame()
 
 

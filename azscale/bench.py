@@ -123,8 +123,10 @@ def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args_for(i), q)) for i in range(n)]
-    for p in procs:
-        p.start()
+    from .procs import workers_ignore_interrupt
+    with workers_ignore_interrupt():                # Ctrl-C is the parent's alone: no worker tracebacks
+        for p in procs:
+            p.start()
     res: list[dict[str, Any]] = []
     try:
         while len(res) < n:

@@ -184,8 +184,9 @@ def recorded_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    fd = os.open(Path(run_dir) / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    with os.fdopen(fd, "a") as fh:
+    path = Path(run_dir) / METRICS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    with runs.naming(path), os.fdopen(fd, "a") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -210,7 +211,7 @@ def truncate_after(run_dir: Path, step: int) -> None:
 
 # What azscale writes in a run directory (and its temporary files: `.NAME.XXXX.tmp`, see
 # `runs.atomic_write_bytes`); `check_own_files` refuses anything else where it would be deleted.
-RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "games", CHECKPOINT_DIR, "tensorboard", ".lock")
+RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "games", CHECKPOINT_DIR, "tensorboard", "actors.log", ".lock")
 _OWN_NAMES = {"games": re.compile(r"part-\d{6,}\.parquet"),
               CHECKPOINT_DIR: re.compile(r"step-\d{6,}\.pt|" + re.escape(RESUME_NAME))}
 _TMP_NAME = re.compile(r"\..+\.tmp")
@@ -321,10 +322,11 @@ def _weights(model) -> dict[str, Any]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def checkpoint_payload(model, cfg, step: int, games: int, states: int, run: str) -> dict[str, Any]:
+def checkpoint_payload(model, cfg, step: int, games: int, states: int, run: str,
+                       run_id: str | None = None) -> dict[str, Any]:
     from .nets import FRAME_SIDE_TO_MOVE, param_count
     return {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
-            "states": states, "run": run, "params": param_count(model),
+            "states": states, "run": run, "run_id": run_id, "params": param_count(model),
             "value_frame": FRAME_SIDE_TO_MOVE, "model": _weights(model)}
 
 
@@ -352,7 +354,34 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(data["config"], dict) or not isinstance(data["model"], dict) \
             or not isinstance(data["step"], int):
         raise UserError(f"{path}: damaged checkpoint")
+    _check_owner(path, data)
     return data
+
+
+def _check_owner(path: Path, data: dict[str, Any]) -> None:
+    """A checkpoint inside a run (`<run>/checkpoints/`) must be that run's: the same name, run id
+    (where the checkpoint records one), parameter count and settings (less those a resume may
+    change) as its config.json. One copied in from another run is refused, naming both, rather
+    than evaluated or rated as this run's."""
+    run_dir = path.parent.parent
+    if path.parent.name != CHECKPOINT_DIR or not is_run(run_dir):
+        return
+    cfg = read_run_config(run_dir)
+    where = f"{path}: a checkpoint of another run"
+    if "run" in data and data["run"] != cfg["run"]:
+        raise UserError(f"{where} ({data['run']!r}, not {cfg['run']!r} as {run_dir / CONFIG_FILE} says); "
+                        "move it back to its own run")
+    if data.get("run_id") is not None and cfg.get("run_id") is not None and data["run_id"] != cfg["run_id"]:
+        raise UserError(f"{where} (run id {data['run_id']}, not {cfg['run_id']}); move it back to its own run")
+    if "params" in data and data["params"] != cfg["params"]:
+        raise UserError(f"{where} ({data['params']!r} parameters, not {cfg['params']:,} as {run_dir / CONFIG_FILE} "
+                        "says); move it back to its own run")
+    mine, theirs = cfg["settings"], data["config"]
+    diffs = sorted(k for k in mine.keys() & theirs.keys() if k not in RESUMABLE_CHANGES and mine[k] != theirs[k])
+    if diffs:
+        k = diffs[0]
+        raise UserError(f"{where} ({k} {theirs[k]!r}, not {mine[k]!r} as {run_dir / CONFIG_FILE} says); "
+                        "move it back to its own run")
 
 
 def load_resume(path: Path) -> dict[str, Any]:
@@ -381,8 +410,11 @@ def load_model(path: Path, device="cpu"):
     from .engines import shapes
     from .nets import build
     data = load_checkpoint(path)
-    cfg = from_dict(data["config"])
-    obs_shape, num_actions = shapes(cfg.game)
+    try:
+        cfg = from_dict(data["config"])
+        obs_shape, num_actions = shapes(cfg.game)
+    except UserError as exc:             # settings that no run has: name the file they came from
+        raise UserError(f"{path}: damaged checkpoint ({exc})") from None
     model = build(cfg.family, obs_shape, num_actions, cfg.width, cfg.depth)
     try:
         model.load_state_dict(data["model"])

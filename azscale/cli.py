@@ -511,6 +511,7 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     late_turn = optional_number(late_turn, "--late-turn", lo=0, hi=1_000_000)
     frontier = number(frontier, "--frontier", lo=0, lo_open=True, hi=1e6)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     res = loss_analysis(runs_, out, target, checkpoints=checkpoints, window=window, min_count=min_count,
                         pooled=pooled, cache_dir=cache, sigma=sigma, late_turn=late_turn, frontier_threshold=frontier,
                         workers=workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
@@ -625,7 +626,8 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
         if v is not None}
     if temperature_study is not None:
         from .analysis.temperature import parse_temperatures
-        flags["temperature_study"] = parse_temperatures(temperature_study) if temperature_study.strip() else []
+        flags["temperature_study"] = parse_temperatures(temperature_study, "--temperature-study") \
+            if temperature_study.strip() else []
     flags = S.check(flags, "--")
     ov = S.overrides_from_flags(sets)
     if ov:
@@ -691,6 +693,8 @@ def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory (or the
         k = keep(sweep_dir, Path(out) / "inputs")
         typer.echo(f"inputs: {k['files']} files, {k['bytes'] / 1e6:.1f} MB -> {Path(out) / 'inputs'} "
                    f"(azscale report {Path(out) / 'inputs'} --out DIR rebuilds the report)")
+    for x in res["left_out"]:
+        typer.echo(f"left out: {x['section']}: {x['why']}")
 
 
 @bench_app.command("selfplay")
@@ -781,6 +785,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(130)
     except MemoryError:
         fail("out of memory (choose smaller settings)")
+    except RuntimeError as exc:              # torch's allocator: "DefaultCPUAllocator: not enough memory"
+        from .errors import out_of_memory
+        if not out_of_memory(exc):
+            raise
+        fail(f"out of memory ({_one_line(exc)[:160]}); choose smaller settings")
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             sys.exit(1)

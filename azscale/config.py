@@ -213,6 +213,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:          # TOML is UTF-8; tomllib raises this before it parses
+        raise UserError(f"{path}: not valid TOML (byte {exc.start} is not UTF-8 text; save the file as UTF-8)") \
+            from None
 
 
 def preset_values(game: str, preset: str) -> dict[str, Any]:

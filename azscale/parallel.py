@@ -209,7 +209,11 @@ def _results(fn, items: list, workers: int, what: str, ray: bool, ordered: bool)
         yield from _ray_results(items, fn, what, ordered=ordered)
     elif workers > 1 and len(items) > 1:
         import multiprocessing as mp
-        with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
+
+        from .procs import workers_ignore_interrupt
+        with workers_ignore_interrupt():            # Ctrl-C is the parent's alone: no worker tracebacks
+            pool = mp.get_context("spawn").Pool(min(workers, len(items)))
+        with pool:
             yield from (pool.imap if ordered else pool.imap_unordered)(fn, items)
     else:
         for it in items:

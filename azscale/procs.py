@@ -11,10 +11,16 @@ parent's lock. So every worker function calls `die_with_parent()` first:
 
 Workers also never write results themselves: they return them to the parent, which writes under
 its lock.
+
+Ctrl-C reaches every process of the terminal's process group; only the parent acts on it (one
+line, exit status 130). Workers are started inside `workers_ignore_interrupt()`, so they ignore
+SIGINT from their first instruction (an ignored signal survives exec, and Python then installs
+no KeyboardInterrupt handler): no worker prints a traceback, and each ends with its parent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -79,3 +85,23 @@ def die_with_parent_from_env() -> None:
     if os.getppid() != parent:      # the sweep died before the signal was armed
         os._exit(1)
     threading.Thread(target=_watch, args=(parent,), name="azscale-parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def workers_ignore_interrupt():
+    """Start worker processes inside this: they ignore SIGINT (Ctrl-C) for life, and end with
+    the parent instead (`die_with_parent`). SIGINT is blocked here meanwhile, so a Ctrl-C that
+    arrives while they start is not lost: it reaches this process when the block ends. Only the
+    main thread can change a signal's handler; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -16,6 +16,7 @@ import errno
 import fcntl
 import json
 import math
+import contextlib
 import os
 import pickle
 import platform
@@ -127,6 +128,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None   # name the file, not the temporary
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def naming(path: Path):
+    """Name `path` in an operating-system error raised inside (a write that meets a full disk or a
+    file-size limit raises one with no file name): the user's one line says which file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -246,7 +259,10 @@ def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
         raise UserError(f"{path}: no such {what}")
 
     def unreadable(exc: BaseException) -> UserError:
-        return UserError(f"{path}: unreadable {what} ({_one_line(exc)[:120]})")
+        text = _one_line(exc)
+        if text.startswith(("Weights only load failed", "PytorchStreamReader")) or isinstance(exc, EOFError):
+            text = "not a file torch.save wrote, or a damaged one"       # torch's advice on weights_only is not ours
+        return UserError(f"{path}: unreadable {what} ({text[:120]})")
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -684,6 +700,35 @@ def read_results(path: Path) -> "pd.DataFrame":
     for f in files:
         rows += read_pair(f)["results"]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def unplayed_pairs(path: Path) -> tuple[int, int]:
+    """(pairs played, pairs in all) of a tournament: its tournament.json numbers the pairs (or,
+    written before pairs were numbered, every two of its players make one), and a pair is
+    played when its result file exists."""
+    path = Path(path)
+    data = read_manifest(path, "tournament", ("settings", "players"))
+    pairs = data.get("pairs")
+    if pairs is None:
+        players = data["players"]
+        n = len(players) if isinstance(players, list) else 0
+        total = n * (n - 1) // 2
+    elif isinstance(pairs, list):
+        total = len(pairs)
+    else:
+        raise UserError(f"{path / 'tournament.json'}: damaged (pairs)")
+    played = sum(1 for k in range(total) if pair_file(path, k).exists())
+    return played, total
+
+
+def read_finished_results(path: Path) -> "pd.DataFrame":
+    """`read_results` of a tournament whose every pair is played; an unfinished one (interrupted,
+    or still playing) is refused: a rating from some of its pairs would silently differ."""
+    played, total = unplayed_pairs(path)
+    if played < total:
+        raise UserError(f"{path}: unfinished tournament ({played} of {total} pairs played); rerun the same "
+                        "`azscale tournament` command to finish it")
+    return read_results(path)
 
 
 def read_players(path: Path) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -251,18 +252,37 @@ def seed_for(*parts: int) -> int:
 # -- actors in worker processes ---------------------------------------------------------------
 
 def _worker(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
+    """An actor process: answers the pool's commands until told to close. Whatever it raises is
+    sent to the parent as ("failed", what, traceback) instead of dying with a traceback on the
+    terminal and leaving the parent an EOFError: the parent ends with one line and writes the
+    traceback to the run's log."""
     from .procs import die_with_parent
     die_with_parent()
+    try:
+        _serve(conn, cfg_dict, index, device)
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        return                                      # the parent is gone or stopping: nothing to say
+    except BaseException as exc:
+        import traceback
+        try:
+            conn.send(("failed", f"{type(exc).__name__}: {_short(exc)}", traceback.format_exc()))
+        except (OSError, ValueError):
+            pass
+
+
+def _short(exc: BaseException) -> str:
+    from .runs import _one_line
+    return _one_line(exc)[:200]
+
+
+def _serve(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
     torch.set_num_threads(1)
     from .nets import flush_subnormals
     flush_subnormals()
     from .config import from_dict
     actor = Actor(from_dict(cfg_dict), index, device)
     while True:
-        try:
-            cmd, arg = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
+        cmd, arg = conn.recv()
         if cmd == "play":
             weights, min_states, net_step, run = arg
             actor.load_weights(weights)
@@ -284,10 +304,12 @@ class ActorPool:
     device: see `actor_devices`). Results are gathered in actor order, so a run is deterministic
     for a given seed and actor count."""
 
-    def __init__(self, cfg: TrainConfig, n: int, model: torch.nn.Module, device: torch.device):
+    def __init__(self, cfg: TrainConfig, n: int, model: torch.nn.Module, device: torch.device,
+                 log: Path | None = None):
         self.cfg = cfg
         self.n = n
         self.model = model
+        self.log = log              # where a failed actor's traceback is written (the run's actors.log)
         self.local: Actor | None = None
         self.procs, self.conns = [], []
         devices = actor_devices(torch.device(device), n)
@@ -295,14 +317,17 @@ class ActorPool:
             self.local = Actor(cfg, 0, devices[0], model=model)
             return
         import multiprocessing as mp
+
+        from .procs import workers_ignore_interrupt
         ctx = mp.get_context("spawn")
-        for i in range(n):
-            parent, child = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(child, cfg.to_dict(), i, str(devices[i])), daemon=True)
-            p.start()
-            child.close()
-            self.procs.append(p)
-            self.conns.append(parent)
+        with workers_ignore_interrupt():            # Ctrl-C is the parent's alone: no worker tracebacks
+            for i in range(n):
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=_worker, args=(child, cfg.to_dict(), i, str(devices[i])), daemon=True)
+                p.start()
+                child.close()
+                self.procs.append(p)
+                self.conns.append(parent)
 
     def play(self, min_states: int, net_step: int, run: str) -> list[Played]:
         if self.local is not None:
@@ -310,16 +335,47 @@ class ActorPool:
             return [self.local.play(min_states, net_step, run)]
         share = -(-min_states // self.n)
         weights = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
-        for c in self.conns:
-            c.send(("play", (weights, share, net_step, run)))
-        return [c.recv() for c in self.conns]
+        self._send_all(("play", (weights, share, net_step, run)))
+        return [self._recv(i) for i in range(self.n)]
 
     def snapshot(self) -> list[dict[str, Any]]:
         if self.local is not None:
             return [self.local.snapshot()]
-        for c in self.conns:
-            c.send(("snapshot", None))
-        return [c.recv() for c in self.conns]
+        self._send_all(("snapshot", None))
+        return [self._recv(i) for i in range(self.n)]
+
+    def _send_all(self, msg) -> None:
+        for i, c in enumerate(self.conns):
+            try:
+                c.send(msg)
+            except (BrokenPipeError, OSError):
+                self._recv(i)                   # it ended: say why (its last words, or its exit code)
+
+    def _recv(self, i: int) -> Any:
+        """Actor i's reply; an actor that failed or died is one UserError naming it and what it
+        raised, with its traceback written to `self.log`."""
+        try:
+            reply = self.conns[i].recv()
+        except (EOFError, OSError):
+            p = self.procs[i]
+            p.join(timeout=5)
+            raise UserError(f"self-play actor {i} ended without a reply (exit code {p.exitcode}; killed by the "
+                            f"system, or out of memory?); rerun to resume") from None
+        if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "failed":
+            where = self._write_log(i, reply[2])
+            raise UserError(f"self-play actor {i} failed: {reply[1]}"
+                            + (f" (its traceback: {where})" if where else ""))
+        return reply
+
+    def _write_log(self, i: int, text: str) -> str | None:
+        if self.log is None:
+            return None
+        try:
+            with open(self.log, "a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  self-play actor {i} failed:\n{text}\n")
+        except OSError:
+            return None
+        return str(self.log)
 
     def restore(self, snaps: list[dict[str, Any]]) -> None:
         if self.local is not None:
@@ -327,7 +383,7 @@ class ActorPool:
             return
         for c, s in zip(self.conns, snaps):
             c.send(("restore", s))
-        replies = [c.recv() for c in self.conns]
+        replies = [self._recv(i) for i in range(self.n)]
         bad = [r[1] for r in replies if r is not True]
         if bad:
             raise ValueError(bad[0])

@@ -6,7 +6,8 @@ shared filesystem, on a cluster) and after it was killed. Per run: step/steps, g
 the last losses and an ETA from the recent steps' wall time; per sweep: the runs, the analysis
 steps finished (`steps.json`), skipped, still to come, the one running (from `sweep.log`), and
 whether the process that holds the sweep's lock is alive on this machine. It reads small files
-only (never a resume.pt), so it answers in a second or two however large the runs are.
+only (of a resume.pt only its step, memory-mapped), so it answers in a second or two however
+large the runs are.
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ def _pid_alive(pid: int) -> bool:
 
 def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
     """One run's progress from its small files: config.json, the tail of metrics.jsonl, the
-    final checkpoint's existence. It never opens resume.pt (a large file: loading one takes
-    seconds to minutes), so `step` is the last step recorded in metrics.jsonl; a killed run
-    resumes from its last snapshot at or before it (`checkpoints.run_status`, the rule that train and
-    sweep apply, decides). A damaged config.json is reported with the reason, not raised."""
+    final checkpoint's existence. It never loads resume.pt (a large file: loading one takes
+    seconds to minutes; only its step is read, memory-mapped), so `step` is the last step recorded
+    in metrics.jsonl; a killed run resumes from its last snapshot at or before it. Whether the
+    run is finished, and whether it is damaged (a record missing, a damaged config.json or
+    resume.pt), is decided by `checkpoints.run_status`, the rule that train, sweep and `load_run`
+    apply: a damaged run is reported as such with the reason, not raised."""
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"run": name or run_dir.name, "path": str(run_dir), "state": "not started",
                            "params": None, "width": None, "family": None, "seed": None, "steps": None,
@@ -122,9 +125,12 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
                    loss_value=last.get("loss_value"), loss_policy=last.get("loss_policy"),
                    wall_seconds=last.get("wall_seconds", 0.0), seconds_per_step=sps,
                    seconds_since_update=max(0.0, time.time() - (run_dir / ck.METRICS_FILE).stat().st_mtime))
+    try:                        # the one rule train, sweep and load_run apply (reads resume.pt's step only)
+        rs = ck.run_status(run_dir)
+    except UserError as e:
+        return {**out, "state": "damaged", "problem": str(e), "eta_seconds": None}
     out["saturation"] = _saturation(run_dir, elo=None)
-    final = ck.checkpoint_file(run_dir, st["steps"])
-    out["finished"] = out["step"] >= st["steps"] and final.is_file()
+    out["finished"] = rs.finished
     if out["finished"]:
         out["state"] = "finished"
     elif out["seconds_per_step"] is not None:
@@ -286,7 +292,7 @@ class SweepLog:
     def __call__(self, msg: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        with os.fdopen(fd, "a") as fh:
+        with runs.naming(self.path), os.fdopen(fd, "a") as fh:
             fh.write("".join(f"{stamp}  {line}\n" for line in msg.splitlines() or [""]))
         if self.echo is not None:
             self.echo(msg)

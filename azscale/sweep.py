@@ -201,6 +201,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         root = root.absolute()      # Ray workers start elsewhere: every path they get is absolute
     configs = list(run_configs(sc, root))          # validates the game and every setting before any work
     storage = _storage(ex, root)
+    if ex.kind == "ray":
+        check_ray_reachable(ex.address)     # one line at once, not minutes of Ray's retries
     runs.claim_dir(root, "sweep")
     if analyse_finished and not root.exists():
         raise _nothing_finished()             # refused before the first write: no directory left behind
@@ -376,6 +378,29 @@ def ray_is_loopback(address: str | None) -> bool:
     return address.rsplit(":", 1)[0].removeprefix("ray://") in LOOPBACK_HOSTS
 
 
+RAY_CONNECT_SECONDS = 10
+
+
+def check_ray_reachable(address: str | None, seconds: float = RAY_CONNECT_SECONDS) -> None:
+    """Refuse, in one line and within `seconds`, a Ray address where nothing answers: Ray's own
+    client retries for minutes, printing warnings, before it gives up. Only named HOST:PORT
+    addresses are probed (a TCP connection, closed at once); `auto` and a local Ray are Ray's."""
+    import socket
+
+    from .sweepcfg import ray_host_port
+    hp = ray_host_port(address) if address is not None else None
+    if hp is None:
+        return
+    try:
+        with socket.create_connection(hp, timeout=seconds):
+            pass
+    except OSError as exc:
+        why = "nothing answers there" if isinstance(exc, ConnectionRefusedError) else \
+            f"no answer within {seconds:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(f"cannot reach the Ray cluster at {address}: {why} (is `ray start --head` running there, "
+                        f"and is the port open?)") from None
+
+
 def ray_init_kwargs(address: str | None, runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
     """Arguments for `ray.init`. A local or loopback cluster is pinned to 127.0.0.1: Ray
     otherwise rewrites "127.0.0.1" to the address it would use towards the internet (the
@@ -438,7 +463,7 @@ def _executor(ex: Executor, root: Path, storage: Path, sweep_id: str, slog: Swee
         renv, stage = parallel.runtime_env()
         try:
             ray.init(**ray_init_kwargs(ex.address, renv))
-        except ConnectionError as e:
+        except (ConnectionError, ValueError) as e:
             shutil.rmtree(stage, ignore_errors=True)
             raise UserError(f"cannot reach the Ray cluster at {ex.address}: {str(e).splitlines()[0]}") from None
     try:

@@ -160,7 +160,7 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
         ts = out["temperature_study"]
         if not isinstance(ts, (str, list, tuple)):
             raise UserError(f"{where}temperature-study must be a list of temperatures, got {ts!r}")
-        out["temperature_study"] = parse_temperatures(ts) if len(ts) and (not isinstance(ts, str) or ts.strip()) else []
+        out["temperature_study"] = parse_temperatures(ts, f"{where}temperature-study") if len(ts) and (not isinstance(ts, str) or ts.strip()) else []
     n("parallel", "parallel", lo=1, hi=1024, integer=True)
     n("gpus_per_run", "gpus-per-run", lo=0, hi=1024)
     for key in ("solver", "tensorboard"):
@@ -173,6 +173,8 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     for key in ("address", "storage"):
         if out.get(key) is not None and (not isinstance(out[key], str) or not out[key].strip()):
             raise UserError(f"{where}{key} must be a non-empty string, got {out[key]!r}")
+    if out.get("address") is not None:
+        ray_host_port(out["address"], f"{where}address")
     if "overrides" in out:
         ov = out["overrides"]
         if not isinstance(ov, dict):
@@ -185,6 +187,20 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def ray_host_port(address: str, name: str = "--address") -> tuple[str, int] | None:
+    """The host and port of a Ray address the user names: HOST:PORT, [IPv6]:PORT or
+    ray://HOST:PORT; None for `auto` and `local` (Ray finds or starts the cluster). Anything
+    else is refused, naming the option (Ray itself raised a ValueError, or waited minutes)."""
+    import re
+    if address in ("auto", "local"):
+        return None
+    m = re.fullmatch(r"(?:ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", address.strip())
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise UserError(f"{name} must be auto, local, HOST:PORT or ray://HOST:PORT (a port from 1 to 65535), "
+                        f"got {address!r}")
+    return m.group(1).strip("[]"), int(m.group(2))
+
+
 def read_sweep_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """(settings, executor options, out) from a sweep file, each checked, keys as in sweep.json."""
     path = Path(path)
@@ -193,6 +209,9 @@ def read_sweep_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], str | N
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:          # TOML is UTF-8; tomllib raises this before it parses
+        raise UserError(f"{path}: not valid TOML (byte {exc.start} is not UTF-8 text; save the file as UTF-8)") \
+            from None
     where = f"{path}: "
     unknown = sorted(set(data) - FILE_TOP)
     if unknown:

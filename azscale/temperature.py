@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 
 from . import runs
-from .checks import number, optional_number
+from .checks import SEED_MAX, number, optional_number
 from .errors import ThinData, UserError
 
 
@@ -55,7 +55,7 @@ def temperature_study(run_dirs: Sequence[Path], out: Path, temperatures: str | S
     if games_per_pair % 2:
         raise UserError("--games-per-pair must be an even number >= 2 (seats alternate)")
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
-    seed = number(seed, "--seed", lo=0, hi=2**31 - 1, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     zipf_replicates = number(zipf_replicates, "--zipf-replicates", lo=0, hi=100_000, integer=True)
     if zipf_replicates == 1:
         raise UserError("--zipf-replicates must be 0 (no intervals) or at least 2, got 1")

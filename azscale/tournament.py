@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import parallel, runs
 from .arena import PlayerSpec, agent_spec, make_player, play_match
-from .checks import number
+from .checks import SEED_MAX, number
 from .errors import UserError
 
 
@@ -163,6 +163,7 @@ def tournament(players: list[PlayerSpec], out: Path, *, games_per_pair: int = 80
         raise UserError("--games-per-pair must be an even number >= 2 (seats alternate)")
     temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
     simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     if game is None:
         agents = [p for p in players if p.kind == "agent"]
         if not agents:
@@ -189,7 +190,8 @@ def tournament(players: list[PlayerSpec], out: Path, *, games_per_pair: int = 80
             new = {p.name: _identity(vars(p)) for p in players}
             same = old == new or (grow and all(new.get(n) == v for n, v in old.items()))
             if have["settings"] != settings or not same:
-                raise UserError(f"{out} holds a tournament with other settings or players; choose another --out")
+                raise UserError(f"{out} holds a tournament with other settings or players "
+                                f"({_differences(have['settings'], settings, old, new, grow)}); choose another --out")
             record["name"] = have.get("name") or record["name"]
             record["id"] = have.get("id") or record["id"]
             # the pairs keep their numbers: those recorded first, then any new ones
@@ -210,6 +212,29 @@ def tournament(players: list[PlayerSpec], out: Path, *, games_per_pair: int = 80
         table = runs.read_results(out)
         runs.atomic_write_text(out / "results.csv", table.to_csv(index=False))
     return table
+
+
+def _differences(had: Any, settings: dict[str, Any], old: dict[str, tuple], new: dict[str, tuple],
+                 grow: bool) -> str:
+    """What differs between a tournament's record and a rerun: each setting with both values,
+    and the players missing, added or changed (by name)."""
+    out = []
+    had = had if isinstance(had, dict) else {}
+    for k in sorted(set(had) | set(settings)):
+        if had.get(k) != settings.get(k):
+            out.append(f"{k}: has {had.get(k)!r}, asked {settings.get(k)!r}")
+    gone = [n for n in old if n not in new]
+    added = [] if grow else [n for n in new if n not in old]
+    changed = [n for n in old if n in new and old[n] != new[n]]
+    if gone:
+        out.append(f"players not asked for now: {', '.join(gone)}")
+    if added:
+        out.append(f"new players: {', '.join(added)}")
+    for n in changed:
+        fields = ("name", "kind", "run", "step", "params", "simulations")
+        diff = [f"{f} {a!r} -> {b!r}" for f, a, b in zip(fields, old[n], new[n]) if a != b]
+        out.append(f"player {n} changed ({', '.join(diff)})")
+    return "; ".join(out) or "the records differ"
 
 
 def _identity(p: dict[str, Any]) -> tuple:

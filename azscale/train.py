@@ -34,7 +34,7 @@ from . import checkpoints as ck
 from . import runs
 from .config import TrainConfig
 from .engines import make_engine
-from .errors import UserError
+from .errors import UserError, out_of_memory
 from .nets import FRAME_SIDE_TO_MOVE, build, flush_subnormals, param_count
 from .selfplay import ActorPool, resolve_device, restore_generator, seed_for
 
@@ -234,10 +234,24 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         raise UserError(f"the pyspiel engine searches on the CPU; {cfg.game} has no tensor twin for "
                         f"device '{cfg.device}' (use --device cpu)")
     torch.manual_seed(cfg.seed)
-    model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
-    optimizer = make_optimizer(model, cfg, device)
-    buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device,
-                          engine.obs_dtype)
+    try:
+        model = build(cfg.family, engine.obs_shape, engine.num_actions, cfg.width, cfg.depth).to(device)
+        optimizer = make_optimizer(model, cfg, device)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        raise UserError(f"not enough memory on {device} for the network of settings 'width' {cfg.width} and "
+                        f"'depth' {cfg.depth}; choose smaller ones") from None
+    obs_dtype = engine.obs_dtype
+    try:
+        buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device, obs_dtype)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        per = engine.obs_size * torch.tensor([], dtype=obs_dtype).element_size() + engine.num_actions * 5 + 4
+        raise UserError(f"not enough memory on {device} for the replay buffer: setting 'buffer_size' "
+                        f"{cfg.buffer_size:,} states of {per:,} bytes need {cfg.buffer_size * per / 1e9:.1f} GB; "
+                        f"choose a smaller buffer_size") from None
     queue = Queue(engine.obs_size, engine.num_actions)
     generator = torch.Generator(device)
     generator.manual_seed(seed_for(cfg.seed, 104729))
@@ -268,6 +282,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         for sub in ("games", ck.CHECKPOINT_DIR):
             shutil.rmtree(run_dir / sub, ignore_errors=True)     # holds no recorded game (checked above)
         (run_dir / ck.METRICS_FILE).unlink(missing_ok=True)
+        (run_dir / "actors.log").unlink(missing_ok=True)         # a failed actor's traceback of the old records
     runs.atomic_write_json(run_dir / ck.CONFIG_FILE, {
         "kind": "run", "settings": cfg.to_dict(), "run": run_name, "run_id": run_id, "engine": engine.name,
         "params": param_count(model), "value_frame": FRAME_SIDE_TO_MOVE,
@@ -277,7 +292,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
     (run_dir / "games").mkdir(exist_ok=True)
     (run_dir / ck.CHECKPOINT_DIR).mkdir(exist_ok=True)
     if step == 0:
-        runs.atomic_torch_save(ck.checkpoint_file(run_dir, 0), ck.checkpoint_payload(model, cfg, 0, 0, 0, run_name))
+        runs.atomic_torch_save(ck.checkpoint_file(run_dir, 0),
+                               ck.checkpoint_payload(model, cfg, 0, 0, 0, run_name, run_id))
 
     writer = None
     if tensorboard:
@@ -290,7 +306,7 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
         from .tboard import scalar_name, write_hparams
         write_hparams(writer, cfg, param_count(model))
 
-    pool = ActorPool(cfg, cfg.actors, model, device)
+    pool = ActorPool(cfg, cfg.actors, model, device, log=run_dir / "actors.log")
     ckpt_steps = set(cfg.checkpoint_steps())
     bar = None
     if not quiet:
@@ -360,7 +376,8 @@ def _train_locked(cfg, run_dir, run_name, quiet, tensorboard, max_seconds, resta
                         writer.add_scalar(scalar_name(k), v, step)
             if step in ckpt_steps:
                 runs.atomic_torch_save(ck.checkpoint_file(run_dir, step),
-                                       ck.checkpoint_payload(model, cfg, step, games_total, states_total, run_name))
+                                       ck.checkpoint_payload(model, cfg, step, games_total, states_total, run_name,
+                                                             run_id))
             due = time.perf_counter() - last_snapshot >= cfg.snapshot_seconds
             if due or step in ckpt_steps or step == cfg.steps:
                 save_resume()

@@ -95,6 +95,14 @@ class _Watch(threading.Thread):
             time.sleep(0.3)
 
 
+def _wait_gone(tmp: str, seconds: float = 60) -> None:
+    """Wait until no process of ours is left (Ray's processes take a while to exit, longer on a
+    loaded machine), at most `seconds`: an event, not a fixed sleep; `_reap` then judges."""
+    deadline = time.time() + seconds
+    while _pids_under(tmp) and time.time() < deadline:
+        time.sleep(0.2)
+
+
 def _reap(tmp: str) -> list[int]:
     """Kill whatever of ours is left (only processes under our temp dir); return their pids."""
     left = _pids_under(tmp)
@@ -177,7 +185,7 @@ def test_ray_executor_on_a_loopback_head(tmp_path):
         except subprocess.TimeoutExpired:
             head.kill()
         log.close()
-        time.sleep(1)
+        _wait_gone(tmp)
         left = _reap(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     assert not left, f"Ray processes of this test outlived its head: {left}"
@@ -193,7 +201,7 @@ def test_ray_executor_starts_a_loopback_local_cluster(tmp_path):
     try:
         r, seen = _run_sweep([*SWEEP, "--out", out], env, tmp)
         _check_sweep(r, out, seen, tmp)
-        time.sleep(2)
+        _wait_gone(tmp)
     finally:
         left = _reap(tmp)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -461,32 +461,42 @@ def _steps(run_dir: Path) -> int:
 
 
 def test_status_while_a_sweep_runs_and_after_a_kill(tmp_path):
+    """The second run is paused (SIGSTOP) once it has recorded two steps, so however loaded the
+    machine, it is still under way when status reads it and when the sweep is killed (a sweep
+    that ran on used to finish it first: no sleep decides anything here)."""
     out = tmp_path / "sw"
     p = subprocess.Popen(cli(*STATUS_ARGS, "--out", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     w4, w8 = out / "runs" / "tic_tac_toe-w4-s0", out / "runs" / "tic_tac_toe-w8-s0"
+    trainer = []
     try:
-        deadline = time.time() + 240
+        deadline = time.time() + 600
         while not (w8.exists() and _steps(w8) >= 2):          # the first run finished, the second under way
             assert p.poll() is None and time.time() < deadline, "the sweep ended or stalled"
-            time.sleep(0.3)
+            time.sleep(0.02)
+        trainer = _trainers(w8)
+        assert trainer, "no training process for the second run"
+        for pid in trainer:
+            os.kill(pid, signal.SIGSTOP)                      # it stays under way, mid-run, until the kill
         lo = _steps(w8)
+        assert lo < 14, "the second run finished before it was paused"
         st = _status(out)
-        hi = _steps(w8)
+        assert _steps(w8) == lo
         assert st["kind"] == "sweep" and st["running"] is True and st["runs_total"] == 2
         r4, r8 = st["runs"]
         assert (r4["run"], r4["state"], r4["finished"], r4["step"], r4["steps"]) == ("tic_tac_toe-w4-s0", "finished",
                                                                                       True, 14, 14)
         assert r4["games"] == read_metrics(w4)[-1]["games_total"]
-        assert r8["finished"] is False and lo <= r8["step"] <= hi and r8["steps"] == 14
+        assert r8["finished"] is False and r8["step"] == lo and r8["steps"] == 14
         assert r8["states_per_s"] > 0 and r8["loss_value"] is not None and r8["eta_seconds"] is not None
         assert st["analysis"]["done"] == []
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    time.sleep(1.5)
-    # the training process died with the sweep (nothing trains on after the kill)
-    left = [d for d in Path("/proc").iterdir() if d.name.isdigit() and str(w8).encode() in _cmdline(d)]
-    assert not left, "a training process outlived the killed sweep"
+    # the training process died with the sweep, paused or not (nothing trains on after the kill)
+    deadline = time.time() + 60
+    while time.time() < deadline and _trainers(w8):
+        time.sleep(0.1)
+    assert not _trainers(w8), "a training process outlived the killed sweep"
     st = _status(out)
     r4, r8 = st["runs"]
     assert st["running"] is False and st["runs_finished"] == 1
@@ -495,6 +505,19 @@ def test_status_while_a_sweep_runs_and_after_a_kill(tmp_path):
     assert r.returncode == 0 and "not running; 1/2 runs finished" in r.stdout and "tic_tac_toe-w8-s0" in r.stdout
     r = subprocess.run(cli("status", tmp_path / "nothing"), capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("azscale: error: ")
+
+
+def _trainers(run_dir: Path) -> list[int]:
+    """The live processes training `run_dir` (its path in their command line; zombies excluded)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and str(run_dir).encode() in _cmdline(d):
+            try:
+                if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
 
 
 def _cmdline(d: Path) -> bytes:
@@ -798,3 +821,75 @@ def test_analyse_finished_with_no_finished_run_is_one_line_and_writes_nothing(tm
     assert r.returncode == 2 and "--analyse-finished: no run of this sweep has finished" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not sw.exists()                          # no directory, no lock file left behind
+
+
+def test_report_names_every_section_it_leaves_out_and_why(tiny_sweep, tmp_path):
+    """A missing result file leaves its section out, and the report says so, with the reason, on
+    the command line and in a section of its own; an empty one is damaged and refused by name
+    (it used to leave the section out unsaid)."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep0"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "left out" not in r.stdout, r.stdout + r.stderr      # the control: all there
+    assert "Left out" not in (tmp_path / "rep0" / "report.md").read_text()
+    (sw / "analysis" / "scaling" / "scaling.json").unlink()
+    shutil.rmtree(sw / "analysis" / "loss-solver")
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    left = [x for x in r.stdout.splitlines() if x.startswith("left out: ")]
+    assert len(left) == 2, r.stdout
+    assert "Elo exponent" in left[1] and "analysis/scaling/scaling.json" in left[1] and "--reanalyse scaling" in left[1]
+    assert "perfect-play target" in left[0] and "analysis/loss-solver/loss.json" in left[0]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Left out of this report" in md and "2 sections left out" in md
+    assert "## Value loss by rank: perfect-play target" not in md and "--reanalyse loss-solver" in md
+    # a step the sweep has not reached says so
+    steps = json.loads((sw / "steps.json").read_text())
+    steps["done"].remove("verdict")
+    (sw / "steps.json").write_text(json.dumps(steps))
+    (sw / "analysis" / "verdict.md").unlink()
+    r = subprocess.run(cli("report", sw, "--out", tmp_path / "rep"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "left out: Inverse-scaling verdict: the sweep has not run its `verdict` step yet" \
+        in r.stdout, r.stdout + r.stderr
+    for name in ("loss", "elo"):
+        bad = tmp_path / f"sw-{name}"
+        shutil.copytree(sw, bad)
+        (bad / "analysis" / name / f"{name}.json").write_text("{}")
+        assert f"{name}/{name}.json: damaged result file" in _refused(["report", bad, "--out", tmp_path / "rep2"],
+                                                                      tmp_path)
+
+
+def test_a_killed_report_leaves_no_hidden_folder_after_the_next_run(tiny_sweep, tmp_path):
+    """The report is built in a hidden folder beside --out and moved into place; one killed while
+    building left that folder behind for good. The next report removes those of dead processes
+    (and keeps one a report building now still uses)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()                                         # a process id that is no longer running
+    stale = tmp_path / f".rep.{gone.pid}.abcd1234.tmp"
+    (stale / "figures").mkdir(parents=True)
+    (stale / "figures" / "half.png").write_bytes(b"\x89PNG")
+    live = tmp_path / f".rep.{os.getpid()}.efgh5678.tmp"
+    live.mkdir()
+    other = tmp_path / f".rep.5.{gone.pid}.abcdefgh.tmp"        # not a stage of `rep` (of `rep.5`)
+    other.mkdir()
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "rep"), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "rep"])
+
+
+def test_a_full_disk_during_the_report_names_the_file(tiny_sweep, tmp_path):
+    """A write that fails (a file-size limit, as a full disk fails) inside a figure library used
+    to end as `azscale: error: File too large`, naming no file."""
+    import resource
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000))
+    from conftest import assert_refused, tree_digest
+    before = tree_digest(tmp_path)
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "rep"), capture_output=True, text=True,
+                       timeout=300, preexec_fn=small_files)
+    assert_refused(r, before, tree_digest(tmp_path), may_create=("rep",),
+                   match=r"azscale: error: \S*/rep/figures/\S+\.(png|svg): File too large$")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -241,7 +241,7 @@ def test_bench_stops_when_a_worker_dies():
     t0 = _time.monotonic()
     with pytest.raises(UserError, match="died before it reported"):
         bench._in_processes(os._exit, lambda i: (0,), 2)
-    assert _time.monotonic() - t0 < 60
+    assert _time.monotonic() - t0 < 300            # not a hang (a loaded machine starts processes slowly)
 
 
 def test_resnet_family_trains(tmp_path):
@@ -297,9 +297,11 @@ def test_sigterm_stops_a_run_like_ctrl_c_even_with_sigint_ignored(tmp_path):
     deadline = time.monotonic() + 120
     while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.2)
-    p.send_signal(signal.SIGINT)                 # ignored, as in the background
-    time.sleep(1.0)
-    assert p.poll() is None
+    n0 = len(read_metrics(run))
+    p.send_signal(signal.SIGINT)                 # ignored, as in the background: the run goes on
+    while len(read_metrics(run)) < n0 + 2 and time.monotonic() < deadline + 120 and p.poll() is None:
+        time.sleep(0.1)                          # two more steps recorded since (an event, not a wait)
+    assert p.poll() is None and len(read_metrics(run)) >= n0 + 2
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=60)[1]
     assert p.returncode == 130, err

@@ -46,14 +46,23 @@ def _play_part(args):
     return index, runs.games_table(random_part(game, seed, index, n, first_id, run), game)
 
 
-def _part_done(path: Path, run: str, first: int, n: int) -> bool:
-    """A part counts as done only if it holds exactly the games it should (this table's name,
-    kind random, ids first..first+n-1); anything else there is refused, never counted or deleted."""
+CHECKED_GAMES = 4          # the games of a kept part replayed from (seed, part) to prove it is this table's
+
+
+def _part_done(path: Path, run: str, first: int, n: int, game: str, seed: int, index: int) -> bool:
+    """A part counts as done only if it holds exactly the games it should: this table's name,
+    game and kind random, ids first..first+n-1, and its first games the very ones (seed, index)
+    plays (a part of another seed or game, say another sweep's `random/`, differs there); anything
+    else there is refused, never counted or deleted."""
     if not path.exists():
         return False
     t = runs.read_games(path)
     ok = (t.num_rows == n and t["game_id"].to_pylist() == list(range(first, first + n))
-          and set(t["kind"].to_pylist()) == {"random"} and set(t["run"].to_pylist()) == {run})
+          and set(t["kind"].to_pylist()) == {"random"} and set(t["run"].to_pylist()) == {run}
+          and set(t["game"].to_pylist()) == {game})
+    if ok:
+        k = min(n, CHECKED_GAMES)
+        ok = t["actions"].slice(0, k).to_pylist() == [g.actions for g in random_part(game, seed, index, k, first, run)]
     if not ok:
         raise UserError(f"{path}: does not hold this table's random games {first}..{first + n - 1}; "
                         f"foreign games are never counted (move the file away to replay the part)")
@@ -87,7 +96,7 @@ def random_games(game: str, games: int, seed: int, out: Path, part_size: int = 5
         todo = []
         for i, first in enumerate(range(0, games, part_size)):
             n = min(part_size, games - first)
-            if not _part_done(out / "games" / f"part-{i:06d}.parquet", run, first, n):
+            if not _part_done(out / "games" / f"part-{i:06d}.parquet", run, first, n, game, seed, i):
                 todo.append((game, seed, i, n, first, run))
         workers = workers or os.cpu_count() or 1
         bar = parallel.Bar(f"random {game}", "game", sum(t[3] for t in todo), size=lambda r: r[1].num_rows) \

@@ -25,7 +25,7 @@ def elo_analysis(tournaments: Sequence[Path], out: Path, *, anchor: str | None =
     runs.claim_dir(Path(out), "elo")
     results, players, settings = [], {}, []
     for t in tournaments:
-        results.append(runs.read_results(t))
+        results.append(runs.read_finished_results(t))
         players.update(runs.read_players(t))
         settings.append(runs.read_settings(t))
     games = {s["game"] for s in settings}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runs import naming
+
 
 def size_colours(params) -> dict:
     """viridis on log10(parameters), smallest dark to largest yellow: {params: colour}."""
@@ -53,7 +55,8 @@ def copy_figures(src: Path, names, figs_dir: Path, prefix: str = "") -> list[str
     out = []
     for x in names:
         name = f"{prefix}_{x}" if prefix else x
-        shutil.copy(Path(src) / x, Path(figs_dir) / name)
+        with naming(Path(figs_dir) / name):
+            shutil.copy(Path(src) / x, Path(figs_dir) / name)
         if x.endswith(".png"):
             out.append(name)
     return out
@@ -81,7 +84,8 @@ def save(fig, stem, dpi: int = 120, names: bool = False) -> list[str]:
             p = f"{stem}.{ext}"
             buf = io.BytesIO()
             fig.savefig(buf, dpi=dpi, format=ext)
-            atomic_write_bytes(Path(p), buf.getvalue())
+            with naming(p):
+                atomic_write_bytes(Path(p), buf.getvalue())
             out.append(Path(p).name if names else p)
     finally:
         pyplot().close(fig)

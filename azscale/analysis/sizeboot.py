@@ -82,8 +82,8 @@ def check_resampling(reps: Any, seed: Any) -> None:
     """Replicates and seed as a user may give them: one clear error each."""
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or not 2 <= reps <= MAX_REPS:
         raise UserError(f"the bootstrap needs between 2 and {MAX_REPS:,} replicates, got {reps!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"the resampling seed must be a whole number >= 0, got {seed!r}")
+    from ..checks import SEED_MAX, number
+    number(seed, "the resampling seed", lo=0, hi=SEED_MAX, integer=True)     # the one seed range
 
 
 def size_bootstrap(sizes: pd.DataFrame, elo_samples: np.ndarray | None = None, reps: int = DEFAULT_REPS,

@@ -281,6 +281,24 @@ def histories_for(states, games: pa.Table) -> list[list[int]]:
     return out
 
 
+GAME_KINDS = ("selfplay", "match", "random")      # the `kind` column of a games table
+
+
+def check_kinds(kinds: str | Sequence[str] | None) -> list[str]:
+    """The kinds of game asked for, as a list: one kind may be given as a string; a kind that
+    is not one of `GAME_KINDS` is refused (it would select no game, not an error)."""
+    from ..errors import UserError
+    if kinds is None:
+        return []
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    out = list(kinds)
+    for k in out:
+        if k not in GAME_KINDS:
+            raise UserError(f"unknown kind of game {k!r} (the kinds are {', '.join(GAME_KINDS)})")
+    return out
+
+
 def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = (),
                  temperature: float | None = None) -> pa.Table:
     """Apply a selection to a games table. `window`: all, lastNN (the last NN% of each run's
@@ -289,6 +307,7 @@ def select_games(table: pa.Table, window: str = "all", kinds: Sequence[str] = ()
     import pyarrow.compute as pc
 
     t = table
+    kinds = check_kinds(kinds)
     if kinds:
         t = t.filter(pc.is_in(t["kind"], pa.array(list(kinds))))
     if temperature is not None:

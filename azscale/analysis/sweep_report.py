@@ -215,8 +215,9 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     runs.claim_dir(out, "report")
     reading: list[Path] = [sweep_dir / "sweep.json"]
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_stages(out)
     # built aside and moved into place whole: a damaged input never leaves a half-written report
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
         res = _build_report(sweep_dir, stage, reading)
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -226,9 +227,37 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
             os.replace(stage / name, out / name)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UserError(f"{reading[0]}: damaged result file ({type(exc).__name__}: {str(exc)[:80]})") from None
+    except OSError as exc:                  # a full disk: name the file as the report would hold it
+        name = str(exc.filename or "")
+        if name.startswith(str(stage)) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(out) + name[len(str(stage)):]) from None
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return {**res, "report_md": str(out / "report.md"), "report_html": str(out / "report.html")}
+
+
+def _remove_stale_stages(out: Path) -> None:
+    """Remove the hidden folders `.<out>.<pid>.*.tmp` that a report killed while building left
+    beside `out`: those whose process is gone (a report building now keeps its own)."""
+    import glob
+    pat = re.compile(re.escape(f".{out.name}.") + r"(\d+)\.[a-z0-9_]{8}\.tmp$")   # mkdtemp: 8 characters
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        m = pat.match(p.name)
+        if m and p.is_dir() and not p.is_symlink() and not _alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 @dataclass
@@ -244,6 +273,7 @@ class Sweep:
     sizes: pd.DataFrame
     results: dict[str, Any] = field(default_factory=dict)
     ctx: dict[str, Any] = field(default_factory=dict)
+    left_out: list[tuple[str, str]] = field(default_factory=list)   # (section, why), for `_left_out`
 
     @property
     def game(self) -> str:
@@ -261,6 +291,52 @@ class Sweep:
             self.reading[0] = p
         self.results[name] = (reader or _read_json)(p) if p.exists() else None
         return self.results[name]
+
+    def absent(self, title: str, step: str, rel: str) -> None:
+        """Record that section `title` is left out because `rel`, the result of the sweep's
+        analysis step `step`, is not there, and why (`_why_absent`). A step that found too little
+        data is named, with its reason, in the "Not computed" section instead."""
+        sk = self.dir / "analysis" / "skipped.json"
+        if sk.exists() and step in runs.read_json(sk, "list of skipped steps"):
+            return
+        self.left_out.append((title, _why_absent(self, step, rel)))
+
+
+def _why_absent(sw: Sweep, step: str, rel: str) -> str:
+    """Why a step's result file is not there: the step has not run (not reached, or not asked
+    for), needs what the sweep lacks, or ran and its file has gone since."""
+    done, _ = runs.read_sweep_steps(sw.dir)
+    if step == "scaling" and sw.sizes["params"].nunique() < 2:
+        return "one size only: an exponent needs at least two sizes"
+    if step == "loss-solver" and step not in done:
+        if sw.sc.get("solver") is False:
+            return "the sweep runs without the solver (--no-solver)"
+        if not _has_oracle(sw.game):
+            return f"no perfect-play solver for {sw.game}"
+    if step in done:
+        return (f"`{rel}` is missing although the sweep finished its `{step}` step (deleted or moved since?); "
+                f"rerun the sweep with --reanalyse {step} to redo it")
+    return f"the sweep has not run its `{step}` step yet (`{rel}` is not there); rerun the sweep to finish it"
+
+
+def _has_oracle(game: str) -> bool:
+    import pyspiel
+
+    from ..oracles import make_oracle
+    try:
+        make_oracle(pyspiel.load_game(game))
+        return True
+    except (UserError, pyspiel.SpielError):
+        return False
+
+
+def _present(d: Any, path: Path, keys: tuple[str, ...]) -> Any:
+    """A result file read (None where it is not there) that must hold `keys`: one that is empty
+    or lacks them is damaged, and refused naming it, not left out unsaid."""
+    if d is not None and not all(k in d for k in keys):
+        missing = [k for k in keys if k not in d]
+        raise UserError(f"{path}: damaged result file ({', '.join(missing[:3])} missing)")
+    return d
 
 
 def _load_sweep(sweep_dir: Path, figs_dir: Path, reading: list[Path]) -> Sweep:
@@ -335,12 +411,16 @@ def _build_report(sweep_dir: Path, out: Path, reading: list[Path]) -> dict[str, 
         lead += (f" Not in this report: {', '.join(f'`{n}`' for n in left)} (the sweep's analysis has not read "
                  f"them: still training at `--analyse-finished`, or the sweep stopped before analysing them; every "
                  f"section reads the other runs only; rerun the sweep to add them).")
+    if sw.left_out:
+        lead += (f" {_count(len(sw.left_out), 'section')} left out, each with the reason: see "
+                 f"[Left out of this report](#left-out).")
     md = render_markdown(title, lead, sections)
     runs.atomic_write_text(out / "report.md", md)
     html = render_html(title, lead, sections, figs_dir)
     runs.atomic_write_text(out / "report.html", html)
     return {"report_md": str(out / "report.md"), "report_html": str(out / "report.html"),
-            "figures": sorted(p.name for p in figs_dir.iterdir()), "sections": [s["title"] for s in sections]}
+            "figures": sorted(p.name for p in figs_dir.iterdir()), "sections": [s["title"] for s in sections],
+            "left_out": [{"section": t, "why": w} for t, w in sw.left_out]}
 
 
 # -- sections: each a function of the sweep, in the report's order --------------------------------
@@ -379,7 +459,8 @@ def _zipf(sw: Sweep) -> list[dict[str, Any]]:
     from .elo_report import read_zipf_fits
     z = sw.read("analysis/zipf/fits.json", "zipf", read_zipf_fits)
     zr = sw.read("analysis/zipf-random/fits.json", "zipf-random", read_zipf_fits, track=False)
-    if not z:
+    if z is None:
+        sw.absent("State frequencies (Zipf) and End game", "zipf", "analysis/zipf/fits.json")
         return []
     sw.ctx.update(window=z["selection"]["window"], late_turn=f"{z.get('late_turn', 40):g}",
                   shoulder=z.get("shoulder_moves", 50))
@@ -397,8 +478,10 @@ LOSS_STEPS = (("loss", "Value loss by rank: train-set target", "train-set target
 def _losses(sw: Sweep) -> list[dict[str, Any]]:
     out = []
     for name, title, target in LOSS_STEPS:
-        lj = sw.read(f"analysis/{name}/loss.json", name)
-        if not lj:
+        lj = _present(sw.read(f"analysis/{name}/loss.json", name), sw.a / name / "loss.json",
+                      ("loss_rises_with_rank", "frame", "selection", "smoothing", "figures"))
+        if lj is None:
+            sw.absent(title, name, f"analysis/{name}/loss.json")
             continue
         out.append(_loss_section(name, title, lj, sw.a, sw.figs))
         for f in out[-1]["figures"]:
@@ -408,11 +491,17 @@ def _losses(sw: Sweep) -> list[dict[str, Any]]:
 
 def _elo(sw: Sweep) -> list[dict[str, Any]]:
     from .elo_report import read_elo_table
-    ej = sw.read("analysis/elo/elo.json", "elo")
-    if not ej:
+    ej = _present(sw.read("analysis/elo/elo.json", "elo"), sw.a / "elo" / "elo.json",
+                  ("match_settings", "first_move_elo", "anchor", "bootstrap", "figures"))
+    if ej is None:
+        sw.absent("Elo and scaling", "elo", "analysis/elo/elo.json")
         return []
     et = read_elo_table(sw.a / "elo" / "elo.csv")
-    sj = sw.read("analysis/scaling/scaling.json", "scaling")
+    sj = _present(sw.read("analysis/scaling/scaling.json", "scaling"), sw.a / "scaling" / "scaling.json",
+                  ("elo_exponent",))
+    if sj is None:
+        sw.absent("The Elo exponent and the quantization model's predictions (in Elo and scaling)", "scaling",
+                  "analysis/scaling/scaling.json")
     sw.reading[0] = sw.dir / "matches" / "final"
     return [_elo_section(sw.game, ej, et, sj, sw.dir, sw.a, sw.figs)]
 
@@ -462,15 +551,26 @@ def _not_computed(sw: Sweep) -> list[dict[str, Any]]:
 def _verdict(sw: Sweep) -> list[dict[str, Any]]:
     sw.read("analysis/verdict.json", "verdict")
     if not (sw.a / "verdict.md").exists():
+        sw.absent("Inverse-scaling verdict", "verdict", "analysis/verdict.md")
         return []
     text = (sw.a / "verdict.md").read_text().split("\n", 1)[1]
     return [{"id": "verdict", "title": "Inverse-scaling verdict", "source": "analysis/verdict.md, analysis/verdict.json",
              "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)}]
 
 
+def _left_out(sw: Sweep) -> list[dict[str, Any]]:
+    """Every section (or part of one) the report leaves out, and why; never left out unsaid."""
+    if not sw.left_out:
+        return []
+    md = ("These sections are not in this report:\n\n"
+          + "\n".join(f"- {title}: {why}" for title, why in sw.left_out) + "\n")
+    return [{"id": "left-out", "title": "Left out of this report", "source": "analysis/, steps.json, "
+             "analysis/skipped.json", "md": md}]
+
+
 SECTIONS = (_settings, _sizes, _training, _zipf, _losses, _elo, _saturation,
             lambda sw: temperature_section(sw.dir, sw.figs),      # [] unless the sweep ran the study
-            _not_computed, _verdict)
+            _not_computed, _verdict, _left_out)
 
 
 SETTING_KEYS = ["simulations", "c_puct", "dirichlet_alpha", "dirichlet_epsilon", "temperature_drop", "buffer_size",

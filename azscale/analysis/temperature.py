@@ -53,30 +53,31 @@ MIN_POINTS_R = 3
 MIN_POINTS_CI = 4
 
 
-def parse_temperatures(spec: str | Sequence[float]) -> list[float]:
-    """`paper` (the paper's 17) or comma-separated temperatures > 0, each once; sorted."""
+def parse_temperatures(spec: str | Sequence[float], option: str = "--temperatures") -> list[float]:
+    """`paper` (the paper's 17) or comma-separated temperatures > 0, each once; sorted. `option`
+    names the option (or setting) they came from in every refusal."""
     if isinstance(spec, str):
         if spec.strip() == "paper":
             return list(PAPER_TEMPERATURES)
         items = [x.strip() for x in spec.split(",") if x.strip()]
         if not items:
-            raise UserError("--temperatures must be 'paper' or comma-separated temperatures, e.g. 0.1,0.25,1")
+            raise UserError(f"{option} must be 'paper' or comma-separated temperatures, e.g. 0.1,0.25,1")
         vals = []
         for x in items:
             try:
                 v = float(x)
             except ValueError:
-                raise UserError(f"--temperatures: '{x}' is not a number (give 'paper' or numbers like 0.1,0.25,1)") \
+                raise UserError(f"{option}: '{x}' is not a number (give 'paper' or numbers like 0.1,0.25,1)") \
                     from None
             vals.append(v)
     else:
         vals = list(spec)
-    out = [number(v, "--temperatures: each temperature", lo=0, lo_open=True, hi=1000) for v in vals]
+    out = [number(v, f"{option}: each temperature", lo=0, lo_open=True, hi=1000) for v in vals]
     if len(set(f"{t:g}" for t in out)) != len(out):      # (each temperature's directory is T-<t:g>)
-        raise UserError(f"--temperatures names a temperature twice, or two that agree to 6 significant digits "
+        raise UserError(f"{option} names a temperature twice, or two that agree to 6 significant digits "
                         f"({', '.join(f'{t:g}' for t in out)})")
     if not out:
-        raise UserError("--temperatures must name at least one temperature")
+        raise UserError(f"{option} must name at least one temperature")
     return sorted(out)
 
 

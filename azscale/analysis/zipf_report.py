@@ -96,7 +96,9 @@ def zipf_analysis(sources: Sequence[Path], out: Path, *, window: str = "all", ki
                   shoulder_moves: int | None = None) -> dict[str, Any]:
     """`late_turn` and `shoulder_moves` default to the game's `[analysis]` settings
     (games/<game>.toml)."""
+    from .states import check_kinds
     out = Path(out)
+    kinds = check_kinds(kinds)
     if fit_window != "paper":
         parse_fit_window(fit_window, "", kinds, weight)      # check the options before reading
     if interval not in ("jackknife", "bootstrap"):

@@ -47,6 +47,7 @@ def _parameter_problems(game: str) -> tuple[str, list[str]]:
     name = game.split("(", 1)[0].strip()
     if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name not in pyspiel.registered_names():
         raise UserError(f"unknown OpenSpiel game '{name}'")
+    _check_syntax(game, name)
     try:
         with _quiet_stderr():
             given = dict(pyspiel.game_parameters_from_string(game))
@@ -78,6 +79,47 @@ def _parameter_problems(game: str) -> tuple[str, list[str]]:
             problems.append(f"parameter '{key}' must be {type(default).__name__} like its default "
                             f"{default!r}, got {value!r}")
     return name, problems
+
+
+def _check_syntax(game: str, name: str) -> None:
+    """`name` or `name(key=value,...)` and nothing else: OpenSpiel's own reader ignores what
+    follows the closing bracket (`tic_tac_toe()junk`), keeps the last of a repeated parameter
+    (`connect_four(rows=4,rows=5)`) and drops an empty one, so a typo would silently choose
+    another game than the one written."""
+    def bad(why: str) -> UserError:
+        return UserError(f"cannot read the game '{game}': {why} (write name or name(key=value,key=value))")
+    if game == name:
+        return
+    rest = game[len(name):]
+    if not rest.startswith("("):
+        raise bad(f"unexpected {rest!r} after the name")
+    depth, items, start = 0, [], 1
+    for i, ch in enumerate(rest):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise bad("a ')' without its '('")
+            if depth == 0:
+                if rest[i + 1:]:
+                    raise bad(f"unexpected {rest[i + 1:]!r} after the closing bracket")
+                items.append(rest[start:i])
+        elif ch == "," and depth == 1:
+            items.append(rest[start:i])
+            start = i + 1
+    if depth:
+        raise bad("the closing bracket is missing")
+    if items == [""]:
+        return                                    # name(): no parameters
+    seen = set()
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or not value:
+            raise bad(f"{item!r} is not key=value")
+        if key in seen:
+            raise bad(f"parameter '{key}' is given twice")
+        seen.add(key)
 
 
 def _first_line(exc: BaseException) -> str:
