@@ -387,7 +387,7 @@ def oware_scan_cmd(out: Path = typer.Option(..., help="Output directory: scan.js
                    preset: str = typer.Option("cpu", help="Settings preset of the short self-play run"),
                    solver_states: int = typer.Option(40, help="Self-play states given to the solver per variant "
                                                               "(half early, half late)"),
-                   budget: Optional[int] = typer.Option(None, help="Solver node budget per state [default: the "
+                   budget: Optional[int] = typer.Option(None, help="Solver node budget per state \\[default: the "
                                                                    "solver's]"),
                    workers: int = typer.Option(1, help="Processes for random games and Zipf"),
                    quiet: bool = typer.Option(False, "--quiet", "-q")):
