@@ -223,7 +223,9 @@ def test_spread_checkpoints_are_log_spaced_and_keep_both_ends(tmp_path):
         (d / f"step-{s:06d}.pt").write_bytes(b"")
     steps = lambda k: [int(p.stem.split("-")[1]) for p in spread_checkpoints(tmp_path / "run", k)]  # noqa: E731
     assert steps(2) == [2, 800]
-    assert steps(5) == [2, 8, 41, 207, 800]            # about 1.4 decades apart in log(step) / 4
+    # about 1.4 decades apart in log(step) / 4, with 207 (the nearest pick) replaced by 466, the
+    # checkpoint nearest two thirds of 800 that saturation compares with the final one
+    assert steps(5) == [2, 8, 41, 466, 800]
     assert steps(100) == checkpoint_schedule(800, 17)  # all trained ones; never the untrained step 0
     with pytest.raises(UserError):
         spread_checkpoints(tmp_path / "run", 1)

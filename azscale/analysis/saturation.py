@@ -125,9 +125,12 @@ def classify(elo: dict[str, Any], loss: dict[str, Any]) -> tuple[str, str]:
     return "cannot tell", "; ".join(why)
 
 
-def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    """One row per run: its Elo gain and loss trend over the last third and the state."""
+def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=None) -> list[dict[str, Any]]:
+    """One row per run: its Elo gain and loss trend over the last third and the state.
+    `metrics(run_dir)`: the run's recorded metrics lines (default `checkpoints.recorded_metrics`;
+    the report passes its reader, which also reads a copy of the inputs without games)."""
     from ..checkpoints import recorded_metrics
+    metrics = metrics or recorded_metrics
     table = samples = None
     if elo_dir is not None and (Path(elo_dir) / "elo.csv").exists():
         from .elo_report import _load_elo
@@ -136,7 +139,7 @@ def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path]) -> list[dic
     out = []
     for rd in run_dirs:
         rd = Path(rd)
-        loss = loss_trend(recorded_metrics(rd))
+        loss = loss_trend(metrics(rd))
         elo = (elo_gain(table, samples, rd.name) if table is not None
                else {"applicable": False, "reason": "no Elo fit"})
         state, reason = classify(elo, loss)

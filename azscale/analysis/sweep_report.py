@@ -511,7 +511,7 @@ def _saturation(sw: Sweep) -> list[dict[str, Any]]:
     from .saturation import ELO_TOL, LOSS_TOL, saturation_table, summary_line
     elo_dir = sw.a / "elo" if (sw.a / "elo" / "elo.csv").exists() else None
     sw.reading[0] = elo_dir or sw.dir / "runs"
-    rows = saturation_table(elo_dir, sw.run_dirs)
+    rows = saturation_table(elo_dir, sw.run_dirs, metrics=run_metrics)
     sw.results["saturation"] = rows
 
     def ci(d, fmt):
