@@ -20,6 +20,21 @@ def uniform():
     return uniform_evaluator
 
 
+def child_pids(pid):
+    """The live (not zombie) child processes of `pid`, from /proc."""
+    from pathlib import Path
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
 def run_cli(*args, timeout=300, env=None):
     """Run the installed CLI as a user would; returns CompletedProcess."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))

@@ -24,7 +24,7 @@ from azscale.errors import UserError
 from azscale.tournament import agents_from_runs, tournament
 from azscale.train import train
 
-from conftest import assert_refused, run_cli, tree_digest
+from conftest import assert_refused, run_cli, tree_digest, child_pids
 
 SMOKE = ["--preset", "smoke", "--set", "snapshot_seconds=0", "-q"]
 
@@ -277,19 +277,6 @@ def test_a_pt_file_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path):
 
 # -- 11. Ctrl-C: one line, exit status 130, no worker tracebacks ------------------------------------
 
-def _children(pid):
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(d.name))
-    return out
-
-
 def _ignores_sigint(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigIgn:"):
@@ -309,7 +296,7 @@ def _interrupt(args, ready, tmp_path, workers=2):
         deadline = time.time() + 240
         kids = []
         while p.poll() is None and time.time() < deadline:
-            kids = [k for k in _children(p.pid) if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+            kids = [k for k in child_pids(p.pid) if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
             if len(kids) >= workers and ready():
                 break
             time.sleep(0.05)

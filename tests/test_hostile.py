@@ -32,7 +32,7 @@ from azscale.tournament import agents_from_runs, tournament
 from azscale.checkpoints import load_resume
 from azscale.train import train
 
-from conftest import assert_refused, run_cli, tree_digest
+from conftest import assert_refused, run_cli, tree_digest, child_pids
 
 SMOKE = ["--preset", "smoke", "--set", "snapshot_seconds=0", "-q"]
 
@@ -645,19 +645,6 @@ def test_one_rule_decides_how_far_a_run_is(world, tmp_path):
 
 # -- orphans ------------------------------------------------------------------------------------
 
-def _children(pid):
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(d.name))
-    return out
-
-
 def _alive(pid):
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -674,7 +661,7 @@ def test_killed_tournament_leaves_no_orphan_and_no_late_write(world, tmp_path):
                           "--workers", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers, t0 = [], time.time()
     while time.time() - t0 < 300 and p.poll() is None:
-        workers = _children(p.pid)
+        workers = child_pids(p.pid)
         if len(workers) >= 2 and (out / "tournament.json").exists():
             break
         time.sleep(0.1)
