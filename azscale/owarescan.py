@@ -85,17 +85,12 @@ def random_play(h: int, s: int, games: int = 300, seed: int = 0) -> dict[str, An
     rng = np.random.default_rng(seed)
     lengths, repeated = [], 0
     for _ in range(games):
-        b, sc, p, hist, n = R.start, (0, 0), 0, [(R.start, 0)], 0
-        while True:
+        b, sc, p, hist, n, over = R.start, (0, 0), 0, [(R.start, 0)], 0, False
+        while not over:
             legal = R.legal(b, p)
-            b, sc, cap = R.sow(b, sc, p, legal[int(rng.integers(len(legal)))])
-            p, n = 1 - p, n + 1
-            hist = [] if cap else hist
-            rep = (b, p) in hist
-            hist.append((b, p))
-            if rep or R.decided(sc) or not R.legal(b, p):
-                repeated += rep
-                break
+            b, sc, p, hist, over, rep = R.play(b, sc, p, hist, legal[int(rng.integers(len(legal)))])
+            n += 1
+        repeated += rep
         lengths.append(n)
     return {"mean_length": float(np.mean(lengths)), "sd_length": float(np.std(lengths)),
             "repetition_ends": repeated / games, "games": games, "seed": seed}

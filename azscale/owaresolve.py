@@ -101,15 +101,21 @@ class OwareRules:
         for a in actions:
             if over or a not in self.legal(b, p):
                 raise UserError(f"oware: action {a} is not legal in this game")
-            b, sc, cap = self.sow(b, sc, p, a)
-            p = 1 - p
-            if cap:
-                hist = []
-            repeated = (b, p) in hist
-            hist.append((b, p))
-            if repeated or self.decided(sc) or not self.legal(b, p):
-                sc, b, over = self.collect(b, sc), (0,) * (2 * self.h), True
+            b, sc, p, hist, over, _ = self.play(b, sc, p, hist, a)
         return b, sc, p, hist, over
+
+    def play(self, b: tuple, score: tuple, p: int, hist: list, a: int):
+        """One move in a game: (board, scores, player to move, boards since the last capture,
+        over, ended by a repetition); a finished game's seeds are collected."""
+        b, sc, cap = self.sow(b, score, p, a)
+        p = 1 - p
+        if cap:
+            hist = []
+        repeated = (b, p) in hist
+        hist.append((b, p))
+        if repeated or self.decided(sc) or not self.legal(b, p):
+            return (0,) * (2 * self.h), self.collect(b, sc), p, hist, True, repeated
+        return b, sc, p, hist, False, False
 
 
 class _Budget(Exception):

@@ -141,12 +141,10 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
 def _saturation(run_dir: Path, elo) -> dict[str, Any]:
     """Improving / saturated / cannot tell (analysis/saturation.py) from the run's train loss and,
     where the sweep has an Elo fit with within-run checkpoints, its Elo gain over the last third."""
-    from .analysis.saturation import classify, elo_gain, loss_trend
-    loss = loss_trend(ck.read_metrics(run_dir))
-    gain = elo_gain(*elo, run_dir.name) if elo is not None else {"applicable": False, "reason": "no Elo fit yet"}
-    state, reason = classify(gain, loss)
-    return {"state": state, "reason": reason, "elo_gain": gain.get("gain"), "elo_ci": gain.get("ci"),
-            "loss_change": loss.get("relative_change"), "loss_ci": loss.get("ci")}
+    from .analysis.saturation import run_saturation
+    r = run_saturation(run_dir, elo, ck.read_metrics)
+    return {"state": r["state"], "reason": r["reason"], "elo_gain": r["elo"].get("gain"), "elo_ci": r["elo"].get("ci"),
+            "loss_change": r["loss"].get("relative_change"), "loss_ci": r["loss"].get("ci")}
 
 
 def _sweep_elo(root: Path):

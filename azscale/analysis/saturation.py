@@ -136,15 +136,17 @@ def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=Non
         from .elo_report import _load_elo
         table, samples, _ = _load_elo(Path(elo_dir))
         table = table.reset_index(drop=True)
-    out = []
-    for rd in run_dirs:
-        rd = Path(rd)
-        loss = loss_trend(metrics(rd))
-        elo = (elo_gain(table, samples, rd.name) if table is not None
-               else {"applicable": False, "reason": "no Elo fit"})
-        state, reason = classify(elo, loss)
-        out.append({"run": rd.name, "state": state, "reason": reason, "elo": elo, "loss": loss})
-    return out
+    elo = (table, samples) if table is not None else None
+    return [run_saturation(Path(rd), elo, metrics) for rd in run_dirs]
+
+
+def run_saturation(run_dir: Path, elo, metrics) -> dict[str, Any]:
+    """One run's row: `elo` is (Elo table, bootstrap samples) or None where there is no fit yet;
+    `metrics(run_dir)` its metrics lines."""
+    loss = loss_trend(metrics(run_dir))
+    gain = elo_gain(*elo, run_dir.name) if elo is not None else {"applicable": False, "reason": "no Elo fit yet"}
+    state, reason = classify(gain, loss)
+    return {"run": run_dir.name, "state": state, "reason": reason, "elo": gain, "loss": loss}
 
 
 def summary_line(rows: Sequence[dict[str, Any]]) -> str:
