@@ -256,3 +256,79 @@ def bench_zipf(source, workers: int | None = None, mle: bool = True) -> dict[str
             "read_s": t_read, "states_s": t_states, "fits_s": t_fit,
             "total_s": time.perf_counter() - t0, "peak_rss_gb": peak_rss_gb(), "workers": workers,
             "ls_alpha": ls.alpha, "mle_alpha": rest[0].alpha if rest else None}
+
+
+def bench_replay(cfg, arms: list[tuple[int, float]], steps: int = 5, reps: int = 3) -> dict[str, Any]:
+    """The replay intervention's cost on the learner's hot path. Self-play examples of `cfg` are
+    played once (states_per_step per step, after a full buffer); then each arm (cap, beta) --
+    the first is the baseline -- runs the same `steps` learner steps (buffer.add, the Adam
+    updates with their draws, the step's replay metrics) in this process, the arms alternating
+    `reps` times after one uncounted warm-up round. Returns the median seconds per step and per add of each arm, and the ratio of
+    each arm's step time to the baseline's."""
+    import numpy as np
+    import torch
+
+    from .config import analysis_settings
+    from .nets import build
+    from .replay import ReplayBuffer
+    from .selfplay import Actor
+    from .train import learner_update, make_optimizer
+    torch.set_num_threads(1)
+    need = cfg.buffer_size + steps * cfg.states_per_step
+    actor = Actor(cfg)
+    parts, have = [], 0
+    t0 = time.perf_counter()
+    while have < need:
+        p = actor.play(need - have, 0)
+        parts.append(p)
+        have += len(p.obs)
+    play_s = time.perf_counter() - t0
+    ex = {k: np.concatenate([getattr(p, k) for p in parts])[:need]
+          for k in ("obs", "legal", "policy", "value", "player", "turn")}
+    eng = actor.engine
+    late = analysis_settings(cfg.game)["late_turn"]
+    times: dict[tuple[int, float], dict[str, list[float]]] = {a: {"step": [], "add": []} for a in arms}
+    metrics: dict[tuple[int, float], dict[str, Any]] = {}
+    for rep in range(reps + 1):              # the first round warms up and is not counted
+        for arm in arms:
+            buf = ReplayBuffer(cfg.buffer_size, eng.obs_size, eng.num_actions, "cpu", eng.obs_dtype,
+                               cap=arm[0], beta=arm[1], late_turn=late)
+            buf.add(*(ex[k][:cfg.buffer_size] for k in ex))
+            torch.manual_seed(0)
+            model = build(cfg.family, eng.obs_shape, eng.num_actions, cfg.width, cfg.depth)
+            opt = make_optimizer(model, cfg, torch.device("cpu"))
+            gen = torch.Generator().manual_seed(0)
+            for s in range(steps):
+                lo = cfg.buffer_size + s * cfg.states_per_step
+                chunk = [ex[k][lo:lo + cfg.states_per_step] for k in ex]
+                t0 = time.perf_counter()
+                buf.add(*chunk)
+                t1 = time.perf_counter()
+                learner_update(model, opt, buf, cfg, gen)
+                metrics[arm] = buf.stats()
+                t2 = time.perf_counter()
+                if rep:
+                    times[arm]["add"].append(t1 - t0)
+                    times[arm]["step"].append(t2 - t0)
+    base = float(np.median(times[arms[0]]["step"]))
+    rows = [{"cap": a[0], "beta": a[1], "step_s": float(np.median(times[a]["step"])),
+             "add_s": float(np.median(times[a]["add"])),
+             "ratio": float(np.median(times[a]["step"])) / base, **metrics[a]} for a in arms]
+    return {"game": cfg.game, "width": cfg.width, "buffer_size": cfg.buffer_size,
+            "states_per_step": cfg.states_per_step, "updates_per_step": cfg.updates_per_step,
+            "batch_size": cfg.batch_size, "steps": steps, "reps": reps, "examples": need,
+            "selfplay_s": play_s, "arms": rows, "threads": 1}
+
+
+def format_bench_replay(r: dict[str, Any]) -> str:
+    lines = [f"replay benchmark: {r['game']}, width {r['width']}, buffer {r['buffer_size']:,}, "
+             f"{r['states_per_step']:,} new states and {r['updates_per_step']} updates of {r['batch_size']:,} "
+             f"per step; {r['steps']} steps x {r['reps']} alternating repeats, 1 thread, this process",
+             f"{'cap':>6} {'beta':>5} {'step ms':>9} {'add ms':>8} {'vs off':>7} {'distinct':>9} {'top':>7}"
+             f" {'late drawn':>10}"]
+    for a in r["arms"]:
+        f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"{a['cap'] or 'off':>6} {a['beta']:>5g} {a['step_s'] * 1e3:>9.1f} {a['add_s'] * 1e3:>8.1f} "
+                     f"{a['ratio']:>6.2f}x {f(a['replay_distinct_share']):>9} {f(a['replay_top_share']):>7} "
+                     f"{f(a['learned_late_share']):>10}")
+    return "\n".join(lines)

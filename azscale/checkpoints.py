@@ -5,7 +5,7 @@
       metrics.jsonl            one object per learner step (`read_metrics`, `append_metrics`)
       checkpoints/step-N.pt    weights at the log-spaced steps (`checkpoint_file`, `checkpoint_payload`,
                                `load_checkpoint`, `load_model`, `checkpoint_paths`, `latest_checkpoint`)
-      checkpoints/resume.pt    everything needed to continue exactly (`resume_file`, `resume_payload`,
+      checkpoints/resume.pt    everything needed to continue exactly (`resume_file`, `resume.ResumeState`,
                                `load_resume`, `resume_step`)
       games/part-N.parquet     the games table (`runs.write_games_part`, `runs.read_games`)
 
@@ -328,15 +328,6 @@ def checkpoint_payload(model, cfg, step: int, games: int, states: int, run: str,
     return {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
             "states": states, "run": run, "run_id": run_id, "params": param_count(model),
             "value_frame": FRAME_SIDE_TO_MOVE, "model": _weights(model)}
-
-
-def resume_payload(model, cfg, step: int, games: int, states: int, wall: float, **state: Any) -> dict[str, Any]:
-    """A resume file's contents; `state` holds the learner's and actors' parts (optimizer,
-    buffer, learner_rng, torch_rng, queue, actors), already made weights-only safe."""
-    from .nets import FRAME_SIDE_TO_MOVE
-    return {"format": RESUME_FORMAT, "config": cfg.to_dict(), "step": step, "games": games,
-            "states": states, "wall_seconds": wall, "value_frame": FRAME_SIDE_TO_MOVE,
-            "model": _weights(model), **state}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -724,6 +724,30 @@ def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
     typer.echo(json.dumps(res, indent=2) if as_json else format_bench(res))
 
 
+@bench_app.command("replay")
+def bench_replay_cmd(game: str = typer.Argument(..., help=GAME_HELP),
+                     preset: str = typer.Option("cpu", help="paper, cpu or smoke: the learner's settings"),
+                     width: int = typer.Option(64, help="Network width"),
+                     simulations: int = typer.Option(25, "--sims", help="Simulations per move of the self-play "
+                                                                        "that makes the examples (played once)"),
+                     cap: int = typer.Option(2, help="The capped arm's replay_cap"),
+                     beta: float = typer.Option(1.0, help="The weighted arm's replay_beta"),
+                     steps: int = typer.Option(5, help="Learner steps per arm and repeat"),
+                     reps: int = typer.Option(3, help="Alternating repeats of all arms"),
+                     as_json: bool = typer.Option(False, "--json", help="Print JSON")):
+    """Learner step time with the replay intervention off, capped, weighted, and both, on the
+    same self-play examples in one process (ratios against off)."""
+    from .bench import bench_replay, format_bench_replay
+    from .config import resolve
+    cap = number(cap, "--cap", lo=1, hi=100_000_000, integer=True)
+    beta = number(beta, "--beta", lo=0, lo_open=True, hi=4)
+    steps = number(steps, "--steps", lo=1, hi=1000, integer=True)
+    reps = number(reps, "--reps", lo=1, hi=100, integer=True)
+    cfg = resolve(game, preset, {"width": width, "simulations": simulations, "device": "cpu", "actors": 1})
+    res = bench_replay(cfg, [(0, 0.0), (cap, 0.0), (0, beta), (cap, beta)], steps, reps)
+    typer.echo(json.dumps(res, indent=2) if as_json else format_bench_replay(res))
+
+
 def _device(name: str) -> str:
     """A --device option resolved once (auto: CUDA when visible), refused if not available."""
     from .selfplay import resolve_device

@@ -57,6 +57,12 @@ class TrainConfig:
     learning_rate: float = setting(1e-3, "Adam learning rate")
     weight_decay: float = setting(1e-4, "L2 penalty on the weights")
     steps: int = setting(10000, "Learner steps")
+    # replay intervention (issue 33; off by default, the paper's plain replay)
+    replay_cap: int = setting(0, "Most copies of one state kept in the replay buffer; a new copy beyond it "
+                                 "replaces that state's oldest copy (0 = no cap, the paper's)")
+    replay_beta: float = setting(0.0, "Replay sampling weight per example = (copies of its state in the "
+                                      "buffer)^-replay_beta (0 = uniform, the paper's; 1 = every distinct "
+                                      "state equally often)")
     checkpoints: int = setting(17, "Checkpoints kept, log-spaced as the paper's 17")
     # bookkeeping
     seed: int = setting(0, "Random seed (same seed + one actor = same games)")
@@ -168,6 +174,8 @@ FIELD_RULES: dict[str, dict[str, Any]] = {
     "checkpoints": dict(lo=1, hi=10_000, integer=True),
     "seed": dict(lo=0, hi=SEED_MAX, integer=True),
     "snapshot_seconds": dict(lo=0, hi=1e9),
+    "replay_cap": dict(lo=0, hi=100_000_000, integer=True),
+    "replay_beta": dict(lo=0, hi=4),
 }
 
 

@@ -28,6 +28,7 @@ from .config import TrainConfig
 from .engines import make_engine
 from .errors import UserError
 from .nets import build
+from .replay import game_turns
 from .runs import GameRecord
 from .search import MCTS, select_actions
 
@@ -125,6 +126,8 @@ class Played:
     net_calls: int
     net_states: int
     seconds: float
+    player: np.ndarray         # the player to move (int8)
+    turn: np.ndarray           # moves made before the example (int32; 0 = the initial state)
 
 
 class Actor:
@@ -153,9 +156,8 @@ class Actor:
         return {"generator": self.generator.get_state(), "packed": pack_slots(self.slots, self.engine)}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        restore_generator(self.generator, snap["generator"] if "generator" in snap else snap["rng"])
-        # resume files written before the packing hold one dict of lists per game
-        self.slots = unpack_slots(snap["packed"]) if "packed" in snap else [Slot(**s) for s in snap["slots"]]
+        restore_generator(self.generator, snap["generator"])      # (older layouts: `resume.upgrade`)
+        self.slots = unpack_slots(snap["packed"])
         self.states = self.engine.replay_many([s.actions for s in self.slots])
         self.moves = torch.tensor([len(s.actions) for s in self.slots], dtype=torch.int32, device=self.device)
 
@@ -173,7 +175,7 @@ class Actor:
         st = self.mcts.stats
         s0 = (st.simulations, st.net_calls, st.net_states)
         games: list[dict[str, Any]] = []
-        ex_obs, ex_legal, ex_pol, ex_val = [], [], [], []
+        ex_obs, ex_legal, ex_pol, ex_val, ex_player = [], [], [], [], []
         done_states = 0
         for slot in self.slots:
             if not slot.actions:
@@ -210,6 +212,7 @@ class Actor:
                 ex_legal.append(np.stack(slot.legal))
                 ex_pol.append(np.stack(slot.policy))
                 ex_val.append(np.where(players == 1, ret[1], ret[0]).astype(np.float32))
+                ex_player.append(players.astype(np.int8))
                 games.append(GameRecord(            # its game id is given when a learner step takes it
                     run=run, kind="selfplay", game=cfg.game, actions=list(slot.actions),
                     return0=float(ret[0]), return1=float(ret[1]), net_step=net_step, net_step_first=slot.first_step,
@@ -222,7 +225,8 @@ class Actor:
         return Played(games, cat(ex_obs, (0, O), np.float32), cat(ex_legal, (0, A), bool),
                       cat(ex_pol, (0, A), np.float32), cat(ex_val, (0,), np.float32),
                       st.simulations - s0[0], st.net_calls - s0[1], st.net_states - s0[2],
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, cat(ex_player, (0,), np.int8),
+                      game_turns([len(p) for p in ex_player]))
 
 
 def restore_generator(generator: torch.Generator, state) -> None:
