@@ -7,8 +7,8 @@ children of every game), and there is no device to wait for: a loop per game tha
 its descent stops does the same work in a fraction of the time. These kernels are that loop,
 compiled by numba, and they compute exactly what `mcts.select` / `mcts.backup` compute (the
 same PUCT terms in the tree's dtype and in the same order, the lowest slot on ties, the same
-`Selection` down to the `NO_NODE` padding of the paths); tests/test_search.py compares them on every seed
-game, and the search uses them for CPU trees (`MCTS(native=...)`).
+`Selection` down to the `NO_NODE` padding of the paths); tests/test_search.py compares them on
+every seed game, and the search uses them for CPU trees (`MCTS(native=...)`).
 
 One difference, made for speed: on CPU a new node keeps the network's raw logits in its prior
 row until a descent first passes it, and `select` applies the masked softmax then (`normalise`,
@@ -26,8 +26,8 @@ writing every new node's slots and action ids took pentago's expansion from ~2.8
 wave (one actor, 1,024 games, two separate runs).
 
 The walk also counts each node's legal slots the first time it passes the node (the tree's
-`nslots`; the legal slots come first in a row, `policy.slots`) and scores only those, and scores an
-unexpanded child as `explore * prior` (Q = 0 and a divisor of 1, both exact): pentago's and
+`nslots`; the legal slots come first in a row, `policy.slots`) and scores only those, and scores
+an unexpanded child as `explore * prior` (Q = 0 and a divisor of 1, both exact): pentago's and
 checkers' rows are mostly padding and unexpanded slots.
 
 They read and write the tree's own storage through numpy views (no copy); the tensors they

@@ -5,8 +5,8 @@ children are made inside the search's graph by the twin's `step` (or `tree_step`
 look back along the line of play). `SpielNodes` (any OpenSpiel game): node states are pyspiel
 objects in a host-side array, and `expand` is the leaf-expansion hook: a host loop over the
 games that expand this wave, returning the children's observations, legal moves, players,
-terminal flags and returns as tensors (`tree.Children`). Either way the tree, selection, network call and backup
-are the same code (`mcts.py`).
+terminal flags and returns as tensors (`tree.Children`). Either way the tree, selection,
+network call and backup are the same code (`mcts.py`).
 """
 
 from __future__ import annotations
