@@ -13,6 +13,7 @@ from azscale.search import MCTS, select_actions, to_player0
 from azscale.search import policy
 from azscale.search.mcts import WIDE_ROWS_MIN
 from azscale.search.inspect import is_host_read, wave_ops
+from azscale.search.tree import UNCOUNTED, Selection
 
 
 class Uniform(torch.nn.Module):
@@ -259,7 +260,7 @@ def test_cpu_tree_kernels_equal_the_device_search(game, kind):
         assert ta.legal.shape[2] == 0
         # the CPU search keeps a new node's logits until a descent first passes it (then the
         # softmax, in numba): where it did, the priors are the device search's to float rounding
-        normed = torch.as_tensor(m._normed.copy()).view(ta.visits.shape)
+        normed = tb.normed.clone()
         # nodes below the roots were passed (and normalised) in many trees, not in all
         assert int(normed[:, 1:].any(1).sum()) >= normed.shape[0] // 4 and not bool(normed.all())
         tol = dict(rtol=1e-5, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-15)
@@ -270,20 +271,20 @@ def test_cpu_tree_kernels_equal_the_device_search(game, kind):
         for f in ("visits", "wsum", "children", "num_nodes", "max_depth", "term", "player", "depth"):
             assert torch.equal(getattr(ta, f), getattr(tb, f)), (game, dtype, f)
         # the CPU walk's slot counts, taken where a descent first passed a node
-        ns = torch.as_tensor(m._nslots).view(ta.visits.shape)
-        assert torch.equal(ns >= 0, normed), (game, dtype)
+        ns = tb.nslots
+        assert torch.equal(ns != UNCOUNTED, normed), (game, dtype)
         assert torch.equal(ns[normed], (ta.acts >= 0).sum(2).to(ns.dtype)[normed]), (game, dtype)
         # the nodes no descent passed, laid out as a first pass would: every node of every tree
         # then has the device search's action slots and priors
         from azscale.search import native
         made = torch.arange(N)[None, :] < tb.num_nodes[:, None].long()
-        native.finish_rows(tb.flat(), m._normed, torch.nonzero(made.view(-1)).view(-1).numpy())
+        native.finish_rows(tb.flat(), torch.nonzero(made.view(-1)).view(-1).numpy())
         assert torch.equal(ta.acts[made], tb.acts[made]), (game, dtype)
         assert torch.allclose(ta.prior[made], tb.prior[made], **tol), (game, dtype)
 
 
 def test_cpu_tree_kernels_pad_paths_and_stop_where_the_device_search_stops():
-    """One wave's select outputs, compared field by field (paths padded with -1 after the leaf;
+    """One wave's select outputs, compared field by field (paths padded with NO_NODE after the leaf;
     a descent that ends on a terminal node expands nothing), on a tree that already holds a
     terminal node: connect_four one move from a win."""
     from azscale.search import native
@@ -298,6 +299,7 @@ def test_cpu_tree_kernels_pad_paths_and_stop_where_the_device_search_stops():
     for D in (1, 2, 4, 8, 16):
         ref = select(tf, base, 2.0, D)
         got = native.select(tf, base, 2.0, D)
+        assert type(ref) is type(got) is Selection
         for r, g in zip(ref, got):
             assert r.dtype == g.dtype and torch.equal(r, g), D
 
@@ -335,7 +337,7 @@ def test_cpu_tree_kernels_compute_in_the_trees_dtype_and_take_nan_as_argmax_does
             got = native.select(tf, base, 2.0, 3)
             for r, g in zip(ref, got):
                 assert r.dtype == g.dtype and torch.equal(r, g), (dtype, base)
-        leaf = select(tf, torch.tensor([0, 4]), 2.0, 3)[1]
+        leaf = select(tf, torch.tensor([0, 4]), 2.0, 3).node
         picks[dtype] = leaf.tolist()
     assert picks[torch.float32][0] != picks[torch.float64][0]      # the example does discriminate
     assert picks[torch.float32][1] == picks[torch.float64][1] == 2   # the NaN child
@@ -357,7 +359,7 @@ def test_cpu_tree_kernels_build_without_a_writable_cache(monkeypatch):
     tf = _two_child_trees(torch.float32)
     got = native.select(tf, torch.tensor([0, 4]), 2.0, 3)
     from azscale.search.mcts import select
-    assert got[1].tolist() == select(tf, torch.tensor([0, 4]), 2.0, 3)[1].tolist()
+    assert got.node.tolist() == select(tf, torch.tensor([0, 4]), 2.0, 3).node.tolist()
 
 
 def test_cpu_tree_kernels_are_served_from_numba_disk_cache_in_a_new_process():
@@ -550,3 +552,35 @@ def test_grouped_slots_equal_plain_slots():
     plain_eng.action_group = 1
     plain = MCTS(plain_eng, model, 60).run(roots)
     assert torch.equal(grouped.visits, plain.visits) and torch.equal(grouped.priors, plain.priors)
+
+
+def test_the_search_names_its_sentinels_once():
+    """"Empty" in the search's arrays (an unexpanded child, an empty slot, a path's end, a
+    terminal node's player, an uncounted row) is a named sentinel defined once in `tree.py`; the
+    modules of both walks take it from there (the numba kernels as globals), and no integer -1
+    is written anywhere else in the search's code (`.view(-1)` is a shape and `x[-1]` an index,
+    not sentinels)."""
+    import ast
+    import pathlib
+    from azscale.search import mcts, native, nodes, tree
+    names = ("NO_CHILD", "NO_ACTION", "NO_NODE", "NO_PLAYER", "UNCOUNTED")
+    assert all(getattr(tree, n) == -1 for n in names) and tree.ROOT == 0
+    for mod, used in ((mcts, names[:4] + ("ROOT",)), (native, names[:3] + ("UNCOUNTED", "ROOT")),
+                      (policy, ("NO_ACTION",)), (nodes, ("NO_PLAYER",))):
+        for n in used:
+            assert getattr(mod, n) is getattr(tree, n), (mod.__name__, n)
+    bare = []
+    for path in sorted(pathlib.Path(tree.__file__).parent.glob("*.py")):
+        src = ast.parse(path.read_text())
+        shapes = {id(a) for node in ast.walk(src) if isinstance(node, ast.Call)
+                  and isinstance(node.func, ast.Attribute) and node.func.attr in ("view", "reshape") for a in node.args}
+        shapes |= {id(n) for node in ast.walk(src) if isinstance(node, ast.Subscript) for n in ast.walk(node.slice)}
+        defs = {id(node.value) for node in ast.walk(src) if isinstance(node, ast.Assign) and path.name == "tree.py"
+                and all(isinstance(t, ast.Name) and t.id in names for t in node.targets)}
+        for node in ast.walk(src):
+            if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+                    and isinstance(node.operand, ast.Constant) and type(node.operand.value) is int
+                    and node.operand.value == 1
+                    and id(node) not in shapes and id(node) not in defs):
+                bare.append(f"{path.name}:{node.lineno}")
+    assert not bare, bare

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from . import native as _native, policy
-from .tree import Tree
+from .tree import NO_ACTION, NO_CHILD, NO_NODE, NO_PLAYER, ROOT, Children, Leaves, Selection, Tree
 
 DEPTH_BUCKETS = tuple(2 ** i for i in range(11))        # 1, 2, 4, ..., 1024 levels
 
@@ -123,13 +122,13 @@ class DepthBound:
 
 # --- the wave, as plain functions of tensors (compiled or not) --------------------------------
 
-def select(tf: Tree, base: torch.Tensor, c: float, D: int):
-    """Descend every tree for D levels. Returns the path (flat ids of the nodes passed, [D, B],
-    -1 after the descent ended), the node where it ended (`cur`), the leaf's parent and slot,
-    and whether a new node is to be created (`expand`) or an existing terminal node was hit."""
+def select(tf: Tree, base: torch.Tensor, c: float, D: int) -> Selection:
+    """Descend every tree for D levels: the path (flat ids of the nodes passed, NO_NODE after
+    the descent ended), the node where it ended, the leaf's parent and slot, and whether a new
+    node is to be created or an existing terminal node was hit (`Selection`)."""
     B = base.shape[0]
     dev = base.device
-    cur = torch.zeros(B, dtype=torch.long, device=dev)
+    cur = torch.full((B,), ROOT, dtype=torch.long, device=dev)
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     leaf_parent = torch.zeros(B, dtype=torch.long, device=dev)
     leaf_slot = torch.zeros(B, dtype=torch.long, device=dev)
@@ -137,25 +136,25 @@ def select(tf: Tree, base: torch.Tensor, c: float, D: int):
     path = []
     for _ in range(D):
         fn = base + cur
-        path.append(torch.where(done, -1, fn))
+        path.append(torch.where(done, NO_NODE, fn))
         ch = tf.children[fn].long()                                   # [B, K]
-        seen = ch >= 0
+        seen = ch != NO_CHILD
         fch = base[:, None] + ch.clamp_min(0)
         n_child = torch.where(seen, tf.visits[fch], 0)
         q = torch.where(n_child > 0, tf.wsum[fch] / n_child.clamp_min(1).to(tf.wsum.dtype), 0.0)
         sign = torch.where(tf.player[fn] == 1, -1.0, 1.0).to(q.dtype)
         score = policy.puct(q, n_child, tf.prior[fn], tf.visits[fn], sign, c)
-        score = torch.where(tf.acts[fn] >= 0, score, float("-inf"))
+        score = torch.where(tf.acts[fn] != NO_ACTION, score, float("-inf"))
         a = score.argmax(1)
         nxt = ch.gather(1, a[:, None]).squeeze(1)
-        new = ~done & (nxt < 0)
+        new = ~done & (nxt == NO_CHILD)
         leaf_parent = torch.where(new, cur, leaf_parent)
         leaf_slot = torch.where(new, a, leaf_slot)
         expand = expand | new
-        go = ~done & (nxt >= 0)
+        go = ~done & (nxt != NO_CHILD)
         cur = torch.where(go, nxt, cur)
         done = done | new | (go & tf.term[base + cur])
-    return torch.stack(path), cur, leaf_parent, leaf_slot, expand
+    return Selection(torch.stack(path), cur, leaf_parent, leaf_slot, expand)
 
 
 def evaluate(model: torch.nn.Module, obs: torch.Tensor, legal: torch.Tensor, dtype):
@@ -163,13 +162,15 @@ def evaluate(model: torch.nn.Module, obs: torch.Tensor, legal: torch.Tensor, dty
     return policy.masked_softmax(logits.to(dtype), legal), v.to(dtype)
 
 
-def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, legal, logits, v, ret0,
-           group: int = 1, lazy: bool = False):
-    """Write the new nodes (every row writes; a row that does not expand writes into its tree's
-    unused slot, which nothing links to) and return each row's leaf (flat id) and its value in
-    player 0's frame. The priors are the softmax of the network's logits over each node's legal
-    slots: the same numbers as over its legal actions, at K entries a row instead of A
-    (`group`: the engine's `action_group`, see `policy.slots`).
+def commit(tf: Tree, base, sel: Selection, kids: Children, logits, v, group: int = 1,
+           lazy: bool = False) -> tuple[Leaves, torch.Tensor]:
+    """Write the new nodes (`kids`, where `sel` expands; every row writes: a row that does not
+    expand writes into its tree's unused slot, which nothing links to), given the network's
+    `logits` and values `v` (side to move) for them. Returns each row's leaf (flat id) and its
+    value in player 0's frame (`Leaves`), and the flat ids the rows wrote. The priors are the
+    softmax of the network's logits over each node's legal slots: the same numbers as over its
+    legal actions, at K entries a row instead of A (`group`: the engine's `action_group`, see
+    `policy.slots`).
 
     `lazy`: store each slot's raw logit instead, for the CPU's tree walk to normalise the first
     time a descent passes the node (`native.select`): most new nodes are leaves that no descent
@@ -179,6 +180,8 @@ def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, le
     the slots are laid out: the row gets the logits of actions 0..A-1 and `Tree.legal` the legal
     action runs."""
     K = tf.acts.shape[1]
+    cur, leaf_parent, leaf_slot, expand = sel.node, sel.parent, sel.slot, sel.expand
+    legal, player, term, ret0 = kids.legal, kids.player, kids.term, kids.ret0
     fpar = base + leaf_parent
     nid = tf.num_nodes.long()
     fchild = base + nid
@@ -191,8 +194,8 @@ def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, le
         acts = policy.slots(legal, K, group)
         tf.acts.index_copy_(0, fchild, acts)
         raw = policy.gather_slots(logits, acts)
-        tf.prior.index_copy_(0, fchild, raw if lazy else policy.masked_softmax(raw, acts >= 0))
-    tf.player.index_copy_(0, fchild, torch.where(term, -1, player).to(tf.player.dtype))
+        tf.prior.index_copy_(0, fchild, raw if lazy else policy.masked_softmax(raw, acts != NO_ACTION))
+    tf.player.index_copy_(0, fchild, torch.where(term, NO_PLAYER, player).to(tf.player.dtype))
     tf.term.index_copy_(0, fchild, term)
     depth = tf.depth[fpar] + 1
     tf.depth.index_copy_(0, fchild, depth)
@@ -203,34 +206,36 @@ def commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, term, player, le
     v_new = torch.where(term, ret0.to(v.dtype), policy.to_player0(v, player))
     fcur = base + cur
     v_old = tf.wsum[fcur] / tf.visits[fcur].clamp_min(1).to(tf.wsum.dtype)   # exact value of a terminal node
-    return torch.where(expand, fchild, fcur), torch.where(expand, v_new, v_old), fchild
+    return Leaves(torch.where(expand, fchild, fcur), torch.where(expand, v_new, v_old)), fchild
 
 
-def twin_expand(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, path, ctx, engine, model, lazy=False):
-    """Expansion for tensor twins, inside the graph: step, status, observation, network, commit."""
-    fpar = base + leaf_parent
-    act = tf.acts[fpar, leaf_slot].long().clamp_min(0)
+def twin_expand(tf: Tree, base, sel: Selection, ctx, engine, model, lazy=False) -> Leaves:
+    """Expansion for tensor twins, inside the graph: step, status, observation, network, commit.
+    `sel.path` is read only where the engine looks back along the line of play (else None)."""
+    path = sel.path
+    fpar = base + sel.parent
+    act = tf.acts[fpar, sel.slot].long().clamp_min(0)
     parents = {k: v[fpar] for k, v in tf.states.items()}
     if engine.lookback_fields:
         anc = {k: tf.states[k][path.clamp_min(0)] for k in engine.lookback_fields}   # [D, B, ...]
-        kids = engine.tree_step(parents, act, anc, tf.depth[path.clamp_min(0)], path >= 0,
-                                tf.depth[fpar], ctx)
+        states = engine.tree_step(parents, act, anc, tf.depth[path.clamp_min(0)], path != NO_NODE,
+                                  tf.depth[fpar], ctx)
     else:
-        kids = engine.step(parents, act)
-    term, player, legal, ret = engine.status(kids)
-    logits, v = model(engine.observation(kids))
-    leaf, value, fchild = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal,
-                                 logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), ret[:, 0], engine.action_group,
-                                 lazy)
+        states = engine.step(parents, act)
+    term, player, legal, ret = engine.status(states)
+    kids = Children(engine.observation(states), legal, player, term, ret[:, 0])
+    logits, v = model(kids.obs)
+    leaves, fchild = commit(tf, base, sel, kids, logits.to(tf.prior.dtype), v.to(tf.wsum.dtype),
+                            engine.action_group, lazy)
     for k, t in tf.states.items():
-        t.index_copy_(0, fchild, kids[k])
-    return leaf, value
+        t.index_copy_(0, fchild, states[k])
+    return leaves
 
 
 def backup(tf: Tree, path: torch.Tensor, leaf: torch.Tensor, value: torch.Tensor) -> None:
     """Add one visit and the leaf's value to every node on each path (one scatter each)."""
     ids = torch.cat([path, leaf[None]], 0)
-    on = ids >= 0
+    on = ids != NO_NODE
     flat = ids.clamp_min(0).view(-1)
     tf.visits.index_add_(0, flat, on.view(-1).to(tf.visits.dtype))
     tf.wsum.index_add_(0, flat, (on.to(value.dtype) * value[None]).view(-1))
@@ -285,10 +290,8 @@ class MCTS:
         self.nodes = engine.node_store()
         f = (lambda fn, simd=False: _compiled(fn, self.device, simd)) if self.compile else (lambda fn, simd=False: fn)
         # on CPU new nodes keep their logits until a descent first passes them (`commit`'s lazy)
-        self._normed = None
-        self._nslots = None                         # the CPU walk's legal-slot counts, per node row
         self.lazy_priors = self.native
-        self._select = self._native_select if self.native else f(select)
+        self._select = _native.select if self.native else f(select)
         self._backup = _native.backup if self.native else backup
         self._commit = f(_eval_commit)
         self._twin_expand = f(twin_expand, engine.compile_simd)
@@ -301,13 +304,8 @@ class MCTS:
             group = self.engine.action_group
             wide = self.native and K == A >= WIDE_ROWS_MIN and A % group == 0
             self.tree = Tree.allocate(B, N, K, self.device, self.dtype, self.nodes.spec(),
-                                      legal_cols=A // group if wide else 0)
-            self._normed = np.ones(B * N, dtype=np.bool_) if self.native else None
-            self._nslots = np.full(B * N, -1, dtype=np.int32) if self.native else None
+                                      legal_cols=A // group if wide else 0, walk=self.native)
         return self.tree
-
-    def _native_select(self, tf: Tree, base, c: float, D: int):
-        return _native.select(tf, base, c, D, self._normed, self._nslots)
 
     def precompile(self, levels: int = 64) -> None:
         """Compile `select` for every depth bucket up to `levels` now. A long run compiles them
@@ -335,69 +333,61 @@ class MCTS:
         K = slot_bucket(self.nodes.legal_bound(roots, legal), A)
         tree = self._tree_for(B, K, A)
         K = tree.shape[2]
-        tree.reset()
+        lazy = self.lazy_priors and tree.normed is not None    # only the CPU's walk normalises
+        tree.reset(raw_priors=lazy)
         prior, v = evaluate(self.model, obs, legal, self.dtype)
         self.stats.net_calls += 1
         self.stats.net_states += B
         if noise and self.epsilon > 0:
             prior = policy.with_noise(prior, legal, self.alpha, self.epsilon, generator)
         racts = policy.slots(legal, K, eng.action_group)
-        tree.acts[:, 0] = racts
-        tree.prior[:, 0] = policy.gather_slots(prior, racts)
-        tree.player[:, 0] = player.to(torch.int8)
-        tree.term[:, 0] = False
-        tree.depth[:, 0] = 0
-        tree.visits[:, 0] = 1
-        tree.wsum[:, 0] = policy.to_player0(v, player)
-        lazy = self.lazy_priors and self._normed is not None    # only the CPU's walk normalises
-        if self._normed is not None:
-            self._normed.fill(not lazy)
-            self._normed[::S + 1] = True            # the roots' priors are set above
-            self._nslots.fill(-1)
+        tree.acts[:, ROOT] = racts
+        tree.prior[:, ROOT] = policy.gather_slots(prior, racts)
+        tree.player[:, ROOT] = player.to(torch.int8)
+        tree.term[:, ROOT] = False
+        tree.depth[:, ROOT] = 0
+        tree.visits[:, ROOT] = 1
+        tree.wsum[:, ROOT] = policy.to_player0(v, player)
         ctx = self.nodes.set_roots(tree, roots)
         tf = tree.flat()
         base = torch.arange(B, device=dev) * (S + 1)
         self.bound.start()
         for _ in range(S):
             D = depth_bucket(self.bound.levels())
-            path, cur, lp, ls, exp = self._select(tf, base, self.c_puct, D)
+            sel = self._select(tf, base, self.c_puct, D)
+            # the path goes into an expansion only where the engine reads it (else one graph serves
+            # every depth); its length is marked dynamic, so one graph serves every depth there too
+            at_leaf = sel._replace(path=None)
             if self.nodes.in_graph:
-                # the path goes in only where the engine reads it (else one graph serves every depth);
-                # its length is marked dynamic, so one graph serves every depth there too
                 if eng.lookback_fields:
                     if self.compile:
-                        torch._dynamo.mark_dynamic(path, 0)
-                    leaf, value = self._twin_expand(tf, base, cur, lp, ls, exp, path, ctx, eng, self.model,
-                                                    lazy)
+                        torch._dynamo.mark_dynamic(sel.path, 0)
+                    leaves = self._twin_expand(tf, base, sel, ctx, eng, self.model, lazy)
                 else:
-                    leaf, value = self._twin_expand(tf, base, cur, lp, ls, exp, None, ctx, eng, self.model,
-                                                    lazy)
+                    leaves = self._twin_expand(tf, base, at_leaf, ctx, eng, self.model, lazy)
             else:
-                fpar = base + lp
-                act = tf.acts[fpar, ls]
-                kids = self.nodes.expand(fpar, act, base + tf.num_nodes.long(), exp)
-                leaf, value = self._commit(tf, base, cur, lp, ls, exp, kids, self.model, lazy)
-            self._backup(tf, path, leaf, value)
+                fpar = base + sel.parent
+                act = tf.acts[fpar, sel.slot]
+                kids = self.nodes.expand(fpar, act, base + tf.num_nodes.long(), sel.expand)
+                leaves = self._commit(tf, base, at_leaf, kids, self.model, lazy)
+            self._backup(tf, sel.path, leaves.node, leaves.value)
             self.bound.after_wave(tree.max_depth)
             self.stats.waves += 1
             self.stats.levels += D
             self.stats.net_calls += 1
             self.stats.net_states += B
             self.stats.simulations += B
-        ch = tree.children[:, 0].long()
-        n_root = torch.where(ch >= 0, tree.visits.gather(1, ch.clamp_min(0)), 0)
+        ch = tree.children[:, ROOT].long()
+        n_root = torch.where(ch != NO_CHILD, tree.visits.gather(1, ch.clamp_min(0)), 0)
         visits = policy.scatter_slots(n_root, racts, A)
-        root0 = tree.wsum[:, 0] / tree.visits[:, 0].to(tree.wsum.dtype)
+        root0 = tree.wsum[:, ROOT] / tree.visits[:, ROOT].to(tree.wsum.dtype)
         root_value = policy.to_player0(root0, player)               # the same flip takes it back
         return SearchResult(visits, root_value, prior)
 
 
-def _eval_commit(tf: Tree, base, cur, leaf_parent, leaf_slot, expand, kids, model, lazy=False):
-    """Expansion for the host-side (pyspiel) hook: the children's observations arrive as
-    tensors; evaluate and commit them in one graph."""
-    obs, legal, player, term, ret0 = kids
-    logits, v = model(obs)
-    leaf, value, _ = commit(tf, base, cur, leaf_parent, leaf_slot, expand, term, player, legal,
-                            logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), ret0, lazy=lazy)
-    return leaf, value
+def _eval_commit(tf: Tree, base, sel: Selection, kids: Children, model, lazy=False) -> Leaves:
+    """Expansion for the host-side (pyspiel) hook: the children arrive as tensors (`nodes.expand`);
+    evaluate and commit them in one graph."""
+    logits, v = model(kids.obs)
+    return commit(tf, base, sel, kids, logits.to(tf.prior.dtype), v.to(tf.wsum.dtype), lazy=lazy)[0]
 

@@ -7,8 +7,8 @@ children of every game), and there is no device to wait for: a loop per game tha
 its descent stops does the same work in a fraction of the time. These kernels are that loop,
 compiled by numba, and they compute exactly what `mcts.select` / `mcts.backup` compute (the
 same PUCT terms in the tree's dtype and in the same order, the lowest slot on ties, the same
-outputs down to the -1 padding of the paths); tests/test_search.py compares them on every seed
-game, and the search uses them for CPU trees (`MCTS(native=...)`).
+`Selection` down to the `NO_NODE` padding of the paths); tests/test_search.py compares them on
+every seed game, and the search uses them for CPU trees (`MCTS(native=...)`).
 
 One difference, made for speed: on CPU a new node keeps the network's raw logits in its prior
 row until a descent first passes it, and `select` applies the masked softmax then (`normalise`,
@@ -25,19 +25,26 @@ held before); nothing reads them before the walk has passed the node. Not laying
 writing every new node's slots and action ids took pentago's expansion from ~2.8 to ~1.9 ms per
 wave (one actor, 1,024 games, two separate runs).
 
-The walk also counts each node's legal slots the first time it passes the node (`nslots`; the
-legal slots come first in a row, `policy.slots`) and scores only those, and scores an
-unexpanded child as `explore * prior` (Q = 0 and a divisor of 1, both exact): pentago's and
+The walk also counts each node's legal slots the first time it passes the node (the tree's
+`nslots`; the legal slots come first in a row, `policy.slots`) and scores only those, and scores
+an unexpanded child as `explore * prior` (Q = 0 and a divisor of 1, both exact): pentago's and
 checkers' rows are mostly padding and unexpanded slots.
 
 They read and write the tree's own storage through numpy views (no copy); the tensors they
-return are made on the tree's device (the CPU), so nothing leaks to a default device.
+return are made on the tree's device (the CPU), so nothing leaks to a default device. The
+compiled kernels take plain arrays and numbers (numba takes no `Tree` or `Selection`); `select`
+and `backup` below are the walk's interface in the search's named types. The kernels read the
+tree's sentinels (`tree.NO_CHILD`, ...) as module globals, which numba compiles in as constants
+(a cached kernel keeps the value it was compiled with: numba's disk cache is keyed by this file,
+so changing a sentinel's value means clearing the cache).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from .tree import NO_ACTION, NO_CHILD, NO_NODE, ROOT, UNCOUNTED, Selection
 
 try:
     import numba
@@ -79,7 +86,7 @@ def _normalise(prior, acts, fn, ninf, floor, tiny):
     K = prior.shape[1]
     m = ninf
     for k in range(K):
-        if acts[fn, k] >= 0:
+        if acts[fn, k] != NO_ACTION:
             x = prior[fn, k]
             if x > m or x != x:
                 m = x
@@ -91,7 +98,7 @@ def _normalise(prior, acts, fn, ninf, floor, tiny):
     z = zero
     for k in range(K):
         e = zero
-        if acts[fn, k] >= 0:
+        if acts[fn, k] != NO_ACTION:
             e = np.exp(prior[fn, k] - m)
         prior[fn, k] = e
         z += e
@@ -103,7 +110,7 @@ def _normalise(prior, acts, fn, ninf, floor, tiny):
 
 def _unpack(prior, acts, legal, fn):
     """A node row kept in action order (the tree's `legal` field) -> slots, in place: the legal
-    actions in ascending order with their raw logits, then -1 padding, as `policy.slots` lays
+    actions in ascending order with their raw logits, then NO_ACTION padding, as `policy.slots` lays
     them out (the padding's priors are left to `_normalise`, which writes 0 there). Slot j never
     lies after action j, so the forward copy reads each logit before anything overwrites it."""
     K = acts.shape[1]
@@ -118,7 +125,7 @@ def _unpack(prior, acts, legal, fn):
                 prior[fn, j] = prior[fn, a]
                 j += 1
     for k in range(j, K):
-        acts[fn, k] = -1
+        acts[fn, k] = NO_ACTION
 
 
 def _first_pass(prior, acts, legal, fn, ninf, floor, tiny):
@@ -158,7 +165,7 @@ def _make(ftype):
         cf = ftype(c)
         for b in range(B):
             base = bases[b]
-            cur = 0
+            cur = ROOT
             lev = 0
             lp = 0
             ls = 0
@@ -171,9 +178,9 @@ def _make(ftype):
                     _first_pass(prior, acts, legal, fn, ninf, floor, tiny)
                     normed[fn] = True
                 L = nslots[fn]
-                if L < 0:                       # first pass: count the legal slots (they come first)
+                if L == UNCOUNTED:              # first pass: count the legal slots (they come first)
                     L = 0
-                    while L < K and acts[fn, L] >= 0:
+                    while L < K and acts[fn, L] != NO_ACTION:
                         L += 1
                     nslots[fn] = L
                 explore = cf * np.sqrt(ftype(visits[fn]))
@@ -182,7 +189,7 @@ def _make(ftype):
                 a = 0
                 for k in range(L):
                     ch = children[fn, k]
-                    if ch >= 0:
+                    if ch != NO_CHILD:
                         n = visits[base + ch]
                         q = ftype(0.0)
                         if n > 0:
@@ -198,14 +205,14 @@ def _make(ftype):
                         best = s
                         a = k
                 nxt = children[fn, a]
-                if nxt < 0:
+                if nxt == NO_CHILD:
                     lp, ls, ex = cur, a, True
                     break
                 cur = nxt
                 if term[base + cur]:
                     break
             for j in range(lev, D):
-                path[j, b] = -1
+                path[j, b] = NO_NODE
             cur_out[b] = cur
             lp_out[b] = lp
             ls_out[b] = ls
@@ -218,7 +225,7 @@ def _make(ftype):
             v = value[b]
             for j in range(D):
                 i = path[j, b]
-                if i < 0:
+                if i == NO_NODE:
                     break
                 visits[i] += 1
                 wsum[i] += v
@@ -244,23 +251,24 @@ def _kernels(dtype: torch.dtype):
     return _KERNELS[dtype]
 
 
-def select(tf, base: torch.Tensor, c: float, D: int, normed: np.ndarray | None = None,
-           nslots: np.ndarray | None = None):
-    """`mcts.select(tf, base, c, D)` for a CPU tree: the same five outputs, as torch tensors.
+def select(tf, base: torch.Tensor, c: float, D: int) -> Selection:
+    """`mcts.select(tf, base, c, D)` for a CPU tree (`tf`: a flat `Tree`): the same `Selection`.
 
-    `normed` (bool, one per node row): False where the row's `prior` still holds the network's
-    raw logits (`MCTS` stores them so on CPU, see `mcts.commit`; in action order, with stale
-    `acts`, where the tree's `legal` field has columns); the descent turns them into slots and
-    priors the first time it passes the node. None: every row holds priors.
-    `nslots` (int32, one per node row): the node's legal slot count, -1 until a descent first
+    It keeps its per-node state in the tree where the tree has it (`Tree.allocate(walk=True)`):
+    `normed`, False where the row's `prior` still holds the network's raw logits (`MCTS` stores
+    them so on CPU, see `mcts.commit`; in action order, with stale `acts`, where the tree's
+    `legal` field has columns), which the descent turns into slots and priors the first time it
+    passes the node; and `nslots`, the node's legal slot count, UNCOUNTED until a descent first
     passes it and counts them (a row's legal slots come first, `policy.slots`), so the walk
-    reads neither the padding nor the action ids. None: counted afresh in this call."""
+    reads neither the padding nor the action ids. A tree without them: every row holds priors,
+    and slots are counted afresh in this call."""
     dev = tf.visits.device
     B = base.shape[0]
-    if normed is None:
+    if tf.normed is not None:
+        normed, nslots = tf.normed.numpy(), tf.nslots.numpy()
+    else:
         normed = np.ones(tf.visits.shape[0], dtype=np.bool_)
-    if nslots is None:
-        nslots = np.full(tf.visits.shape[0], -1, dtype=np.int32)
+        nslots = np.full(tf.visits.shape[0], UNCOUNTED, dtype=np.int32)
     path = torch.empty((D, B), dtype=torch.long, device=dev)
     cur = torch.empty(B, dtype=torch.long, device=dev)
     lp = torch.empty(B, dtype=torch.long, device=dev)
@@ -270,16 +278,16 @@ def select(tf, base: torch.Tensor, c: float, D: int, normed: np.ndarray | None =
                                 tf.prior.numpy(), tf.acts.numpy(), tf.legal.numpy(), tf.term.numpy(), normed, nslots,
                                 base.numpy(), c,
                                 path.numpy(), cur.numpy(), lp.numpy(), ls.numpy(), exp.numpy())
-    return path, cur, lp, ls, exp
+    return Selection(path, cur, lp, ls, exp)
 
 
-def finish_rows(tf, normed: np.ndarray, rows: np.ndarray) -> None:
+def finish_rows(tf, rows: np.ndarray) -> None:
     """Do for each of `rows` (flat node ids) whose `normed` is False what the walk does where it
-    first passes a node: slots from a row kept in action order, then priors from logits. For
-    reading the nodes of a CPU tree that no descent passed (tests compare them with the device
-    search's)."""
-    _finish_rows(tf.prior.numpy(), tf.acts.numpy(), tf.legal.numpy(), normed, np.asarray(rows, dtype=np.int64),
-                 *_limits(_FTYPES[tf.prior.dtype]))
+    first passes a node: slots from a row kept in action order, then priors from logits (`tf`: a
+    flat `Tree` the walk keeps state in). For reading the nodes of a CPU tree that no descent
+    passed (tests compare them with the device search's)."""
+    _finish_rows(tf.prior.numpy(), tf.acts.numpy(), tf.legal.numpy(), tf.normed.numpy(),
+                 np.asarray(rows, dtype=np.int64), *_limits(_FTYPES[tf.prior.dtype]))
 
 
 def backup(tf, path: torch.Tensor, leaf: torch.Tensor, value: torch.Tensor) -> None:

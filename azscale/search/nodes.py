@@ -5,14 +5,16 @@ children are made inside the search's graph by the twin's `step` (or `tree_step`
 look back along the line of play). `SpielNodes` (any OpenSpiel game): node states are pyspiel
 objects in a host-side array, and `expand` is the leaf-expansion hook: a host loop over the
 games that expand this wave, returning the children's observations, legal moves, players,
-terminal flags and returns as tensors. Either way the tree, selection, network call and backup
-are the same code (`mcts.py`).
+terminal flags and returns as tensors (`tree.Children`). Either way the tree, selection,
+network call and backup are the same code (`mcts.py`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from .tree import NO_PLAYER, Children
 
 
 class TwinNodes:
@@ -62,12 +64,12 @@ class SpielNodes:
         self.objs[::N] = list(roots)
         return None
 
-    def expand(self, fpar: torch.Tensor, act: torch.Tensor, fchild: torch.Tensor, expand: torch.Tensor):
+    def expand(self, fpar: torch.Tensor, act: torch.Tensor, fchild: torch.Tensor, expand: torch.Tensor) -> Children:
         eng = self.engine
         B = fpar.shape[0]
         obs = np.zeros((B, eng.obs_size), np.float32)
         legal = np.zeros((B, eng.num_actions), bool)
-        player = np.full(B, -1, np.int8)
+        player = np.full(B, NO_PLAYER, np.int8)
         term = np.zeros(B, bool)
         ret0 = np.zeros(B, np.float32)
         fp, ac, fc = fpar.numpy(), act.numpy(), fchild.numpy()
@@ -82,5 +84,5 @@ class SpielNodes:
                 obs[b] = s.observation_tensor()
                 legal[b] = s.legal_actions_mask()
                 player[b] = s.current_player()
-        return (torch.from_numpy(obs), torch.from_numpy(legal), torch.from_numpy(player), torch.from_numpy(term),
-                torch.from_numpy(ret0))
+        return Children(torch.from_numpy(obs), torch.from_numpy(legal), torch.from_numpy(player),
+                        torch.from_numpy(term), torch.from_numpy(ret0))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from .tree import NO_ACTION
+
 
 def masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """Softmax over the legal entries of each row (rows with no legal entry give zeros)."""
@@ -31,7 +33,7 @@ def with_noise(prior: torch.Tensor, legal: torch.Tensor, alpha: float, epsilon: 
 
 
 def slots(legal: torch.Tensor, K: int, group: int = 1) -> torch.Tensor:
-    """The legal action ids of each row in ascending order, in K slots padded with -1 (the
+    """The legal action ids of each row in ascending order, in K slots padded with NO_ACTION (the
     caller guarantees at most K legal actions per row). Ascending order keeps argmax ties
     broken by the lowest action id, as over plain action rows.
 
@@ -42,24 +44,24 @@ def slots(legal: torch.Tensor, K: int, group: int = 1) -> torch.Tensor:
     if group > 1:
         runs = slots(legal[:, ::group], -(-K // group))                      # [n, ceil(K / group)]
         step = torch.arange(group, dtype=runs.dtype, device=legal.device)
-        acts = torch.where(runs[:, :, None] >= 0, runs[:, :, None] * group + step, -1)
+        acts = torch.where(runs[:, :, None] != NO_ACTION, runs[:, :, None] * group + step, NO_ACTION)
         return acts.flatten(1)[:, :K]
     pos = torch.where(legal, legal.cumsum(1) - 1, K).clamp_max(K)          # column K: discarded
-    out = torch.full((n, K + 1), -1, dtype=torch.int32, device=legal.device)
+    out = torch.full((n, K + 1), NO_ACTION, dtype=torch.int32, device=legal.device)
     out.scatter_(1, pos, torch.arange(A, dtype=torch.int32, device=legal.device).expand(n, A))
     return out[:, :K]
 
 
 def gather_slots(values: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     """values [n, A] read at each slot's action id (0 for empty slots)."""
-    return torch.where(acts >= 0, values.gather(1, acts.long().clamp_min(0)), 0)
+    return torch.where(acts != NO_ACTION, values.gather(1, acts.long().clamp_min(0)), 0)
 
 
 def scatter_slots(values: torch.Tensor, acts: torch.Tensor, num_actions: int) -> torch.Tensor:
     """Slot values [n, K] back to action rows [n, A] (empty slots dropped)."""
     n = values.shape[0]
     out = torch.zeros(n, num_actions + 1, dtype=values.dtype, device=values.device)
-    out.scatter_(1, torch.where(acts >= 0, acts.long(), num_actions), values)
+    out.scatter_(1, torch.where(acts != NO_ACTION, acts.long(), num_actions), values)
     return out[:, :num_actions]
 
 
