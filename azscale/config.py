@@ -63,6 +63,8 @@ class TrainConfig:
     replay_beta: float = setting(0.0, "Replay sampling weight per example = (copies of its state in the "
                                       "buffer)^-replay_beta (0 = uniform, the paper's; 1 = every distinct "
                                       "state equally often)")
+    replay_from_turn: int = setting(0, "replay_cap and replay_beta apply only to examples of this turn on "
+                                       "(moves made before them; 0 = every state)")
     checkpoints: int = setting(17, "Checkpoints kept, log-spaced as the paper's 17")
     # bookkeeping
     seed: int = setting(0, "Random seed (same seed + one actor = same games)")
@@ -176,6 +178,7 @@ FIELD_RULES: dict[str, dict[str, Any]] = {
     "snapshot_seconds": dict(lo=0, hi=1e9),
     "replay_cap": dict(lo=0, hi=100_000_000, integer=True),
     "replay_beta": dict(lo=0, hi=4),
+    "replay_from_turn": dict(lo=0, hi=_BIG, integer=True),
 }
 
 

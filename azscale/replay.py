@@ -13,6 +13,9 @@ state's share of learning (issue 33's replay intervention):
 - `replay_beta` beta > 0: minibatches are drawn with probability proportional to
   copies(state)^-beta per example (beta = 1: every distinct state in the buffer is drawn equally
   often; 0: uniformly over examples, the paper's).
+- `replay_from_turn` T: the cap and the weight apply only to examples of turn >= T (the others
+  are kept and drawn as in plain replay, and their copies are not counted), so a study can thin
+  out frequent end-game states alone; 0 (default): every state.
 
 With both off (K = 0, beta = 0, the defaults) the buffer writes and samples exactly as before
 this existed: the same ring positions and the same `torch.randint` draws, so runs are identical.
@@ -72,7 +75,7 @@ class ReplayBuffer:
     side), for the cap, the frequency weight and the step's metrics (`stats`)."""
 
     def __init__(self, capacity: int, obs_size: int, num_actions: int, device="cpu", obs_dtype=torch.float32,
-                 cap: int = 0, beta: float = 0.0, late_turn: float | None = None):
+                 cap: int = 0, beta: float = 0.0, late_turn: float | None = None, from_turn: int = 0):
         self.capacity = capacity
         self.device = torch.device(device)
         self.obs_dtype = obs_dtype
@@ -90,6 +93,7 @@ class ReplayBuffer:
         self.cap = int(cap)
         self.beta = float(beta)
         self.late_turn = late_turn
+        self.from_turn = int(from_turn)     # the cap and weight apply to examples of this turn on
         self._copies: dict[int, OrderedDict[int, None]] = {}    # key -> its slots, oldest example first
         self._weights: torch.Tensor | None = None
         self._drawn = torch.zeros(2, dtype=torch.int64, device=self.device)   # [examples, late ones] drawn
@@ -107,7 +111,7 @@ class ReplayBuffer:
         if self.obs_dtype == torch.bool and not np.isin(obs, (0.0, 1.0)).all():
             raise RuntimeError("an observation outside {0, 1} for a game declared to have 0/1 planes")
         if self.cap > 0:
-            slots = self._place_capped(keys)
+            slots = self._place_capped(np.where(self._ruled(turn), keys, UNKNOWN_KEY))
             last = _last_write(slots)            # a slot written twice in one call keeps the later example
             src, slots = last, slots[last]
         else:
@@ -159,18 +163,26 @@ class ReplayBuffer:
             slots[i] = s
         return slots
 
+    def _ruled(self, turn: np.ndarray) -> np.ndarray:
+        """Which examples the cap and weight apply to (all of them when from_turn is 0)."""
+        return np.ones(len(turn), bool) if self.from_turn == 0 else np.asarray(turn) >= self.from_turn
+
     def _rebuild_copies(self) -> None:
         self._copies = {}
         order = np.argsort(self.age[:self.size], kind="stable")
+        ruled = self._ruled(self.turn[:self.size].cpu().numpy())
         for s in order.tolist():
-            if self.keys[s] != UNKNOWN_KEY:
+            if self.keys[s] != UNKNOWN_KEY and ruled[s]:
                 self._copies.setdefault(int(self.keys[s]), OrderedDict())[s] = None
 
     def sample(self, n: int, generator: torch.Generator):
         if self.beta > 0:
             if self._weights is None:
-                _, inv, counts = np.unique(self.keys[:self.size], return_inverse=True, return_counts=True)
-                w = counts[inv].astype(np.float64) ** -self.beta
+                keys = self.keys[:self.size]
+                ruled = self._ruled(self.turn[:self.size].cpu().numpy())
+                _, inv, counts = np.unique(keys[ruled], return_inverse=True, return_counts=True)
+                w = np.ones(self.size)
+                w[ruled] = counts[inv].astype(np.float64) ** -self.beta
                 self._weights = torch.from_numpy(w).to(self.device)
             idx = torch.multinomial(self._weights, n, replacement=True, generator=generator)
         else:

@@ -129,7 +129,8 @@ class Learner:
                             f"'depth' {cfg.depth}; choose smaller ones") from None
         try:
             buffer = ReplayBuffer(cfg.buffer_size, engine.obs_size, engine.num_actions, device, engine.obs_dtype,
-                                  cap=cfg.replay_cap, beta=cfg.replay_beta, late_turn=_late_turn(cfg.game))
+                                  cap=cfg.replay_cap, beta=cfg.replay_beta, late_turn=_late_turn(cfg.game),
+                                  from_turn=cfg.replay_from_turn)
         except (MemoryError, RuntimeError) as exc:
             if not out_of_memory(exc):
                 raise

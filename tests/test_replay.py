@@ -216,3 +216,17 @@ def test_a_resume_file_from_before_state_keys_continues_exactly_with_metrics_not
     per_buffer = cfg.buffer_size // cfg.states_per_step            # steps until the buffer is all new
     if 2 + per_buffer + 1 <= 6:
         assert m[2 + per_buffer]["replay_distinct_share"] is not None
+
+
+def test_from_turn_caps_and_weights_only_late_examples():
+    obs, legal, pol, val, player, _ = _examples([5] * 6 + [9] * 6)
+    turn = np.array([0] * 6 + [8] * 6, np.int32)            # six early copies of 5, six late copies of 9
+    buf = ReplayBuffer(32, 1, 2, cap=2, from_turn=7)
+    buf.add(obs, legal, pol, val, player, turn)
+    assert buf.copies_of(int(buf.keys[0])) == 6 and buf.size == 8        # early copies kept, late capped
+    w = ReplayBuffer(32, 1, 2, beta=1.0, from_turn=7)
+    w.add(obs, legal, pol, val, player, turn)
+    g = torch.Generator().manual_seed(0)
+    drawn = torch.cat([w.sample(1000, g)[0] for _ in range(20)])[:, 0]
+    # early examples weigh 1 each (6), the six late copies of one state 1/6 each (1 in all)
+    assert float((drawn == 9).float().mean()) == pytest.approx(1 / 7, abs=0.01)
