@@ -724,6 +724,29 @@ def bench_selfplay(game: str = typer.Argument(..., help=GAME_HELP),
     typer.echo(json.dumps(res, indent=2) if as_json else format_bench(res))
 
 
+@app.command("compare")
+def compare_cmd(plain: Path = typer.Argument(..., help="The plain arm: a finished sweep directory"),
+                arm: Path = typer.Argument(..., help="The changed arm: a sweep of the same game, widths and seeds "
+                                                     "with some training setting changed (e.g. --set replay_cap=2)"),
+                out: Path = typer.Option(..., help="Output directory: compare.json, compare.md, figures/, matches/"),
+                games_per_pair: int = typer.Option(100, help="Head-to-head games per width and seed (even)"),
+                simulations: int = typer.Option(100, "--sims", help="Simulations per move in the head-to-head"),
+                temperature: float = typer.Option(0.25, help="Move temperature in the head-to-head"),
+                workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+                seed: int = typer.Option(0, help="Seed of the matches and the bootstrap")):
+    """Two arms of one study side by side: each width and seed's final agents head to head (Elo of
+    the arm over the plain one by size, and its slope on log parameters with an interval), with
+    each arm's Elo, verdict, exact-value early/late loss and replay metrics by size."""
+    from .compare import compare
+    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    res = compare(plain, arm, out, games_per_pair=games_per_pair, simulations=simulations, temperature=temperature,
+                  workers=workers, seed=seed)
+    sl = res["head_to_head"]["slope"]
+    typer.echo(f"compare: {len(res['runs'])} pairs; slope " + (f"{sl['elo_per_decade']:+.0f} Elo per decade "
+               f"[{sl['ci'][0]:+.0f}, {sl['ci'][1]:+.0f}]: {sl['reading']}" if "elo_per_decade" in sl else sl["reading"]))
+    typer.echo(f"wrote {Path(out) / 'compare.md'}, compare.json and figures/")
+
+
 @bench_app.command("replay")
 def bench_replay_cmd(game: str = typer.Argument(..., help=GAME_HELP),
                      preset: str = typer.Option("cpu", help="paper, cpu or smoke: the learner's settings"),

@@ -368,14 +368,15 @@ STUDY_GAMES_GLOB = f"{STUDY_TOURNAMENT_PREFIX}*/games/part-*.parquet"
 # Directories of analysis results, recognised by their main result file.
 RESULT_KINDS = {"zipf": "fits.json", "loss": "loss.json", "elo": "elo.json", "scaling": "scaling.json",
                 "report": "report.md", "labels": "labels.parquet", "toy-tree": "toy_tree.json",
-                "oware-scan": "scan.json"}
+                "oware-scan": "scan.json", "compare": "compare.json"}
 KIND_NAMES = {"run": "an azscale run", "tournament": "an azscale tournament",
               "random-games": "an azscale random-games table", "sweep": "an azscale sweep",
               "imported-games": "an azscale imported games table", "zipf": "an azscale zipf analysis",
               "loss": "an azscale loss analysis", "elo": "an azscale Elo analysis",
               "scaling": "an azscale scaling analysis", "report": "an azscale report",
               "labels": "an azscale solver label cache", "temperature-study": "an azscale temperature study",
-              "toy-tree": "an azscale toy-tree result", "oware-scan": "an azscale oware variant scan"}
+              "toy-tree": "an azscale toy-tree result", "oware-scan": "an azscale oware variant scan",
+              "compare": "an azscale two-arm comparison"}
 
 
 # What each analysis writes in its directory: file names, and figure stems (each as .png and
@@ -392,6 +393,7 @@ RESULT_FILES = {
     "report": ({"report.md", "report.html", "figures"}, set()),
     "toy-tree": ({"toy_tree.json", "staircase.csv"}, {"toy_tree"}),
     "oware-scan": ({"scan.json", "scan.md"}, set()),        # scan.json is written first, before any variant
+    "compare": ({"compare.json", "compare.md", "figures", "matches"}, set()),   # compare.json last
 }
 
 

@@ -1,0 +1,141 @@
+"""Two arms of one study side by side (`azscale compare`): a plain sweep and the same sizes and
+seeds trained with something changed (issue 33: the replay intervention).
+
+The head-to-head: at every width and seed, the final agent of the changed arm plays the final
+agent of the plain arm (`games_per_pair` games, seats alternating). Its score s (win 1, draw
+1/2) gives an Elo difference 400 log10(s / (1 - s)) per pair. Per size, the mean over seeds with a
+hierarchical interval (`sizeboot.size_bootstrap`: games resampled within each pair, then seeds
+within sizes, the pooled scheme); and ONE test across sizes, the slope of the Elo difference on
+log10(parameters) with its interval from the same replicates. Under the paper's explanation of
+inverse scaling (larger agents spend capacity on frequent end-game states), thinning out
+frequent end-game states helps larger agents more: a positive slope. A slope whose interval
+holds 0 is reported with the smallest slope the design could have told from 0 (the interval's
+half-width), never as "no effect".
+
+Side by side from each arm's own analysis (files its sweep wrote; "not available" with the
+reason where one is missing): final-checkpoint Elo against the random player by size, the
+verdict with its detectable fall, early and late value loss by size against exact values
+(`analysis/loss-solver`), and the replay metrics of the last third of training by size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .sizeboot import percentile, size_bootstrap
+
+HEAD_TO_HEAD = "mean over seeds of 400 log10(s / (1 - s)), s = the changed arm's score against the plain arm"
+
+
+def pair_elo(wins: np.ndarray, draws: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """Elo difference of each pair from its games (score clipped to half a game from 0 and 1)."""
+    wins, draws, losses = (np.asarray(x, float) for x in (wins, draws, losses))
+    n = wins + draws + losses
+    s = np.clip((wins + draws / 2) / n, 0.5 / n, 1 - 0.5 / n)
+    return 400 * np.log10(s / (1 - s))
+
+
+def head_to_head(pairs: pd.DataFrame, *, refits: int = 1000, reps: int = 4000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, Any]:
+    """`pairs`: one row per width and seed, columns params, wins, draws, losses (the changed arm's
+    games against the plain arm). Returns per-size Elo differences with intervals and the slope
+    of the difference on log10(params)."""
+    need = {"params", "wins", "draws", "losses"}
+    if not need <= set(pairs.columns) or not len(pairs):
+        raise UserError(f"head-to-head results need columns {sorted(need)} and at least one pair")
+    d = pairs.reset_index(drop=True)
+    n = (d["wins"] + d["draws"] + d["losses"]).to_numpy(int)
+    if (n < 1).any():
+        raise UserError("a head-to-head pair without games")
+    rng = np.random.default_rng(seed)
+    probs = d[["wins", "draws", "losses"]].to_numpy(float) / n[:, None]
+    draws = np.stack([rng.multinomial(n[i], probs[i], size=refits) for i in range(len(d))], 1)   # [B, rows, 3]
+    samples = pair_elo(draws[..., 0], draws[..., 1], draws[..., 2])
+    table = pd.DataFrame({"params": d["params"].astype(np.int64), "elo": pair_elo(d["wins"], d["draws"], d["losses"])})
+    boot = size_bootstrap(table, samples, reps=reps, seed=seed)
+    by = {}
+    for k, p in enumerate(boot.params):
+        lo, hi = percentile(boot.samples[:, k], level)
+        by[str(int(p))] = {"elo_diff": float(boot.mean[k]), "ci": [lo, hi], "seeds": int(boot.seeds[k]),
+                           "games": int(n[(d["params"] == p).to_numpy()].sum())}
+    out: dict[str, Any] = {"statistic": HEAD_TO_HEAD, "by_params": by, "level": level,
+                           "interval": boot.describe(), "notes": list(boot.notes)}
+    if len(boot.params) >= 2:
+        x = np.log10(boot.params.astype(float))
+        xc = x - x.mean()
+        slope = float(xc @ (boot.mean - boot.mean.mean()) / (xc @ xc))
+        reps_slope = (boot.samples - boot.samples.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        lo, hi = percentile(reps_slope, level)
+        half = (hi - lo) / 2
+        out["slope"] = {"elo_per_decade": slope, "ci": [lo, hi],
+                        "detectable": half,
+                        "reading": ("positive: the change helps larger agents more" if lo > 0 else
+                                    "negative: the change helps larger agents less" if hi < 0 else
+                                    f"not told from 0 (the design tells a slope of about ±{half:.0f} Elo per "
+                                    f"decade of parameters from 0)")}
+    else:
+        out["slope"] = {"reading": "not applicable: one size"}
+    return out
+
+
+def final_elo_by_size(elo_csv: Path) -> dict[str, Any]:
+    """Mean final-checkpoint Elo (against the random player, 0) per size from a sweep's elo.csv."""
+    if not Path(elo_csv).exists():
+        return {"available": False, "reason": f"{elo_csv} is missing (run the sweep's analysis)"}
+    t = pd.read_csv(elo_csv)
+    t = t[t["kind"] == "agent"]
+    t = t[t["step"] == t.groupby("run")["step"].transform("max")]
+    by = {str(int(p)): {"elo": float(g["elo"].mean()), "seeds": int(len(g)),
+                        "seed_sd": float(g["elo"].std(ddof=1)) if len(g) > 1 else None}
+          for p, g in t.groupby("params")}
+    return {"available": True, "by_params": by}
+
+
+def verdict_summary(verdict_json: Path) -> dict[str, Any]:
+    if not Path(verdict_json).exists():
+        return {"available": False, "reason": f"{verdict_json} is missing (run the sweep's analysis)"}
+    v = json.loads(Path(verdict_json).read_text())
+    power = v.get("power") or {}
+    return {"available": True, "verdict": v.get("verdict"), "fall": v.get("fall"),
+            "detectable_fall": power.get("minimum_detectable_fall") if isinstance(power, dict) else None}
+
+
+def early_late_by_size(loss_json: Path) -> dict[str, Any]:
+    if not Path(loss_json).exists():
+        return {"available": False, "reason": f"{loss_json} is missing (no exact values for this game, or the "
+                                              f"sweep's analysis has not run)"}
+    el = json.loads(Path(loss_json).read_text()).get("early_late", {})
+    if not el.get("applicable", False):
+        return {"available": False, "reason": el.get("reason", "not applicable")}
+    return {"available": True, "by_params": {p: {k: e.get(k) for k in ("early_loss", "early_ci", "late_loss",
+                                                                          "late_ci", "seeds")}
+                                             for p, e in el.get("by_params", {}).items()},
+            "late_turn": el.get("late_turn")}
+
+
+REPLAY_METRICS = ("replay_distinct_share", "replay_top_share", "learned_late_share")
+
+
+def replay_by_size(run_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """`run_rows`: per run {params, metrics (its metrics.jsonl lines)}; the mean of each replay
+    metric over the last third of each run's steps, then over seeds."""
+    per: dict[int, dict[str, list[float]]] = {}
+    for r in run_rows:
+        m = r["metrics"]
+        last = m[len(m) - max(1, len(m) // 3):] if m else []
+        for k in REPLAY_METRICS:
+            vals = [x.get(k) for x in last if isinstance(x.get(k), (int, float)) and math.isfinite(x.get(k))]
+            if vals:
+                per.setdefault(int(r["params"]), {}).setdefault(k, []).append(float(np.mean(vals)))
+    if not per:
+        return {"available": False, "reason": "the runs recorded no replay metrics (trained before azscale kept "
+                                              "them, or no steps)"}
+    return {"available": True, "window": "last third of each run's steps, then the mean over seeds",
+            "by_params": {str(p): {k: float(np.mean(v)) for k, v in d.items()} for p, d in sorted(per.items())}}

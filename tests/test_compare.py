@@ -1,0 +1,87 @@
+"""`azscale compare`: the head-to-head statistics on planted truths, and the command end to end
+on two small real arms."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from azscale.analysis.compare import head_to_head, pair_elo
+from azscale.config import resolve
+from azscale.train import train
+
+from conftest import run_cli
+
+
+def test_pair_elo_is_the_logistic_elo_of_the_score():
+    assert pair_elo([50], [0], [50])[0] == pytest.approx(0)
+    assert pair_elo([76], [0], [24])[0] == pytest.approx(400 * np.log10(76 / 24))
+    assert np.isfinite(pair_elo([10], [0], [0])[0])          # clipped, not infinite
+
+
+def _planted(rng, slope, params=(100, 1_000, 10_000, 100_000), seeds=3, games=100, seed_sd=30.0):
+    rows = []
+    for p in params:
+        mu = slope * (np.log10(p) - 3)
+        for _ in range(seeds):
+            d = mu + rng.normal(0, seed_sd)
+            pw = 1 / (1 + 10 ** (-d / 400))
+            w = rng.binomial(games, pw)
+            rows.append({"params": p, "wins": w, "draws": 0, "losses": games - w})
+    return pd.DataFrame(rows)
+
+
+def test_the_slope_interval_covers_a_planted_slope_and_finds_a_large_one():
+    rng = np.random.default_rng(0)
+    covered, found = 0, 0
+    sims = 120
+    for i in range(sims):
+        h = head_to_head(_planted(rng, 40.0), refits=200, reps=1000, seed=i)
+        lo, hi = h["slope"]["ci"]
+        covered += lo <= 40.0 <= hi
+    for i in range(20):
+        h = head_to_head(_planted(rng, 200.0), refits=200, reps=1000, seed=i)
+        found += h["slope"]["ci"][0] > 0
+    assert 0.88 <= covered / sims <= 0.995          # a 95% interval, three seeds per size
+    assert found >= 19
+    h = head_to_head(_planted(rng, 0.0), refits=200, reps=1000)
+    assert "detectable" in h["slope"] and h["slope"]["detectable"] > 0
+
+
+def test_one_size_has_no_slope():
+    h = head_to_head(pd.DataFrame([{"params": 10, "wins": 6, "draws": 2, "losses": 2}] * 2), refits=50, reps=200)
+    assert h["slope"]["reading"].startswith("not applicable")
+
+
+def _arm(root, **over):
+    (root / "runs").mkdir(parents=True)
+    (root / "sweep.json").write_text(json.dumps({"kind": "sweep"}))
+    for w in (4, 8):
+        for s in (0, 1):
+            cfg = resolve("tic_tac_toe", "smoke", {"steps": 2, "width": w, "seed": s, "snapshot_seconds": 0, **over})
+            train(cfg, root / "runs" / f"tic_tac_toe-w{w}-s{s}", quiet=True)
+
+
+def test_compare_end_to_end_and_its_refusals(tmp_path):
+    _arm(tmp_path / "plain")
+    _arm(tmp_path / "cap", replay_cap=2)
+    r = run_cli("compare", tmp_path / "plain", tmp_path / "cap", "--out", tmp_path / "c", "--games-per-pair", 10,
+                "--sims", 4, "--workers", 1)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert res["differs"] == {"replay_cap": {"plain": 0, "arm": 2}}
+    assert len(res["pairs"]) == 4 and all(p["wins"] + p["draws"] + p["losses"] == 10 for p in res["pairs"])
+    assert set(res["head_to_head"]["by_params"]) == {str(p["params"]) for p in res["pairs"]}
+    assert res["arms"]["plain"]["verdict"]["available"] is False          # no sweep analysis here: said so
+    assert res["arms"]["arm"]["replay"]["available"] and not res["arms"]["plain"]["elo"]["available"]
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "Slope of the difference" in md and "not available" in md
+    assert (tmp_path / "c" / "figures" / "head_to_head.png").exists()
+    again = run_cli("compare", tmp_path / "plain", tmp_path / "cap", "--out", tmp_path / "c", "--games-per-pair", 10,
+                    "--sims", 4, "--workers", 1)                          # finished pairs are not replayed
+    assert again.returncode == 0 and json.loads((tmp_path / "c" / "compare.json").read_text())["pairs"] == res["pairs"]
+    same = run_cli("compare", tmp_path / "plain", tmp_path / "plain", "--out", tmp_path / "d")
+    assert same.returncode != 0 and "same settings" in same.stderr and "Traceback" not in same.stderr
+    bad = run_cli("compare", tmp_path / "plain", tmp_path / "nowhere", "--out", tmp_path / "e")
+    assert bad.returncode != 0 and "not a sweep directory" in bad.stderr
