@@ -15,7 +15,9 @@ state's share of learning (issue 33's replay intervention):
   often; 0: uniformly over examples, the paper's).
 - `replay_from_turn` T: the cap and the weight apply only to examples of turn >= T (the others
   are kept and drawn as in plain replay, and their copies are not counted), so a study can thin
-  out frequent end-game states alone; 0 (default): every state.
+  out frequent end-game states alone; 0 (default): every state. The weight only redistributes
+  draws among those examples: together they keep the share of draws they have in plain replay,
+  so it changes *which* end-game states are learned, not how much of the end game is.
 
 With both off (K = 0, beta = 0, the defaults) the buffer writes and samples exactly as before
 this existed: the same ring positions and the same `torch.randint` draws, so runs are identical.
@@ -182,7 +184,8 @@ class ReplayBuffer:
                 ruled = self._ruled(self.turn[:self.size].cpu().numpy())
                 _, inv, counts = np.unique(keys[ruled], return_inverse=True, return_counts=True)
                 w = np.ones(self.size)
-                w[ruled] = counts[inv].astype(np.float64) ** -self.beta
+                wr = counts[inv].astype(np.float64) ** -self.beta
+                w[ruled] = wr * (len(wr) / wr.sum()) if len(wr) else wr   # the ruled examples keep their share
                 self._weights = torch.from_numpy(w).to(self.device)
             idx = torch.multinomial(self._weights, n, replacement=True, generator=generator)
         else:

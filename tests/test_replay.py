@@ -224,9 +224,12 @@ def test_from_turn_caps_and_weights_only_late_examples():
     buf = ReplayBuffer(32, 1, 2, cap=2, from_turn=7)
     buf.add(obs, legal, pol, val, player, turn)
     assert buf.copies_of(int(buf.keys[0])) == 6 and buf.size == 8        # early copies kept, late capped
+    obs, legal, pol, val, player, _ = _examples([5] * 6 + [9] * 5 + [10])
     w = ReplayBuffer(32, 1, 2, beta=1.0, from_turn=7)
     w.add(obs, legal, pol, val, player, turn)
     g = torch.Generator().manual_seed(0)
-    drawn = torch.cat([w.sample(1000, g)[0] for _ in range(20)])[:, 0]
-    # early examples weigh 1 each (6), the six late copies of one state 1/6 each (1 in all)
-    assert float((drawn == 9).float().mean()) == pytest.approx(1 / 7, abs=0.01)
+    drawn = torch.cat([w.sample(1000, g)[0] for _ in range(40)])[:, 0]
+    # the late examples keep their half of the draws, shared equally by their two states
+    assert float((drawn == 5).float().mean()) == pytest.approx(0.5, abs=0.01)
+    assert float((drawn == 9).float().mean()) == pytest.approx(0.25, abs=0.01)
+    assert float((drawn == 10).float().mean()) == pytest.approx(0.25, abs=0.01)
