@@ -152,8 +152,8 @@ def _sweep_elo(root: Path):
     if not (root / "analysis" / "elo" / "elo.csv").exists():
         return None
     try:
-        from .analysis.elo_report import _load_elo
-        table, samples, _ = _load_elo(root / "analysis" / "elo")
+        from .analysis.elo_files import load_elo
+        table, samples, _ = load_elo(root / "analysis" / "elo")
     except UserError:
         return None
     return table.reset_index(drop=True), samples

@@ -490,7 +490,7 @@ def _losses(sw: Sweep) -> list[dict[str, Any]]:
 
 
 def _elo(sw: Sweep) -> list[dict[str, Any]]:
-    from .elo_report import read_elo_table
+    from .elo_files import read_elo_table
     ej = _present(sw.read("analysis/elo/elo.json", "elo"), sw.a / "elo" / "elo.json",
                   ("match_settings", "first_move_elo", "anchor", "bootstrap", "figures"))
     if ej is None:
