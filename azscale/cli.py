@@ -610,7 +610,8 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""
     from . import sweepcfg as S
-    from .sweep import check_reanalyse, sweep
+    from .sweep import sweep
+    from .sweepsteps import check_reanalyse
     file_settings, file_exec, file_out = {}, {}, None
     if source is not None and (source.endswith(".toml") or Path(source).is_file()):
         file_settings, file_exec, file_out = S.read_sweep_file(Path(source))
