@@ -21,10 +21,9 @@ and duplicates nothing.
 Growing: a rerun with more widths, families or seeds trains only the new runs. Each finished
 step is recorded with its inputs (the runs it read, the settings it used); a step whose inputs
 changed is redone, and so is every step that reads its results (`Step.depends`; each step is
-declared once, in `sweepsteps.STEPS`); the tournament keeps
-its finished pairs and plays only the new ones. `reanalyse` redoes chosen steps on purpose (after
-the analysis code changed). A steps.json of an earlier azscale (no inputs) counts its steps as
-made from the sweep.json beside it.
+declared once, in `sweepsteps.STEPS`); the tournament keeps its finished pairs and plays only the
+new ones. `reanalyse` redoes chosen steps on purpose (after the analysis code changed). A
+steps.json of an earlier azscale (no inputs) counts its steps as made from the sweep.json beside it.
 
 Executors: `local` trains `parallel` runs at once, each in its own process (`azscale train`,
 output in logs/<run>.log), which dies with the sweep; `ray` submits each run as a Ray task (CPUs
@@ -62,8 +61,9 @@ def _remove_outputs(root: Path, steps: set[str]) -> None:
     from .analysis.elo_report import _is_verdict_json, _is_verdict_markdown
     plan: list[Path] = []
     for s in sorted(steps):
-        kind = STEPS[s].output_kind
-        for rel in STEPS[s].outputs:
+        st = STEPS.get(s)            # a step another azscale recorded in steps.json wrote nothing known
+        kind, outputs = (st.output_kind, st.outputs) if st is not None else (None, ())
+        for rel in outputs:
             p = root / rel
             if p.is_symlink():
                 raise UserError(f"{p} is a symbolic link; --reanalyse deletes only files the sweep wrote (remove the link)")
@@ -514,6 +514,94 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
     for st in STEPS.values():
         step(st)
     log(f"analysis finished -> {a}")
+
+
+# -- the analysis steps' functions (`sweepsteps.STEPS` names them; each imports its analysis code)
+
+def run_random_games(c: Context) -> None:
+    from .analysis.baselines import random_games
+    random_games(c.sc.game, c.sc.random_games, 12345, c.root / "random", part_size=10000, workers=c.workers,
+                 progress=False)
+
+
+def run_zipf(c: Context) -> None:
+    from .analysis.zipf_report import zipf_analysis
+    zipf_analysis(c.run_dirs, c.a / "zipf", window="last70", bootstrap=c.sc.bootstrap // 4, workers=c.workers,
+                  **c.eg)
+
+
+def run_zipf_random(c: Context) -> None:
+    from .analysis.zipf_report import zipf_analysis
+    zipf_analysis([c.root / "random"], c.a / "zipf-random", workers=c.workers, bootstrap=c.sc.bootstrap // 4, **c.eg)
+
+
+def run_tournament(c: Context) -> None:
+    from .arena import reference_players
+    from .tournament import agents_from_runs, tournament
+    tournament(agents_from_runs(c.run_dirs) + reference_players("random"), c.root / "matches" / "final", grow=True,
+               **c.match)
+
+
+def run_tournament_checkpoints(c: Context) -> None:
+    """The paper's within-run round-robins (checkpoints of one run), in the same Elo fit."""
+    from .tournament import checkpoint_tournaments
+    checkpoint_tournaments(c.run_dirs, c.root / "matches", c.sc.checkpoint_tournament, grow=False, **c.match)
+
+
+def run_elo(c: Context) -> None:
+    from .analysis.elo_report import elo_analysis
+    from .tournament import checkpoint_dirs
+    k = c.sc.checkpoint_tournament
+    within = checkpoint_dirs(c.root / "matches", c.run_dirs, k) if k else []
+    elo_analysis([c.root / "matches" / "final", *within], c.a / "elo", anchor="random", bootstrap=c.sc.bootstrap)
+
+
+def run_loss(c: Context) -> None:
+    from .analysis.loss_report import loss_analysis
+    loss_analysis(c.run_dirs, c.a / "loss", "trainset", checkpoints="all", workers=c.workers, progress=False,
+                  late_turn=c.eg["late_turn"])
+
+
+def run_loss_pooled(c: Context) -> None:
+    """The early/late split that the verdict reads: final checkpoints, every size on the same states."""
+    from .analysis.loss_report import loss_analysis
+    loss_analysis(c.run_dirs, c.a / "loss-pooled", "trainset", checkpoints="final", pooled=True, workers=c.workers,
+                  progress=False, late_turn=c.eg["late_turn"])
+
+
+def run_loss_solver(c: Context) -> None:
+    from .analysis.loss_report import loss_analysis
+    loss_analysis(c.run_dirs, c.a / "loss-solver", "solver", cache_dir=c.root / "cache", workers=c.workers,
+                  progress=False, late_turn=c.eg["late_turn"])
+
+
+def _sizes(run_dirs) -> int:
+    return len({ck.read_run_config(d)["params"] for d in run_dirs})
+
+
+def run_scaling(c: Context) -> None:
+    """An exponent needs two sizes; with one the step is done and writes nothing."""
+    if _sizes(c.run_dirs) < 2:
+        return
+    from .analysis.elo_report import scaling_analysis
+    scaling_analysis(c.a / "elo", c.a / "scaling", zipf=c.a / "zipf" / "fits.json", run_dirs=c.run_dirs,
+                     bootstrap=c.sc.bootstrap)
+
+
+def run_verdict(c: Context) -> None:
+    from .analysis.elo_report import verdict
+    # the pooled split, else the runs' own states (read when the verdict runs)
+    split = next((c.a / x / "loss.json" for x in ("loss-pooled", "loss") if (c.a / x / "loss.json").exists()), None)
+    verdict(c.a / "elo", c.a / "verdict.md", zipf=c.a / "zipf" / "fits.json", loss=split, run_dirs=c.run_dirs)
+
+
+def run_temperature(c: Context) -> None:
+    from .temperature import temperature_study
+    sc = c.sc
+    temperature_study(c.run_dirs, c.root / "temperature", sc.temperature_study, games_per_pair=sc.games_per_pair,
+                      simulations=sc.match_simulations, seed=0, workers=c.workers, progress=False,
+                      log=lambda m: None, elo_bootstrap=sc.bootstrap,
+                      zipf_replicates=sc.bootstrap // 4 if sc.bootstrap >= 8 else 0)
 
 
 def _has_oracle(game: str) -> bool:

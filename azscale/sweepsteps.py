@@ -1,19 +1,20 @@
 """The sweep's analysis steps, each declared once (`STEPS`): its name, the settings it reads
 (`inputs`, its fingerprint in steps.json), the files it writes (`outputs`), the steps whose results
-it reads (`depends`) and the function that makes it (`run`). The sweep runs them in this order,
+it reads (`depends`) and the function that makes it (`function`, `Step.run`). The sweep runs them in this order,
 `azscale status` lists them, and the report names them when a result is missing.
 
 A step's fingerprint is built from names in `INPUTS` only: a step that names one not there is
 refused when this module loads (and `fingerprint` refuses it again), never silently recorded
 without it (which would keep a stale result when that setting changes).
 
-Light: the analysis code each step calls is imported when the step runs, so `status` and the
+Light: a step names its function (in `sweep`), imported when the step runs, so `status` and the
 report read the registry without loading the trainer.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -85,7 +86,10 @@ def _always(sc: SweepConfig) -> bool:
 @dataclass(frozen=True)
 class Step:
     name: str
-    run: Callable[[Context], Any]        # makes the step's results
+    # the function that makes its results, `module:function` in azscale, taking a `Context`; named,
+    # not imported, so the registry stays light (status and the report read it without the
+    # trainer, the arena or the tournament: tests/test_layers.py), as `engines.TWINS` names twins
+    function: str
     inputs: tuple[str, ...] = ()         # names in INPUTS: its fingerprint
     # what it writes, relative to the sweep, removed before it is redone (derived results only:
     # games are never removed, except a temperature study whose agents changed, `sweep._stale_study`)
@@ -96,6 +100,11 @@ class Step:
     asked: Callable[[SweepConfig], bool] = _always    # whether the sweep runs it at all
     needs_oracle: bool = False           # only with the solver on and an exact solver for the game
 
+    def run(self, ctx: Context) -> Any:
+        """Make the step's results (its function, imported now)."""
+        module, name = self.function.split(":")
+        return getattr(importlib.import_module(f"azscale.{module}"), name)(ctx)
+
     def fingerprint(self, sc: SweepConfig, runs: list[str], eg: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for key in self.inputs:
@@ -105,95 +114,6 @@ class Step:
             if v is not _OMIT:
                 out[key] = v
         return out
-
-
-# -- the steps' functions (each imports its analysis code when it runs) --------------------------
-
-def _random_games(c: Context) -> None:
-    from .analysis.baselines import random_games
-    random_games(c.sc.game, c.sc.random_games, 12345, c.root / "random", part_size=10000, workers=c.workers,
-                 progress=False)
-
-
-def _zipf(c: Context) -> None:
-    from .analysis.zipf_report import zipf_analysis
-    zipf_analysis(c.run_dirs, c.a / "zipf", window="last70", bootstrap=c.sc.bootstrap // 4, workers=c.workers,
-                  **c.eg)
-
-
-def _zipf_random(c: Context) -> None:
-    from .analysis.zipf_report import zipf_analysis
-    zipf_analysis([c.root / "random"], c.a / "zipf-random", workers=c.workers, bootstrap=c.sc.bootstrap // 4, **c.eg)
-
-
-def _tournament(c: Context) -> None:
-    from .arena import reference_players
-    from .tournament import agents_from_runs, tournament
-    tournament(agents_from_runs(c.run_dirs) + reference_players("random"), c.root / "matches" / "final", grow=True,
-               **c.match)
-
-
-def _tournament_checkpoints(c: Context) -> None:
-    """The paper's within-run round-robins (checkpoints of one run), in the same Elo fit."""
-    from .tournament import checkpoint_tournaments
-    checkpoint_tournaments(c.run_dirs, c.root / "matches", c.sc.checkpoint_tournament, grow=False, **c.match)
-
-
-def _elo(c: Context) -> None:
-    from .analysis.elo_report import elo_analysis
-    from .tournament import checkpoint_dirs
-    k = c.sc.checkpoint_tournament
-    within = checkpoint_dirs(c.root / "matches", c.run_dirs, k) if k else []
-    elo_analysis([c.root / "matches" / "final", *within], c.a / "elo", anchor="random", bootstrap=c.sc.bootstrap)
-
-
-def _loss(c: Context) -> None:
-    from .analysis.loss_report import loss_analysis
-    loss_analysis(c.run_dirs, c.a / "loss", "trainset", checkpoints="all", workers=c.workers, progress=False,
-                  late_turn=c.eg["late_turn"])
-
-
-def _loss_pooled(c: Context) -> None:
-    """The early/late split that the verdict reads: final checkpoints, every size on the same states."""
-    from .analysis.loss_report import loss_analysis
-    loss_analysis(c.run_dirs, c.a / "loss-pooled", "trainset", checkpoints="final", pooled=True, workers=c.workers,
-                  progress=False, late_turn=c.eg["late_turn"])
-
-
-def _loss_solver(c: Context) -> None:
-    from .analysis.loss_report import loss_analysis
-    loss_analysis(c.run_dirs, c.a / "loss-solver", "solver", cache_dir=c.root / "cache", workers=c.workers,
-                  progress=False, late_turn=c.eg["late_turn"])
-
-
-def _sizes(run_dirs) -> int:
-    from . import checkpoints as ck
-    return len({ck.read_run_config(d)["params"] for d in run_dirs})
-
-
-def _scaling(c: Context) -> None:
-    """An exponent needs two sizes; with one the step is done and writes nothing."""
-    if _sizes(c.run_dirs) < 2:
-        return
-    from .analysis.elo_report import scaling_analysis
-    scaling_analysis(c.a / "elo", c.a / "scaling", zipf=c.a / "zipf" / "fits.json", run_dirs=c.run_dirs,
-                     bootstrap=c.sc.bootstrap)
-
-
-def _verdict(c: Context) -> None:
-    from .analysis.elo_report import verdict
-    # the pooled split, else the runs' own states (read when the verdict runs)
-    split = next((c.a / x / "loss.json" for x in ("loss-pooled", "loss") if (c.a / x / "loss.json").exists()), None)
-    verdict(c.a / "elo", c.a / "verdict.md", zipf=c.a / "zipf" / "fits.json", loss=split, run_dirs=c.run_dirs)
-
-
-def _temperature(c: Context) -> None:
-    from .temperature import temperature_study
-    sc = c.sc
-    temperature_study(c.run_dirs, c.root / "temperature", sc.temperature_study, games_per_pair=sc.games_per_pair,
-                      simulations=sc.match_simulations, seed=0, workers=c.workers, progress=False,
-                      log=lambda m: None, elo_bootstrap=sc.bootstrap,
-                      zipf_replicates=sc.bootstrap // 4 if sc.bootstrap >= 8 else 0)
 
 
 _MATCH = ("runs", "games_per_pair", "simulations", "temperature")
@@ -213,34 +133,37 @@ def _register(*steps: Step) -> None:
         later = [d for d in s.depends if d not in STEPS]
         if later:
             raise ValueError(f"sweep step {s.name} depends on {', '.join(later)}, not declared before it")
+        if s.function.count(":") != 1:
+            raise ValueError(f"sweep step {s.name}: its function is named module:function, got {s.function!r}")
         if s.output_kind is not None and len(s.outputs) != 1:
             raise ValueError(f"sweep step {s.name}: a result kind names the one directory it writes")
         STEPS[s.name] = s
 
 
 _register(
-    Step("random-games", _random_games, inputs=("games",)),
-    Step("zipf", _zipf, inputs=("runs", "replicates", "late_turn", "shoulder_moves"),
+    Step("random-games", "sweep:run_random_games", inputs=("games",)),
+    Step("zipf", "sweep:run_zipf", inputs=("runs", "replicates", "late_turn", "shoulder_moves"),
          outputs=("analysis/zipf",), output_kind="zipf"),
-    Step("zipf-random", _zipf_random, inputs=("replicates", "late_turn", "shoulder_moves"),
+    Step("zipf-random", "sweep:run_zipf_random", inputs=("replicates", "late_turn", "shoulder_moves"),
          outputs=("analysis/zipf-random",), output_kind="zipf", depends=("random-games",)),
-    Step("tournament", _tournament, inputs=_MATCH),
-    Step("tournament-checkpoints", _tournament_checkpoints, inputs=(*_MATCH, "checkpoints"),
+    Step("tournament", "sweep:run_tournament", inputs=_MATCH),
+    Step("tournament-checkpoints", "sweep:run_tournament_checkpoints", inputs=(*_MATCH, "checkpoints"),
          asked=lambda sc: bool(sc.checkpoint_tournament)),
-    Step("elo", _elo, inputs=("bootstrap", "checkpoint_tournament"), outputs=("analysis/elo",), output_kind="elo",
-         depends=("tournament", "tournament-checkpoints")),
-    Step("loss", _loss, inputs=_LOSS, outputs=("analysis/loss",), output_kind="loss", optional=True),
-    Step("loss-pooled", _loss_pooled, inputs=_LOSS, outputs=("analysis/loss-pooled",), output_kind="loss",
+    Step("elo", "sweep:run_elo", inputs=("bootstrap", "checkpoint_tournament"), outputs=("analysis/elo",),
+         output_kind="elo", depends=("tournament", "tournament-checkpoints")),
+    Step("loss", "sweep:run_loss", inputs=_LOSS, outputs=("analysis/loss",), output_kind="loss", optional=True),
+    Step("loss-pooled", "sweep:run_loss_pooled", inputs=_LOSS, outputs=("analysis/loss-pooled",), output_kind="loss",
          optional=True),
-    Step("loss-solver", _loss_solver, inputs=_LOSS, outputs=("analysis/loss-solver",), output_kind="loss",
+    Step("loss-solver", "sweep:run_loss_solver", inputs=_LOSS, outputs=("analysis/loss-solver",), output_kind="loss",
          optional=True, needs_oracle=True),
-    Step("scaling", _scaling, inputs=("runs", "bootstrap"), outputs=("analysis/scaling",), output_kind="scaling",
-         depends=("elo", "zipf")),
-    Step("verdict", _verdict, outputs=("analysis/verdict.md", "analysis/verdict.json"),
+    Step("scaling", "sweep:run_scaling", inputs=("runs", "bootstrap"), outputs=("analysis/scaling",),
+         output_kind="scaling", depends=("elo", "zipf")),
+    Step("verdict", "sweep:run_verdict", outputs=("analysis/verdict.md", "analysis/verdict.json"),
          depends=("elo", "zipf", "loss", "loss-pooled")),
     # optional: off unless the sweep asks for temperatures
-    Step("temperature", _temperature, inputs=("runs", "temperatures", "games_per_pair", "simulations", "bootstrap"),
-         optional=True, asked=lambda sc: bool(sc.temperature_study)),
+    Step("temperature", "sweep:run_temperature",
+         inputs=("runs", "temperatures", "games_per_pair", "simulations", "bootstrap"), optional=True,
+         asked=lambda sc: bool(sc.temperature_study)),
 )
 ANALYSIS_STEPS = list(STEPS)
 

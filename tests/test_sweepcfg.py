@@ -105,13 +105,16 @@ def test_each_step_is_declared_once_and_its_fingerprint_names_only_known_inputs(
     (which would keep its results when that setting changes)."""
     from azscale import sweepsteps as S
     assert list(S.STEPS) == S.ANALYSIS_STEPS and len(set(S.ANALYSIS_STEPS)) == len(S.ANALYSIS_STEPS)
+    import importlib
     for s in S.STEPS.values():
         assert set(s.depends) <= set(S.STEPS) and set(s.inputs) <= set(S.INPUTS)
+        module, name = s.function.split(":")          # named, imported when it runs
+        assert callable(getattr(importlib.import_module(f"azscale.{module}"), name))
     assert S.result("zipf", "fits.json") == "analysis/zipf/fits.json"
     assert S.result("verdict", "verdict.md") == "analysis/verdict.md"
     with pytest.raises(KeyError, match="writes no 'fits.json'"):
         S.result("elo", "fits.json")
-    typo = S.Step("zipf2", lambda c: None, inputs=("runs", "replicate"))
+    typo = S.Step("zipf2", "sweep:run_zipf", inputs=("runs", "replicate"))
     with pytest.raises(ValueError, match="zipf2: unknown input.*replicate"):
         S._register(typo)
     with pytest.raises(KeyError, match="zipf2: unknown input 'replicate'"):
@@ -119,7 +122,7 @@ def test_each_step_is_declared_once_and_its_fingerprint_names_only_known_inputs(
     with pytest.raises(ValueError, match="declared twice"):
         S._register(S.STEPS["zipf"])
     with pytest.raises(ValueError, match="depends on nowhere"):
-        S._register(S.Step("late", lambda c: None, depends=("nowhere",)))
+        S._register(S.Step("late", "sweep:run_zipf", depends=("nowhere",)))
     assert "zipf2" not in S.STEPS and "late" not in S.STEPS
 
 
