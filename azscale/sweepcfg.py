@@ -8,7 +8,7 @@ help and defaults, the sweep file's keys and the checks of every layer are made 
 setting has the same name as a flag (`--games-per-pair`), a sweep-file key and in sweep.json,
 but the executor's `kind` (`--executor`) and the training `overrides` (`--set`).
 
-What a rerun may change:
+What a rerun may change (each setting's `rerun`, `RERUN`):
 - grow: `widths`, `families` (a superset of the sweep's) and `seeds` (at least as many): only
   the new runs train, and the analysis steps that read runs are redone;
 - reanalyse: `bootstrap`, `solver`, `late_turn`, `shoulder_moves`, `temperature_study`,
@@ -42,13 +42,15 @@ FAMILIES = ("mlp", "resnet")
 EXECUTORS = ("local", "ray")
 # training settings that a sweep may change between reruns: they change no recorded game
 FREE_TRAINING = {"device", "engine", "compile", "snapshot_seconds"}
-# settings of recorded data (random games, match games): fixed once the sweep exists
-FIXED_DATA = ("random_games", "games_per_pair", "match_simulations", "match_temperature")
+# what a rerun may do with a sweep setting (module docstring): change it freely; grow it; change
+# it, redoing the steps that read it; change it until its games are recorded (`_recorded`); or
+# nothing (the game and the training settings, compared as resolved training settings)
+RERUN = ("free", "grow", "reanalyse", "data", "fixed")
 
 
 def sweep_setting(default: Any = dataclasses.MISSING, doc: str = "", *, flag: str | None = "",
                   aliases: tuple[str, ...] = (), rule: dict[str, Any] | None = None, table: str | None = "top",
-                  shown: str | None = "", parse: Callable[[Any], Any] | None = None,
+                  shown: str | None = "", parse: Callable[[Any], Any] | None = None, rerun: str = "free",
                   factory: Callable[[], Any] | None = None) -> Any:
     """A sweep setting (a SweepConfig or Executor field) with everything said about it once:
     - `doc`: what it means; the help of its flag (with its default shown) and of its sweep-file key;
@@ -57,9 +59,13 @@ def sweep_setting(default: Any = dataclasses.MISSING, doc: str = "", *, flag: st
     - `rule`: the range of a number (`checks.number`), checked for a flag, a sweep file and sweep.json;
     - `table`: where a sweep file holds it (top, analysis, executor; None: not in the file);
     - `shown`: its default as help shows it ("": the value, `default`; None: no default shown);
-    - `parse`: how the flag's text becomes a value (a list), before the value is checked.
+    - `parse`: how the flag's text becomes a value (a list), before the value is checked;
+    - `rerun`: what a rerun may do with it (`RERUN`).
     `azscale sweep`'s options are made from these (`cli.sweep_options`)."""
-    md = {"doc": doc, "flag": flag, "aliases": aliases, "rule": rule, "table": table, "shown": shown, "parse": parse}
+    if rerun not in RERUN:
+        raise ValueError(f"rerun must be one of {', '.join(RERUN)}, got {rerun!r}")
+    md = {"doc": doc, "flag": flag, "aliases": aliases, "rule": rule, "table": table, "shown": shown, "parse": parse,
+          "rerun": rerun}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -87,25 +93,26 @@ _ANALYSIS = "the game's \\[analysis]"
 
 @dataclass
 class SweepConfig:
-    game: str = sweep_setting(doc="OpenSpiel game, optionally with parameters", flag=None)
+    game: str = sweep_setting(doc="OpenSpiel game, optionally with parameters", flag=None, rerun="fixed")
     widths: list[int] = sweep_setting(doc="Comma-separated network widths", factory=lambda: [4, 8, 16, 32, 64],
-                                      parse=_parse_widths)
-    seeds: int = sweep_setting(2, "Seeds per width", rule=dict(lo=1, hi=1000, integer=True))
-    preset: str = sweep_setting("cpu", "paper, cpu or smoke")
+                                      parse=_parse_widths, rerun="grow")
+    seeds: int = sweep_setting(2, "Seeds per width", rule=dict(lo=1, hi=1000, integer=True), rerun="grow")
+    preset: str = sweep_setting("cpu", "paper, cpu or smoke", rerun="fixed")
     overrides: dict[str, Any] = sweep_setting(
         doc="Override any setting, e.g. --set c_puct=1.5 (repeatable; see games/<game>.toml)", flag="--set",
-        factory=dict, shown=None, parse=_parse_sets)
+        factory=dict, shown=None, parse=_parse_sets, rerun="fixed")
     random_games: int = sweep_setting(20000, "Random-play games for the Zipf baseline", table="analysis",
-                                      rule=dict(lo=1, hi=10**10, integer=True))
+                                      rule=dict(lo=1, hi=10**10, integer=True), rerun="data")
     games_per_pair: int = sweep_setting(100, "Tournament games per pair", table="analysis",
-                                        rule=dict(lo=2, hi=10_000_000, integer=True))
+                                        rule=dict(lo=2, hi=10_000_000, integer=True), rerun="data")
     match_simulations: int = sweep_setting(100, "Tournament simulations per move", table="analysis",
-                                           aliases=("--match-sims",), rule=dict(lo=1, hi=1_000_000, integer=True))
+                                           aliases=("--match-sims",), rule=dict(lo=1, hi=1_000_000, integer=True),
+                                           rerun="data")
     match_temperature: float = sweep_setting(0.25, "Tournament move temperature", table="analysis",
-                                             rule=dict(lo=0, hi=1_000_000))
+                                             rule=dict(lo=0, hi=1_000_000), rerun="data")
     bootstrap: int = sweep_setting(100, "Bootstrap resamples (Elo, scaling; a quarter for Zipf)", table="analysis",
-                                   rule=dict(lo=0, hi=100_000, integer=True))
-    solver: bool = sweep_setting(True, "Ground-truth loss where an oracle exists", table="analysis")
+                                   rule=dict(lo=0, hi=100_000, integer=True), rerun="reanalyse")
+    solver: bool = sweep_setting(True, "Ground-truth loss where an oracle exists", table="analysis", rerun="reanalyse")
     # recorded in sweep.json, read by nothing yet: no flag and no sweep-file key
     solver_states: int = sweep_setting(20000, "States given to the solver", flag=None, table=None,
                                        rule=dict(lo=1, hi=10**12, integer=True))
@@ -113,26 +120,28 @@ class SweepConfig:
                                                       rule=dict(lo=0, lo_open=True, hi=1e8), shown=None)
     # None: the one family of the preset and overrides
     families: list[str] | None = sweep_setting(None, "Comma-separated model families (mlp, resnet)",
-                                               shown="the preset's", parse=_parse_families)
+                                               shown="the preset's", parse=_parse_families, rerun="grow")
     # None: the game's [analysis] table
     late_turn: float | None = sweep_setting(None, "Late states: mean turn >= this", table="analysis",
-                                            rule=dict(lo=1, hi=1_000_000), shown=f"{_ANALYSIS} late_turn")
+                                            rule=dict(lo=1, hi=1_000_000), shown=f"{_ANALYSIS} late_turn",
+                                            rerun="reanalyse")
     shoulder_moves: int | None = sweep_setting(None, "The shoulder test's first moves", table="analysis",
                                                rule=dict(lo=1, hi=1_000_000, integer=True),
-                                               shown=f"{_ANALYSIS} value")
+                                               shown=f"{_ANALYSIS} value", rerun="reanalyse")
     # the temperature study (azscale temperature) over the final checkpoints, at these
     # temperatures; empty: not run (a sweep.json without this field means empty)
     temperature_study: list[float] = sweep_setting(
         doc="Also run the temperature study on the final checkpoints at these temperatures: paper (the 17) or "
             "comma-separated, e.g. 0.1,0.25,1", table="analysis", factory=list, shown="not run",
-        parse=_parse_temperature_study)
+        parse=_parse_temperature_study, rerun="reanalyse")
     # the paper's second kind of round-robin (PAPER.md section 6): within each run, this many of
     # its checkpoints (log-spaced, the final one included) play each other; their games join the
     # final checkpoints' in one Elo fit. 0: not played (a sweep.json without it means 0)
     checkpoint_tournament: int = sweep_setting(
         0, "Also play the paper's within-run round-robins: this many checkpoints of each run (log-spaced, the "
            "first trained and the final one included) play each other, in the same Elo fit as the final "
-           "checkpoints; 0: not played", table="analysis", rule=dict(lo=0, hi=10_000, integer=True))
+           "checkpoints; 0: not played", table="analysis", rule=dict(lo=0, hi=10_000, integer=True),
+        rerun="reanalyse")
 
     def run_name(self, width: int, seed: int, family: str | None = None) -> str:
         """`<game>-w<W>-s<S>`; a family named in `families` other than mlp joins the name."""
@@ -172,6 +181,10 @@ class Executor:
 
 SETTINGS = {f.name: f for cls in (SweepConfig, Executor) for f in dataclasses.fields(cls)}
 SETTING_KEYS = {f.name for f in dataclasses.fields(SweepConfig)}
+# settings of recorded data (random games, match games): fixed once the sweep has their games
+FIXED_DATA = tuple(n for n, f in SETTINGS.items() if f.metadata["rerun"] == "data")
+# settings whose change redoes the analysis steps that read them (`sweepsteps.step_inputs`)
+REANALYSE = tuple(n for n, f in SETTINGS.items() if f.metadata["rerun"] == "reanalyse")
 EXECUTOR_KEYS = {f.name for f in dataclasses.fields(Executor)}
 # sweep-file layout: [analysis] and [executor] tables, the rest at the top level
 FILE_TOP = {f.name for f in dataclasses.fields(SweepConfig) if f.metadata["table"] == "top"} | {
@@ -274,7 +287,7 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(ts, (str, list, tuple)):
             raise UserError(f"{where}temperature-study must be a list of temperatures, got {ts!r}")
         out["temperature_study"] = parse_temperatures(ts, f"{where}temperature-study") if len(ts) and (not isinstance(ts, str) or ts.strip()) else []
-    for key in ("solver", "tensorboard"):
+    for key in (n for n, f in SETTINGS.items() if f.type == "bool"):
         if key in out and not isinstance(out[key], bool):
             raise UserError(f"{where}{key} must be true or false, got {out[key]!r}")
     if "preset" in out and out["preset"] not in PRESETS:
@@ -435,8 +448,7 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
         grows.append(f"families +{','.join(new_f)}")
     if want.seeds > have.seeds:
         grows.append(f"seeds {have.seeds} -> {want.seeds}")
-    for k in ("bootstrap", "solver", "late_turn", "shoulder_moves", "temperature_study", "checkpoint_tournament",
-              *FIXED_DATA):
+    for k in (*REANALYSE, *FIXED_DATA):
         if getattr(have, k) != getattr(want, k):
             grows.append(f"{k} {show(getattr(have, k))} -> {show(getattr(want, k))}")
     return grows
