@@ -12,7 +12,7 @@ from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo, score_matrix
-from .elo_files import load_elo as _load_elo
+from .elo_files import load_elo
 from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
@@ -181,7 +181,7 @@ def scaling_analysis(elo_dir: Path, out: Path, *, min_params: int = 0, max_param
                      replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     _check_range(min_params, max_params)
     check_resampling(replicates, seed)
-    table, samples, summary = _load_elo(elo_dir)
+    table, samples, summary = load_elo(elo_dir)
     runs.claim_dir(Path(out), "scaling")
     z = read_zipf_fits(zipf) if zipf else None               # every input is read before any fit
     lt = run_losses(run_dirs) if run_dirs else None
@@ -305,7 +305,7 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
     vj = claim_verdict_files(out)
-    table, samples, summary = _load_elo(elo_dir)
+    table, samples, summary = load_elo(elo_dir)
     if samples is None:
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
     final, fs = _final_agents(table, samples)
