@@ -7,7 +7,7 @@ A step's fingerprint is built from names in `INPUTS` only: a step that names one
 refused when this module loads (and `fingerprint` refuses it again), never silently recorded
 without it (which would keep a stale result when that setting changes).
 
-Light: a step names its function (in `sweep`), imported when the step runs, so `status` and the
+Light: a step names its function (in `sweepwork`), imported when the step runs, so `status` and the
 report read the registry without loading the trainer.
 """
 
@@ -141,27 +141,27 @@ def _register(*steps: Step) -> None:
 
 
 _register(
-    Step("random-games", "sweep:run_random_games", inputs=("games",)),
-    Step("zipf", "sweep:run_zipf", inputs=("runs", "replicates", "late_turn", "shoulder_moves"),
+    Step("random-games", "sweepwork:run_random_games", inputs=("games",)),
+    Step("zipf", "sweepwork:run_zipf", inputs=("runs", "replicates", "late_turn", "shoulder_moves"),
          outputs=("analysis/zipf",), output_kind="zipf"),
-    Step("zipf-random", "sweep:run_zipf_random", inputs=("replicates", "late_turn", "shoulder_moves"),
+    Step("zipf-random", "sweepwork:run_zipf_random", inputs=("replicates", "late_turn", "shoulder_moves"),
          outputs=("analysis/zipf-random",), output_kind="zipf", depends=("random-games",)),
-    Step("tournament", "sweep:run_tournament", inputs=_MATCH),
-    Step("tournament-checkpoints", "sweep:run_tournament_checkpoints", inputs=(*_MATCH, "checkpoints"),
+    Step("tournament", "sweepwork:run_tournament", inputs=_MATCH),
+    Step("tournament-checkpoints", "sweepwork:run_tournament_checkpoints", inputs=(*_MATCH, "checkpoints"),
          asked=lambda sc: bool(sc.checkpoint_tournament)),
-    Step("elo", "sweep:run_elo", inputs=("bootstrap", "checkpoint_tournament"), outputs=("analysis/elo",),
+    Step("elo", "sweepwork:run_elo", inputs=("bootstrap", "checkpoint_tournament"), outputs=("analysis/elo",),
          output_kind="elo", depends=("tournament", "tournament-checkpoints")),
-    Step("loss", "sweep:run_loss", inputs=_LOSS, outputs=("analysis/loss",), output_kind="loss", optional=True),
-    Step("loss-pooled", "sweep:run_loss_pooled", inputs=_LOSS, outputs=("analysis/loss-pooled",), output_kind="loss",
+    Step("loss", "sweepwork:run_loss", inputs=_LOSS, outputs=("analysis/loss",), output_kind="loss", optional=True),
+    Step("loss-pooled", "sweepwork:run_loss_pooled", inputs=_LOSS, outputs=("analysis/loss-pooled",), output_kind="loss",
          optional=True),
-    Step("loss-solver", "sweep:run_loss_solver", inputs=_LOSS, outputs=("analysis/loss-solver",), output_kind="loss",
+    Step("loss-solver", "sweepwork:run_loss_solver", inputs=_LOSS, outputs=("analysis/loss-solver",), output_kind="loss",
          optional=True, needs_oracle=True),
-    Step("scaling", "sweep:run_scaling", inputs=("runs", "bootstrap"), outputs=("analysis/scaling",),
+    Step("scaling", "sweepwork:run_scaling", inputs=("runs", "bootstrap"), outputs=("analysis/scaling",),
          output_kind="scaling", depends=("elo", "zipf")),
-    Step("verdict", "sweep:run_verdict", outputs=("analysis/verdict.md", "analysis/verdict.json"),
+    Step("verdict", "sweepwork:run_verdict", outputs=("analysis/verdict.md", "analysis/verdict.json"),
          depends=("elo", "zipf", "loss", "loss-pooled")),
     # optional: off unless the sweep asks for temperatures
-    Step("temperature", "sweep:run_temperature",
+    Step("temperature", "sweepwork:run_temperature",
          inputs=("runs", "temperatures", "games_per_pair", "simulations", "bootstrap"), optional=True,
          asked=lambda sc: bool(sc.temperature_study)),
 )

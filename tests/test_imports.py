@@ -48,9 +48,16 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Every module's imports, and the modules a registry names to import later: the functions of
+    the sweep's steps (`sweepsteps.STEPS`) and the tensor twins (`engines.TWINS`)."""
     mods = _modules()
     known = set(mods)
-    return {m: _imports(m, p, known) for m, p in mods.items()}
+    g = {m: _imports(m, p, known) for m, p in mods.items()}
+    from azscale.engines import TWINS
+    from azscale.sweepsteps import STEPS
+    g["azscale.sweepsteps"] |= {"azscale." + s.function.split(":")[0] for s in STEPS.values()}
+    g["azscale.engines"] |= {"azscale.engines." + w.split(":")[0] for w in TWINS.values()}
+    return g
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
@@ -89,6 +96,7 @@ def test_the_graph_sees_imports_inside_functions_and_relative_ones():
     assert "azscale.sweepcfg" in g["azscale.cli"]                   # `from . import sweepcfg as S` in a function
     assert "azscale.config" in g["azscale.engines"]                 # `from ..config import base_name` in a function
     assert "azscale.analysis.zipf" in g["azscale.analysis.zipf_report"]
+    assert "azscale.sweepwork" in g["azscale.sweepsteps"]                 # named by the registry
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

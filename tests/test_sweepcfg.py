@@ -114,7 +114,7 @@ def test_each_step_is_declared_once_and_its_fingerprint_names_only_known_inputs(
     assert S.result("verdict", "verdict.md") == "analysis/verdict.md"
     with pytest.raises(KeyError, match="writes no 'fits.json'"):
         S.result("elo", "fits.json")
-    typo = S.Step("zipf2", "sweep:run_zipf", inputs=("runs", "replicate"))
+    typo = S.Step("zipf2", "sweepwork:run_zipf", inputs=("runs", "replicate"))
     with pytest.raises(ValueError, match="zipf2: unknown input.*replicate"):
         S._register(typo)
     with pytest.raises(KeyError, match="zipf2: unknown input 'replicate'"):
@@ -122,7 +122,7 @@ def test_each_step_is_declared_once_and_its_fingerprint_names_only_known_inputs(
     with pytest.raises(ValueError, match="declared twice"):
         S._register(S.STEPS["zipf"])
     with pytest.raises(ValueError, match="depends on nowhere"):
-        S._register(S.Step("late", "sweep:run_zipf", depends=("nowhere",)))
+        S._register(S.Step("late", "sweepwork:run_zipf", depends=("nowhere",)))
     assert "zipf2" not in S.STEPS and "late" not in S.STEPS
 
 
