@@ -5,7 +5,7 @@ The Python API (pandas objects; see `azscale.api`): `load_run`, `load_sweep`, `l
 `import azscale` stays light.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["load_run", "load_sweep", "load_metrics", "load_games", "load_states", "load_elo", "load_loss"]
 

@@ -180,7 +180,7 @@ def load_elo(path: str | Path) -> pd.DataFrame:
     """The Elo table (player, kind, run, step, params, Elo and its interval) of a sweep or of
     an `azscale elo` directory; a reference player's kind is one of the players' registry
     (`players.PLAYERS`)."""
-    from .analysis.elo_report import read_elo_table
+    from .analysis.elo_files import read_elo_table
     return read_elo_table(_analysis(Path(path), "elo", "elo.csv"))
 
 

@@ -11,7 +11,7 @@ game by game.
 `players.PLAYERS` is the registry of reference players (kept in a light module, so help texts read
 it without loading torch) and `make_player` the one way to make any player from its spec
 (`PlayerSpec`): `evaluate` and the tournaments both use them. A new reference player is a class
-here and one entry in `players.PLAYERS`.
+in `references.py` and one entry in `players.PLAYERS`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import pyspiel
 import torch
 
 from .checks import number
@@ -74,48 +73,6 @@ class AgentPlayer:
             i = torch.as_tensor(idx, device=self.device)
             kids = self.twin.step(self.twin.take(self.states, i), torch.as_tensor(actions, device=self.device))
             self.twin.put(self.states, i, kids)
-
-
-class RandomPlayer:
-    def __init__(self, seed: int = 0, name: str = "random"):
-        self.name = name
-        self.rng = np.random.default_rng([seed, 4242])
-
-    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
-        return np.array([self.rng.choice(s.legal_actions()) for s in states])
-
-
-class SpielMCTSPlayer:
-    """pyspiel's C++ MCTSBot with a random-rollout evaluator (OpenSpiel's defaults: uct_c = 2,
-    one rollout per leaf, solver on)."""
-
-    def __init__(self, game: pyspiel.Game, simulations: int, seed: int = 0, uct_c: float = 2.0,
-                 rollouts: int = 1, solve: bool = True, name: str | None = None):
-        self.name = name or f"mcts-{simulations}"
-        seed = int(seed) % 2**31           # OpenSpiel's C++ seeds are 32-bit; smaller seeds are unchanged
-        evaluator = pyspiel.RandomRolloutEvaluator(rollouts, seed)
-        self.bot = pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, solve, seed, False)
-
-    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
-        return np.array([self.bot.step(s) for s in states])
-
-
-class PerfectPlayer:
-    """Plays a game-theoretically optimal move, uniformly at random among the optimal ones."""
-
-    def __init__(self, game: pyspiel.Game, seed: int = 0, name: str = "perfect"):
-        from .oracles import MemoSolver
-        self.name = name
-        self.solver = MemoSolver(game)
-        self.rng = np.random.default_rng([seed, 999])
-
-    def act(self, idx: np.ndarray, states: list) -> np.ndarray:
-        out = []
-        for s in states:
-            vals = self.solver.action_values(s)
-            best = max(vals.values())
-            out.append(self.rng.choice([a for a, v in vals.items() if v == best]))
-        return np.array(out)
 
 
 @dataclass

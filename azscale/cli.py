@@ -545,114 +545,60 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
 
 
-def _dflt(name: str) -> str:
-    from .sweepcfg import default
-    return default(name)
-
-
 SWEEP_FILE_HELP = ("A game (as for train) or a sweep file (sweep.toml: game, preset, widths, families, seeds, "
                    "\\[overrides], \\[analysis], \\[executor] tables); leave out to continue the sweep in --out")
 
 
+def sweep_options(after: str):
+    """Give `azscale sweep` one option per sweep setting that has a flag (`sweepcfg.flags`), after
+    its parameter `after`: named as the setting (`--games-per-pair`; `sweepcfg.flag`), of the
+    flag's type, default None (the sweep file's, the sweep's own or the default), with the
+    setting's doc and default as its help. The command receives them as keyword arguments."""
+    from . import sweepcfg as S
+
+    def option(name):
+        kind = S.flag_type(name)
+        names = [S.flag(name), *S.SETTINGS[name].metadata["aliases"]]
+        if kind is bool:
+            names = [f"{names[0]}/--no-{names[0][2:]}", *names[1:]]
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                 default=typer.Option(None, *names, help=S.help_text(name)),
+                                 annotation=Optional[List[str]] if kind is list else Optional[kind])
+    new = [option(n) for n in S.flags()]
+
+    def add(fn):
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        cut = [p.name for p in own].index(after) + 1
+        kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[cut:]]
+        fn.__signature__ = sig.replace(parameters=own[:cut] + new + kw)
+        return fn
+    return add
+
+
 @app.command("sweep")
+@sweep_options(after="out")
 def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.toml]", help=SWEEP_FILE_HELP),
               out: Optional[Path] = typer.Option(None, help="Sweep directory (default: the sweep file's `out`); rerun "
                                                             "to continue, or with more widths or seeds to grow it"),
-              widths: Optional[str] = typer.Option(None, help=f"Comma-separated network widths \\[default: {_dflt('widths')}]"),
-              families: Optional[str] = typer.Option(None, help="Comma-separated model families (mlp, resnet) "
-                                                                "\\[default: the preset's]"),
-              seeds: Optional[int] = typer.Option(None, help=f"Seeds per width \\[default: {_dflt('seeds')}]"),
-              preset: Optional[str] = typer.Option(None, help=f"paper, cpu or smoke \\[default: {_dflt('preset')}]"),
-              sets: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-              random_games: Optional[int] = typer.Option(None, help="Random-play games for the Zipf baseline "
-                                                                        f"\\[default: {_dflt('random_games')}]"),
-              games_per_pair: Optional[int] = typer.Option(None, help=f"Tournament games per pair \\[default: {_dflt('games_per_pair')}]"),
-              match_sims: Optional[int] = typer.Option(None, help=f"Tournament simulations per move \\[default: {_dflt('match_simulations')}]"),
-              match_temperature: Optional[float] = typer.Option(None, help="Tournament move temperature "
-                                                                             f"\\[default: {_dflt('match_temperature')}]"),
-              bootstrap: Optional[int] = typer.Option(None, help="Bootstrap resamples (Elo, scaling; a quarter for Zipf) "
-                                                                 f"\\[default: {_dflt('bootstrap')}]"),
-              solver: Optional[bool] = typer.Option(None, "--solver/--no-solver",
-                                                    help=f"Ground-truth loss where an oracle exists \\[default: {_dflt('solver')}]"),
-              late_turn: Optional[float] = typer.Option(None, help="Late states: mean turn >= this \\[default: the game's "
-                                                                   "\\[analysis] late_turn]"),
-              shoulder_moves: Optional[int] = typer.Option(None, help="The shoulder test's first moves \\[default: the "
-                                                                      "game's \\[analysis] value]"),
-              max_minutes_per_run: Optional[float] = typer.Option(None, help="Stop each run after this long (resumable)"),
-              executor: Optional[str] = typer.Option(None, help="local (this machine) or ray (an existing or local Ray "
-                                                                f"cluster) \\[default: {_dflt('kind')}]"),
-              parallel: Optional[int] = typer.Option(None, help=f"local: training runs at once \\[default: {_dflt('parallel')}]"),
-              address: Optional[str] = typer.Option(None, help="ray: cluster address, e.g. auto or HOST:6379 "
-                                                               "\\[default: start a local Ray]"),
-              gpus_per_run: Optional[float] = typer.Option(None, help="ray: GPUs requested by each training task "
-                                                                    f"\\[default: {_dflt('gpus_per_run')}]"),
-              storage: Optional[Path] = typer.Option(None, help="ray: a directory every node mounts (shared filesystem) "
-                                                                "that holds the sweep; a relative --out lies under it "
-                                                                "\\[default: the sweep's parent]"),
-              tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
-                                                         help="Runs also write TensorBoard scalars and hyperparameters"),
               reanalyse: Optional[str] = typer.Option(None, help="Redo these analysis steps (comma-separated, or all), "
                                                                  "e.g. after the analysis code changed"),
-              temperature_study: Optional[str] = typer.Option(None, help="Also run the temperature study on the final "
-                                                                        "checkpoints at these temperatures: paper (the 17) "
-                                                                        "or comma-separated, e.g. 0.1,0.25,1 \\[default: "
-                                                                        "not run]"),
-              checkpoint_tournament: Optional[int] = typer.Option(
-                  None, help="Also play the paper's within-run round-robins: this many checkpoints of each run "
-                             "(log-spaced, the first trained and the final one included) play each other, in the same Elo fit as the "
-                             f"final checkpoints; 0: not played \\[default: {_dflt('checkpoint_tournament')}]"),
               analyse_finished: bool = typer.Option(
                   False, "--analyse-finished",
                   help="Train nothing: analyse the runs that have finished, for a report before the others "
                        "finish (stop a running sweep first: it holds the directory's lock; rerun without this flag "
                        "to go on training, which redoes every step the other runs change). Exit status 3 while "
                        "some are unfinished"),
-              quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)")):
+              quiet: bool = typer.Option(False, "--quiet", "-q", help="No output but errors (sweep.log is still written)"),
+              **settings):
     """Train sizes x seeds, then tournament, Elo, Zipf, loss, scaling and verdict; resumable, growable."""
     from . import sweepcfg as S
-    from .sweep import check_reanalyse, sweep
-    file_settings, file_exec, file_out = {}, {}, None
-    if source is not None and (source.endswith(".toml") or Path(source).is_file()):
-        file_settings, file_exec, file_out = S.read_sweep_file(Path(source))
-    elif source is not None:
-        file_settings = {"game": source}
-    flags = {k: v for k, v in {
-        "widths": S.parse_widths(widths) if widths is not None else None,
-        "families": [f.strip() for f in families.split(",") if f.strip()] if families is not None else None,
-        "seeds": seeds, "preset": preset, "random_games": random_games, "games_per_pair": games_per_pair,
-        "match_simulations": match_sims, "match_temperature": match_temperature, "bootstrap": bootstrap,
-        "solver": solver, "late_turn": late_turn, "shoulder_moves": shoulder_moves,
-        "max_minutes_per_run": max_minutes_per_run, "checkpoint_tournament": checkpoint_tournament}.items()
-        if v is not None}
-    if temperature_study is not None:
-        from .analysis.temperature import parse_temperatures
-        flags["temperature_study"] = parse_temperatures(temperature_study, "--temperature-study") \
-            if temperature_study.strip() else []
-    flags = S.check(flags, "--")
-    ov = S.overrides_from_flags(sets)
-    if ov:
-        flags["overrides"] = ov
-    flag_exec = S.check({k: v for k, v in {"kind": executor, "parallel": parallel, "address": address,
-                                           "gpus_per_run": gpus_per_run, "tensorboard": tensorboard,
-                                           "storage": str(storage) if storage is not None else None}.items()
-                         if v is not None}, "--")
+    from .sweep import sweep
+    from .sweepsteps import check_reanalyse
+    src = S.from_source(source)
+    flags, flag_exec = S.from_flags(settings)
     redo = check_reanalyse(reanalyse.split(",")) if reanalyse is not None else set()
-    store = flag_exec.get("storage") or file_exec.get("storage")
-    where = out if out is not None else (Path(file_out) if file_out is not None else None)
-    if where is None:
-        raise UserError("name the sweep directory: --out DIR (or `out` in the sweep file)")
-    root = Path(store) / where if store is not None and not where.is_absolute() else where
-    stored, stored_exec = {}, {}
-    if (root / "sweep.json").exists() or (root / "sweep.json").is_symlink():
-        from . import runs
-        rec = runs.read_manifest(root, "sweep")
-        stored, stored_exec = S.from_record(rec, str(root / "sweep.json"))
-        stored_exec.pop("storage", None)       # a path of the last invocation; named anew each time
-    elif source is None:
-        raise UserError(f"{root}: no sweep there yet; name a game or a sweep file to start one")
-    settings = S.merge(stored, file_settings, flags)
-    ex_values = S.merge(stored_exec, file_exec, flag_exec)
-    sc, ex = S.build(settings, ex_values)
+    sc, ex, root = S.configure(src, flags, flag_exec, out)
     from tqdm import tqdm
     res = sweep(sc, root, ex, log=None if quiet else tqdm.write, reanalyse=redo, progress=not quiet,
                 analyse_finished=analyse_finished)

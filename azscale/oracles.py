@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,10 @@ import numpy as np
 import pyspiel
 
 from .errors import UserError
+from .label import Label
 
 HISTORY_FREE = {"tic_tac_toe", "connect_four"}
 SAVE_EVERY_S = 60.0         # how often a solve writes its label cache while it works
-
-
-@dataclass
-class Label:
-    value: float          # side-to-move frame: +1 win, 0 draw, -1 loss with perfect play
-    best_mask: int        # bit a set when action a is optimal
-    nodes: int            # search effort (positions visited / solver nodes)
-    seconds: float
 
 
 def _mask(actions) -> int:

@@ -326,7 +326,7 @@ class OwareSolver:
         return out
 
     def label(self, state):
-        from .oracles import Label
+        from .label import Label
         if state.is_terminal():
             raise UserError("cannot label a finished game's state")
         t0, n0 = time.perf_counter(), self.visited

@@ -1,8 +1,8 @@
 """The players' registry: the reference players' kinds (`PLAYERS`), what each is, and how to make
-one. Light on purpose (the players themselves live in `arena.py`, imported only when one is
+one. Light on purpose (the players themselves live in `references.py`, imported only when one is
 made), so the command line's help texts are built from it without loading torch.
 
-A new reference player is a class in `arena.py` and one entry here: `evaluate --opponent`,
+A new reference player is a class in `references.py` and one entry here: `evaluate --opponent`,
 `tournament --reference`, the sweep's tournament and their help texts all find it.
 """
 
@@ -22,17 +22,17 @@ class Reference:
 
 
 def _random(spec, engine, seed):
-    from .arena import RandomPlayer
+    from .references import RandomPlayer
     return RandomPlayer(seed, name=spec.name)
 
 
 def _mcts(spec, engine, seed):
-    from .arena import SpielMCTSPlayer
+    from .references import SpielMCTSPlayer
     return SpielMCTSPlayer(engine.spiel_game, spec.simulations, seed, name=spec.name)
 
 
 def _perfect(spec, engine, seed):
-    from .arena import PerfectPlayer
+    from .references import PerfectPlayer
     return PerfectPlayer(engine.spiel_game, seed, name=spec.name)
 
 

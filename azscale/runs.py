@@ -567,8 +567,8 @@ def environment() -> dict[str, str]:
     import numpy
     import torch
 
-    import azscale
-    versions = {"azscale": azscale.__version__, "python": platform.python_version(),
+    from .version import __version__
+    versions = {"azscale": __version__, "python": platform.python_version(),
                 "torch": torch.__version__, "numpy": numpy.__version__, "pyarrow": pa.__version__}
     try:
         from importlib.metadata import version

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from . import checkpoints as ck
 from . import runs
 from .errors import UserError
+from .sweepsteps import STEPS
 
 RATE_STEPS = 20            # recent steps that give the seconds per step (and so the ETA)
 
@@ -152,8 +153,8 @@ def _sweep_elo(root: Path):
     if not (root / "analysis" / "elo" / "elo.csv").exists():
         return None
     try:
-        from .analysis.elo_report import _load_elo
-        table, samples, _ = _load_elo(root / "analysis" / "elo")
+        from .analysis.elo_files import load_elo
+        table, samples, _ = load_elo(root / "analysis" / "elo")
     except UserError:
         return None
     return table.reset_index(drop=True), samples
@@ -190,7 +191,6 @@ def _sweep_log_state(root: Path) -> dict[str, Any]:
 
 
 def sweep_status(root: Path) -> dict[str, Any]:
-    from .sweep import ANALYSIS_STEPS
     from .sweepcfg import build, from_record
     root = Path(root)
     rec = runs.read_manifest(root, "sweep", ("game", "widths"))
@@ -214,16 +214,10 @@ def sweep_status(root: Path) -> dict[str, Any]:
             "running": lock["alive"], "pid": lock["pid"],
             "runs": rows, "runs_finished": finished, "runs_total": len(rows),
             "training_eta_seconds": max([r["eta_seconds"] for r in rows if r["eta_seconds"] is not None], default=None),
-            "analysis": {"done": [s for s in ANALYSIS_STEPS if s in done], "skipped": skipped,
+            "analysis": {"done": [s for s in STEPS if s in done], "skipped": skipped,
                          "running": logst["analysis_running"] if lock["alive"] else None,
-                         "pending": [s for s in ANALYSIS_STEPS if s not in done and _asked(sc, s)]},
+                         "pending": [s.name for s in STEPS.values() if s.name not in done and s.asked(sc)]},
             "last_log": logst["last_log"]}
-
-
-def _asked(sc, step: str) -> bool:
-    """Whether the sweep runs `step` at all (the optional steps only when asked for)."""
-    return {"tournament-checkpoints": bool(sc.checkpoint_tournament),
-            "temperature": bool(sc.temperature_study)}.get(step, True)
 
 
 def status(path: Path) -> dict[str, Any]:

@@ -20,10 +20,10 @@ and duplicates nothing.
 
 Growing: a rerun with more widths, families or seeds trains only the new runs. Each finished
 step is recorded with its inputs (the runs it read, the settings it used); a step whose inputs
-changed is redone, and so is every step that reads its results (`DEPENDS`); the tournament keeps
-its finished pairs and plays only the new ones. `reanalyse` redoes chosen steps on purpose (after
-the analysis code changed). A steps.json of an earlier azscale (no inputs) counts its steps as
-made from the sweep.json beside it.
+changed is redone, and so is every step that reads its results (`Step.depends`; each step is
+declared once, in `sweepsteps.STEPS`); the tournament keeps its finished pairs and plays only the
+new ones. `reanalyse` redoes chosen steps on purpose (after the analysis code changed). A
+steps.json of an earlier azscale (no inputs) counts its steps as made from the sweep.json beside it.
 
 Executors: `local` trains `parallel` runs at once, each in its own process (`azscale train`,
 output in logs/<run>.log), which dies with the sweep; `ray` submits each run as a Ray task (CPUs
@@ -47,46 +47,32 @@ from typing import Any, Callable, Iterable
 
 from . import checkpoints as ck
 from . import parallel, runs
-from .config import analysis_settings
 from .errors import Terminated, ThinData, UserError
 from .status import Progress, SweepLog, duration, run_progress
 from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
-
-ANALYSIS_STEPS = ["random-games", "zipf", "zipf-random", "tournament", "tournament-checkpoints", "elo", "loss",
-                  "loss-pooled", "loss-solver", "scaling", "verdict", "temperature"]
-# the steps whose results a step reads: redoing one redoes these
-DEPENDS = {"zipf-random": ["random-games"], "elo": ["tournament", "tournament-checkpoints"],
-           "scaling": ["elo", "zipf"],
-           "verdict": ["elo", "zipf", "loss", "loss-pooled"]}
-# what a step writes, removed before it is redone (derived results only: games are never removed,
-# except a temperature study whose agents changed, `_stale_study`)
-OUTPUTS = {"zipf": ["analysis/zipf"], "zipf-random": ["analysis/zipf-random"], "elo": ["analysis/elo"],
-           "loss": ["analysis/loss"], "loss-pooled": ["analysis/loss-pooled"], "loss-solver": ["analysis/loss-solver"],
-           "scaling": ["analysis/scaling"], "verdict": ["analysis/verdict.md", "analysis/verdict.json"]}
-
-
-# The result kind each step writes in its directory (`runs.RESULT_FILES`); the verdict is two files.
-OUTPUT_KINDS = {"zipf": "zipf", "zipf-random": "zipf", "elo": "elo", "loss": "loss", "loss-pooled": "loss",
-                "loss-solver": "loss", "scaling": "scaling"}
+from .sweepsteps import ANALYSIS_STEPS, STEPS, Context, Step, check_reanalyse, dependents, step_inputs
 
 
 def _remove_outputs(root: Path, steps: set[str]) -> None:
     """Delete the outputs of analysis steps that are redone: only the files each step writes
-    (`runs.RESULT_FILES`, the verdict's two files). Everything is checked first: a file the
-    step did not write there, or a link, is refused with one line and nothing is deleted."""
+    (`Step.outputs`: a directory of its `runs.RESULT_FILES` kind, or the verdict's two files).
+    Everything is checked first: a file the step did not write there, or a link, is refused with
+    one line and nothing is deleted."""
     from .analysis.elo_report import _is_verdict_json, _is_verdict_markdown
     plan: list[Path] = []
     for s in sorted(steps):
-        for rel in OUTPUTS.get(s, []):
+        st = STEPS.get(s)            # a step another azscale recorded in steps.json wrote nothing known
+        kind, outputs = (st.output_kind, st.outputs) if st is not None else (None, ())
+        for rel in outputs:
             p = root / rel
             if p.is_symlink():
                 raise UserError(f"{p} is a symbolic link; --reanalyse deletes only files the sweep wrote (remove the link)")
             if not p.exists():
                 continue
-            if s in OUTPUT_KINDS:
+            if kind is not None:
                 if not p.is_dir():
                     raise UserError(f"{p} is not the directory the sweep's {s} step writes; move it away")
-                foreign = runs.foreign_entries(p, OUTPUT_KINDS[s])
+                foreign = runs.foreign_entries(p, kind)
                 if foreign:
                     raise UserError(f"{p / foreign[0]}: not a file the sweep's {s} step wrote; --reanalyse would "
                                     f"delete it: move it away first")
@@ -120,67 +106,6 @@ def run_configs(sc: SweepConfig, root: Path):
     """(config, run directory) of every run; checks the game and every setting first."""
     for f, w, s in sc.sizes():
         yield sc.train_config(w, s, f), runs.inside(root, root / "runs" / sc.run_name(w, s, f))
-
-
-def analysis_values(sc: SweepConfig) -> dict[str, Any]:
-    """late_turn and shoulder_moves: the sweep's own, else the game's [analysis] table."""
-    eg = analysis_settings(sc.game)
-    if sc.late_turn is not None:
-        eg["late_turn"] = float(sc.late_turn)
-    if sc.shoulder_moves is not None:
-        eg["shoulder_moves"] = int(sc.shoulder_moves)
-    return eg
-
-
-def step_inputs(sc: SweepConfig, names: Iterable[str], solver: bool) -> dict[str, dict[str, Any]]:
-    """What each analysis step reads, besides the results of the steps it depends on."""
-    r = sorted(names)
-    eg = analysis_values(sc)
-    out = {"random-games": {"games": sc.random_games},
-           "zipf": {"runs": r, "replicates": sc.bootstrap // 4, **eg},
-           "zipf-random": {"replicates": sc.bootstrap // 4, **eg},
-           "tournament": {"runs": r, "games_per_pair": sc.games_per_pair, "simulations": sc.match_simulations,
-                          "temperature": sc.match_temperature},
-           "elo": {"bootstrap": sc.bootstrap,
-                   # (the key only when asked, so sweeps made before it keep their Elo step)
-                   **({"checkpoint_tournament": sc.checkpoint_tournament} if sc.checkpoint_tournament else {})},
-           "loss": {"runs": r, "late_turn": eg["late_turn"]},
-           "loss-pooled": {"runs": r, "late_turn": eg["late_turn"]},
-           "loss-solver": {"runs": r, "late_turn": eg["late_turn"]},
-           "scaling": {"runs": r, "bootstrap": sc.bootstrap},
-           "verdict": {}}
-    if sc.checkpoint_tournament:
-        out["tournament-checkpoints"] = {**out["tournament"], "checkpoints": sc.checkpoint_tournament}
-    if sc.temperature_study:
-        out["temperature"] = {"runs": r, "temperatures": sorted(sc.temperature_study),
-                              "games_per_pair": sc.games_per_pair, "simulations": sc.match_simulations,
-                              "bootstrap": sc.bootstrap}
-    if not solver:
-        del out["loss-solver"]
-    return out
-
-
-def dependents(steps: set[str]) -> set[str]:
-    """`steps` and every step that reads their results, directly or not."""
-    out = set(steps)
-    grew = True
-    while grew:
-        grew = False
-        for s, deps in DEPENDS.items():
-            if s not in out and out & set(deps):
-                out.add(s)
-                grew = True
-    return out
-
-
-def check_reanalyse(names: Iterable[str]) -> set[str]:
-    names = {n.strip() for n in names if n.strip()}
-    if "all" in names:
-        return set(ANALYSIS_STEPS)
-    bad = sorted(names - set(ANALYSIS_STEPS))
-    if bad:
-        raise UserError(f"--reanalyse: unknown step(s) {', '.join(bad)} (steps: all, {', '.join(ANALYSIS_STEPS)})")
-    return names
 
 
 def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable[[str], None] | None = print,
@@ -541,13 +466,6 @@ def _stale_study(stale: set[str], inputs: dict[str, Any], want: dict[str, Any]) 
 
 def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[str], inputs: dict[str, Any],
              done: set[str]) -> None:
-    from .analysis.baselines import random_games
-    from .analysis.elo_report import elo_analysis, scaling_analysis, verdict
-    from .analysis.loss_report import loss_analysis
-    from .analysis.zipf_report import zipf_analysis
-    from .arena import reference_players
-    from .tournament import agents_from_runs, checkpoint_dirs, checkpoint_tournaments, tournament
-
     workers = os.cpu_count() or 1
     a = root / "analysis"
     want = step_inputs(sc, [d.name for d in run_dirs], sc.solver and _has_oracle(sc.game))
@@ -567,20 +485,21 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
         runs.atomic_write_json(sk, {k: v for k, v in skipped.items() if k not in stale})
     runs.write_sweep_steps(root, done, inputs)
 
-    def step(name: str, fn, optional: bool = False) -> None:
+    def step(st: Step) -> None:
         """Run an analysis step once. An `optional` step that finds too little data for its
         estimate (`ThinData`) is recorded in analysis/skipped.json with the reason, and the
         sweep goes on to the report, which names it; a sweep never dies on thin data. Any other
         UserError (a damaged table, say) stops the sweep with its one-line message."""
+        name = st.name
         if name in done or name not in want:
             return
         log(f"step {name}: started")
         t0 = time.monotonic()
         try:
-            fn()
+            st.run(ctx)
             log(f"step {name}: finished in {duration(time.monotonic() - t0)}")
         except UserError as e:
-            if not (optional and isinstance(e, ThinData)):
+            if not (st.optional and isinstance(e, ThinData)):
                 log(f"step {name}: failed: {e}")
                 raise
             log(f"step {name}: not computed: {e}")
@@ -591,53 +510,10 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
         inputs[name] = want[name]
         runs.write_sweep_steps(root, done, inputs)
 
-    eg = analysis_values(sc)
-    step("random-games", lambda: random_games(sc.game, sc.random_games, 12345, root / "random",
-                                              part_size=10000, workers=workers, progress=False))
-    step("zipf", lambda: zipf_analysis(run_dirs, a / "zipf", window="last70", bootstrap=sc.bootstrap // 4,
-                                       workers=workers, **eg))
-    step("zipf-random", lambda: zipf_analysis([root / "random"], a / "zipf-random", workers=workers,
-                                              bootstrap=sc.bootstrap // 4, **eg))
-    match = {"games_per_pair": sc.games_per_pair, "temperature": sc.match_temperature,
-             "simulations": sc.match_simulations, "seed": 0, "workers": workers, "progress": False}
-    step("tournament", lambda: tournament(agents_from_runs(run_dirs) + reference_players("random"),
-                                          root / "matches" / "final", grow=True, **match))
-    # the paper's within-run round-robins (checkpoints of one run), in the same Elo fit
-    k = sc.checkpoint_tournament
-    step("tournament-checkpoints", lambda: checkpoint_tournaments(run_dirs, root / "matches", k, grow=False, **match))
-    within = checkpoint_dirs(root / "matches", run_dirs, k) if k else []
-    step("elo", lambda: elo_analysis([root / "matches" / "final", *within], a / "elo", anchor="random",
-                                     bootstrap=sc.bootstrap))
-    step("loss", lambda: loss_analysis(run_dirs, a / "loss", "trainset", checkpoints="all", workers=workers,
-                                       progress=False, late_turn=eg["late_turn"]), optional=True)
-    # the early/late split that the verdict reads: final checkpoints, every size on the same states
-    step("loss-pooled", lambda: loss_analysis(run_dirs, a / "loss-pooled", "trainset", checkpoints="final",
-                                              pooled=True, workers=workers, progress=False,
-                                              late_turn=eg["late_turn"]), optional=True)
-    step("loss-solver", lambda: loss_analysis(run_dirs, a / "loss-solver", "solver", cache_dir=root / "cache",
-                                              workers=workers, progress=False, late_turn=eg["late_turn"]),
-         optional=True)
-    step("scaling", lambda: scaling_analysis(a / "elo", a / "scaling", zipf=a / "zipf" / "fits.json",
-                                             run_dirs=run_dirs, bootstrap=sc.bootstrap) if _sizes(run_dirs) >= 2
-         else None)
-
-    def split():            # read when the verdict runs: the pooled split, else the runs' own states
-        return next((a / x / "loss.json" for x in ("loss-pooled", "loss") if (a / x / "loss.json").exists()), None)
-    step("verdict", lambda: verdict(a / "elo", a / "verdict.md", zipf=a / "zipf" / "fits.json", loss=split(),
-                                    run_dirs=run_dirs))
-    if sc.temperature_study:                 # optional: off unless the sweep asks for temperatures
-        from .temperature import temperature_study
-        step("temperature", lambda: temperature_study(
-            run_dirs, root / "temperature", sc.temperature_study, games_per_pair=sc.games_per_pair,
-            simulations=sc.match_simulations, seed=0, workers=workers, progress=False, log=lambda m: None,
-            elo_bootstrap=sc.bootstrap,
-            zipf_replicates=sc.bootstrap // 4 if sc.bootstrap >= 8 else 0),
-            optional=True)
+    ctx = Context(sc, root, run_dirs, workers)
+    for st in STEPS.values():
+        step(st)
     log(f"analysis finished -> {a}")
-
-
-def _sizes(run_dirs) -> int:
-    return len({ck.read_run_config(d)["params"] for d in run_dirs})
 
 
 def _has_oracle(game: str) -> bool:

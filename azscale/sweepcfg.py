@@ -1,8 +1,14 @@
 """A sweep's settings: defaults < the sweep's own `sweep.json` < a sweep file (`sweep.toml`) <
-command-line flags. Settings are compared as values, never as typed text (`steps=03` is
-`steps=3`).
+command-line flags (`configure`, the one override path). Settings are compared as values, never
+as typed text (`steps=03` is `steps=3`).
 
-What a rerun may change:
+Each setting is declared once, as a field of `SweepConfig` or `Executor` made by `sweep_setting`:
+its doc, flag, range and sweep-file table. `azscale sweep`'s options (`cli.sweep_options`), their
+help and defaults, the sweep file's keys and the checks of every layer are made from these; a
+setting has the same name as a flag (`--games-per-pair`), a sweep-file key and in sweep.json,
+but the executor's `kind` (`--executor`) and the training `overrides` (`--set`).
+
+What a rerun may change (each setting's `rerun`, `RERUN`):
 - grow: `widths`, `families` (a superset of the sweep's) and `seeds` (at least as many): only
   the new runs train, and the analysis steps that read runs are redone;
 - reanalyse: `bootstrap`, `solver`, `late_turn`, `shoulder_moves`, `temperature_study`,
@@ -26,7 +32,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from .checks import number, optional_number
 from .config import PRESETS, TrainConfig, base_name, parse_overrides, resolve
@@ -36,35 +42,106 @@ FAMILIES = ("mlp", "resnet")
 EXECUTORS = ("local", "ray")
 # training settings that a sweep may change between reruns: they change no recorded game
 FREE_TRAINING = {"device", "engine", "compile", "snapshot_seconds"}
-# settings of recorded data (random games, match games): fixed once the sweep exists
-FIXED_DATA = ("random_games", "games_per_pair", "match_simulations", "match_temperature")
+# what a rerun may do with a sweep setting (module docstring): change it freely; grow it; change
+# it, redoing the steps that read it; change it until its games are recorded (`_recorded`); or
+# nothing (the game and the training settings, compared as resolved training settings)
+RERUN = ("free", "grow", "reanalyse", "data", "fixed")
+
+
+def sweep_setting(default: Any = dataclasses.MISSING, doc: str = "", *, flag: str | None = "",
+                  aliases: tuple[str, ...] = (), rule: dict[str, Any] | None = None, table: str | None = "top",
+                  shown: str | None = "", parse: Callable[[Any], Any] | None = None, rerun: str = "free",
+                  factory: Callable[[], Any] | None = None) -> Any:
+    """A sweep setting (a SweepConfig or Executor field) with everything said about it once:
+    - `doc`: what it means; the help of its flag (with its default shown) and of its sweep-file key;
+    - `flag`: its command-line flag ("": `--` and its name with dashes; None: no flag), `aliases`
+      older spellings still taken;
+    - `rule`: the range of a number (`checks.number`), checked for a flag, a sweep file and sweep.json;
+    - `table`: where a sweep file holds it (top, analysis, executor; None: not in the file);
+    - `shown`: its default as help shows it ("": the value, `default`; None: no default shown);
+    - `parse`: how the flag's text becomes a value (a list), before the value is checked;
+    - `rerun`: what a rerun may do with it (`RERUN`).
+    `azscale sweep`'s options are made from these (`cli.sweep_options`)."""
+    if rerun not in RERUN:
+        raise ValueError(f"rerun must be one of {', '.join(RERUN)}, got {rerun!r}")
+    md = {"doc": doc, "flag": flag, "aliases": aliases, "rule": rule, "table": table, "shown": shown, "parse": parse,
+          "rerun": rerun}
+    if factory is not None:
+        return field(default_factory=factory, metadata=md)
+    return field(default=default, metadata=md)
+
+
+def _parse_families(text: str) -> list[str]:
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
+def _parse_temperature_study(text: str) -> list[float]:
+    from .analysis.temperature import parse_temperatures
+    return parse_temperatures(text, "--temperature-study") if text.strip() else []
+
+
+def _parse_widths(text: str) -> list[int]:
+    return parse_widths(text)
+
+
+def _parse_sets(sets: list[str]) -> dict[str, Any]:
+    return overrides_from_flags(sets)
+
+
+_ANALYSIS = "the game's \\[analysis]"
 
 
 @dataclass
 class SweepConfig:
-    game: str
-    widths: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])
-    seeds: int = 2
-    preset: str = "cpu"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    random_games: int = 20000
-    games_per_pair: int = 100
-    match_simulations: int = 100
-    match_temperature: float = 0.25
-    bootstrap: int = 100
-    solver: bool = True
-    solver_states: int = 20000
-    max_minutes_per_run: float | None = None
-    families: list[str] | None = None      # None: the one family of the preset and overrides
-    late_turn: float | None = None         # None: the game's [analysis] table
-    shoulder_moves: int | None = None
+    game: str = sweep_setting(doc="OpenSpiel game, optionally with parameters", flag=None, rerun="fixed")
+    widths: list[int] = sweep_setting(doc="Comma-separated network widths", factory=lambda: [4, 8, 16, 32, 64],
+                                      parse=_parse_widths, rerun="grow")
+    seeds: int = sweep_setting(2, "Seeds per width", rule=dict(lo=1, hi=1000, integer=True), rerun="grow")
+    preset: str = sweep_setting("cpu", "paper, cpu or smoke", rerun="fixed")
+    overrides: dict[str, Any] = sweep_setting(
+        doc="Override any setting, e.g. --set c_puct=1.5 (repeatable; see games/<game>.toml)", flag="--set",
+        factory=dict, shown=None, parse=_parse_sets, rerun="fixed")
+    random_games: int = sweep_setting(20000, "Random-play games for the Zipf baseline", table="analysis",
+                                      rule=dict(lo=1, hi=10**10, integer=True), rerun="data")
+    games_per_pair: int = sweep_setting(100, "Tournament games per pair", table="analysis",
+                                        rule=dict(lo=2, hi=10_000_000, integer=True), rerun="data")
+    match_simulations: int = sweep_setting(100, "Tournament simulations per move", table="analysis",
+                                           aliases=("--match-sims",), rule=dict(lo=1, hi=1_000_000, integer=True),
+                                           rerun="data")
+    match_temperature: float = sweep_setting(0.25, "Tournament move temperature", table="analysis",
+                                             rule=dict(lo=0, hi=1_000_000), rerun="data")
+    bootstrap: int = sweep_setting(100, "Bootstrap resamples (Elo, scaling; a quarter for Zipf)", table="analysis",
+                                   rule=dict(lo=0, hi=100_000, integer=True), rerun="reanalyse")
+    solver: bool = sweep_setting(True, "Ground-truth loss where an oracle exists", table="analysis", rerun="reanalyse")
+    # recorded in sweep.json, read by nothing yet: no flag and no sweep-file key
+    solver_states: int = sweep_setting(20000, "States given to the solver", flag=None, table=None,
+                                       rule=dict(lo=1, hi=10**12, integer=True))
+    max_minutes_per_run: float | None = sweep_setting(None, "Stop each run after this long (resumable)",
+                                                      rule=dict(lo=0, lo_open=True, hi=1e8), shown=None)
+    # None: the one family of the preset and overrides
+    families: list[str] | None = sweep_setting(None, "Comma-separated model families (mlp, resnet)",
+                                               shown="the preset's", parse=_parse_families, rerun="grow")
+    # None: the game's [analysis] table
+    late_turn: float | None = sweep_setting(None, "Late states: mean turn >= this", table="analysis",
+                                            rule=dict(lo=1, hi=1_000_000), shown=f"{_ANALYSIS} late_turn",
+                                            rerun="reanalyse")
+    shoulder_moves: int | None = sweep_setting(None, "The shoulder test's first moves", table="analysis",
+                                               rule=dict(lo=1, hi=1_000_000, integer=True),
+                                               shown=f"{_ANALYSIS} value", rerun="reanalyse")
     # the temperature study (azscale temperature) over the final checkpoints, at these
     # temperatures; empty: not run (a sweep.json without this field means empty)
-    temperature_study: list[float] = field(default_factory=list)
+    temperature_study: list[float] = sweep_setting(
+        doc="Also run the temperature study on the final checkpoints at these temperatures: paper (the 17) or "
+            "comma-separated, e.g. 0.1,0.25,1", table="analysis", factory=list, shown="not run",
+        parse=_parse_temperature_study, rerun="reanalyse")
     # the paper's second kind of round-robin (PAPER.md section 6): within each run, this many of
     # its checkpoints (log-spaced, the final one included) play each other; their games join the
     # final checkpoints' in one Elo fit. 0: not played (a sweep.json without it means 0)
-    checkpoint_tournament: int = 0
+    checkpoint_tournament: int = sweep_setting(
+        0, "Also play the paper's within-run round-robins: this many checkpoints of each run (log-spaced, the "
+           "first trained and the final one included) play each other, in the same Elo fit as the final "
+           "checkpoints; 0: not played", table="analysis", rule=dict(lo=0, hi=10_000, integer=True),
+        rerun="reanalyse")
 
     def run_name(self, width: int, seed: int, family: str | None = None) -> str:
         """`<game>-w<W>-s<S>`; a family named in `families` other than mlp joins the name."""
@@ -86,26 +163,65 @@ class SweepConfig:
 @dataclass
 class Executor:
     """How a sweep runs; never compared between reruns (a sweep may move to a cluster)."""
-    kind: str = "local"
-    parallel: int = 1                   # local: training runs at once
-    address: str | None = None          # ray: cluster address (None: start a local one)
-    gpus_per_run: float = 0.0           # ray: GPUs requested by each training task
-    storage: str | None = None          # ray: shared root that holds the sweep (default: its parent)
-    tensorboard: bool = False
+    kind: str = sweep_setting("local", "local (this machine) or ray (an existing or local Ray cluster)",
+                              flag="--executor", table="executor")
+    parallel: int = sweep_setting(1, "local: training runs at once", table="executor",
+                                  rule=dict(lo=1, hi=1024, integer=True))
+    address: str | None = sweep_setting(None, "ray: cluster address, e.g. auto or HOST:6379", table="executor",
+                                        shown="start a local Ray")
+    gpus_per_run: float = sweep_setting(0.0, "ray: GPUs requested by each training task", table="executor",
+                                        rule=dict(lo=0, hi=1024))
+    # a shared root that holds the sweep (default: its parent)
+    storage: str | None = sweep_setting(None, "ray: a directory every node mounts (shared filesystem) that holds "
+                                              "the sweep; a relative --out lies under it", table="executor",
+                                        shown="the sweep's parent")
+    tensorboard: bool = sweep_setting(False, "Runs also write TensorBoard scalars and hyperparameters",
+                                      table="executor", shown=None)
 
 
+SETTINGS = {f.name: f for cls in (SweepConfig, Executor) for f in dataclasses.fields(cls)}
 SETTING_KEYS = {f.name for f in dataclasses.fields(SweepConfig)}
+# settings of recorded data (random games, match games): fixed once the sweep has their games
+FIXED_DATA = tuple(n for n, f in SETTINGS.items() if f.metadata["rerun"] == "data")
+# settings whose change redoes the analysis steps that read them (`sweepsteps.step_inputs`)
+REANALYSE = tuple(n for n, f in SETTINGS.items() if f.metadata["rerun"] == "reanalyse")
 EXECUTOR_KEYS = {f.name for f in dataclasses.fields(Executor)}
 # sweep-file layout: [analysis] and [executor] tables, the rest at the top level
-FILE_TOP = {"game", "preset", "widths", "families", "seeds", "out", "max_minutes_per_run", "overrides",
-            "analysis", "executor"}
-FILE_ANALYSIS = {"random_games", "games_per_pair", "match_simulations", "match_temperature", "bootstrap",
-                 "solver", "late_turn", "shoulder_moves", "temperature_study", "checkpoint_tournament"}
+FILE_TOP = {f.name for f in dataclasses.fields(SweepConfig) if f.metadata["table"] == "top"} | {
+    "out", "analysis", "executor"}
+FILE_ANALYSIS = {f.name for f in dataclasses.fields(SweepConfig) if f.metadata["table"] == "analysis"}
+
+
+def flag(name: str) -> str | None:
+    """A sweep setting's command-line flag (`--games-per-pair`), None where it has none."""
+    f = SETTINGS[name].metadata["flag"]
+    return "--" + name.replace("_", "-") if f == "" else f
+
+
+def flags() -> list[str]:
+    """The sweep settings that have a flag, in their order (sweep settings, then executor options)."""
+    return [n for n in SETTINGS if flag(n) is not None]
+
+
+# the types a flag takes (a setting's annotation as written, less `| None`)
+FLAG_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def flag_type(name: str) -> type:
+    """The type a setting's flag takes: its text for a setting its `parse` reads, else its own."""
+    md = SETTINGS[name].metadata
+    if md["parse"] is not None:
+        return list if name == "overrides" else str
+    kind = str(SETTINGS[name].type).replace(" | None", "")
+    if kind not in FLAG_TYPES:
+        raise TypeError(f"sweep flag {flag(name)}: setting '{name}' has type {kind!r}; a flag takes "
+                        f"{', '.join(FLAG_TYPES)} (or give the setting a `parse`)")
+    return FLAG_TYPES[kind]
 
 
 def default(name: str) -> str:
     """A sweep setting's or executor option's default as a flag's help shows it (`4,8,16`, `on`)."""
-    f = next(f for cls in (SweepConfig, Executor) for f in dataclasses.fields(cls) if f.name == name)
+    f = SETTINGS[name]
     v = f.default_factory() if f.default is dataclasses.MISSING else f.default
     if isinstance(v, bool):
         return "on" if v else "off"
@@ -114,14 +230,32 @@ def default(name: str) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def help_text(name: str) -> str:
+    """A setting's flag help: its doc and its default (rich markup: `\\[` shows a bracket)."""
+    md = SETTINGS[name].metadata
+    shown = default(name) if md["shown"] == "" else md["shown"]
+    return md["doc"] if shown is None else f"{md['doc']} \\[default: {shown}]"
+
+
+def from_flags(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, executor options) from the sweep flags given (None: not given), each parsed
+    and checked, keys as in sweep.json: the top layer of `merge`."""
+    given = {k: (SETTINGS[k].metadata["parse"] or (lambda v: v))(v) for k, v in values.items() if v is not None}
+    ov = given.pop("overrides", None)
+    settings = check({k: v for k, v in given.items() if k in SETTING_KEYS}, "--")
+    if ov:
+        settings["overrides"] = ov
+    return settings, check({k: v for k, v in given.items() if k in EXECUTOR_KEYS}, "--")
+
+
 def check(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Every sweep setting and executor option in `values` checked by the shared number rule
     (`checks.number`); names are those of the flags. Returns the values normalised."""
     out = dict(values)
 
-    def n(key, flag, **rule):
+    def n(key, shown_as, **rule):
         if key in out:
-            out[key] = optional_number(out[key], f"{where}{flag}", **rule)
+            out[key] = optional_number(out[key], f"{where}{shown_as}", **rule)
 
     if "game" in out and (not isinstance(out["game"], str) or not out["game"].strip()):
         raise UserError(f"{where}game must name an OpenSpiel game, got {out['game']!r}")
@@ -139,20 +273,12 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
                 or any(f not in FAMILIES for f in fs) or len(set(fs)) != len(fs):
             raise UserError(f"{where}families must be a list of distinct families ({', '.join(FAMILIES)}), got {fs!r}")
         out["families"] = list(fs)
-    n("seeds", "seeds", lo=1, hi=1000, integer=True)
-    n("random_games", "random-games", lo=1, hi=10**10, integer=True)
-    n("games_per_pair", "games-per-pair", lo=2, hi=10_000_000, integer=True)
+    for key, f in SETTINGS.items():            # every number by its setting's rule
+        if f.metadata["rule"] is not None:
+            n(key, key.replace("_", "-"), **f.metadata["rule"])
     if out.get("games_per_pair") is not None and out["games_per_pair"] % 2:
         raise UserError(f"{where}games-per-pair must be an even number >= 2 (seats alternate), "
                         f"got {out['games_per_pair']}")
-    n("match_simulations", "match-sims", lo=1, hi=1_000_000, integer=True)
-    n("match_temperature", "match-temperature", lo=0, hi=1_000_000)
-    n("bootstrap", "bootstrap", lo=0, hi=100_000, integer=True)
-    n("solver_states", "solver-states", lo=1, hi=10**12, integer=True)
-    n("max_minutes_per_run", "max-minutes-per-run", lo=0, lo_open=True, hi=1e8)
-    n("late_turn", "late-turn", lo=1, hi=1_000_000)
-    n("shoulder_moves", "shoulder-moves", lo=1, hi=1_000_000, integer=True)
-    n("checkpoint_tournament", "checkpoint-tournament", lo=0, hi=10_000, integer=True)
     if out.get("checkpoint_tournament") == 1:
         raise UserError(f"{where}checkpoint-tournament must be 0 (not played) or at least 2 checkpoints per run, got 1")
     if out.get("temperature_study") is not None:
@@ -161,9 +287,7 @@ def check(values: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(ts, (str, list, tuple)):
             raise UserError(f"{where}temperature-study must be a list of temperatures, got {ts!r}")
         out["temperature_study"] = parse_temperatures(ts, f"{where}temperature-study") if len(ts) and (not isinstance(ts, str) or ts.strip()) else []
-    n("parallel", "parallel", lo=1, hi=1024, integer=True)
-    n("gpus_per_run", "gpus-per-run", lo=0, hi=1024)
-    for key in ("solver", "tensorboard"):
+    for key in (n for n, f in SETTINGS.items() if f.type == "bool"):
         if key in out and not isinstance(out[key], bool):
             raise UserError(f"{where}{key} must be true or false, got {out[key]!r}")
     if "preset" in out and out["preset"] not in PRESETS:
@@ -324,11 +448,48 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
         grows.append(f"families +{','.join(new_f)}")
     if want.seeds > have.seeds:
         grows.append(f"seeds {have.seeds} -> {want.seeds}")
-    for k in ("bootstrap", "solver", "late_turn", "shoulder_moves", "temperature_study", "checkpoint_tournament",
-              *FIXED_DATA):
+    for k in (*REANALYSE, *FIXED_DATA):
         if getattr(have, k) != getattr(want, k):
             grows.append(f"{k} {show(getattr(have, k))} -> {show(getattr(want, k))}")
     return grows
+
+
+class Source(NamedTuple):
+    """What `azscale sweep`'s argument gives: a sweep file's settings, executor options and `out`,
+    or a game; `named`: an argument was given at all."""
+    settings: dict[str, Any]
+    executor: dict[str, Any]
+    out: str | None
+    named: bool
+
+
+def from_source(source: str | None) -> Source:
+    """`azscale sweep`'s argument read: a sweep file (checked), or a game."""
+    if source is not None and (source.endswith(".toml") or Path(source).is_file()):
+        return Source(*read_sweep_file(Path(source)), named=True)
+    return Source({"game": source} if source is not None else {}, {}, None, source is not None)
+
+
+def configure(source: Source, flag_settings: dict[str, Any], flag_exec: dict[str, Any],
+              out: Path | None) -> tuple[SweepConfig, Executor, Path]:
+    """The one override path: defaults < the sweep's own sweep.json < the sweep file (`source`)
+    < the flags (`from_flags`). Returns the settings, the executor and the sweep's directory
+    (`out`, else the file's `out`; under the storage root where one is named)."""
+    store = flag_exec.get("storage") or source.executor.get("storage")
+    where = out if out is not None else (Path(source.out) if source.out is not None else None)
+    if where is None:
+        raise UserError("name the sweep directory: --out DIR (or `out` in the sweep file)")
+    root = Path(store) / where if store is not None and not where.is_absolute() else where
+    stored, stored_exec = {}, {}
+    if (root / "sweep.json").exists() or (root / "sweep.json").is_symlink():
+        from . import runs
+        rec = runs.read_manifest(root, "sweep")
+        stored, stored_exec = from_record(rec, str(root / "sweep.json"))
+        stored_exec.pop("storage", None)       # a path of the last invocation; named anew each time
+    elif not source.named:
+        raise UserError(f"{root}: no sweep there yet; name a game or a sweep file to start one")
+    sc, ex = build(merge(stored, source.settings, flag_settings), merge(stored_exec, source.executor, flag_exec))
+    return sc, ex, root
 
 
 def merge(stored: dict[str, Any] | None, file: dict[str, Any] | None, flags: dict[str, Any]) -> dict[str, Any]:

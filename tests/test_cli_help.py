@@ -101,3 +101,21 @@ def test_sizes_takes_its_help_from_the_settings():
     params = {p.name: p for p in dict(_commands())[("sizes",)].params}
     assert params["family"].help == doc("family") and params["family"].default == TrainConfig.family
     assert params["depth"].help.startswith(doc("depth")) and params["depth"].help.endswith(f"default {TrainConfig.depth}")
+
+
+def test_sweep_options_come_from_the_sweep_settings():
+    """`azscale sweep` has one option per sweep setting with a flag, named as the setting (the
+    executor's kind is --executor, the training overrides --set; --match-sims is kept as an alias
+    of --match-simulations), with the setting's doc and default as its help."""
+    from azscale import sweepcfg as S
+    params = {p.name: p for p in dict(_commands())[("sweep",)].params}
+    for name in S.flags():
+        p = params[name]
+        assert p.help == S.help_text(name) and p.help.startswith(S.SETTINGS[name].metadata["doc"])
+        assert p.opts[0] == S.flag(name) and p.default is None
+    assert {n for n in S.flags() if S.flag(n) != "--" + n.replace("_", "-")} == {"kind", "overrides"}
+    assert params["match_simulations"].opts == ["--match-simulations", "--match-sims"]
+    assert params["solver"].secondary_opts == ["--no-solver"]
+    # every key a sweep file takes (but the game, the argument, and out) is a flag
+    assert (S.FILE_TOP | S.FILE_ANALYSIS | S.EXECUTOR_KEYS) - set(S.flags()) == {"game", "out", "analysis", "executor"}
+    assert "\\[default: 100]" in S.help_text("games_per_pair") and S.help_text("tensorboard").endswith("hyperparameters")

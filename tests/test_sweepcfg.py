@@ -4,8 +4,8 @@ import json
 import pytest
 
 from azscale.errors import UserError
-from azscale.sweep import dependents, step_inputs
 from azscale.sweepcfg import build, check, compare, from_record, merge, read_sweep_file, record
+from azscale.sweepsteps import dependents, step_inputs
 
 
 def sc_of(**kw):
@@ -97,3 +97,39 @@ def test_a_step_is_redone_with_every_step_that_reads_it():
     assert {k for k in a if a[k] != b[k]} == {"zipf", "zipf-random", "elo", "scaling"}
     assert "loss-solver" not in step_inputs(sc_of(), ["r1"], False)
     json.dumps(a)                                 # stored in steps.json as it is
+
+
+def test_each_step_is_declared_once_and_its_fingerprint_names_only_known_inputs(monkeypatch):
+    """The registry (`sweepsteps.STEPS`) is what the sweep runs, status lists and the report
+    names; a step naming an input that does not exist is refused, never fingerprinted without it
+    (which would keep its results when that setting changes)."""
+    from azscale import sweepsteps as S
+    assert list(S.STEPS) == S.ANALYSIS_STEPS and len(set(S.ANALYSIS_STEPS)) == len(S.ANALYSIS_STEPS)
+    import importlib
+    for s in S.STEPS.values():
+        assert set(s.depends) <= set(S.STEPS) and set(s.inputs) <= set(S.INPUTS)
+        module, name = s.function.split(":")          # named, imported when it runs
+        assert callable(getattr(importlib.import_module(f"azscale.{module}"), name))
+    assert S.result("zipf", "fits.json") == "analysis/zipf/fits.json"
+    assert S.result("verdict", "verdict.md") == "analysis/verdict.md"
+    with pytest.raises(KeyError, match="writes no 'fits.json'"):
+        S.result("elo", "fits.json")
+    typo = S.Step("zipf2", "sweepwork:run_zipf", inputs=("runs", "replicate"))
+    with pytest.raises(ValueError, match="zipf2: unknown input.*replicate"):
+        S._register(typo)
+    with pytest.raises(KeyError, match="zipf2: unknown input 'replicate'"):
+        typo.fingerprint(sc_of(), ["r1"], {"late_turn": 1.0, "shoulder_moves": 1})
+    with pytest.raises(ValueError, match="declared twice"):
+        S._register(S.STEPS["zipf"])
+    with pytest.raises(ValueError, match="depends on nowhere"):
+        S._register(S.Step("late", "sweepwork:run_zipf", depends=("nowhere",)))
+    assert "zipf2" not in S.STEPS and "late" not in S.STEPS
+
+
+def test_status_lists_the_registry_s_steps_as_the_sweep_runs_them():
+    from azscale import sweepsteps as S
+    sc = sc_of()
+    assert [s.name for s in S.STEPS.values() if s.asked(sc)] == [
+        "random-games", "zipf", "zipf-random", "tournament", "elo", "loss", "loss-pooled", "loss-solver", "scaling",
+        "verdict"]
+    assert set(step_inputs(sc_of(checkpoint_tournament=3, temperature_study="1"), ["r"], True)) == set(S.STEPS)

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from azscale.arena import PerfectPlayer, RandomPlayer, AgentPlayer, play_match
+from azscale.arena import AgentPlayer, play_match
+from azscale.references import PerfectPlayer, RandomPlayer
 from azscale.config import resolve
 from azscale.engines import SpielEngine
 from azscale.errors import UserError

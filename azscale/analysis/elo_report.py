@@ -12,6 +12,7 @@ from .. import checkpoints as ck
 from .. import runs
 from ..errors import UserError
 from .elo import fit_elo, score_matrix
+from .elo_files import load_elo
 from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
@@ -131,53 +132,6 @@ def _elo_figures(table: pd.DataFrame, res: pd.DataFrame, out: Path, first: pd.Da
     return figs
 
 
-def _load_elo(elo_dir: Path) -> tuple[pd.DataFrame, np.ndarray | None, dict[str, Any]]:
-    elo_dir = Path(elo_dir)
-    if not (elo_dir / "elo.csv").exists():
-        raise UserError(f"{elo_dir}: no elo.csv (run azscale elo first)")
-    table = read_elo_table(elo_dir / "elo.csv")
-    summary = runs.read_json(elo_dir / "elo.json", "elo.json of azscale elo")
-    if not isinstance(summary.get("game"), str) or not isinstance(summary.get("match_settings"), list):
-        raise UserError(f"{elo_dir / 'elo.json'}: damaged (game or match settings missing)")
-    samples = None
-    if (elo_dir / "bootstrap.npz").exists():
-        try:
-            with np.load(elo_dir / "bootstrap.npz", allow_pickle=False) as z:
-                col = {p: k for k, p in enumerate(z["players"].tolist())}
-                samples = np.asarray(z["samples"], float)[:, [col[p] for p in table["player"]]]
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise UserError(f"{elo_dir / 'bootstrap.npz'}: damaged or not of this elo.csv "
-                            f"({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})") from None
-        if samples.ndim != 2 or not np.isfinite(samples).all():
-            raise UserError(f"{elo_dir / 'bootstrap.npz'}: damaged (samples are not finite numbers)")
-    return table, samples, summary
-
-
-ELO_COLUMNS = {"player": "O", "elo": "f", "kind": "O", "run": "O", "step": "f", "params": "f"}
-
-
-def read_elo_table(path: Path) -> pd.DataFrame:
-    """elo.csv written by `azscale elo`: its columns, at least one row, finite ratings; a damaged
-    file is one clear error, never an empty table."""
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: not a readable elo table ({str(exc).splitlines()[0][:80] if str(exc) else 'empty'})") from None
-    missing = [c for c in ELO_COLUMNS if c not in table.columns]
-    if missing:
-        raise UserError(f"{path}: damaged elo table ({', '.join(missing)} missing)")
-    if table.empty:
-        raise UserError(f"{path}: damaged elo table (no rows)")
-    elo = pd.to_numeric(table["elo"], errors="coerce")
-    if not np.isfinite(elo.to_numpy(float)).all() or table["player"].duplicated().any():
-        raise UserError(f"{path}: damaged elo table (a rating is not a number, or a player occurs twice)")
-    agents = table[table["kind"] == "agent"]
-    for c in ("step", "params"):
-        if not np.isfinite(pd.to_numeric(agents[c], errors="coerce").to_numpy(float)).all():
-            raise UserError(f"{path}: damaged elo table (an agent's {c} is not a number)")
-    return table
-
-
 def _final_agents(table: pd.DataFrame, samples):
     agents = table[table["kind"] == "agent"]
     if agents.empty:
@@ -227,7 +181,7 @@ def scaling_analysis(elo_dir: Path, out: Path, *, min_params: int = 0, max_param
                      replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0) -> dict[str, Any]:
     _check_range(min_params, max_params)
     check_resampling(replicates, seed)
-    table, samples, summary = _load_elo(elo_dir)
+    table, samples, summary = load_elo(elo_dir)
     runs.claim_dir(Path(out), "scaling")
     z = read_zipf_fits(zipf) if zipf else None               # every input is read before any fit
     lt = run_losses(run_dirs) if run_dirs else None
@@ -351,7 +305,7 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
     vj = claim_verdict_files(out)
-    table, samples, summary = _load_elo(elo_dir)
+    table, samples, summary = load_elo(elo_dir)
     if samples is None:
         raise UserError(f"{elo_dir}: the verdict needs bootstrap samples (run azscale elo with --bootstrap)")
     final, fs = _final_agents(table, samples)

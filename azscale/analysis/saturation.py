@@ -133,8 +133,8 @@ def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=Non
     metrics = metrics or recorded_metrics
     table = samples = None
     if elo_dir is not None and (Path(elo_dir) / "elo.csv").exists():
-        from .elo_report import _load_elo
-        table, samples, _ = _load_elo(Path(elo_dir))
+        from .elo_files import load_elo
+        table, samples, _ = load_elo(Path(elo_dir))
         table = table.reset_index(drop=True)
     elo = (table, samples) if table is not None else None
     return [run_saturation(Path(rd), elo, metrics) for rd in run_dirs]

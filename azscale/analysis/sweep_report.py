@@ -39,6 +39,7 @@ from .temperature_report import temperature_section, zipf_baselines
 from ..config import base_name
 from ..errors import UserError
 from ..numfmt import ci as fmt_ci, fit_window as fmt_fit_window, integer, num, power, ranges, with_ci
+from ..sweepsteps import result
 
 # PAPER.md sections 4 to 7: what the paper reports, for the summary's last column.
 PAPER_ZIPF = {"connect_four": 0.94, "pentago": 0.86, "oware": 1.02, "checkers": 0.80}
@@ -292,14 +293,15 @@ class Sweep:
         self.results[name] = (reader or _read_json)(p) if p.exists() else None
         return self.results[name]
 
-    def absent(self, title: str, step: str, rel: str) -> None:
-        """Record that section `title` is left out because `rel`, the result of the sweep's
-        analysis step `step`, is not there, and why (`_why_absent`). A step that found too little
-        data is named, with its reason, in the "Not computed" section instead."""
+    def absent(self, title: str, step: str, file: str) -> None:
+        """Record that section `title` is left out because `file`, a result of the sweep's
+        analysis step `step` (where it lies: `sweepsteps.result`), is not there, and why
+        (`_why_absent`). A step that found too little data is named, with its reason, in the
+        "Not computed" section instead."""
         sk = self.dir / "analysis" / "skipped.json"
         if sk.exists() and step in runs.read_json(sk, "list of skipped steps"):
             return
-        self.left_out.append((title, _why_absent(self, step, rel)))
+        self.left_out.append((title, _why_absent(self, step, result(step, file))))
 
 
 def _why_absent(sw: Sweep, step: str, rel: str) -> str:
@@ -457,10 +459,10 @@ def _training(sw: Sweep) -> list[dict[str, Any]]:
 
 def _zipf(sw: Sweep) -> list[dict[str, Any]]:
     from .elo_report import read_zipf_fits
-    z = sw.read("analysis/zipf/fits.json", "zipf", read_zipf_fits)
-    zr = sw.read("analysis/zipf-random/fits.json", "zipf-random", read_zipf_fits, track=False)
+    z = sw.read(result("zipf", "fits.json"), "zipf", read_zipf_fits)
+    zr = sw.read(result("zipf-random", "fits.json"), "zipf-random", read_zipf_fits, track=False)
     if z is None:
-        sw.absent("State frequencies (Zipf) and End game", "zipf", "analysis/zipf/fits.json")
+        sw.absent("State frequencies (Zipf) and End game", "zipf", "fits.json")
         return []
     sw.ctx.update(window=z["selection"]["window"], late_turn=f"{z.get('late_turn', 40):g}",
                   shoulder=z.get("shoulder_moves", 50))
@@ -478,10 +480,10 @@ LOSS_STEPS = (("loss", "Value loss by rank: train-set target", "train-set target
 def _losses(sw: Sweep) -> list[dict[str, Any]]:
     out = []
     for name, title, target in LOSS_STEPS:
-        lj = _present(sw.read(f"analysis/{name}/loss.json", name), sw.a / name / "loss.json",
+        lj = _present(sw.read(result(name, "loss.json"), name), sw.a / name / "loss.json",
                       ("loss_rises_with_rank", "frame", "selection", "smoothing", "figures"))
         if lj is None:
-            sw.absent(title, name, f"analysis/{name}/loss.json")
+            sw.absent(title, name, "loss.json")
             continue
         out.append(_loss_section(name, title, lj, sw.a, sw.figs))
         for f in out[-1]["figures"]:
@@ -490,18 +492,18 @@ def _losses(sw: Sweep) -> list[dict[str, Any]]:
 
 
 def _elo(sw: Sweep) -> list[dict[str, Any]]:
-    from .elo_report import read_elo_table
-    ej = _present(sw.read("analysis/elo/elo.json", "elo"), sw.a / "elo" / "elo.json",
+    from .elo_files import read_elo_table
+    ej = _present(sw.read(result("elo", "elo.json"), "elo"), sw.a / "elo" / "elo.json",
                   ("match_settings", "first_move_elo", "anchor", "bootstrap", "figures"))
     if ej is None:
-        sw.absent("Elo and scaling", "elo", "analysis/elo/elo.json")
+        sw.absent("Elo and scaling", "elo", "elo.json")
         return []
     et = read_elo_table(sw.a / "elo" / "elo.csv")
-    sj = _present(sw.read("analysis/scaling/scaling.json", "scaling"), sw.a / "scaling" / "scaling.json",
+    sj = _present(sw.read(result("scaling", "scaling.json"), "scaling"), sw.a / "scaling" / "scaling.json",
                   ("elo_exponent",))
     if sj is None:
         sw.absent("The Elo exponent and the quantization model's predictions (in Elo and scaling)", "scaling",
-                  "analysis/scaling/scaling.json")
+                  "scaling.json")
     sw.reading[0] = sw.dir / "matches" / "final"
     return [_elo_section(sw.game, ej, et, sj, sw.dir, sw.a, sw.figs)]
 
@@ -549,9 +551,9 @@ def _not_computed(sw: Sweep) -> list[dict[str, Any]]:
 
 
 def _verdict(sw: Sweep) -> list[dict[str, Any]]:
-    sw.read("analysis/verdict.json", "verdict")
+    sw.read(result("verdict", "verdict.json"), "verdict")
     if not (sw.a / "verdict.md").exists():
-        sw.absent("Inverse-scaling verdict", "verdict", "analysis/verdict.md")
+        sw.absent("Inverse-scaling verdict", "verdict", "verdict.md")
         return []
     text = (sw.a / "verdict.md").read_text().split("\n", 1)[1]
     return [{"id": "verdict", "title": "Inverse-scaling verdict", "source": "analysis/verdict.md, analysis/verdict.json",
