@@ -678,15 +678,21 @@ def compare_cmd(plain: Path = typer.Argument(..., help="The plain arm: a finishe
                 games_per_pair: int = typer.Option(100, help="Head-to-head games per width and seed (even)"),
                 simulations: int = typer.Option(100, "--sims", help="Simulations per move in the head-to-head"),
                 temperature: float = typer.Option(0.25, help="Move temperature in the head-to-head"),
-                workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
-                seed: int = typer.Option(0, help="Seed of the matches and the bootstrap")):
+                seed: int = typer.Option(0, help="Seed of the matches (pair k plays with seed + k) and the "
+                                                 "bootstrap")):
     """Two arms of one study side by side: each width and seed's final agents head to head (Elo of
     the arm over the plain one by size, and its slope on log parameters with an interval), with
     each arm's Elo, verdict, exact-value early/late loss and replay metrics by size."""
+    from .checks import SEED_MAX
     from .compare import compare
-    workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    games_per_pair = number(games_per_pair, "--games-per-pair", lo=2, hi=10_000_000, integer=True)
+    if games_per_pair % 2:
+        raise UserError("--games-per-pair must be an even number >= 2 (seats alternate)")
+    simulations = number(simulations, "--sims", lo=1, hi=1_000_000, integer=True)
+    temperature = number(temperature, "--temperature", lo=0, hi=1_000_000)
+    seed = number(seed, "--seed", lo=0, hi=SEED_MAX - 100_000, integer=True)
     res = compare(plain, arm, out, games_per_pair=games_per_pair, simulations=simulations, temperature=temperature,
-                  workers=workers, seed=seed)
+                  seed=seed)
     sl = res["head_to_head"]["slope"]
     typer.echo(f"compare: {len(res['runs'])} pairs; slope " + (f"{sl['elo_per_decade']:+.0f} Elo per decade "
                f"[{sl['ci'][0]:+.0f}, {sl['ci'][1]:+.0f}]: {sl['reading']}" if "elo_per_decade" in sl else sl["reading"]))

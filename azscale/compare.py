@@ -35,25 +35,36 @@ def _runs(sweep: Path) -> dict[str, Path]:
     return {p.name: p for p in ck.runs_under(d)}
 
 
+# Settings that change no game (where and how fast a run trained); every other difference is
+# the arms' difference and is listed (steps included: arms trained for different lengths differ).
+MAY_DIFFER = {"device", "engine", "compile", "snapshot_seconds"}
+
+
 def _settings(run_dir: Path) -> dict[str, Any]:
-    return ck.read_run_config(run_dir)["settings"]
+    """A run's settings, those added after it was made at their defaults (a plain sweep trained
+    before the replay settings existed has replay_cap 0, as it trained)."""
+    from .config import TrainConfig
+    return {**TrainConfig().to_dict(), **ck.read_run_config(run_dir)["settings"]}
 
 
 def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, simulations: int = 100,
-            temperature: float = 0.25, workers: int | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+            temperature: float = 0.25, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Play the head-to-head pairs (width and seed k plays with match seed `seed + k`, so pairs
+    draw independent games; one pair after another) and write the comparison."""
     from .tournament import agents_from_runs, tournament
     plain, arm, out = Path(plain), Path(arm), Path(out)
     a, b = _runs(plain), _runs(arm)
     common = sorted(set(a) & set(b))
     if not common:
         raise UserError(f"{plain} and {arm} share no run names (the same game, widths and seeds are needed)")
+    left_out = sorted(set(a) ^ set(b))
     diffs: dict[str, Any] = {}
     for name in common:
         sa, sb = _settings(a[name]), _settings(b[name])
         if sa["game"] != sb["game"] or sa["width"] != sb["width"] or sa["seed"] != sb["seed"]:
             raise UserError(f"{name}: the two arms' runs differ in game, width or seed")
         for k in sorted(set(sa) | set(sb)):
-            if sa.get(k) != sb.get(k) and k not in ck.RESUMABLE_CHANGES:
+            if sa.get(k) != sb.get(k) and k not in MAY_DIFFER:
                 diffs.setdefault(k, {"plain": sa.get(k), "arm": sb.get(k)})
     if not diffs:
         raise UserError(f"{plain} and {arm} were trained with the same settings: nothing to compare")
@@ -66,12 +77,12 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
     runs.claim_dir(out, "compare")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name in common:
+    for k, name in enumerate(common):
         pa = agents_from_runs([a[name]])[0]
         pb = agents_from_runs([b[name]])[0]
         pa, pb = replace(pa, name=f"plain:{pa.name}"), replace(pb, name=f"arm:{pb.name}")
         res = tournament([pb, pa], out / "matches" / name, games_per_pair=games_per_pair, temperature=temperature,
-                         simulations=simulations, seed=seed, workers=workers, progress=progress,
+                         simulations=simulations, seed=seed + k, workers=1, progress=progress,
                          label=f"head to head {name}")
         fst = res[(res["first"] == pb.name) & (res["second"] == pa.name)]     # (one row per seat order)
         snd = res[(res["first"] == pa.name) & (res["second"] == pb.name)]
@@ -91,6 +102,7 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
                        "replay": cmp.replay_by_size([{"params": ck.read_run_config(rd[n])["params"],
                                                       "metrics": ck.read_metrics(rd[n])} for n in common])}
     result = {"kind": "compare", "plain": str(plain), "arm": str(arm), "differs": diffs, "runs": common,
+              "runs_left_out": left_out,
               "match_settings": {"games_per_pair": games_per_pair, "simulations": simulations,
                                  "temperature": temperature, "seed": seed},
               "pairs": rows, "head_to_head": h2h, "arms": arms}
@@ -133,6 +145,7 @@ def markdown(r: dict[str, Any]) -> str:
     h = r["head_to_head"]
     lines = [f"# Two arms side by side: `{r['plain']}` (plain) and `{r['arm']}` (arm)", "",
              "Settings that differ: " + ", ".join(f"`{k}` {v['plain']!r} → {v['arm']!r}" for k, v in r["differs"].items()),
+             "", "Runs in only one arm, left out: " + (", ".join(r["runs_left_out"]) or "none"),
              "", f"## Head to head ({r['match_settings']['games_per_pair']} games per width and seed, "
                  f"{r['match_settings']['simulations']} simulations, temperature {r['match_settings']['temperature']})",
              "", f"Statistic: {h['statistic']}. Interval: {h['interval']}.", "",

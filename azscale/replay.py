@@ -113,6 +113,11 @@ class ReplayBuffer:
         if self.obs_dtype == torch.bool and not np.isin(obs, (0.0, 1.0)).all():
             raise RuntimeError("an observation outside {0, 1} for a game declared to have 0/1 planes")
         if self.cap > 0:
+            if n > self.capacity:           # as the plain ring: only the last `capacity` examples can stay
+                obs, legal, policy, value = obs[-self.capacity:], legal[-self.capacity:], \
+                    policy[-self.capacity:], value[-self.capacity:]
+                keys, turn = keys[-self.capacity:], turn[-self.capacity:]
+                self.clock += n - self.capacity
             slots = self._place_capped(np.where(self._ruled(turn), keys, UNKNOWN_KEY))
             last = _last_write(slots)            # a slot written twice in one call keeps the later example
             src, slots = last, slots[last]
@@ -141,8 +146,6 @@ class ReplayBuffer:
         """The slot of each new example under the cap (in order; bookkeeping of copies updated)."""
         slots = np.empty(len(keys), dtype=np.int64)
         copies = self._copies
-        if len(keys) >= self.capacity:       # start where the plain ring, which keeps only the last
-            self.pos = (self.pos - len(keys)) % self.capacity   # `capacity` examples, puts them
         for i, k in enumerate(keys.tolist()):
             mine = copies.get(k) if k != UNKNOWN_KEY else None
             if mine is not None and len(mine) >= self.cap:
@@ -186,8 +189,10 @@ class ReplayBuffer:
                 w = np.ones(self.size)
                 wr = counts[inv].astype(np.float64) ** -self.beta
                 w[ruled] = wr * (len(wr) / wr.sum()) if len(wr) else wr   # the ruled examples keep their share
-                self._weights = torch.from_numpy(w).to(self.device)
-            idx = torch.multinomial(self._weights, n, replacement=True, generator=generator)
+                self._weights = torch.from_numpy(np.cumsum(w)).to(self.device)     # cumulative
+            # inverse-CDF draws (torch.multinomial refuses more than 2^24 categories)
+            u = torch.rand(n, generator=generator, device=self.device, dtype=torch.float64) * self._weights[-1]
+            idx = torch.searchsorted(self._weights, u, right=True).clamp_(max=self.size - 1)
         else:
             idx = torch.randint(0, self.size, (n,), generator=generator, device=self.device)
         if self.late_turn is not None:

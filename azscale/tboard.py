@@ -21,7 +21,8 @@ SCALARS = {
     "selfplay_seconds": "time/selfplay_s", "learner_seconds": "time/learner_s", "wall_seconds": "time/wall_s",
 }
 HPARAMS = ("game", "family", "width", "depth", "seed", "simulations", "c_puct", "steps", "buffer_size", "reuse",
-           "updates_per_step", "batch_size", "learning_rate", "weight_decay", "games_in_flight", "actors")
+           "updates_per_step", "batch_size", "learning_rate", "weight_decay", "games_in_flight", "actors",
+           "replay_cap", "replay_beta", "replay_from_turn")
 METRICS = ("loss/value", "loss/policy", "selfplay/states_per_s", "selfplay/mean_game_length")
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from azscale.analysis.compare import head_to_head, pair_elo
 from azscale.config import resolve
+from azscale.runs import read_games
 from azscale.train import train
 
 from conftest import run_cli
@@ -43,10 +44,13 @@ def test_the_slope_interval_covers_a_planted_slope_and_finds_a_large_one():
     for i in range(20):
         h = head_to_head(_planted(rng, 200.0), refits=200, reps=1000, seed=i)
         found += h["slope"]["ci"][0] > 0
-    assert 0.88 <= covered / sims <= 0.995          # a 95% interval, three seeds per size
+    assert 0.89 <= covered / sims <= 0.99           # a 95% interval, three seeds per size
     assert found >= 19
     h = head_to_head(_planted(rng, 0.0), refits=200, reps=1000)
-    assert "detectable" in h["slope"] and h["slope"]["detectable"] > 0
+    sl = h["slope"]
+    assert sl["detectable_80"] == pytest.approx(sl["half_width"] * 2.8016 / 1.96, rel=1e-3)
+    if sl["ci"][0] <= 0 <= sl["ci"][1]:
+        assert "80% power" in sl["reading"]
 
 
 def test_one_size_has_no_slope():
@@ -67,11 +71,20 @@ def test_compare_end_to_end_and_its_refusals(tmp_path):
     _arm(tmp_path / "plain")
     _arm(tmp_path / "cap", replay_cap=2)
     r = run_cli("compare", tmp_path / "plain", tmp_path / "cap", "--out", tmp_path / "c", "--games-per-pair", 10,
-                "--sims", 4, "--workers", 1)
+                "--sims", 4)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "c" / "compare.json").read_text())
-    assert res["differs"] == {"replay_cap": {"plain": 0, "arm": 2}}
+    assert res["differs"] == {"replay_cap": {"plain": 0, "arm": 2}} and res["runs_left_out"] == []
     assert len(res["pairs"]) == 4 and all(p["wins"] + p["draws"] + p["losses"] == 10 for p in res["pairs"])
+    for p in res["pairs"]:                               # the wins are the arm's, from its recorded games
+        g = read_games(tmp_path / "c" / "matches" / p["run"]).to_pandas()
+        arm_p0 = g["seat0"].str.startswith("arm:")
+        arm_ret = np.where(arm_p0, g["return0"], g["return1"])
+        assert (p["wins"], p["draws"], p["losses"]) == ((arm_ret > 0).sum(), (arm_ret == 0).sum(), (arm_ret < 0).sum())
+    seeds = {json.loads((tmp_path / "c" / "matches" / p["run"] / "tournament.json").read_text())["settings"]["seed"]
+             for p in res["pairs"]}
+    assert len(seeds) == 4                               # every pair draws its own games
+    stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "c" / "matches").rglob("pair-*.json")}
     assert set(res["head_to_head"]["by_params"]) == {str(p["params"]) for p in res["pairs"]}
     assert res["arms"]["plain"]["verdict"]["available"] is False          # no sweep analysis here: said so
     assert res["arms"]["arm"]["replay"]["available"] and not res["arms"]["plain"]["elo"]["available"]
@@ -79,8 +92,11 @@ def test_compare_end_to_end_and_its_refusals(tmp_path):
     assert "Slope of the difference" in md and "not available" in md
     assert (tmp_path / "c" / "figures" / "head_to_head.png").exists()
     again = run_cli("compare", tmp_path / "plain", tmp_path / "cap", "--out", tmp_path / "c", "--games-per-pair", 10,
-                    "--sims", 4, "--workers", 1)                          # finished pairs are not replayed
+                    "--sims", 4)                                           # finished pairs are not replayed
     assert again.returncode == 0 and json.loads((tmp_path / "c" / "compare.json").read_text())["pairs"] == res["pairs"]
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+    odd = run_cli("compare", tmp_path / "plain", tmp_path / "cap", "--out", tmp_path / "f", "--games-per-pair", 7)
+    assert odd.returncode != 0 and "even" in odd.stderr and not (tmp_path / "f").exists()
     same = run_cli("compare", tmp_path / "plain", tmp_path / "plain", "--out", tmp_path / "d")
     assert same.returncode != 0 and "same settings" in same.stderr and "Traceback" not in same.stderr
     bad = run_cli("compare", tmp_path / "plain", tmp_path / "nowhere", "--out", tmp_path / "e")
