@@ -61,34 +61,20 @@ def graph() -> dict[str, set[str]]:
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle per strongly connected component of more than one module (Tarjan)."""
-    index, low, stack, on, out = {}, {}, [], set(), []
-
-    def visit(v):
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(g[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(g):
-        if v not in index:
-            visit(v)
-    return out
+    """The modules of every strongly connected component of more than one module (scipy's)."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    names = sorted(set(g) | {w for ws in g.values() for w in ws})
+    at = {n: i for i, n in enumerate(names)}
+    edges = [(at[v], at[w]) for v, ws in g.items() for w in ws]
+    rows, cols = (np.array(x, dtype=np.int64) for x in zip(*edges)) if edges else (np.zeros(0, np.int64),) * 2
+    adj = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(names), len(names)))
+    _, label = connected_components(adj, directed=True, connection="strong")
+    comps: dict[int, list[str]] = {}
+    for n, lab in zip(names, label):
+        comps.setdefault(int(lab), []).append(n)
+    return sorted(sorted(c) for c in comps.values() if len(c) > 1)
 
 
 def test_the_graph_sees_imports_inside_functions_and_relative_ones():
