@@ -179,5 +179,6 @@ def markdown(r: dict[str, Any]) -> str:
             for p in sorted(t["by_params"], key=int):
                 e = t["by_params"][p]
                 lines.append(f"| {int(p):,} | " + " | ".join(_fmt(e.get(c), 0 if c == "seeds" else nd) for c in cols) + " |")
+            lines.append("")
         lines.append("")
     return "\n".join(lines) + "\n"
