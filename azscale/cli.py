@@ -502,6 +502,8 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
                                                    "within sizes)"),
          seed: int = typer.Option(0, help="Resampling seed"),
          device: str = typer.Option("cpu", help="Where the networks evaluate the states: cpu, cuda or auto"),
+         solver_budget: Optional[int] = typer.Option(None, help="With --target solver on small oware: the exact "
+                                                                "solver's node budget per state \\[default: 300,000]"),
          quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Per-state value loss by frequency rank: do agents learn frequent states first?"""
     import os
@@ -512,10 +514,11 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     frontier = number(frontier, "--frontier", lo=0, lo_open=True, hi=1e6)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
+    solver_budget = optional_number(solver_budget, "--solver-budget", lo=1, hi=10**10, integer=True)
     res = loss_analysis(runs_, out, target, checkpoints=checkpoints, window=window, min_count=min_count,
                         pooled=pooled, cache_dir=cache, sigma=sigma, late_turn=late_turn, frontier_threshold=frontier,
                         workers=workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
-                        seed=seed, device=_device(device))
+                        seed=seed, device=_device(device), solver_budget=solver_budget)
     for p, t in res["loss_rises_with_rank"].items():
         typer.echo(f"{int(p):,} params: loss {t['loss_top']:.4f} at the top ranks -> {t['loss_tail']:.4f} at the "
                    f"tail (Spearman rho {t['spearman_rho']:+.2f})")
@@ -533,6 +536,9 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
           limit: Optional[int] = typer.Option(None, help="Only the most frequent N states"),
           book: bool = typer.Option(True, help="Use bitbully's opening book (connect_four)"),
           workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+          budget: Optional[int] = typer.Option(None, help="Small oware: the exact solver's node budget per state "
+                                                          "(states left unsolved under a smaller one are retried) "
+                                                          "\\[default: 300,000]"),
           quiet: bool = typer.Option(False, "--quiet", "-q")):
     """Solve states with perfect play (bitbully or the exact solver) into a reusable cache."""
     import os
@@ -540,8 +546,9 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     min_count = number(min_count, "--min-count", lo=1, hi=10**12, integer=True)
     limit = optional_number(limit, "--limit", lo=1, hi=10**12, integer=True)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
+    budget = optional_number(budget, "--budget", lo=1, hi=10**10, integer=True)
     res = solve_states(states, out, game=game, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
-                       book=book, progress=not quiet)
+                       book=book, progress=not quiet, budget=budget)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
 
 

@@ -132,12 +132,14 @@ def is_standard_connect_four(game: pyspiel.Game) -> bool:
             and p.get("columns", 7) == 7 and p.get("x_in_row", 4) == 4)
 
 
-def make_oracle(game: pyspiel.Game, book: bool = True):
+def make_oracle(game: pyspiel.Game, book: bool = True, budget: int | None = None):
+    """The perfect-play oracle of `game`; `budget`: the small-oware solver's node budget per
+    label (None: `owaresolve.DEFAULT_BUDGET`; the other oracles have none and ignore it)."""
     if is_standard_connect_four(game):
         return BitBullyOracle(book)
     if game.get_type().short_name == "oware":
-        from .owaresolve import OwareSolver
-        return OwareSolver(game)
+        from .owaresolve import DEFAULT_BUDGET, OwareSolver
+        return OwareSolver(game, DEFAULT_BUDGET if budget is None else budget)
     return MemoSolver(game)
 
 
@@ -193,18 +195,18 @@ class LabelCache:
 
 
 @functools.lru_cache(maxsize=4)
-def _worker_oracle(game: str, book: bool):
+def _worker_oracle(game: str, book: bool, budget: int | None = None):
     """One oracle per game in a worker process, kept across chunks (its transposition table and
     the small-oware solver's cycle map are then built once)."""
     g = pyspiel.load_game(game)
-    return g, make_oracle(g, book)
+    return g, make_oracle(g, book, budget)
 
 
 def _label_chunk(args):
     from .procs import die_with_parent
     die_with_parent()
-    game, histories, book = args
-    g, oracle = _worker_oracle(game, book)
+    game, histories, book, budget = args
+    g, oracle = _worker_oracle(game, book, budget)
     out = []
     for h in histories:
         s = g.new_initial_state()
@@ -215,7 +217,7 @@ def _label_chunk(args):
 
 
 def label_histories(game: str, histories: list[list[int]], workers: int = 1, book: bool = True,
-                    progress: bool = False, on_part=None) -> list[Label]:
+                    progress: bool = False, on_part=None, budget: int | None = None) -> list[Label]:
     """Solve the states reached by `histories` (action lists), in `workers` local processes.
 
     The solving always stays on this machine (a pool of local processes, never Ray tasks, even
@@ -229,7 +231,7 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
         return []
     from . import parallel
     chunk = max(1, min(500, len(histories) // (workers * 4) or 1))
-    parts = [(game, histories[i:i + chunk], book) for i in range(0, len(histories), chunk)]
+    parts = [(game, histories[i:i + chunk], book, budget) for i in range(0, len(histories), chunk)]
     bar = parallel.Bar("solving", "state", len(histories), size=len) if progress else None
     out: list[Label] = []
     for i, res in enumerate(parallel.imap(_label_chunk, parts, workers, "solving", bar=bar, ray=False)):
@@ -246,12 +248,12 @@ def _retry(row: tuple, budget: int | None) -> bool:
 
 
 def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[list[int]], workers: int = 1,
-               book: bool = True, progress: bool = False) -> int:
+               book: bool = True, progress: bool = False, budget: int | None = None) -> int:
     """Solve the states of `keys` (reached by `histories`) that `cache` lacks, in `workers`
     processes, and keep their labels in it: saved every minute while it works (so a killed solve
     keeps its work) and at the end. Returns how many were solved."""
-    budget = getattr(make_oracle(pyspiel.load_game(game), book), "budget", None)
-    todo = [i for i, k in enumerate(keys) if k not in cache.data or _retry(cache.data[k], budget)]
+    limit = getattr(make_oracle(pyspiel.load_game(game), book, budget), "budget", None)
+    todo = [i for i, k in enumerate(keys) if k not in cache.data or _retry(cache.data[k], limit)]
     if not todo:
         return 0
     todo_keys = [keys[i] for i in todo]
@@ -264,13 +266,13 @@ def solve_into(cache: LabelCache, game: str, keys: list[int], histories: list[li
             cache.save()
             last_save[0] = time.perf_counter()
 
-    label_histories(game, [histories[i] for i in todo], workers, book, progress, on_part=keep)
+    label_histories(game, [histories[i] for i in todo], workers, book, progress, on_part=keep, budget=budget)
     cache.save()
     return len(todo)
 
 
 def solve_states(states_path: Path, out: Path, *, game: str | None = None, min_count: int = 1,
-                 limit: int | None = None, workers: int = 1, book: bool = True,
+                 limit: int | None = None, workers: int = 1, book: bool = True, budget: int | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Label the states of a states table (from `azscale zipf`) into a cache directory (`azscale
     solve`): the most frequent first, those seen `min_count` times or more, at most `limit`.
@@ -300,6 +302,6 @@ def solve_states(states_path: Path, out: Path, *, game: str | None = None, min_c
     if len(df):                         # the games are read only when something is left to solve
         games = pa.concat_tables([runs.read_games(s) for s in sources])
         solve_into(cache, game, df["key"].astype("uint64").tolist(), histories_for(df, games), workers=workers,
-                   book=book, progress=progress)
+                   book=book, progress=progress, budget=budget)
     return {"solved": int(len(df)), "cached": len(cache.data), "seconds": time.perf_counter() - t0,
             "cache": str(cache.path)}

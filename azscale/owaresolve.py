@@ -331,7 +331,10 @@ class OwareSolver:
             raise UserError("cannot label a finished game's state")
         t0, n0 = time.perf_counter(), self.visited
         value, mask = self.solve(state.history())
-        return Label(value, mask, self.visited - n0, time.perf_counter() - t0)
+        nodes = self.visited - n0
+        if math.isnan(value) or mask == 0:     # the budget ran out: it was all spent (the cycle walk
+            nodes = max(nodes, self.budget)      # counts too), so the cache retries it only under a larger one
+        return Label(value, mask, nodes, time.perf_counter() - t0)
 
 
 def parameters(game) -> tuple[int, int]:

@@ -113,6 +113,10 @@ class SweepConfig:
     bootstrap: int = sweep_setting(100, "Bootstrap resamples (Elo, scaling; a quarter for Zipf)", table="analysis",
                                    rule=dict(lo=0, hi=100_000, integer=True), rerun="reanalyse")
     solver: bool = sweep_setting(True, "Ground-truth loss where an oracle exists", table="analysis", rerun="reanalyse")
+    # None: the solver's own (owaresolve.DEFAULT_BUDGET); only the small-oware solver has one
+    solver_budget: int | None = sweep_setting(None, "Small oware: the exact solver's node budget per state",
+                                              table="analysis", rule=dict(lo=1, hi=10**10, integer=True),
+                                              shown="300,000", rerun="reanalyse")
     # recorded in sweep.json, read by nothing yet: no flag and no sweep-file key
     solver_states: int = sweep_setting(20000, "States given to the solver", flag=None, table=None,
                                        rule=dict(lo=1, hi=10**12, integer=True))

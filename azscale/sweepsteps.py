@@ -40,6 +40,8 @@ INPUTS: dict[str, Callable[[SweepConfig, list[str], dict[str, Any]], Any]] = {
     "bootstrap": lambda sc, runs, eg: sc.bootstrap,
     # in the Elo step's fingerprint only when asked, so sweeps made before it keep their Elo step
     "checkpoint_tournament": lambda sc, runs, eg: sc.checkpoint_tournament or _OMIT,
+    # in the solver loss's fingerprint only when set, so sweeps made before it keep their step
+    "solver_budget": lambda sc, runs, eg: sc.solver_budget or _OMIT,
     "checkpoints": lambda sc, runs, eg: sc.checkpoint_tournament,
     "temperatures": lambda sc, runs, eg: sorted(sc.temperature_study),
 }
@@ -154,7 +156,8 @@ _register(
     Step("loss", "sweepwork:run_loss", inputs=_LOSS, outputs=("analysis/loss",), output_kind="loss", optional=True),
     Step("loss-pooled", "sweepwork:run_loss_pooled", inputs=_LOSS, outputs=("analysis/loss-pooled",), output_kind="loss",
          optional=True),
-    Step("loss-solver", "sweepwork:run_loss_solver", inputs=_LOSS, outputs=("analysis/loss-solver",), output_kind="loss",
+    Step("loss-solver", "sweepwork:run_loss_solver", inputs=(*_LOSS, "solver_budget"), outputs=("analysis/loss-solver",),
+         output_kind="loss",
          optional=True, needs_oracle=True),
     Step("scaling", "sweepwork:run_scaling", inputs=("runs", "bootstrap"), outputs=("analysis/scaling",),
          output_kind="scaling", depends=("elo", "zipf")),

@@ -61,7 +61,7 @@ def run_loss_pooled(c) -> None:
 def run_loss_solver(c) -> None:
     from .analysis.loss_report import loss_analysis
     loss_analysis(c.run_dirs, c.a / "loss-solver", "solver", cache_dir=c.root / "cache", workers=c.workers,
-                  progress=False, late_turn=c.eg["late_turn"])
+                  progress=False, late_turn=c.eg["late_turn"], solver_budget=c.sc.solver_budget)
 
 
 def _sizes(run_dirs) -> int:

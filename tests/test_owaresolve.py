@@ -111,3 +111,27 @@ def test_cycle_census_counts_boards_on_cycles():
     assert c["pairs"] == sum(2 * math.comb(t + 5, 5) for t in range(13))
     assert 0 < c["on_cycle"] < c["pairs"]
     assert cycle_census(6, 4) is None
+
+
+def test_the_budget_reaches_the_label_cache_and_a_larger_one_retries_what_a_smaller_left(tmp_path):
+    """`solve_into(..., budget=)`: a start position left unsolved under a tiny budget is NaN in
+    the cache, and solved when asked again with the default budget (retried, not kept)."""
+    from azscale.oracles import LabelCache, make_oracle, solve_into
+    name = "oware(num_houses_per_player=3,num_seeds_per_house=2)"
+    g = pyspiel.load_game(name)
+    assert make_oracle(g, budget=77).budget == 77 and make_oracle(g).budget == 300_000
+    cache = LabelCache(tmp_path / "c", name, make_oracle(g).name)
+    assert solve_into(cache, name, [1], [[]], budget=50) == 1
+    assert math.isnan(cache.data[1][0])
+    assert solve_into(cache, name, [1], [[]], budget=50) == 0          # same budget: nothing to retry
+    assert solve_into(cache, name, [1], [[]]) == 1 and cache.data[1][0] in (-1.0, 0.0, 1.0)
+
+
+def test_a_bad_budget_is_one_line(tmp_path):
+    from conftest import run_cli
+    for args in (["solve", "oware(num_houses_per_player=3,num_seeds_per_house=2)", "--states", tmp_path / "s.parquet",
+                  "--out", tmp_path / "c", "--budget", "0"],
+                 ["loss", tmp_path / "r", "--out", tmp_path / "l", "--target", "solver", "--solver-budget", "-5"]):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "budget" in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

@@ -26,8 +26,9 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
                   cache_dir: Path | None = None, sigma: float = 0.15, late_turn: float | None = None,
                   frontier_threshold: float = 0.1, workers: int = 1, book: bool = True,
                   progress: bool = True, replicates: int = 2000, seed: int = 0,
-                  device: str = "cpu") -> dict[str, Any]:
-    """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml)."""
+                  device: str = "cpu", solver_budget: int | None = None) -> dict[str, Any]:
+    """`late_turn` defaults to the game's `[analysis]` setting (games/<game>.toml); `solver_budget`:
+    the small-oware solver's node budget per label (None: its default)."""
     from ..engines import SpielEngine
     from ..oracles import LabelCache, make_oracle, solve_into
     from ..checkpoints import checkpoint_paths, load_model
@@ -51,7 +52,8 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     engine = SpielEngine(game)
     cache = None
     if target == "solver":
-        oracle_name = make_oracle(engine.spiel_game, book).name
+        oracle = make_oracle(engine.spiel_game, book, solver_budget)
+        oracle_name = oracle.name
         cache = LabelCache(cache_dir or Path(out) / "labels", game, oracle_name)
 
     def table_for(tables: list[pa.Table]) -> tuple[pd.DataFrame, pa.Table]:
@@ -82,7 +84,8 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
             lk = None
             if target == "solver":
                 keys = df["key"].astype("uint64").tolist()
-                solve_into(cache, game, keys, hist, workers=workers, book=book, progress=progress)
+                solve_into(cache, game, keys, hist, workers=workers, book=book, progress=progress,
+                           budget=solver_budget)
                 lk = cache.lookup(keys)
                 solved = np.isfinite(lk["value"])
                 no_moves = solved & (lk["best_mask"] == 0)
@@ -113,7 +116,8 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
     return write_outputs(per_state, Path(out), target, game, sigma, late_turn, frontier_threshold,
                          {"window": window, "min_count": min_count, "pooled": pooled, "checkpoints": checkpoints,
                           "runs": [str(r) for r in run_dirs],
-                          **({"solver": cache.solver, "unsolved": unsolved} if cache is not None else {})},
+                          **({"solver": cache.solver, "unsolved": unsolved,
+                              "solver_budget": getattr(oracle, "budget", None)} if cache is not None else {})},
                          endgame, replicates, seed)
 
 
