@@ -143,6 +143,16 @@ def make_oracle(game: pyspiel.Game, book: bool = True, budget: int | None = None
     return MemoSolver(game)
 
 
+def has_oracle(game: str) -> bool:
+    """Whether `game` (a game string) has a perfect-play oracle on this machine (bitbully
+    installed for Connect Four; a board the exact solvers take)."""
+    try:
+        make_oracle(pyspiel.load_game(game))
+        return True
+    except (UserError, pyspiel.SpielError):
+        return False
+
+
 class LabelCache:
     """Solver labels by state key, in `<dir>/labels.parquet` (written atomically)."""
 
@@ -222,7 +232,7 @@ def label_histories(game: str, histories: list[list[int]], workers: int = 1, boo
 
     The solving always stays on this machine (a pool of local processes, never Ray tasks, even
     inside a sweep's Ray session): the solver (bitbully) is checked on the driver only
-    (`sweep._has_oracle`), and other nodes need not have it.
+    (`has_oracle`), and other nodes need not have it.
 
     `on_part(start, labels)`, when given, is called as each consecutive part is done (in order),
     so callers can save partial work.

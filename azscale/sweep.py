@@ -466,9 +466,10 @@ def _stale_study(stale: set[str], inputs: dict[str, Any], want: dict[str, Any]) 
 
 def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[str], inputs: dict[str, Any],
              done: set[str]) -> None:
+    from .oracles import has_oracle
     workers = os.cpu_count() or 1
     a = root / "analysis"
-    want = step_inputs(sc, [d.name for d in run_dirs], sc.solver and _has_oracle(sc.game))
+    want = step_inputs(sc, [d.name for d in run_dirs], sc.solver and has_oracle(sc.game))
     stale = {s for s in done if s not in want or inputs.get(s) != want[s]} | (redo & set(want))
     stale = dependents(stale) & (done | redo)
     if stale & done:
@@ -515,13 +516,3 @@ def _analyse(sc: SweepConfig, root: Path, run_dirs: list[Path], log, redo: set[s
         step(st)
     log(f"analysis finished -> {a}")
 
-
-def _has_oracle(game: str) -> bool:
-    import pyspiel
-
-    from .oracles import make_oracle
-    try:
-        make_oracle(pyspiel.load_game(game))
-        return True
-    except UserError:
-        return False

@@ -313,23 +313,13 @@ def _why_absent(sw: Sweep, step: str, rel: str) -> str:
     if step == "loss-solver" and step not in done:
         if sw.sc.get("solver") is False:
             return "the sweep runs without the solver (--no-solver)"
-        if not _has_oracle(sw.game):
+        from ..oracles import has_oracle
+        if not has_oracle(sw.game):
             return f"no perfect-play solver for {sw.game}"
     if step in done:
         return (f"`{rel}` is missing although the sweep finished its `{step}` step (deleted or moved since?); "
                 f"rerun the sweep with --reanalyse {step} to redo it")
     return f"the sweep has not run its `{step}` step yet (`{rel}` is not there); rerun the sweep to finish it"
-
-
-def _has_oracle(game: str) -> bool:
-    import pyspiel
-
-    from ..oracles import make_oracle
-    try:
-        make_oracle(pyspiel.load_game(game))
-        return True
-    except (UserError, pyspiel.SpielError):
-        return False
 
 
 def _present(d: Any, path: Path, keys: tuple[str, ...]) -> Any:
