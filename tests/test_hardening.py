@@ -288,10 +288,13 @@ def _interrupt(args, ready, tmp_path, workers=2):
     """Start the command in its own process group, wait until its `workers` worker processes
     are up and `ready()` holds (its work under way), then press Ctrl-C: SIGINT to the whole
     group, as a terminal sends it. Every worker must ignore SIGINT (the parent alone answers
-    it), so no timing of the press can make a worker print a traceback."""
+    it), so no timing of the press can make a worker print a traceback. The command starts with
+    SIGINT at its default, as from a terminal: a test run started in the background (`pytest &`)
+    has SIGINT ignored, and every process it starts would inherit that."""
     p = subprocess.Popen([sys.executable, "-m", "azscale.cli", *map(str, args)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 240
         kids = []
