@@ -340,11 +340,14 @@ def _learner_step(cfg: TrainConfig, learner: Learner, pool, progress: Progress, 
 
 def _late_turn(game: str) -> float | None:
     """The game's late turn (analysis settings), for the step's `learned_late_share`; None (the
-    metric left out) where the game's analysis settings cannot give one."""
+    metric not defined, written as null) where the game's analysis settings cannot give one or
+    no game can last that long (tic-tac-toe: 9 moves, late turn 40)."""
     from .config import analysis_settings
+    from .engines.spiel import load_spiel_game
     try:
-        return analysis_settings(game)["late_turn"]
+        late = analysis_settings(game)["late_turn"]
     except UserError:
         return None
+    return late if load_spiel_game(game).max_game_length() > late else None
 
 

@@ -245,3 +245,9 @@ def test_from_turn_caps_and_weights_only_late_examples():
     assert float((drawn == 5).float().mean()) == pytest.approx(0.5, abs=0.01)
     assert float((drawn == 9).float().mean()) == pytest.approx(0.25, abs=0.01)
     assert float((drawn == 10).float().mean()) == pytest.approx(0.25, abs=0.01)
+
+
+def test_the_late_share_is_not_defined_where_no_game_reaches_the_late_turn(tmp_path):
+    train(resolve("tic_tac_toe", "smoke", {"steps": 2, "snapshot_seconds": 0}), tmp_path / "t", quiet=True)
+    m = read_metrics(tmp_path / "t")[-1]
+    assert m["learned_late_share"] is None and 0 < m["replay_distinct_share"] <= 1
