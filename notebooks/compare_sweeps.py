@@ -78,6 +78,37 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## The replay buffer over training (the replay intervention's metrics)
+# Per step, means over seeds: the share of distinct states among those the buffer holds, the most
+# copied state's share, and the share of late examples among those drawn. Two sweeps that differ
+# by `--set replay_cap=...` / `replay_beta=...` / `replay_from_turn=...` show here whether the
+# setting did what it says; `azscale compare A B --out DIR` plays their agents head to head.
+
+# %%
+REPLAY = ["replay_distinct_share", "replay_top_share", "learned_late_share"]
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+for k, ls in (("A", "-"), ("B", "--")):
+    m = azscale.load_metrics(sweeps[k])
+    have = [c for c in REPLAY if c in m.columns and m[c].notna().any()]
+    if not have:
+        print(f"{k}: no replay metrics recorded (trained before azscale kept them)")
+        continue
+    for ax, c in zip(axes, REPLAY):
+        if c not in have:
+            ax.set_title(f"{c}: not defined for {k}", fontsize=8)
+            continue
+        by = m.groupby(["params", "step"])[c].mean().reset_index()
+        for p, d in by.groupby("params"):
+            ax.plot(d["step"], d[c], ls, label=f"{k} {p:,}")
+for ax, c in zip(axes, REPLAY):
+    ax.set_xlabel("learner step")
+    ax.set_ylabel(c.replace("_", " "))
+    ax.grid(True, alpha=0.3)
+axes[0].legend(fontsize=6)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Elo by size, both sweeps
 # Each sweep's ratings are anchored at its own random player (Elo 0), so the two scales are
 # comparable through that anchor only.
