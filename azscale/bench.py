@@ -124,11 +124,16 @@ def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
     q = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args_for(i), q)) for i in range(n)]
     from .procs import workers_ignore_interrupt
-    with workers_ignore_interrupt():                # Ctrl-C is the parent's alone: no worker tracebacks
-        for p in procs:
-            p.start()
+    started: list = []
     res: list[dict[str, Any]] = []
     try:
+        # A Ctrl-C pressed while they start is held back and raised as the block ends: inside this
+        # `try`, so the workers are killed before the queue's semaphores are unlinked at exit (a
+        # worker still unpickling its arguments would otherwise print a FileNotFoundError).
+        with workers_ignore_interrupt():            # Ctrl-C is the parent's alone: no worker tracebacks
+            for p in procs:
+                p.start()
+                started.append(p)
         while len(res) < n:
             try:
                 res.append(q.get(timeout=2.0))
@@ -139,7 +144,7 @@ def _in_processes(target, args_for, n: int) -> list[dict[str, Any]]:
                     raise UserError(f"a benchmark process died before it reported (exit code {dead[0] if dead else 0}; "
                                     f"its own error, if any, is printed above)")
     finally:
-        for p in procs:
+        for p in started:
             if p.exitcode is None and len(res) < n:
                 p.kill()
             p.join()

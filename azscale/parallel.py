@@ -211,9 +211,15 @@ def _results(fn, items: list, workers: int, what: str, ray: bool, ordered: bool)
         import multiprocessing as mp
 
         from .procs import workers_ignore_interrupt
-        with workers_ignore_interrupt():            # Ctrl-C is the parent's alone: no worker tracebacks
-            pool = mp.get_context("spawn").Pool(min(workers, len(items)))
-        with pool:
+        made = []
+        try:
+            with workers_ignore_interrupt():        # Ctrl-C is the parent's alone: no worker tracebacks
+                made.append(mp.get_context("spawn").Pool(min(workers, len(items))))
+        except BaseException:           # a Ctrl-C held back while they started is raised here
+            for pool in made:
+                pool.terminate()
+            raise
+        with made[0] as pool:
             yield from (pool.imap if ordered else pool.imap_unordered)(fn, items)
     else:
         for it in items:

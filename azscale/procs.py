@@ -90,8 +90,10 @@ def die_with_parent_from_env() -> None:
 @contextlib.contextmanager
 def workers_ignore_interrupt():
     """Start worker processes inside this: they ignore SIGINT (Ctrl-C) for life, and end with
-    the parent instead (`die_with_parent`). SIGINT is blocked here meanwhile, so a Ctrl-C that
-    arrives while they start is not lost: it reaches this process when the block ends. Only the
+    the parent instead (`die_with_parent`). SIGINT is blocked in this thread meanwhile, so a
+    Ctrl-C that this thread takes while they start is not lost: it is raised when the block ends
+    (one that another thread, e.g. torch's, takes in that instant is dropped). Callers start
+    workers inside a `try` that kills them on any exception, that one included. Only the
     main thread can change a signal's handler; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield

@@ -324,14 +324,20 @@ class ActorPool:
 
         from .procs import workers_ignore_interrupt
         ctx = mp.get_context("spawn")
-        with workers_ignore_interrupt():            # Ctrl-C is the parent's alone: no worker tracebacks
-            for i in range(n):
-                parent, child = ctx.Pipe()
-                p = ctx.Process(target=_worker, args=(child, cfg.to_dict(), i, str(devices[i])), daemon=True)
-                p.start()
-                child.close()
-                self.procs.append(p)
-                self.conns.append(parent)
+        try:
+            with workers_ignore_interrupt():        # Ctrl-C is the parent's alone: no worker tracebacks
+                for i in range(n):
+                    parent, child = ctx.Pipe()
+                    p = ctx.Process(target=_worker, args=(child, cfg.to_dict(), i, str(devices[i])), daemon=True)
+                    p.start()
+                    child.close()
+                    self.procs.append(p)
+                    self.conns.append(parent)
+        except BaseException:           # a Ctrl-C held back while they started is raised here
+            for p in self.procs:
+                p.kill()
+                p.join()
+            raise
 
     def play(self, min_states: int, net_step: int, run: str) -> list[Played]:
         if self.local is not None:

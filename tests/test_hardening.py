@@ -347,6 +347,48 @@ def test_ctrl_c_during_bench_is_one_line(tmp_path):
                 "spiel", "--games-in-flight", "4", "--sims", "4"], lambda: True, tmp_path)
 
 
+def _press_ctrl_c_after_first_start(monkeypatch):
+    """Ctrl-C pressed while workers start: SIGINT to this process right after the first worker
+    starts, to the main thread (a process-wide SIGINT that another thread takes while SIGINT is
+    ignored is dropped). `workers_ignore_interrupt` holds it back until the start block ends."""
+    import multiprocessing.process as mpp
+    import threading
+    real = mpp.BaseProcess.start
+    pressed = []
+
+    def start(self):
+        real(self)
+        if not pressed:
+            pressed.append(1)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    monkeypatch.setattr(mpp.BaseProcess, "start", start)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sends SIGINT to itself")
+@pytest.mark.parametrize("where", ["bench", "actors", "pool"])
+def test_ctrl_c_while_workers_start_leaves_none_behind(where, monkeypatch):
+    """CI once caught a Ctrl-C held back during the bench's worker starts and raised after the
+    start block, outside the block that kills the workers: at exit the queue's semaphores were
+    unlinked before the still-starting workers had opened them, and each printed a traceback.
+    Now the interrupt still reaches the caller, and no worker is left running."""
+    import multiprocessing as mp
+    import torch
+    from azscale import bench, parallel
+    from azscale.nets import build
+    from azscale.selfplay import ActorPool
+    signal.signal(signal.SIGINT, signal.default_int_handler)     # as from a terminal
+    _press_ctrl_c_after_first_start(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        if where == "bench":
+            bench._in_processes(time.sleep, lambda i: (60,), 2)
+        elif where == "pool":
+            list(parallel._results(time.sleep, [60, 60], 2, "sleeps", False, True))
+        else:
+            cfg = smoke(actors=2)
+            ActorPool(cfg, 2, build(cfg.family, (27,), 9, cfg.width, cfg.depth), torch.device("cpu"))
+    assert mp.active_children() == []
+
+
 def test_a_self_play_worker_that_raises_is_one_line_with_its_traceback_in_the_log(tmp_path):
     """A worker made to raise (weights of another width than its network): the parent used to
     meet a bare EOFError (and the worker printed its traceback on the terminal); now the pool
