@@ -32,7 +32,11 @@ def _runs(sweep: Path) -> dict[str, Path]:
     d = Path(sweep) / "runs"
     if not (Path(sweep) / "sweep.json").is_file() or not d.is_dir():
         raise UserError(f"{sweep} is not a sweep directory (no sweep.json and runs/)")
-    return {p.name: p for p in ck.runs_under(d)}
+    runs.read_manifest(sweep, "sweep")           # an empty, damaged or foreign sweep.json is refused
+    found = {p.name: p for p in ck.runs_under(d)}
+    if not found:
+        raise UserError(f"{sweep} has no runs yet (runs/ is empty); train the sweep first")
+    return found
 
 
 # Settings that change no game (where and how fast a run trained); every other difference is

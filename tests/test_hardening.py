@@ -410,3 +410,36 @@ def test_a_self_play_worker_that_raises_is_one_line_with_its_traceback_in_the_lo
     text = log.read_text()
     assert "self-play actor 0 failed:" in text and "Traceback (most recent call last)" in text
     assert "load_state_dict" in text and "size mismatch" in text
+
+
+# -- recent commands: compare, bench replay, solve, loss --target solver, oware-scan, verdict --plan
+
+def _fake_sweep(root, sweep_json):
+    """A sweep directory with `sweep_json` as its sweep.json (bytes) and one run that only has a
+    config.json (enough to be listed as a run)."""
+    (root / "runs" / "tic_tac_toe-w4-s0").mkdir(parents=True)
+    (root / "runs" / "tic_tac_toe-w4-s0" / "config.json").write_text("{}")
+    (root / "sweep.json").write_bytes(sweep_json)
+    return root
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", r"arm/sweep.json: not a readable sweep.json"),
+    (b'{"kind": "sweep", "ga', r"arm/sweep.json: not a readable sweep.json"),
+    (bytes(range(256)), r"arm/sweep.json: not a readable sweep.json"),
+    (b"[1, 2]", r"arm/sweep.json: not a sweep.json"),
+    (b'{"kind": "tournament"}', r"arm/sweep.json: describes"),
+])
+def test_compare_refuses_a_damaged_or_foreign_sweep_json(content, match, tmp_path):
+    """An arm whose sweep.json was empty, cut short, binary or another kind's was compared as if
+    it were a sweep (exit 0, or 'trained with the same settings' against itself)."""
+    plain = _fake_sweep(tmp_path / "plain", json.dumps({"kind": "sweep"}).encode())
+    arm = _fake_sweep(tmp_path / "arm", content)
+    refused(["compare", plain, arm, "--out", tmp_path / "c"], tmp_path, match)
+
+
+def test_compare_refuses_a_sweep_without_runs(tmp_path):
+    plain = _fake_sweep(tmp_path / "plain", json.dumps({"kind": "sweep"}).encode())
+    (tmp_path / "arm" / "runs").mkdir(parents=True)
+    (tmp_path / "arm" / "sweep.json").write_text(json.dumps({"kind": "sweep"}))
+    refused(["compare", plain, tmp_path / "arm", "--out", tmp_path / "c"], tmp_path, r"arm has no runs yet")
