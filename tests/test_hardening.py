@@ -443,3 +443,23 @@ def test_compare_refuses_a_sweep_without_runs(tmp_path):
     (tmp_path / "arm" / "runs").mkdir(parents=True)
     (tmp_path / "arm" / "sweep.json").write_text(json.dumps({"kind": "sweep"}))
     refused(["compare", plain, tmp_path / "arm", "--out", tmp_path / "c"], tmp_path, r"arm has no runs yet")
+
+
+def _two_arms(world, tmp_path):
+    """Two one-run sweeps that differ in replay_cap: the plain run is world's, the arm's is trained."""
+    for name in ("plain", "arm"):
+        (tmp_path / name / "runs").mkdir(parents=True)
+        (tmp_path / name / "sweep.json").write_text(json.dumps({"kind": "sweep"}))
+    shutil.copytree(world / "ttt", tmp_path / "plain" / "runs" / "ttt", symlinks=True)
+    train(smoke(replay_cap=2), tmp_path / "arm" / "runs" / "ttt", quiet=True)
+    return tmp_path / "plain", tmp_path / "arm"
+
+
+def test_compare_reads_each_arms_analysis_before_playing(world, tmp_path):
+    """A damaged verdict.json in an arm's analysis was found only after every head-to-head pair
+    had been played (hours at the default settings); now it stops before the first game."""
+    plain, arm = _two_arms(world, tmp_path)
+    (arm / "analysis").mkdir()
+    (arm / "analysis" / "verdict.json").write_bytes(b"\x00\x9f garbage")
+    refused(["compare", plain, arm, "--out", tmp_path / "c", "--games-per-pair", 2, "--sims", 1], tmp_path,
+            r"arm/analysis/verdict.json: not a readable verdict")
