@@ -463,3 +463,14 @@ def test_compare_reads_each_arms_analysis_before_playing(world, tmp_path):
     (arm / "analysis" / "verdict.json").write_bytes(b"\x00\x9f garbage")
     refused(["compare", plain, arm, "--out", tmp_path / "c", "--games-per-pair", 2, "--sims", 1], tmp_path,
             r"arm/analysis/verdict.json: not a readable verdict")
+
+
+@pytest.mark.parametrize("early_late", [5, {"applicable": True, "by_params": [1]},
+                                        {"applicable": True, "by_params": {"222": 5}}])
+def test_compare_refuses_a_loss_json_of_the_wrong_shape(early_late, tmp_path):
+    """Valid JSON whose early_late is not a table by size was a Python traceback (AttributeError)."""
+    from azscale.analysis.compare import early_late_by_size
+    f = tmp_path / "loss.json"
+    f.write_text(json.dumps({"early_late": early_late}))
+    with pytest.raises(UserError, match=r"loss.json: damaged loss result"):
+        early_late_by_size(f)
