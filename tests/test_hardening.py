@@ -474,3 +474,22 @@ def test_compare_refuses_a_loss_json_of_the_wrong_shape(early_late, tmp_path):
     f.write_text(json.dumps({"early_late": early_late}))
     with pytest.raises(UserError, match=r"loss.json: damaged loss result"):
         early_late_by_size(f)
+
+
+def test_loss_checks_checkpoints_before_it_solves(world, tmp_path):
+    """`loss --target solver --checkpoints 999` solved every state into OUT/labels before it
+    found no such checkpoint, and left OUT/labels behind."""
+    refused(["loss", world / "ttt", "--out", tmp_path / "l", "--target", "solver", "--checkpoints", "999",
+             "--min-count", "1", "--window", "all", "--workers", 1, "-q"], tmp_path,
+            r"none of the checkpoint steps \[999\] exist")
+
+
+def test_a_loss_directory_left_with_only_its_label_cache_is_taken_again(tmp_path):
+    """A `loss --target solver` stopped after solving (Ctrl-C, or a refusal) leaves OUT/labels
+    and no loss.json; the rerun was refused: 'not an azscale loss analysis (found labels)'."""
+    (tmp_path / "l" / "labels").mkdir(parents=True)
+    (tmp_path / "l" / "labels" / "labels.parquet").write_bytes(b"x")
+    runs.claim_dir(tmp_path / "l", "loss")
+    (tmp_path / "l" / "labels" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"not an azscale loss analysis \(found labels\)"):
+        runs.claim_dir(tmp_path / "l", "loss")
