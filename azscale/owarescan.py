@@ -51,6 +51,8 @@ def parse_variants(text: str) -> list[tuple[int, int]]:
             raise UserError(f"--variants: {h}x{s} is outside 2-6 houses x 1-6 seeds")
         if 2 * (2 * h * s + 1) ** (2 * h - 1) >= 2 ** 63:       # the self-play run's tensor twin packs a board in 64 bits
             raise UserError(f"--variants: {h}x{s} has too many seeds for the oware tensor twin the self-play run uses")
+        if (h, s) in out:
+            raise UserError(f"--variants: {h}x{s} is given twice")
         out.append((h, s))
     if not out:
         raise UserError("--variants: give at least one variant")
