@@ -154,6 +154,10 @@ def scan(variants: Sequence[tuple[int, int]], out: Path, *, random_games: int = 
     from .owaresolve import DEFAULT_BUDGET, MAX_SEEDS
     from .train import train
     out = Path(out)
+    # each variant's self-play settings (--preset, --width, ...) checked before anything is written
+    cfgs = {(h, s): resolve(variant_game(h, s), preset, {"width": width, "steps": selfplay_steps, "seed": seed,
+                                                         "checkpoints": 2, "snapshot_seconds": 0})
+            for h, s in variants}
     runs.claim_dir(out, "oware-scan")
     budget = DEFAULT_BUDGET if budget is None else budget
     settings = {"random_games": random_games, "selfplay_steps": selfplay_steps, "width": width, "preset": preset,
@@ -184,8 +188,7 @@ def scan(variants: Sequence[tuple[int, int]], out: Path, *, random_games: int = 
         z = zipf_analysis([d / "random"], d / "zipf-random", workers=workers, mle=False)
         row["random"]["evidence"] = _evidence(z.get("endgame"))
         log(f"{h}x{s}: self-play, width {width}, {selfplay_steps} steps")
-        cfg = resolve(game, preset, {"width": width, "steps": selfplay_steps, "seed": seed,
-                                    "checkpoints": 2, "snapshot_seconds": 0})
+        cfg = cfgs[(h, s)]
         t0 = time.perf_counter()
         train(cfg, d / "selfplay", quiet=True)
         z = zipf_analysis([d / "selfplay"], d / "zipf-selfplay", workers=workers, mle=False)

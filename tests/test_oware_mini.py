@@ -61,6 +61,10 @@ def test_parse_variants_and_the_cli_refuse_bad_input(tmp_path):
                         "--variants", "9x9"], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "9x9" in r.stderr
     assert not (tmp_path / "s").exists()
+    r = subprocess.run([sys.executable, "-m", "azscale.cli", "oware-scan", "--out", str(tmp_path / "s"),
+                        "--variants", "2x1", "--preset", "bogus"], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "unknown preset 'bogus'" in r.stderr
+    assert not (tmp_path / "s").exists()          # was refused after the random games and their Zipf were written
 
 
 def test_scan_end_to_end_on_the_smallest_board(tmp_path):
