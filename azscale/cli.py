@@ -452,7 +452,7 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     power_sims = number(power_sims, "--power-sims", lo=50, hi=100_000, integer=True)
     if plan:
-        from .analysis.power import Design, plan as run_plan, plan_markdown
+        from .analysis.power import Design, claim_plan_files, plan as run_plan, plan_markdown
         from . import runs as R
         if elo_dir is not None:
             raise UserError("--plan sizes a study that is not run yet: give --sizes etc., not an elo directory")
@@ -463,12 +463,14 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
                         number(seed_sd, "--seed-sd", lo=0, hi=5000), number(first_move, "--first-move", lo=-2000, hi=2000),
                         number(draw_width, "--draw-width", lo=0, hi=4000), number(rise, "--rise", lo=-2000, hi=2000),
                         fwer=fwer)
-        res = run_plan(design, number(fall, "--fall", lo=0, lo_open=True, hi=4000), sims=power_sims, seed=seed)
+        fall = number(fall, "--fall", lo=0, lo_open=True, hi=4000)
+        plan_json = claim_plan_files(out) if out is not None else None
+        res = run_plan(design, fall, sims=power_sims, seed=seed)
         text = plan_markdown(res)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             R.atomic_write_text(out, text)
-            R.atomic_write_json(out.with_suffix(".json"), res)
+            R.atomic_write_json(plan_json, res)
         typer.echo(text.rstrip("\n"))
         return
     if elo_dir is None or out is None:

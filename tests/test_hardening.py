@@ -493,3 +493,20 @@ def test_a_loss_directory_left_with_only_its_label_cache_is_taken_again(tmp_path
     (tmp_path / "l" / "labels" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match=r"not an azscale loss analysis \(found labels\)"):
         runs.claim_dir(tmp_path / "l", "loss")
+
+
+def test_verdict_plan_writes_only_its_own_files(world, tmp_path):
+    """`verdict --plan --out` wrote its Markdown and then its JSON over whatever --out named: a
+    sweep's sweep.json (both writes on the one path), a user's notes, a file inside a run."""
+    plan = ["verdict", "--plan", "--sizes", "100,1000,10000", "--power-sims", 50]
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps({"kind": "sweep", "game": "tic_tac_toe", "widths": [4]}))
+    refused([*plan, "--out", tmp_path / "sw" / "sweep.json"], tmp_path, r"name the Markdown file")
+    (tmp_path / "notes.md").write_text("my notes\n")
+    refused([*plan, "--out", tmp_path / "notes.md"], tmp_path, r"notes.md exists and is not power plan")
+    run = _copy(world, tmp_path, "ttt")
+    refused([*plan, "--out", run / "plan.md"], tmp_path, r"would lie inside .*ttt, an azscale run")
+    ok = run_cli(*plan, "--out", tmp_path / "p" / "plan.md")
+    assert ok.returncode == 0, ok.stderr
+    again = run_cli(*plan, "--fall", 50, "--out", tmp_path / "p" / "plan.md")          # its own files: rewritten
+    assert again.returncode == 0 and json.loads((tmp_path / "p" / "plan.json").read_text())["fall"] == 50
