@@ -517,6 +517,8 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     solver_budget = optional_number(solver_budget, "--solver-budget", lo=1, hi=10**10, integer=True)
+    if solver_budget is not None and target != "solver":
+        raise UserError(f"--solver-budget is the exact solver's, for --target solver; the target is {target!r}")
     res = loss_analysis(runs_, out, target, checkpoints=checkpoints, window=window, min_count=min_count,
                         pooled=pooled, cache_dir=cache, sigma=sigma, late_turn=late_turn, frontier_threshold=frontier,
                         workers=workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
@@ -549,6 +551,13 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     limit = optional_number(limit, "--limit", lo=1, hi=10**12, integer=True)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     budget = optional_number(budget, "--budget", lo=1, hi=10**10, integer=True)
+    if budget is not None:
+        from .engines.spiel import load_spiel_game
+        from .oracles import make_oracle
+        oracle = make_oracle(load_spiel_game(game), book)
+        if getattr(oracle, "budget", None) is None:
+            raise UserError(f"--budget is the small-oware solver's node budget; {game}'s solver "
+                            f"({oracle.name}) has none")
     res = solve_states(states, out, game=game, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
                        book=book, progress=not quiet, budget=budget)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")

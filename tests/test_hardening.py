@@ -510,3 +510,13 @@ def test_verdict_plan_writes_only_its_own_files(world, tmp_path):
     assert ok.returncode == 0, ok.stderr
     again = run_cli(*plan, "--fall", 50, "--out", tmp_path / "p" / "plan.md")          # its own files: rewritten
     assert again.returncode == 0 and json.loads((tmp_path / "p" / "plan.json").read_text())["fall"] == 50
+
+
+def test_a_solver_budget_that_no_solver_takes_is_refused(world, tmp_path):
+    """--budget on a game whose solver has no node budget, and --solver-budget without --target
+    solver, were accepted and did nothing."""
+    refused(["solve", "tic_tac_toe", "--states", tmp_path / "states.parquet", "--out", tmp_path / "s",
+             "--budget", 100, "-q"], tmp_path, r"--budget is the small-oware solver's node budget; tic_tac_toe's "
+                                               r"solver \(memo-minimax\) has none")
+    refused(["loss", world / "ttt", "--out", tmp_path / "l", "--solver-budget", 100, "-q"], tmp_path,
+            r"--solver-budget is the exact solver's, for --target solver; the target is 'trainset'")
