@@ -617,6 +617,16 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
     flags, flag_exec = S.from_flags(settings)
     redo = check_reanalyse(reanalyse.split(",")) if reanalyse is not None else set()
     sc, ex, root = S.configure(src, flags, flag_exec, out)
+    if sc.solver_budget is not None and ("solver_budget" in flags or "solver_budget" in src.settings):
+        from .engines.spiel import load_spiel_game
+        from .oracles import make_oracle
+        try:
+            takes = getattr(make_oracle(load_spiel_game(sc.game)), "budget", None) is not None
+        except UserError:                    # no solver for this game at all
+            takes = False
+        if not takes:
+            name = "--solver-budget" if "solver_budget" in flags else "the sweep file's solver_budget"
+            raise UserError(f"{name} is the small-oware solver's node budget; {sc.game} has no solver that takes one")
     from tqdm import tqdm
     res = sweep(sc, root, ex, log=None if quiet else tqdm.write, reanalyse=redo, progress=not quiet,
                 analyse_finished=analyse_finished)

@@ -520,3 +520,13 @@ def test_a_solver_budget_that_no_solver_takes_is_refused(world, tmp_path):
                                                r"solver \(memo-minimax\) has none")
     refused(["loss", world / "ttt", "--out", tmp_path / "l", "--solver-budget", 100, "-q"], tmp_path,
             r"--solver-budget is the exact solver's, for --target solver; the target is 'trainset'")
+
+
+def test_a_sweep_solver_budget_that_no_solver_takes_is_refused(tmp_path):
+    """`sweep tic_tac_toe --solver-budget N` was recorded and ignored (only small oware's solver has a budget)."""
+    refused(["sweep", "tic_tac_toe", "--out", tmp_path / "sw", "--preset", "smoke", "--widths", "4", "--seeds", "1",
+             "--solver-budget", 100, "-q"], tmp_path,
+            r"--solver-budget is the small-oware solver's node budget; tic_tac_toe has no solver that takes one")
+    f = tmp_path / "sweep.toml"
+    f.write_text('game = "tic_tac_toe"\npreset = "smoke"\nwidths = [4]\nseeds = 1\n[analysis]\nsolver_budget = 100\n')
+    refused(["sweep", f, "--out", tmp_path / "sw", "-q"], tmp_path, r"the sweep file's solver_budget is the small-oware")
