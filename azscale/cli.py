@@ -452,7 +452,7 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     power_sims = number(power_sims, "--power-sims", lo=50, hi=100_000, integer=True)
     if plan:
-        from .analysis.power import Design, plan as run_plan, plan_markdown
+        from .analysis.power import Design, claim_plan_files, plan as run_plan, plan_markdown
         from . import runs as R
         if elo_dir is not None:
             raise UserError("--plan sizes a study that is not run yet: give --sizes etc., not an elo directory")
@@ -463,12 +463,14 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
                         number(seed_sd, "--seed-sd", lo=0, hi=5000), number(first_move, "--first-move", lo=-2000, hi=2000),
                         number(draw_width, "--draw-width", lo=0, hi=4000), number(rise, "--rise", lo=-2000, hi=2000),
                         fwer=fwer)
-        res = run_plan(design, number(fall, "--fall", lo=0, lo_open=True, hi=4000), sims=power_sims, seed=seed)
+        fall = number(fall, "--fall", lo=0, lo_open=True, hi=4000)
+        plan_json = claim_plan_files(out) if out is not None else None
+        res = run_plan(design, fall, sims=power_sims, seed=seed)
         text = plan_markdown(res)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             R.atomic_write_text(out, text)
-            R.atomic_write_json(out.with_suffix(".json"), res)
+            R.atomic_write_json(plan_json, res)
         typer.echo(text.rstrip("\n"))
         return
     if elo_dir is None or out is None:
@@ -515,6 +517,8 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     solver_budget = optional_number(solver_budget, "--solver-budget", lo=1, hi=10**10, integer=True)
+    if solver_budget is not None and target != "solver":
+        raise UserError(f"--solver-budget is the exact solver's, for --target solver; the target is {target!r}")
     res = loss_analysis(runs_, out, target, checkpoints=checkpoints, window=window, min_count=min_count,
                         pooled=pooled, cache_dir=cache, sigma=sigma, late_turn=late_turn, frontier_threshold=frontier,
                         workers=workers or os.cpu_count() or 1, progress=not quiet, replicates=replicates,
@@ -547,6 +551,13 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     limit = optional_number(limit, "--limit", lo=1, hi=10**12, integer=True)
     workers = optional_number(workers, "--workers", lo=1, hi=1024, integer=True)
     budget = optional_number(budget, "--budget", lo=1, hi=10**10, integer=True)
+    if budget is not None:
+        from .engines.spiel import load_spiel_game
+        from .oracles import make_oracle
+        oracle = make_oracle(load_spiel_game(game), book)
+        if getattr(oracle, "budget", None) is None:
+            raise UserError(f"--budget is the small-oware solver's node budget; {game}'s solver "
+                            f"({oracle.name}) has none")
     res = solve_states(states, out, game=game, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
                        book=book, progress=not quiet, budget=budget)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
@@ -606,6 +617,16 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
     flags, flag_exec = S.from_flags(settings)
     redo = check_reanalyse(reanalyse.split(",")) if reanalyse is not None else set()
     sc, ex, root = S.configure(src, flags, flag_exec, out)
+    if sc.solver_budget is not None and ("solver_budget" in flags or "solver_budget" in src.settings):
+        from .engines.spiel import load_spiel_game
+        from .oracles import make_oracle
+        try:
+            takes = getattr(make_oracle(load_spiel_game(sc.game)), "budget", None) is not None
+        except UserError:                    # no solver for this game at all
+            takes = False
+        if not takes:
+            name = "--solver-budget" if "solver_budget" in flags else "the sweep file's solver_budget"
+            raise UserError(f"{name} is the small-oware solver's node budget; {sc.game} has no solver that takes one")
     from tqdm import tqdm
     res = sweep(sc, root, ex, log=None if quiet else tqdm.write, reanalyse=redo, progress=not quiet,
                 analyse_finished=analyse_finished)

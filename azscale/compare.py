@@ -32,7 +32,11 @@ def _runs(sweep: Path) -> dict[str, Path]:
     d = Path(sweep) / "runs"
     if not (Path(sweep) / "sweep.json").is_file() or not d.is_dir():
         raise UserError(f"{sweep} is not a sweep directory (no sweep.json and runs/)")
-    return {p.name: p for p in ck.runs_under(d)}
+    runs.read_manifest(sweep, "sweep")           # an empty, damaged or foreign sweep.json is refused
+    found = {p.name: p for p in ck.runs_under(d)}
+    if not found:
+        raise UserError(f"{sweep} has no runs yet (runs/ is empty); train the sweep first")
+    return found
 
 
 # Settings that change no game (where and how fast a run trained); every other difference is
@@ -74,6 +78,14 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
             if not st.finished:
                 raise UserError(f"{d} has not finished training ({st.done} of {st.steps} steps); finish both "
                                 f"sweeps first")
+    arms = {}              # each arm's own analysis, read before the matches: a damaged file stops at once
+    for label, sweep, rd in (("plain", plain, a), ("arm", arm, b)):
+        an = sweep / "analysis"
+        arms[label] = {"sweep": str(sweep), "elo": cmp.final_elo_by_size(an / "elo" / "elo.csv"),
+                       "verdict": cmp.verdict_summary(an / "verdict.json"),
+                       "early_late": cmp.early_late_by_size(an / "loss-solver" / "loss.json"),
+                       "replay": cmp.replay_by_size([{"params": ck.read_run_config(rd[n])["params"],
+                                                      "metrics": ck.read_metrics(rd[n])} for n in common])}
     runs.claim_dir(out, "compare")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -93,14 +105,6 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
                      "losses": int(fst["losses"].sum() + snd["wins"].sum())})
     pairs = pd.DataFrame(rows)
     h2h = cmp.head_to_head(pairs, seed=seed)
-    arms = {}
-    for label, sweep, rd in (("plain", plain, a), ("arm", arm, b)):
-        an = sweep / "analysis"
-        arms[label] = {"sweep": str(sweep), "elo": cmp.final_elo_by_size(an / "elo" / "elo.csv"),
-                       "verdict": cmp.verdict_summary(an / "verdict.json"),
-                       "early_late": cmp.early_late_by_size(an / "loss-solver" / "loss.json"),
-                       "replay": cmp.replay_by_size([{"params": ck.read_run_config(rd[n])["params"],
-                                                      "metrics": ck.read_metrics(rd[n])} for n in common])}
     result = {"kind": "compare", "plain": str(plain), "arm": str(arm), "differs": diffs, "runs": common,
               "runs_left_out": left_out,
               "match_settings": {"games_per_pair": games_per_pair, "simulations": simulations,

@@ -249,12 +249,20 @@ def resolve(game: str, preset: str = "cpu", overrides: dict[str, Any] | None = N
     """Preset values for `game`, then overrides; every value coerced and checked. The game
     itself is checked first (a supported OpenSpiel game with valid parameters)."""
     from .engines.spiel import load_spiel_game
-    load_spiel_game(game)
+    spiel_game = load_spiel_game(game)
     values = preset_values(game, preset)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["game"] = game
     kwargs = {k: _coerce(k, v) for k, v in values.items()}
-    return validate(TrainConfig(**kwargs))
+    cfg = validate(TrainConfig(**kwargs))
+    if cfg.replay_from_turn and not (cfg.replay_cap or cfg.replay_beta):
+        raise UserError(f"setting 'replay_from_turn' ({cfg.replay_from_turn}) does nothing without replay_cap or "
+                        f"replay_beta")
+    if (cfg.replay_cap or cfg.replay_beta) and cfg.replay_from_turn >= spiel_game.max_game_length():
+        raise UserError(f"setting 'replay_from_turn' ({cfg.replay_from_turn}) is past the last turn of {game} "
+                        f"(games last at most {spiel_game.max_game_length()} moves): replay_cap and replay_beta "
+                        f"would never apply")
+    return cfg
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

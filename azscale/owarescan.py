@@ -51,6 +51,8 @@ def parse_variants(text: str) -> list[tuple[int, int]]:
             raise UserError(f"--variants: {h}x{s} is outside 2-6 houses x 1-6 seeds")
         if 2 * (2 * h * s + 1) ** (2 * h - 1) >= 2 ** 63:       # the self-play run's tensor twin packs a board in 64 bits
             raise UserError(f"--variants: {h}x{s} has too many seeds for the oware tensor twin the self-play run uses")
+        if (h, s) in out:
+            raise UserError(f"--variants: {h}x{s} is given twice")
         out.append((h, s))
     if not out:
         raise UserError("--variants: give at least one variant")
@@ -152,6 +154,10 @@ def scan(variants: Sequence[tuple[int, int]], out: Path, *, random_games: int = 
     from .owaresolve import DEFAULT_BUDGET, MAX_SEEDS
     from .train import train
     out = Path(out)
+    # each variant's self-play settings (--preset, --width, ...) checked before anything is written
+    cfgs = {(h, s): resolve(variant_game(h, s), preset, {"width": width, "steps": selfplay_steps, "seed": seed,
+                                                         "checkpoints": 2, "snapshot_seconds": 0})
+            for h, s in variants}
     runs.claim_dir(out, "oware-scan")
     budget = DEFAULT_BUDGET if budget is None else budget
     settings = {"random_games": random_games, "selfplay_steps": selfplay_steps, "width": width, "preset": preset,
@@ -182,8 +188,7 @@ def scan(variants: Sequence[tuple[int, int]], out: Path, *, random_games: int = 
         z = zipf_analysis([d / "random"], d / "zipf-random", workers=workers, mle=False)
         row["random"]["evidence"] = _evidence(z.get("endgame"))
         log(f"{h}x{s}: self-play, width {width}, {selfplay_steps} steps")
-        cfg = resolve(game, preset, {"width": width, "steps": selfplay_steps, "seed": seed,
-                                    "checkpoints": 2, "snapshot_seconds": 0})
+        cfg = cfgs[(h, s)]
         t0 = time.perf_counter()
         train(cfg, d / "selfplay", quiet=True)
         z = zipf_analysis([d / "selfplay"], d / "zipf-selfplay", workers=workers, mle=False)

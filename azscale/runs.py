@@ -409,6 +409,10 @@ def written_by(kind: str, path: Path) -> bool:
         return True
     if kind == "report" and name == "figures":
         return path.is_dir() and all(f.suffix in _FIG and f.is_file() and not f.is_symlink() for f in path.iterdir())
+    if kind == "loss" and name == "labels":     # the default solver label cache, OUT/labels, solved before loss.json
+        return path.is_dir() and all(not f.is_symlink() and f.is_file() and (f.name in ("labels.parquet", ".lock")
+                                                                               or f.name.endswith(".tmp"))
+                                     for f in path.iterdir())
     return path.is_file() and (name in names or (path.suffix in _FIG and path.stem in stems))
 
 

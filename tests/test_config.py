@@ -47,3 +47,16 @@ def test_every_setting_has_a_type_a_setting_may_have():
 
     from azscale.config import SETTING_TYPES, TrainConfig
     assert {f.name: f.type for f in fields(TrainConfig) if f.type not in SETTING_TYPES} == {}
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"replay_from_turn": 3}, r"'replay_from_turn' \(3\) does nothing without replay_cap or replay_beta"),
+    ({"replay_from_turn": 9, "replay_cap": 2}, r"'replay_from_turn' \(9\) is past the last turn of tic_tac_toe "
+                                               r"\(games last at most 9 moves\)"),
+    ({"replay_from_turn": 100, "replay_beta": 1.0}, r"past the last turn"),
+])
+def test_replay_from_turn_that_can_change_nothing_is_refused(over, match):
+    """Both trained silently as the plain arm, which `compare` would then report as a difference."""
+    with pytest.raises(UserError, match=match):
+        resolve("tic_tac_toe", "smoke", over)
+    assert resolve("tic_tac_toe", "smoke", {"replay_from_turn": 8, "replay_cap": 2}).replay_from_turn == 8

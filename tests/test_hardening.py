@@ -410,3 +410,123 @@ def test_a_self_play_worker_that_raises_is_one_line_with_its_traceback_in_the_lo
     text = log.read_text()
     assert "self-play actor 0 failed:" in text and "Traceback (most recent call last)" in text
     assert "load_state_dict" in text and "size mismatch" in text
+
+
+# -- recent commands: compare, bench replay, solve, loss --target solver, oware-scan, verdict --plan
+
+def _fake_sweep(root, sweep_json):
+    """A sweep directory with `sweep_json` as its sweep.json (bytes) and one run that only has a
+    config.json (enough to be listed as a run)."""
+    (root / "runs" / "tic_tac_toe-w4-s0").mkdir(parents=True)
+    (root / "runs" / "tic_tac_toe-w4-s0" / "config.json").write_text("{}")
+    (root / "sweep.json").write_bytes(sweep_json)
+    return root
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", r"arm/sweep.json: not a readable sweep.json"),
+    (b'{"kind": "sweep", "ga', r"arm/sweep.json: not a readable sweep.json"),
+    (bytes(range(256)), r"arm/sweep.json: not a readable sweep.json"),
+    (b"[1, 2]", r"arm/sweep.json: not a sweep.json"),
+    (b'{"kind": "tournament"}', r"arm/sweep.json: describes"),
+])
+def test_compare_refuses_a_damaged_or_foreign_sweep_json(content, match, tmp_path):
+    """An arm whose sweep.json was empty, cut short, binary or another kind's was compared as if
+    it were a sweep (exit 0, or 'trained with the same settings' against itself)."""
+    plain = _fake_sweep(tmp_path / "plain", json.dumps({"kind": "sweep"}).encode())
+    arm = _fake_sweep(tmp_path / "arm", content)
+    refused(["compare", plain, arm, "--out", tmp_path / "c"], tmp_path, match)
+
+
+def test_compare_refuses_a_sweep_without_runs(tmp_path):
+    plain = _fake_sweep(tmp_path / "plain", json.dumps({"kind": "sweep"}).encode())
+    (tmp_path / "arm" / "runs").mkdir(parents=True)
+    (tmp_path / "arm" / "sweep.json").write_text(json.dumps({"kind": "sweep"}))
+    refused(["compare", plain, tmp_path / "arm", "--out", tmp_path / "c"], tmp_path, r"arm has no runs yet")
+
+
+def _two_arms(world, tmp_path):
+    """Two one-run sweeps that differ in replay_cap: the plain run is world's, the arm's is trained."""
+    for name in ("plain", "arm"):
+        (tmp_path / name / "runs").mkdir(parents=True)
+        (tmp_path / name / "sweep.json").write_text(json.dumps({"kind": "sweep"}))
+    shutil.copytree(world / "ttt", tmp_path / "plain" / "runs" / "ttt", symlinks=True)
+    train(smoke(replay_cap=2), tmp_path / "arm" / "runs" / "ttt", quiet=True)
+    return tmp_path / "plain", tmp_path / "arm"
+
+
+def test_compare_reads_each_arms_analysis_before_playing(world, tmp_path):
+    """A damaged verdict.json in an arm's analysis was found only after every head-to-head pair
+    had been played (hours at the default settings); now it stops before the first game."""
+    plain, arm = _two_arms(world, tmp_path)
+    (arm / "analysis").mkdir()
+    (arm / "analysis" / "verdict.json").write_bytes(b"\x00\x9f garbage")
+    refused(["compare", plain, arm, "--out", tmp_path / "c", "--games-per-pair", 2, "--sims", 1], tmp_path,
+            r"arm/analysis/verdict.json: not a readable verdict")
+
+
+@pytest.mark.parametrize("early_late", [5, {"applicable": True, "by_params": [1]},
+                                        {"applicable": True, "by_params": {"222": 5}}])
+def test_compare_refuses_a_loss_json_of_the_wrong_shape(early_late, tmp_path):
+    """Valid JSON whose early_late is not a table by size was a Python traceback (AttributeError)."""
+    from azscale.analysis.compare import early_late_by_size
+    f = tmp_path / "loss.json"
+    f.write_text(json.dumps({"early_late": early_late}))
+    with pytest.raises(UserError, match=r"loss.json: damaged loss result"):
+        early_late_by_size(f)
+
+
+def test_loss_checks_checkpoints_before_it_solves(world, tmp_path):
+    """`loss --target solver --checkpoints 999` solved every state into OUT/labels before it
+    found no such checkpoint, and left OUT/labels behind."""
+    refused(["loss", world / "ttt", "--out", tmp_path / "l", "--target", "solver", "--checkpoints", "999",
+             "--min-count", "1", "--window", "all", "--workers", 1, "-q"], tmp_path,
+            r"none of the checkpoint steps \[999\] exist")
+
+
+def test_a_loss_directory_left_with_only_its_label_cache_is_taken_again(tmp_path):
+    """A `loss --target solver` stopped after solving (Ctrl-C, or a refusal) leaves OUT/labels
+    and no loss.json; the rerun was refused: 'not an azscale loss analysis (found labels)'."""
+    (tmp_path / "l" / "labels").mkdir(parents=True)
+    (tmp_path / "l" / "labels" / "labels.parquet").write_bytes(b"x")
+    runs.claim_dir(tmp_path / "l", "loss")
+    (tmp_path / "l" / "labels" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"not an azscale loss analysis \(found labels\)"):
+        runs.claim_dir(tmp_path / "l", "loss")
+
+
+def test_verdict_plan_writes_only_its_own_files(world, tmp_path):
+    """`verdict --plan --out` wrote its Markdown and then its JSON over whatever --out named: a
+    sweep's sweep.json (both writes on the one path), a user's notes, a file inside a run."""
+    plan = ["verdict", "--plan", "--sizes", "100,1000,10000", "--power-sims", 50]
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps({"kind": "sweep", "game": "tic_tac_toe", "widths": [4]}))
+    refused([*plan, "--out", tmp_path / "sw" / "sweep.json"], tmp_path, r"name the Markdown file")
+    (tmp_path / "notes.md").write_text("my notes\n")
+    refused([*plan, "--out", tmp_path / "notes.md"], tmp_path, r"notes.md exists and is not power plan")
+    run = _copy(world, tmp_path, "ttt")
+    refused([*plan, "--out", run / "plan.md"], tmp_path, r"would lie inside .*ttt, an azscale run")
+    ok = run_cli(*plan, "--out", tmp_path / "p" / "plan.md")
+    assert ok.returncode == 0, ok.stderr
+    again = run_cli(*plan, "--fall", 50, "--out", tmp_path / "p" / "plan.md")          # its own files: rewritten
+    assert again.returncode == 0 and json.loads((tmp_path / "p" / "plan.json").read_text())["fall"] == 50
+
+
+def test_a_solver_budget_that_no_solver_takes_is_refused(world, tmp_path):
+    """--budget on a game whose solver has no node budget, and --solver-budget without --target
+    solver, were accepted and did nothing."""
+    refused(["solve", "tic_tac_toe", "--states", tmp_path / "states.parquet", "--out", tmp_path / "s",
+             "--budget", 100, "-q"], tmp_path, r"--budget is the small-oware solver's node budget; tic_tac_toe's "
+                                               r"solver \(memo-minimax\) has none")
+    refused(["loss", world / "ttt", "--out", tmp_path / "l", "--solver-budget", 100, "-q"], tmp_path,
+            r"--solver-budget is the exact solver's, for --target solver; the target is 'trainset'")
+
+
+def test_a_sweep_solver_budget_that_no_solver_takes_is_refused(tmp_path):
+    """`sweep tic_tac_toe --solver-budget N` was recorded and ignored (only small oware's solver has a budget)."""
+    refused(["sweep", "tic_tac_toe", "--out", tmp_path / "sw", "--preset", "smoke", "--widths", "4", "--seeds", "1",
+             "--solver-budget", 100, "-q"], tmp_path,
+            r"--solver-budget is the small-oware solver's node budget; tic_tac_toe has no solver that takes one")
+    f = tmp_path / "sweep.toml"
+    f.write_text('game = "tic_tac_toe"\npreset = "smoke"\nwidths = [4]\nseeds = 1\n[analysis]\nsolver_budget = 100\n')
+    refused(["sweep", f, "--out", tmp_path / "sw", "-q"], tmp_path, r"the sweep file's solver_budget is the small-oware")

@@ -55,10 +55,16 @@ def test_parse_variants_and_the_cli_refuse_bad_input(tmp_path):
     for bad in ("3-2", "9x9", "x", "6x5"):     # 6x5: more seeds than the tensor twin packs
         with pytest.raises(UserError):
             parse_variants(bad)
+    with pytest.raises(UserError, match="3x2 is given twice"):     # was scanned twice, listed twice
+        parse_variants("3x2,4x3,3X2")
     r = subprocess.run([sys.executable, "-m", "azscale.cli", "oware-scan", "--out", str(tmp_path / "s"),
                         "--variants", "9x9"], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "9x9" in r.stderr
     assert not (tmp_path / "s").exists()
+    r = subprocess.run([sys.executable, "-m", "azscale.cli", "oware-scan", "--out", str(tmp_path / "s"),
+                        "--variants", "2x1", "--preset", "bogus"], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "unknown preset 'bogus'" in r.stderr
+    assert not (tmp_path / "s").exists()          # was refused after the random games and their Zipf were written
 
 
 def test_scan_end_to_end_on_the_smallest_board(tmp_path):

@@ -123,6 +123,9 @@ def early_late_by_size(loss_json: Path) -> dict[str, Any]:
         return {"available": False, "reason": f"{loss_json} is missing (no exact values for this game, or the "
                                               f"sweep's analysis has not run)"}
     el = read_json(loss_json, "loss result").get("early_late", {})
+    if not isinstance(el, dict) or not isinstance(el.get("by_params", {}), dict) \
+            or not all(isinstance(e, dict) for e in el.get("by_params", {}).values()):
+        raise UserError(f"{loss_json}: damaged loss result (early_late is not a table by size)")
     if not el.get("applicable", False):
         return {"available": False, "reason": el.get("reason", "not applicable")}
     return {"available": True, "by_params": {p: {k: e.get(k) for k in ("early_loss", "early_ci", "late_loss",

@@ -41,6 +41,8 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
         late_turn = check_late_turn(late_turn)
     check_resampling(replicates, seed)
     run_dirs = runs.distinct_sources([Path(r) for r in run_dirs], "run")
+    for rd in run_dirs:                 # --checkpoints checked before anything is written or solved
+        checkpoint_paths(rd, checkpoints)
     runs.claim_dir(Path(out), "loss")
     if cache_dir is not None:
         runs.claim_dir(Path(cache_dir), "labels")

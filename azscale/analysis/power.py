@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -370,9 +371,42 @@ def plan(design: Design, fall: float, sims: int = DEFAULT_SIMS, seed: int = 0,
             "mc_se_of_power": math.sqrt(TARGET_POWER * (1 - TARGET_POWER) / sims), "method": METHOD}
 
 
+PLAN_TITLE = "# Power plan: "
+
+
+def _is_plan_markdown(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(PLAN_TITLE)) == PLAN_TITLE.encode()
+    except OSError:
+        return False
+
+
+def _is_plan_json(path: Path) -> bool:
+    import json
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and {"design", "fall", "own", "grid", "cheapest", "method"} <= d.keys()
+
+
+def claim_plan_files(out: Path) -> Path:
+    """The plan's JSON path beside `out` (verdict --plan --out), after refusing to overwrite
+    anything that is not a plan azscale wrote (`runs.claim_file`), as `claim_verdict_files`."""
+    from .. import runs
+    out = Path(out)
+    pj = out.with_suffix(".json")
+    if pj == out:
+        raise UserError(f"--out {out}: name the Markdown file (such as plan.md); its .json is written beside it")
+    runs.claim_file(out, "power plan (Markdown)", _is_plan_markdown)
+    runs.claim_file(pj, "power plan (JSON)", _is_plan_json)
+    return pj
+
+
 def plan_markdown(res: dict[str, Any]) -> str:
     d = res["design"]
-    lines = [f"# Power plan: a fall of {res['fall']:,.0f} Elo after the peak", "",
+    lines = [f"{PLAN_TITLE}a fall of {res['fall']:,.0f} Elo after the peak", "",
              f"Design: {Design(**d).describe()}.", "", res["own_sentence"], ""]
     if res["power_at_fall"] is not None:
         lines.append(f"Power of this design at a {res['fall']:,.0f}-Elo fall: **{res['power_at_fall']:.0%}**.")
