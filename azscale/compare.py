@@ -102,7 +102,11 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
             raise UserError(f"{out / 'matches' / name}: no results for {pb.name} against {pa.name}")
         rows.append({"run": name, "params": pb.params,
                      "wins": int(fst["wins"].sum() + snd["losses"].sum()), "draws": int(fst["draws"].sum() + snd["draws"].sum()),
-                     "losses": int(fst["losses"].sum() + snd["wins"].sum())})
+                     "losses": int(fst["losses"].sum() + snd["wins"].sum()),
+                     "first_mover_wins": int(fst["wins"].sum() + snd["wins"].sum()),
+                     # every game, in both seat orders, won by the first mover (analysis/seat.py)
+                     "seat_decided": bool(len(fst) and len(snd) and int(fst["draws"].sum() + fst["losses"].sum()
+                                                                        + snd["draws"].sum() + snd["losses"].sum()) == 0)})
     pairs = pd.DataFrame(rows)
     h2h = cmp.head_to_head(pairs, seed=seed)
     result = {"kind": "compare", "plain": str(plain), "arm": str(arm), "differs": diffs, "runs": common,

@@ -58,6 +58,21 @@ def test_one_size_has_no_slope():
     assert h["slope"]["reading"].startswith("not applicable")
 
 
+def test_seat_decided_head_to_head_has_no_slope():
+    """Every pair won by the first mover in every game (3x2 oware at 100 simulations): the arm's
+    score is exactly one half everywhere, so its Elo difference is 0 with no spread at all, and a
+    slope of 0 with a zero-width interval would read as a precise null. It is "not applicable"."""
+    rows = [{"params": p, "wins": 50, "draws": 0, "losses": 50, "seat_decided": True} for p in (10, 100, 1000)
+            for _ in range(3)]
+    h = head_to_head(pd.DataFrame(rows), refits=50, reps=200)
+    assert h["seat"] == {"pairs": 9, "seat_decided_pairs": 9, "seat_decided": True}
+    assert h["slope"]["reading"].startswith("not applicable: 9 of 9 head-to-head pairs") and "ci" not in h["slope"]
+    for r in rows[:5]:
+        r["seat_decided"] = False               # most pairs told apart by the games: the slope is estimated
+    h = head_to_head(pd.DataFrame(rows), refits=50, reps=200)
+    assert not h["seat"]["seat_decided"] and "elo_per_decade" in h["slope"]
+
+
 def _arm(root, **over):
     (root / "runs").mkdir(parents=True)
     (root / "sweep.json").write_text(json.dumps({"kind": "sweep"}))

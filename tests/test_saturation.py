@@ -1,5 +1,7 @@
 """Saturation per run: planted loss curves and planted within-run ratings with known answers."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -123,3 +125,57 @@ def test_spread_checkpoints_keeps_the_one_nearest_two_thirds(tmp_path):
         got = [int(p.stem.split("-")[1]) for p in ck.spread_checkpoints(d, k)]
         near = min((st for st in steps if st >= 1), key=lambda st: abs(st - 800 * 2 / 3))
         assert len(got) == k and got[0] == min(st for st in steps if st >= 1) and got[-1] == 800 and near in got
+
+
+def _seat_games():
+    """Runs a (checkpoints a@1, a@2) and b (b@1), and the random player; 50 games per seat order.
+    a@2-b@1: the first mover wins all 100 (seat-decided); a@1-b@1: one second-mover win (not);
+    a@1-a@2: seat-decided within run a; a@2-random: the agent wins both seats."""
+    rows = [("a@2", "b@1", 50, 0, 0), ("b@1", "a@2", 50, 0, 0),
+            ("a@1", "b@1", 50, 0, 0), ("b@1", "a@1", 49, 0, 1),
+            ("a@1", "a@2", 50, 0, 0), ("a@2", "a@1", 50, 0, 0),
+            ("a@2", "random", 50, 0, 0), ("random", "a@2", 0, 0, 50)]
+    res = pd.DataFrame(rows, columns=["first", "second", "wins", "draws", "losses"])
+    players = {"a@1": {"kind": "agent", "run": "a"}, "a@2": {"kind": "agent", "run": "a"},
+               "b@1": {"kind": "agent", "run": "b"}, "random": {"kind": "reference", "run": None}}
+    return res, players
+
+
+def test_seat_decided_games_are_counted_and_stop_the_verdict_and_the_elo_gain():
+    """3x2 oware is a first-player win that even a barely trained agent's search finds: every game
+    between agents goes to the first mover, so their Elo differences are not identified. The
+    count (pairs the first mover won in every game, over both seat orders), the verdict's
+    condition (cannot tell, with the count) and saturation (the within-run gain not applicable)."""
+    from azscale.analysis.seat import seat_summary
+    from azscale.analysis.verdict import seat_condition
+    from azscale.analysis.saturation import run_saturation
+    from azscale.analysis.verdict import inverse_scaling, verdict_markdown
+    from test_verdict_stats import P7, planted
+    res, players = _seat_games()
+    s = seat_summary(res, players)
+    b = s["between_runs"]
+    assert (b["games"], b["first_mover_wins"], b["second_mover_wins"], b["pairs"], b["seat_decided_pairs"]) == \
+        (200, 199, 1, 2, 1)
+    assert b["seat_decided"]                             # 1 of 2 pairs: at the 50% threshold
+    assert s["within_runs"]["a"]["seat_decided"] and "b" not in s["within_runs"]
+    c = seat_condition(s)
+    assert not c["holds"] and "1 of 2 pairs of agents from different runs" in c["text"] and "199 of 200" in c["text"]
+    # one more pair of agents that the games do tell apart: below the threshold
+    more = pd.concat([res, pd.DataFrame([("a@1", "c@1", 10, 0, 40), ("c@1", "a@1", 40, 0, 10)],
+                                        columns=res.columns)], ignore_index=True)
+    s2 = seat_summary(more, {**players, "c@1": {"kind": "agent", "run": "c"}})
+    assert s2["between_runs"]["pairs"] == 3 and seat_condition(s2)["holds"]
+    # an Elo fit written before the count: holds, saying it was not checked
+    old = seat_condition(None)
+    assert old["holds"] and "not checked" in old["note"]
+    # the verdict says "cannot tell" and why
+    sizes, samples = planted(np.array([0, 150, 300.]), P7[:3], 0, games=400, refits=8)
+    t = inverse_scaling(sizes, samples, reps=200, seed=0)
+    t.conditions.append(c)
+    assert t.state == "cannot tell" and "the seat, not the agent, decides" in verdict_markdown("oware", t)
+    # saturation: a gain that would read as saturated is not applicable where the seat decides
+    t, smp = planted_table(gain=0, sd=15)
+    flat = [{"step": x, "loss_value": 0.5 + 0.01 * np.sin(x), "loss_policy": 0.5} for x in range(1, 301)]
+    assert run_saturation(Path("r"), (t, smp), lambda r: flat)["state"] == "saturated"
+    row = run_saturation(Path("r"), (t, smp), lambda r: flat, s["within_runs"]["a"])
+    assert row["state"] == "cannot tell" and "pairs of its checkpoints were won by the first mover" in row["reason"]

@@ -895,3 +895,29 @@ def test_a_full_disk_during_the_report_names_the_file(tiny_sweep, tmp_path):
     assert_refused(r, before, tree_digest(tmp_path), may_create=("rep",),
                    match=r"azscale: error: \S*/rep/figures/\S+\.(png|svg): File too large$")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_games_the_seat_decides_are_named_in_the_report_and_stop_the_verdict(tiny_sweep, tmp_path):
+    """The tiny sweep's elo.json carries the seat count; told that the first mover won every game
+    between its agents (as on 3x2 oware), the report says the Elo differences are not identified
+    and the verdict, rerun on the same inputs, says "cannot tell" with the count."""
+    ej = json.loads((tiny_sweep / "analysis" / "elo" / "elo.json").read_text())
+    b = ej["seat"]["between_runs"]
+    assert b["pairs"] >= 1 and b["games"] == b["first_mover_wins"] + b["draws"] + b["second_mover_wins"]
+    r = subprocess.run(cli("report", tiny_sweep, "--out", tmp_path / "r", "--keep-inputs"), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    kept = tmp_path / "r" / "inputs"
+    ej["seat"]["between_runs"] = {**b, "seat_decided_pairs": b["pairs"], "first_mover_wins": b["games"], "draws": 0,
+                                  "second_mover_wins": 0, "seat_decided": True}
+    (kept / "analysis" / "elo" / "elo.json").write_text(json.dumps(ej))
+    r = subprocess.run(cli("report", kept, "--out", tmp_path / "r2"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "**Not identified:" in (tmp_path / "r2" / "report.md").read_text()
+    r = subprocess.run(cli("verdict", kept / "analysis" / "elo", "--out", tmp_path / "v.md", "--replicates", "200"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    v = json.loads((tmp_path / "v.json").read_text())
+    seat = [c for c in v["conditions"] if c["name"] == "seat"]
+    assert v["verdict"] in ("cannot tell", "not applicable") and seat and not seat[0]["holds"]
+    assert "the seat, not the agent, decides" in (tmp_path / "v.md").read_text()

@@ -13,6 +13,7 @@ from .. import runs
 from ..errors import UserError
 from .elo import fit_elo, score_matrix
 from .elo_files import load_elo
+from .seat import seat_summary
 from .plotting import pyplot, save
 from .quanta import fit_loss_vs_data, learner_curves, quanta_check
 from .scaling import NotApplicable, elo_exponent, saturating_fit
@@ -50,7 +51,8 @@ def elo_analysis(tournaments: Sequence[Path], out: Path, *, anchor: str | None =
                "first_move_ci": list(fit.first_move_ci), "draw_width_elo": fit.draw_width,
                "bootstrap": fit.bootstrap, "tournaments": [str(t) for t in tournaments],
                "match_settings": settings, "players": len(fit.players),
-               "model": "Bradley-Terry with BayesElo draw width and first-move term; prior sd 2000 Elo"}
+               "model": "Bradley-Terry with BayesElo draw width and first-move term; prior sd 2000 Elo",
+               "seat": seat_summary(res, players)}
     figs = _elo_figures(table, res, out, results[0])
     summary["figures"] = figs
     runs.atomic_write_json(out / "elo.json", summary)
@@ -316,6 +318,8 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
             raise UserError(f"{what} holds results for '{d.get('game')}', the Elo table for '{summary['game']}'")
     test = inverse_scaling(final, fs, fwer, replicates, seed, seed_resampling, design=tournament_design(summary),
                            power_sims=power_sims)
+    from .verdict import seat_condition
+    test.conditions.append(seat_condition(summary.get("seat")))
     saturation = None
     if run_dirs:
         from .saturation import saturation_table

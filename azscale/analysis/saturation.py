@@ -132,19 +132,26 @@ def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=Non
     from ..checkpoints import recorded_metrics
     metrics = metrics or recorded_metrics
     table = samples = None
+    seat: dict[str, Any] = {}
     if elo_dir is not None and (Path(elo_dir) / "elo.csv").exists():
         from .elo_files import load_elo
-        table, samples, _ = load_elo(Path(elo_dir))
+        table, samples, summary = load_elo(Path(elo_dir))
         table = table.reset_index(drop=True)
+        within = (summary.get("seat") or {}).get("within_runs") if isinstance(summary, dict) else None
+        seat = within if isinstance(within, dict) else {}
     elo = (table, samples) if table is not None else None
-    return [run_saturation(Path(rd), elo, metrics) for rd in run_dirs]
+    return [run_saturation(Path(rd), elo, metrics, seat.get(Path(rd).name)) for rd in run_dirs]
 
 
-def run_saturation(run_dir: Path, elo, metrics) -> dict[str, Any]:
+def run_saturation(run_dir: Path, elo, metrics, seat: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run's row: `elo` is (Elo table, bootstrap samples) or None where there is no fit yet;
-    `metrics(run_dir)` its metrics lines."""
+    `metrics(run_dir)` its metrics lines; `seat` the seat count of its within-run games
+    (elo_report.seat_summary): where the seat decides them, the Elo gain is not applicable."""
     loss = loss_trend(metrics(run_dir))
     gain = elo_gain(*elo, run_dir.name) if elo is not None else {"applicable": False, "reason": "no Elo fit yet"}
+    if gain.get("applicable") and isinstance(seat, dict) and seat.get("seat_decided"):
+        from .seat import seat_text
+        gain = {"applicable": False, "reason": "not applicable: " + seat_text(seat, "pairs of its checkpoints")}
     state, reason = classify(gain, loss)
     return {"run": run_dir.name, "state": state, "reason": reason, "elo": gain, "loss": loss}
 

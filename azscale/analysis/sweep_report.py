@@ -671,6 +671,16 @@ def _elo_section(game: str, ej: dict[str, Any], et: pd.DataFrame, sj: dict[str, 
                f"A final checkpoint plays in both kinds, which ties them together; the size comparison, α_N and "
                f"the verdict read the final checkpoints only, whose ratings are fitted with all these games, so "
                f"they move a little when within-run games are added.\n")
+    seat = (ej.get("seat") or {}).get("between_runs")
+    if isinstance(seat, dict) and seat.get("pairs"):
+        from .seat import seat_text
+        md += (f"\nSeats: the first mover won {seat['first_mover_wins']:,} of {seat['games']:,} games between agents "
+               f"of different runs; {seat['seat_decided_pairs']} of {seat['pairs']} such pairs went to the first "
+               f"mover in every game.\n")
+        if seat.get("seat_decided"):
+            md += (f"\n**Not identified: {seat_text(seat, 'pairs of agents from different runs')}.** Their Elo "
+                   f"differences below come from the rating's prior and the games against the reference players; "
+                   f"the verdict says \"cannot tell\".\n")
     if len(refs):
         md += ("\nReference players: " + "; ".join(f"`{r.player}`: Elo {num(r.elo, 0)}"
                                                  + (" (the anchor)" if r.player == ej["anchor"] else "")

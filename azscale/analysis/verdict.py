@@ -170,6 +170,27 @@ def saturation_condition(rows: list[dict[str, Any]]) -> dict[str, Any]:
                       "(sweep --checkpoint-tournament K) to measure it."}
 
 
+def seat_condition(seat: dict[str, Any] | None) -> dict[str, Any]:
+    """The games between the runs' agents are not decided by the seat alone (elo_report.seat_summary):
+    where every agent wins as first mover and loses as second, their Elo differences come from the
+    prior and the reference players, and a "no fall" would be a property of the game, not of the
+    agents. `seat`: elo.json's "seat" (absent in fits written before it was recorded: holds, with
+    a note that it was not checked)."""
+    from .seat import seat_text
+    test = "the games between agents of different runs are not decided by the seat alone"
+    b = (seat or {}).get("between_runs")
+    if not isinstance(b, dict):
+        return {"name": "seat", "holds": True, "test": test,
+                "text": "", "note": "not checked: the Elo fit predates the seat count (rerun azscale elo)"}
+    holds = not b.get("seat_decided")
+    from .seat import SEAT_DECIDED_SHARE
+    return {"name": "seat", "holds": holds, "test": test,
+            "text": "" if holds else seat_text(b, "pairs of agents from different runs"),
+            "threshold": SEAT_DECIDED_SHARE,
+            "advice": "Measure strength where the agents' choices matter: fewer match simulations "
+                      "(sweep --match-simulations), or a larger board."}
+
+
 # Conditions on the runs that a verdict needs; each takes (sizes, boot) and returns
 # {name, holds, test, text}. Another per-run condition (say, that every run has stopped
 # improving) is one more function here.
