@@ -261,6 +261,13 @@ def elo(tournaments: List[Path] = typer.Argument(..., help="Tournament directori
     res = elo_analysis(tournaments, out, anchor=anchor, bootstrap=bootstrap, seed=seed)
     typer.echo(f"{res['players']} players rated (anchor {res['anchor']} = 0); first-move advantage "
                f"{res['first_move_elo']:.1f} Elo; draw width {res['draw_width_elo']:.1f} -> {out}/elo.csv")
+    from .analysis.seat import seat_text
+    seat = res["seat"]
+    told = [(seat["between_runs"], "pairs of agents from different runs")] + \
+        [(c, f"pairs of checkpoints of {r}") for r, c in seat["within_runs"].items()]
+    for counts, what in told:
+        if counts.get("seat_decided"):
+            typer.echo(f"note: {seat_text(counts, what)} (their Elo differences are not identified)")
 
 
 @app.command()
