@@ -453,6 +453,36 @@ def claim_dir(path: Path, kind: str) -> None:
         read_manifest(path, kind)          # a damaged marker is refused before anything is written
 
 
+def starts_with(path: Path, title: str) -> bool:
+    """The file begins with `title` (how `claim_file` knows a Markdown file azscale wrote)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(title.encode())) == title.encode()
+    except OSError:
+        return False
+
+
+def json_of(path: Path) -> Any:
+    """The file's JSON, or None where it is unreadable or not JSON (for `claim_file`'s checks)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def claim_markdown_and_json(out: Path, what: str, title: str, json_ok, example: str) -> Path:
+    """An analysis written as OUT (Markdown beginning with `title`) and its .json beside it: the
+    JSON's path, after refusing to overwrite anything that is not such a file azscale wrote
+    (`claim_file`; `json_ok(data)` recognises the JSON). Both are checked before any work."""
+    out = Path(out)
+    js = out.with_suffix(".json")
+    if js == out:
+        raise UserError(f"--out {out}: name the Markdown file (such as {example}); its .json is written beside it")
+    claim_file(out, f"{what} (Markdown)", lambda p: starts_with(p, title))
+    claim_file(js, f"{what} (JSON)", lambda p: json_ok(json_of(p)))
+    return js
+
+
 def claim_file(path: Path, what: str, ours) -> None:
     """Refuse to write the file `path` (an `--out FILE`) unless it is new or a file that azscale
     wrote as `what` (`ours(path)` says so from its content): a user's file, or another of

@@ -58,7 +58,7 @@ def _remove_outputs(root: Path, steps: set[str]) -> None:
     (`Step.outputs`: a directory of its `runs.RESULT_FILES` kind, or the verdict's two files).
     Everything is checked first: a file the step did not write there, or a link, is refused with
     one line and nothing is deleted."""
-    from .analysis.elo_report import _is_verdict_json, _is_verdict_markdown
+    from .analysis.elo_report import VERDICT_TITLE, _is_verdict_json
     plan: list[Path] = []
     for s in sorted(steps):
         st = STEPS.get(s)            # a step another azscale recorded in steps.json wrote nothing known
@@ -78,7 +78,8 @@ def _remove_outputs(root: Path, steps: set[str]) -> None:
                                     f"delete it: move it away first")
                 plan += [e for e in sorted(p.iterdir()) if e.name != ".lock"] + [p]
             else:
-                ok = p.is_file() and (_is_verdict_markdown(p) if p.suffix == ".md" else _is_verdict_json(p))
+                ok = p.is_file() and (runs.starts_with(p, VERDICT_TITLE) if p.suffix == ".md"
+                                      else _is_verdict_json(runs.json_of(p)))
                 if not ok:
                     raise UserError(f"{p}: not the {s} step's file; --reanalyse would delete it: move it away first")
                 plan.append(p)

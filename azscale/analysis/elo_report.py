@@ -267,20 +267,7 @@ def tournament_design(summary: dict[str, Any]) -> dict[str, Any]:
 VERDICT_KIND = "verdict"
 
 
-def _is_verdict_markdown(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(VERDICT_TITLE)) == VERDICT_TITLE.encode()
-    except OSError:
-        return False
-
-
-def _is_verdict_json(path: Path) -> bool:
-    import json
-    try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
+def _is_verdict_json(d: Any) -> bool:
     # (files written before the kind was recorded: the keys every verdict holds)
     return isinstance(d, dict) and (d.get("kind") == VERDICT_KIND or (
         "kind" not in d and {"game", "flagged", "inverse_scaling", "peak", "steps", "vs_largest"} <= d.keys()))
@@ -288,14 +275,8 @@ def _is_verdict_json(path: Path) -> bool:
 
 def claim_verdict_files(out: Path) -> Path:
     """The verdict's JSON path beside `out`, after refusing to overwrite anything that is not a
-    verdict azscale wrote (`runs.claim_file`): both files are checked before any work."""
-    out = Path(out)
-    vj = out.with_suffix(".json")
-    if vj == out:
-        raise UserError(f"--out {out}: name the Markdown file (such as verdict.md); its .json is written beside it")
-    runs.claim_file(out, "verdict (Markdown)", _is_verdict_markdown)
-    runs.claim_file(vj, "verdict (JSON)", _is_verdict_json)
-    return vj
+    verdict azscale wrote (`runs.claim_markdown_and_json`): both files are checked before any work."""
+    return runs.claim_markdown_and_json(out, "verdict", VERDICT_TITLE, _is_verdict_json, "verdict.md")
 
 
 def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,

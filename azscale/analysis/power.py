@@ -374,34 +374,15 @@ def plan(design: Design, fall: float, sims: int = DEFAULT_SIMS, seed: int = 0,
 PLAN_TITLE = "# Power plan: "
 
 
-def _is_plan_markdown(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(PLAN_TITLE)) == PLAN_TITLE.encode()
-    except OSError:
-        return False
-
-
-def _is_plan_json(path: Path) -> bool:
-    import json
-    try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
+def _is_plan_json(d: Any) -> bool:
     return isinstance(d, dict) and {"design", "fall", "own", "grid", "cheapest", "method"} <= d.keys()
 
 
 def claim_plan_files(out: Path) -> Path:
     """The plan's JSON path beside `out` (verdict --plan --out), after refusing to overwrite
-    anything that is not a plan azscale wrote (`runs.claim_file`), as `claim_verdict_files`."""
+    anything that is not a plan azscale wrote, as `claim_verdict_files`."""
     from .. import runs
-    out = Path(out)
-    pj = out.with_suffix(".json")
-    if pj == out:
-        raise UserError(f"--out {out}: name the Markdown file (such as plan.md); its .json is written beside it")
-    runs.claim_file(out, "power plan (Markdown)", _is_plan_markdown)
-    runs.claim_file(pj, "power plan (JSON)", _is_plan_json)
-    return pj
+    return runs.claim_markdown_and_json(out, "power plan", PLAN_TITLE, _is_plan_json, "plan.md")
 
 
 def plan_markdown(res: dict[str, Any]) -> str:
