@@ -84,8 +84,8 @@ def head_to_head(pairs: pd.DataFrame, *, refits: int = 1000, reps: int = 4000, s
     if "seat_decided" in d and out["seat"]["seat_decided"]:
         out["slope"] = {"reading": f"not applicable: {decided} of {len(d)} head-to-head pairs were won by the first "
                                    f"mover in every game, so the seat, not the arm, decides them and an Elo "
-                                   f"difference of 0 says nothing (measure where the agents' choices matter: fewer "
-                                   f"match simulations, or a larger board)"}
+                                   f"difference of 0 says nothing (measure where the agents' choices decide the games: "
+                                   f"fewer match simulations or a larger board)"}
     elif len(boot.params) >= 2:
         x = np.log10(boot.params.astype(float))
         xc = x - x.mean()

@@ -146,7 +146,7 @@ def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=Non
 def run_saturation(run_dir: Path, elo, metrics, seat: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run's row: `elo` is (Elo table, bootstrap samples) or None where there is no fit yet;
     `metrics(run_dir)` its metrics lines; `seat` the seat count of its within-run games
-    (elo_report.seat_summary): where the seat decides them, the Elo gain is not applicable."""
+    (seat.seat_summary): where the seat decides them, the Elo gain is not applicable."""
     loss = loss_trend(metrics(run_dir))
     gain = elo_gain(*elo, run_dir.name) if elo is not None else {"applicable": False, "reason": "no Elo fit yet"}
     if gain.get("applicable") and isinstance(seat, dict) and seat.get("seat_decided"):

@@ -171,7 +171,7 @@ def saturation_condition(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def seat_condition(seat: dict[str, Any] | None) -> dict[str, Any]:
-    """The games between the runs' agents are not decided by the seat alone (elo_report.seat_summary):
+    """The games between the runs' agents are not decided by the seat alone (seat.seat_summary):
     where every agent wins as first mover and loses as second, their Elo differences come from the
     prior and the reference players, and a "no fall" would be a property of the game, not of the
     agents. `seat`: elo.json's "seat" (absent in fits written before it was recorded: holds, with
@@ -187,8 +187,9 @@ def seat_condition(seat: dict[str, Any] | None) -> dict[str, Any]:
     return {"name": "seat", "holds": holds, "test": test,
             "text": "" if holds else seat_text(b, "pairs of agents from different runs"),
             "threshold": SEAT_DECIDED_SHARE,
-            "advice": "Measure strength where the agents' choices matter: fewer match simulations "
-                      "(sweep --match-simulations), or a larger board."}
+            "advice": "Measure strength where the agents' choices decide the games: fewer match simulations "
+                      "(sweep --match-simulations) or a larger board (on 3x2 oware even one simulation finds "
+                      "the first player's win)."}
 
 
 # Conditions on the runs that a verdict needs; each takes (sizes, boot) and returns
