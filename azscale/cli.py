@@ -560,11 +560,10 @@ def solve(game: str = typer.Argument(..., help=GAME_HELP),
     budget = optional_number(budget, "--budget", lo=1, hi=10**10, integer=True)
     if budget is not None:
         from .engines.spiel import load_spiel_game
-        from .oracles import make_oracle
-        oracle = make_oracle(load_spiel_game(game), book)
-        if getattr(oracle, "budget", None) is None:
+        from .oracles import make_oracle, takes_budget
+        if not takes_budget(game):
             raise UserError(f"--budget is the small-oware solver's node budget; {game}'s solver "
-                            f"({oracle.name}) has none")
+                            f"({make_oracle(load_spiel_game(game), book).name}) has none")
     res = solve_states(states, out, game=game, min_count=min_count, limit=limit, workers=workers or os.cpu_count() or 1,
                        book=book, progress=not quiet, budget=budget)
     typer.echo(f"solved {res['solved']:,} new states in {res['seconds']:.1f} s; {res['cached']:,} in the cache -> {res['cache']}")
@@ -625,13 +624,8 @@ def sweep_cmd(source: Optional[str] = typer.Argument(None, metavar="[GAME|SWEEP.
     redo = check_reanalyse(reanalyse.split(",")) if reanalyse is not None else set()
     sc, ex, root = S.configure(src, flags, flag_exec, out)
     if sc.solver_budget is not None and ("solver_budget" in flags or "solver_budget" in src.settings):
-        from .engines.spiel import load_spiel_game
-        from .oracles import make_oracle
-        try:
-            takes = getattr(make_oracle(load_spiel_game(sc.game)), "budget", None) is not None
-        except UserError:                    # no solver for this game at all
-            takes = False
-        if not takes:
+        from .oracles import takes_budget
+        if not takes_budget(sc.game):
             name = "--solver-budget" if "solver_budget" in flags else "the sweep file's solver_budget"
             raise UserError(f"{name} is the small-oware solver's node budget; {sc.game} has no solver that takes one")
     from tqdm import tqdm

@@ -25,6 +25,7 @@ import pandas as pd
 from . import checkpoints as ck
 from . import runs
 from .analysis import compare as cmp
+from .analysis.seat import seat_counts
 from .errors import UserError
 
 
@@ -100,13 +101,11 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
         snd = res[(res["first"] == pa.name) & (res["second"] == pb.name)]
         if len(fst) + len(snd) == 0:
             raise UserError(f"{out / 'matches' / name}: no results for {pb.name} against {pa.name}")
+        seat = seat_counts(pd.concat([fst, snd]))          # every game, both seat orders, to the first mover?
         rows.append({"run": name, "params": pb.params,
                      "wins": int(fst["wins"].sum() + snd["losses"].sum()), "draws": int(fst["draws"].sum() + snd["draws"].sum()),
                      "losses": int(fst["losses"].sum() + snd["wins"].sum()),
-                     "first_mover_wins": int(fst["wins"].sum() + snd["wins"].sum()),
-                     # every game, in both seat orders, won by the first mover (analysis/seat.py)
-                     "seat_decided": bool(len(fst) and len(snd) and int(fst["draws"].sum() + fst["losses"].sum()
-                                                                        + snd["draws"].sum() + snd["losses"].sum()) == 0)})
+                     "first_mover_wins": seat["first_mover_wins"], "seat_decided": seat["seat_decided_pairs"] == 1})
     pairs = pd.DataFrame(rows)
     h2h = cmp.head_to_head(pairs, seed=seed)
     result = {"kind": "compare", "plain": str(plain), "arm": str(arm), "differs": diffs, "runs": common,

@@ -153,6 +153,15 @@ def has_oracle(game: str) -> bool:
         return False
 
 
+def takes_budget(game: str) -> bool:
+    """Whether `game`'s oracle has a node budget (the small-oware solver); False where it has
+    none (memo-minimax, bitbully) or there is no oracle at all."""
+    try:
+        return getattr(make_oracle(pyspiel.load_game(game)), "budget", None) is not None
+    except (UserError, pyspiel.SpielError):
+        return False
+
+
 class LabelCache:
     """Solver labels by state key, in `<dir>/labels.parquet` (written atomically)."""
 

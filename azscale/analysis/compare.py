@@ -78,10 +78,10 @@ def head_to_head(pairs: pd.DataFrame, *, refits: int = 1000, reps: int = 4000, s
                            "notes": notes}
     decided = int(d["seat_decided"].sum()) if "seat_decided" in d else 0
     if "seat_decided" in d:
-        from .seat import SEAT_DECIDED_SHARE
+        from .seat import seat_decided
         out["seat"] = {"pairs": int(len(d)), "seat_decided_pairs": decided,
-                       "seat_decided": decided >= SEAT_DECIDED_SHARE * len(d)}
-    if "seat_decided" in d and out["seat"]["seat_decided"]:
+                       "seat_decided": seat_decided(decided, len(d))}
+    if out.get("seat", {}).get("seat_decided"):
         out["slope"] = {"reading": f"not applicable: {decided} of {len(d)} head-to-head pairs were won by the first "
                                    f"mover in every game, so the seat, not the arm, decides them and an Elo "
                                    f"difference of 0 says nothing (measure where the agents' choices decide the games: "

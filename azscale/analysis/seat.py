@@ -17,17 +17,25 @@ import pandas as pd
 SEAT_DECIDED_SHARE = 0.5        # at least this share of agent pairs decided by the seat: Elo not identified
 
 
-def _seat_counts(games: pd.DataFrame) -> dict[str, Any]:
+def seat_decided(decided: int, pairs: int) -> bool:
+    """The rule: at least `SEAT_DECIDED_SHARE` of the pairs are seat-decided."""
+    return bool(pairs) and decided >= SEAT_DECIDED_SHARE * pairs
+
+
+def seat_counts(games: pd.DataFrame) -> dict[str, Any]:
+    """First-mover wins, draws and second-mover wins of `games` (results rows: first, second,
+    wins, draws, losses), and how many of its pairs are seat-decided: both seat orders played
+    and every game won by the first mover."""
     w, d, l = (int(games[c].sum()) for c in ("wins", "draws", "losses"))
     pairs = decided = 0
-    for _, g in games.groupby(games.apply(lambda r: tuple(sorted((r["first"], r["second"]))), axis=1), sort=False):
+    for _, g in games.groupby([games[["first", "second"]].min(axis=1), games[["first", "second"]].max(axis=1)]):
         pairs += 1
         both_orders = len(set(zip(g["first"], g["second"]))) == 2
         decided += bool(both_orders and int(g["draws"].sum() + g["losses"].sum()) == 0)
     n = w + d + l
     return {"games": n, "first_mover_wins": w, "draws": d, "second_mover_wins": l,
             "first_mover_share": w / n if n else None, "pairs": pairs, "seat_decided_pairs": decided,
-            "seat_decided": bool(pairs) and decided >= SEAT_DECIDED_SHARE * pairs}
+            "seat_decided": seat_decided(decided, pairs)}
 
 
 def seat_summary(res: pd.DataFrame, players: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -44,8 +52,8 @@ def seat_summary(res: pd.DataFrame, players: dict[str, dict[str, Any]]) -> dict[
     out: dict[str, Any] = {"rule": f"a pair is seat-decided when, over both seat orders, the first mover won every "
                                    f"game; Elo differences are not identified where at least "
                                    f"{SEAT_DECIDED_SHARE:.0%} of the pairs are"}
-    out["between_runs"] = _seat_counts(a[~same]) if (~same).any() else {"games": 0, "pairs": 0, "seat_decided": False}
-    out["within_runs"] = {str(r): _seat_counts(g) for r, g in a[same].groupby(a[same]["first"].map(runs_of))}
+    out["between_runs"] = seat_counts(a[~same])
+    out["within_runs"] = {str(r): seat_counts(g) for r, g in a[same].groupby(a[same]["first"].map(runs_of))}
     return out
 
 

@@ -176,14 +176,13 @@ def seat_condition(seat: dict[str, Any] | None) -> dict[str, Any]:
     prior and the reference players, and a "no fall" would be a property of the game, not of the
     agents. `seat`: elo.json's "seat" (absent in fits written before it was recorded: holds, with
     a note that it was not checked)."""
-    from .seat import seat_text
+    from .seat import SEAT_DECIDED_SHARE, seat_text
     test = "the games between agents of different runs are not decided by the seat alone"
     b = (seat or {}).get("between_runs")
     if not isinstance(b, dict):
         return {"name": "seat", "holds": True, "test": test,
                 "text": "", "note": "not checked: the Elo fit predates the seat count (rerun azscale elo)"}
     holds = not b.get("seat_decided")
-    from .seat import SEAT_DECIDED_SHARE
     return {"name": "seat", "holds": holds, "test": test,
             "text": "" if holds else seat_text(b, "pairs of agents from different runs"),
             "threshold": SEAT_DECIDED_SHARE,
