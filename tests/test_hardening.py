@@ -530,3 +530,27 @@ def test_a_sweep_solver_budget_that_no_solver_takes_is_refused(tmp_path):
     f = tmp_path / "sweep.toml"
     f.write_text('game = "tic_tac_toe"\npreset = "smoke"\nwidths = [4]\nseeds = 1\n[analysis]\nsolver_budget = 100\n')
     refused(["sweep", f, "--out", tmp_path / "sw", "-q"], tmp_path, r"the sweep file's solver_budget is the small-oware")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_a_compiled_two_actor_run_is_one_line(tmp_path):
+    """SIGTERM (how a sweep stops its runs) to a run whose actors compile the search (3x2 oware,
+    the cpu preset): the actors are killed, and each used to leave its pool of compile workers'
+    semaphores behind, so the run ended with "leaked semaphore objects" warnings after its line."""
+    r = tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "azscale.cli", "train", "oware(num_houses_per_player=3,num_seeds_per_house=2)",
+                          "--run-dir", str(r), "--preset", "cpu", "--set", "steps=100000", "--actors", "2", "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 400
+        while p.poll() is None and time.time() < deadline and not (r / "metrics.jsonl").exists():
+            time.sleep(0.2)
+        assert p.poll() is None and (r / "metrics.jsonl").exists(), "the run ended or stalled before its first step"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130 and err.strip().splitlines() == ["azscale: interrupted (rerun the same command to resume)"], \
+        (p.returncode, err[-2000:])
