@@ -9,6 +9,8 @@ parent's lock. So every worker function calls `die_with_parent()` first:
   changes (the fallback where prctl is missing, and a second line of defence);
 - if the parent is already gone when the worker starts, the worker ends at once.
 
+A worker also takes no lock that outlives it (see `_thread_lock_for_bars`).
+
 Workers also never write results themselves: they return them to the parent, which writes under
 its lock.
 
@@ -71,7 +73,18 @@ def die_with_parent() -> None:
     if os.getppid() != parent:      # the parent died before the signal was armed
         os._exit(1)
     threading.Thread(target=_watch, args=(parent,), name="azscale-parent-watch", daemon=True).start()
+    _thread_lock_for_bars()
     _armed_for = parent
+
+
+def _thread_lock_for_bars() -> None:
+    """A worker is killed when its parent stops, so it must hold nothing that only a clean exit
+    gives back to multiprocessing's resource tracker: the tracker would warn of "leaked semaphore
+    objects" after the parent's one line. tqdm's first bar makes such a lock (a semaphore), and
+    torch.fx shows a bar while it compiles the search from a cold cache; a worker's bars need
+    only a thread lock."""
+    import tqdm
+    tqdm.tqdm.set_lock(threading.RLock())
 
 
 def die_with_parent_from_env() -> None:

@@ -262,12 +262,6 @@ def _worker(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
     traceback to the run's log."""
     from .procs import die_with_parent
     die_with_parent()
-    # The search's graphs compile in this process, not in a pool of compile workers: an actor
-    # is killed when its run stops (die_with_parent, ActorPool.close), and a killed actor's pool
-    # left its semaphores registered, so the run ended with "leaked semaphore objects" warnings
-    # after its one line (seen on SIGTERM, which a sweep sends to stop its runs).
-    import torch._inductor.config as inductor_config
-    inductor_config.compile_threads = 1
     try:
         _serve(conn, cfg_dict, index, device)
     except (EOFError, KeyboardInterrupt, BrokenPipeError):

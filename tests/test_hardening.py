@@ -540,12 +540,15 @@ def test_a_sweep_solver_budget_that_no_solver_takes_is_refused(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigterm_to_a_compiled_two_actor_run_is_one_line(tmp_path):
     """SIGTERM (how a sweep stops its runs) to a run whose actors compile the search (3x2 oware,
-    the cpu preset): the actors are killed, and each used to leave its pool of compile workers'
-    semaphores behind, so the run ended with "leaked semaphore objects" warnings after its line."""
+    the cpu preset): the actors are killed. Compiling from a cold cache, torch.fx shows a tqdm bar,
+    and tqdm's first bar makes a multiprocessing lock in each actor that only a clean exit
+    unregisters, so the run ended with "leaked semaphore objects" warnings after its line (CI, a
+    clean clone, saw it; a warm compile cache hid it here). The cache is a fresh one on purpose."""
     r = tmp_path / "r"
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor-cache")}
     p = subprocess.Popen([sys.executable, "-m", "azscale.cli", "train", "oware(num_houses_per_player=3,num_seeds_per_house=2)",
                           "--run-dir", str(r), "--preset", "cpu", "--set", "steps=100000", "--actors", "2", "-q"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
     try:
         deadline = time.time() + 400
         while p.poll() is None and time.time() < deadline and not (r / "metrics.jsonl").exists():
