@@ -536,6 +536,19 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
     el = res["early_late"]
     if not el["applicable"]:
         typer.echo(f"early/late split: {el['reason']}")
+    else:
+        from .numfmt import ci as fmt_ci, num
+        acc = res["move_accuracy"]
+        for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0])):
+            line = (f"{int(p):,} params: value loss early {num(v['early_loss'], 3)} "
+                    f"{fmt_ci(*(v.get('early_ci') or [None, None]), 3)}, late {num(v['late_loss'], 3)} "
+                    f"{fmt_ci(*(v.get('late_ci') or [None, None]), 3)}")
+            a = (acc.get("by_params") or {}).get(p) if acc["applicable"] else None
+            if a:
+                line += (f"; move accuracy early {num(a['early_accuracy'], 3)} "
+                         f"{fmt_ci(*(a.get('early_ci') or [None, None]), 3)}, late {num(a['late_accuracy'], 3)} "
+                         f"{fmt_ci(*(a.get('late_ci') or [None, None]), 3)}")
+            typer.echo(line)
     typer.echo(f"-> {out}/loss.json, curves.csv, per_state.parquet, figures")
 
 

@@ -265,3 +265,90 @@ def test_labels_are_solved_on_this_machine_inside_a_ray_session():
     with parallel.ray_session(NoRay(), "/nonexistent", log=lambda m: None):
         labels = label_histories("tic_tac_toe", [[0], [0, 4], [4, 0, 8]], workers=1)
     assert len(labels) == 3
+
+
+def test_move_columns_split_ties_and_mark_decisive_states():
+    from azscale.analysis.loss import move_columns
+    probs = np.array([
+        [0.7, 0.2, 0.1, 0.0],          # top move 0, optimal {0}: right
+        [0.7, 0.2, 0.1, 0.0],          # top move 0, optimal {1}: wrong
+        [1 / 3, 1 / 3, 1 / 3, 0.0],    # a uniform policy, optimal {2}: a third of the tied top moves
+        [0.5, 0.5, 0.0, 0.0],          # every legal move optimal: not decisive
+        [0.5, 0.5, 0.0, 0.0],          # unsolved (no optimal move known)
+    ])
+    legal = probs > 0
+    logp = np.full(probs.shape, -np.inf)
+    logp[legal] = np.log(probs[legal])
+    best = np.array([0b0001, 0b0010, 0b0100, 0b0011, 0], np.uint64)
+    opt, mass, decisive = move_columns(logp, legal, best)
+    assert opt[:4] == pytest.approx([1.0, 0.0, 1 / 3, 1.0]) and np.isnan(opt[4])
+    assert mass[:4] == pytest.approx([0.7, 0.2, 1 / 3, 1.0]) and np.isnan(mass[4])
+    assert decisive.tolist() == [True, True, True, False, False]
+
+
+def planted_accuracy_table(acc, seeds=3, states=(400, 400), spread=0.03, seed=0):
+    """Pooled per-state move correctness for sizes with planted early and late accuracies
+    (acc: params -> (early, late)); a seed shifts its size's accuracy by a normal amount; a
+    quarter of the states are not decisive (every move optimal) and must be left out."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p, (e, l_) in acc.items():
+        for s in range(seeds):
+            shift = rng.normal(0, spread)
+            for step in (10, 40):
+                for flag, base, n in ((False, e, states[0]), (True, l_, states[1])):
+                    decisive = np.arange(n) % 4 != 0
+                    ok = (rng.random(n) < (base + shift if step == 40 else 0.2)).astype(float)
+                    ok[~decisive] = 1.0
+                    rows.append(pd.DataFrame({"run": f"w{p}-s{s}", "params": p, "step": step, "late": flag,
+                                              "key": np.arange(n) + (10**6 if flag else 0), "loss_value": 0.1,
+                                              "move_optimal": ok, "decisive": decisive}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_move_accuracy_recovers_planted_accuracies_and_their_difference():
+    """Planted: the larger size is worse early (0.90 -> 0.70) and better late (0.60 -> 0.80).
+    Each size's interval and each difference's interval must hold the planted value, over
+    repeated planted studies (coverage counted), and non-decisive states must not count."""
+    from azscale.analysis.loss import move_accuracy_summary
+    truth = {1000: (0.90, 0.60), 8000: (0.70, 0.80)}
+    cover, n = 0, 0
+    for k in range(8):
+        res = move_accuracy_summary(planted_accuracy_table(truth, seed=k), pooled=True, reps=500, seed=k)
+        assert res["applicable"] and res["pooled"]
+        by, pr = res["by_params"], res["pairs"]["1000:8000"]
+        assert by["1000"]["early_states"] == 300                        # 400 states, a quarter not decisive
+        for p, (e, l_) in truth.items():
+            for subset, t in (("early", e), ("late", l_)):
+                assert abs(by[str(p)][f"{subset}_accuracy"] - t) < 0.06
+                lo, hi = by[str(p)][f"{subset}_ci"]
+                cover += lo <= t <= hi
+                n += 1
+        assert pr["early_ci"][1] < 0 < pr["late_ci"][0]                 # worse early, better late, both shown
+        assert pr["early_diff"] == pytest.approx(by["8000"]["early_accuracy"] - by["1000"]["early_accuracy"])
+    assert cover / n >= 0.8, f"95% intervals covered the planted accuracy in {cover} of {n}"
+    # no exact values: not applicable, with the reason
+    assert not move_accuracy_summary(pd.DataFrame({"run": ["a"], "step": [1]}), pooled=True)["applicable"]
+
+
+def test_exact_move_accuracy_on_small_oware_end_to_end(tmp_path):
+    """`loss --target solver` on a 3x2 oware run: every state is solved, the accuracy by size is
+    in loss.json and printed, and a per-checkpoint table holds it for every checkpoint."""
+    game = "oware(num_houses_per_player=3,num_seeds_per_house=2)"
+    r = run_cli("train", game, "--run-dir", tmp_path / "r", "--preset", "smoke", "--set", "steps=4", "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("loss", tmp_path / "r", "--out", tmp_path / "l", "--target", "solver", "--late-turn", "7",
+                "--min-count", "2", "--checkpoints", "all", "--workers", "1", "--replicates", "200", "-q")
+    assert r.returncode == 0, r.stderr
+    import json
+    res = json.loads((tmp_path / "l" / "loss.json").read_text())
+    acc = res["move_accuracy"]
+    assert acc["applicable"], acc
+    (p, v), = acc["by_params"].items()
+    assert 0 <= v["early_accuracy"] <= 1 and v["early_states"] > 0 and v["late_states"] > 0
+    assert "move accuracy early" in r.stdout
+    per = pd.read_parquet(tmp_path / "l" / "per_state.parquet")
+    last = per[per["step"] == per["step"].max()]
+    assert v["late_accuracy"] == pytest.approx(last[last["late"] & last["decisive"]]["move_optimal"].mean())
+    steps = sorted({row["step"] for row in res["by_checkpoint"]})
+    assert steps == sorted(per["step"].unique()) and len(steps) >= 2

@@ -80,6 +80,8 @@ def state_losses(model: torch.nn.Module, states: pd.DataFrame, target: dict[str,
         "loss_value": (target["z"] - v) ** 2})
     if "best_mask" in target:
         part["policy_ce"] = optimal_policy_ce(logp, target["best_mask"])
+        part["move_optimal"], part["optimal_mass"], part["decisive"] = move_columns(
+            logp, target["info"].legal, target["best_mask"])
         part["solver_nodes"] = target["nodes"]
         part["solver_seconds"] = target["seconds"]
     return part
@@ -147,15 +149,68 @@ def early_late_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, 
     are pooled, so sizes stay paired on the same states), then seeds within sizes
     (sizeboot.py's t-scaled pooled scheme). With pooled states, `pairs` holds every larger
     size's loss as a ratio to every smaller one's, with its interval."""
+    return _by_size(per_state, pooled, "loss_value", "loss", log=True, reps=reps, seed=seed, level=level,
+                    state_reps=state_reps,
+                    statistic="mean value loss over distinct states at each run's last checkpoint; seeds "
+                              "combined by the geometric mean")
+
+
+def move_accuracy_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, seed: int = 0,
+                          level: float = 0.95, state_reps: int = 200) -> dict[str, Any]:
+    """Exact move accuracy per size, early and late: the share of *decisive* states (some legal
+    move gives the exact value away) where the network's own most likely move keeps it (ties
+    among its top moves split evenly), at each run's last checkpoint; seeds combined by the
+    arithmetic mean. The same hierarchical bootstrap as the loss, on the accuracy itself;
+    with pooled states `pairs` holds every larger size's accuracy minus every smaller one's.
+    Not applicable without a perfect-play target (`move_optimal` in the table)."""
+    if "move_optimal" not in per_state.columns:
+        return {"applicable": False, "reason": "needs exact values (--target solver)"}
+    out = _by_size(per_state, pooled, "move_optimal", "accuracy", log=False, reps=reps, seed=seed, level=level,
+                   state_reps=state_reps, where="decisive",
+                   statistic="share of decisive states (some legal move gives the exact value away) where the "
+                             "network's most likely move (no search; ties split) keeps the exact value, at each "
+                             "run's last checkpoint; seeds combined by the arithmetic mean")
+    return out
+
+
+def move_columns(logp: np.ndarray, legal: np.ndarray, best_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                        np.ndarray]:
+    """Per state, against a perfect-play target (`best_mask`: the value-keeping moves as bits):
+    `move_optimal`, the share of the network's most likely moves (ties split evenly) that keep
+    the value; `optimal_mass`, the policy's probability on such moves (a move drawn from the
+    policy keeps the value this often); `decisive`, whether some legal move gives the value away
+    (elsewhere every move is optimal and the accuracy says nothing). NaN / False where the
+    target has no optimal move (unsolved)."""
+    n, A = logp.shape
+    bits = ((best_mask.astype(np.uint64)[:, None] >> np.arange(A, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+    known = bits.any(1)
+    top = np.isclose(logp, logp.max(1, keepdims=True), rtol=0, atol=1e-6) & legal if n else legal
+    with np.errstate(invalid="ignore", divide="ignore"):
+        optimal = (top & bits).sum(1) / np.maximum(top.sum(1), 1)
+        mass = np.where(bits, np.exp(logp), 0.0).sum(1)
+    decisive = known & (legal & ~bits).any(1)
+    return np.where(known, optimal, np.nan), np.where(known, mass, np.nan), decisive
+
+
+def _by_size(per_state: pd.DataFrame, pooled: bool, column: str, name: str, *, log: bool, reps: int, seed: int,
+             level: float, state_reps: int, statistic: str, where: str | None = None) -> dict[str, Any]:
+    """Early and late means of `column` per size at each run's last checkpoint (rows where
+    `where` holds), with the hierarchical bootstrap (states, then seeds within sizes) on the
+    log scale (`log`: seeds combined by the geometric mean, pairs as ratios) or as it is
+    (arithmetic mean, pairs as differences)."""
     rng = np.random.default_rng(seed)
+    fwd = (lambda x: np.log(np.maximum(x, 1e-12))) if log else (lambda x: x)
+    back = np.exp if log else (lambda x: x)
     last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
-    run_names = sorted(last["run"].unique())
-    params = last.groupby("run")["params"].first()
+    if where is not None:
+        last = last[last[where].astype(bool)]
+    run_names = sorted(per_state["run"].unique())
+    params = per_state.groupby("run")["params"].first().reindex(run_names)
     keysets = {r: frozenset(g["key"].tolist()) for r, g in last.groupby("run")}
-    shared = pooled and len(set(keysets.values())) == 1
-    out: dict[str, Any] = {"applicable": True, "pooled": bool(shared),
-                           "statistic": "mean value loss over distinct states at each run's last checkpoint; seeds "
-                                        "combined by the geometric mean"}
+    shared = pooled and len(set(keysets.values())) <= 1 and len(keysets) == len(run_names)
+    out: dict[str, Any] = {"applicable": True, "pooled": bool(shared), "statistic": statistic}
+    if where is not None:
+        out["states"] = f"only rows where {where} holds"
     if pooled and not shared:
         out["pooled_note"] = "the runs were not evaluated on the same states; sizes are not paired"
     by: dict[str, dict[str, Any]] = {}
@@ -163,47 +218,49 @@ def early_late_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, 
     for subset, flag in (("early", False), ("late", True)):
         d = last[last["late"] == flag]
         if shared:
-            mat = d.pivot(index="run", columns="key", values="loss_value").reindex(run_names).to_numpy(np.float64)
+            mat = d.pivot(index="run", columns="key", values=column).reindex(run_names).to_numpy(np.float64)
             n = mat.shape[1]
             point = mat.mean(1) if n else np.full(len(run_names), np.nan)
             if n:
                 w = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(state_reps)]) / n
                 rep = w @ mat.T                                   # [state_reps, runs]
+            else:
+                rep = np.full((state_reps, len(run_names)), np.nan)
         else:
             point, cols = [], []
             for r in run_names:
-                v = d.loc[d["run"] == r, "loss_value"].to_numpy(np.float64)
+                v = d.loc[d["run"] == r, column].to_numpy(np.float64)
                 point.append(v.mean() if len(v) else np.nan)
                 cols.append(np.array([v[rng.integers(0, len(v), len(v))].mean() for _ in range(state_reps)])
                             if len(v) else np.full(state_reps, np.nan))
-            point, rep, n = np.array(point), np.stack(cols, 1), None
+            point, rep = np.array(point), np.stack(cols, 1)
         counts = d.groupby("run")["key"].nunique().reindex(run_names).fillna(0).astype(int)
         ok = np.isfinite(point)
         boot = None
         if ok.any():
-            sizes = pd.DataFrame({"params": params.reindex(run_names).to_numpy()[ok],
-                                  "v": np.log(np.maximum(point[ok], 1e-12))})
-            boot = size_bootstrap(sizes, np.log(np.maximum(rep[:, ok], 1e-12)), reps=reps, seed=seed, column="v")
+            sizes = pd.DataFrame({"params": params.to_numpy()[ok], "v": fwd(point[ok])})
+            boot = size_bootstrap(sizes, fwd(rep[:, ok]), reps=reps, seed=seed, column="v")
             boots[subset] = boot
         for p in sorted(params.unique()):
             e = by.setdefault(str(int(p)), {"seeds": int((params == p).sum())})
             e[f"{subset}_states"] = int(counts[params.index[params == p]].mean())
             k = np.flatnonzero(boot.params == p) if boot is not None else []
             if len(k):
-                e[f"{subset}_loss"] = float(np.exp(boot.mean[k[0]]))
-                e[f"{subset}_ci"] = [float(np.exp(x)) for x in percentile(boot.samples[:, k[0]], level)]
+                e[f"{subset}_{name}"] = float(back(boot.mean[k[0]]))
+                e[f"{subset}_ci"] = [float(back(x)) for x in percentile(boot.samples[:, k[0]], level)]
                 e[f"{subset}_seeds"] = int(boot.seeds[k[0]])
             else:
-                e[f"{subset}_loss"], e[f"{subset}_ci"], e[f"{subset}_seeds"] = None, None, 0
+                e[f"{subset}_{name}"], e[f"{subset}_ci"], e[f"{subset}_seeds"] = None, None, 0
     out["by_params"] = by
     any_boot = next(iter(boots.values()), None)
     out["interval"] = {"level": level, "replicates": reps, "state_replicates": state_reps,
                        "description": ("states resampled (one draw shared by every run: paired on the same states) "
                                        if shared else "states resampled within each run, ")
-                                      + "then seeds within sizes on log loss"
+                                      + f"then seeds within sizes on {'log ' if log else ''}{name}"
                                       + (f" ({any_boot.describe().split(': ', 1)[1].split('; ', 1)[1]})"
                                          if any_boot is not None else "")}
     pairs: dict[str, Any] = {}
+    kind = "ratio" if log else "diff"
     if shared and boots:
         all_p = sorted(int(p) for p in params.unique())
         for i, a in enumerate(all_p):
@@ -215,13 +272,32 @@ def early_late_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 2000, 
                     ib = np.flatnonzero(bt.params == b) if bt is not None else []
                     if len(ia) and len(ib):
                         dd = bt.samples[:, ib[0]] - bt.samples[:, ia[0]]
-                        pr[f"{subset}_ratio"] = float(np.exp(bt.mean[ib[0]] - bt.mean[ia[0]]))
-                        pr[f"{subset}_ci"] = [float(np.exp(x)) for x in percentile(dd, level)]
+                        pr[f"{subset}_{kind}"] = float(back(bt.mean[ib[0]] - bt.mean[ia[0]]))
+                        pr[f"{subset}_ci"] = [float(back(x)) for x in percentile(dd, level)]
                     else:
-                        pr[f"{subset}_ratio"], pr[f"{subset}_ci"] = None, [None, None]
+                        pr[f"{subset}_{kind}"], pr[f"{subset}_ci"] = None, [None, None]
                 pairs[f"{a}:{b}"] = pr
     out["pairs"] = pairs
     return out
+
+
+def checkpoint_means(per_state: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per run and checkpoint: mean value loss over early and over late states, and (with exact
+    values) the move accuracy over the decisive ones, each distinct state once: the learning
+    curves against the truth that the paper's Fig. 8 draws, as numbers."""
+    rows = []
+    for (run, step, params), g in per_state.groupby(["run", "step", "params"]):
+        r: dict[str, Any] = {"run": run, "step": int(step), "params": int(params)}
+        for subset, flag in (("early", False), ("late", True)):
+            d = g[g["late"] == flag]
+            r[f"{subset}_states"] = int(len(d))
+            r[f"{subset}_loss"] = float(d["loss_value"].mean()) if len(d) else None
+            if "move_optimal" in d.columns:
+                dd = d[d["decisive"].astype(bool)]
+                r[f"{subset}_decisive"] = int(len(dd))
+                r[f"{subset}_accuracy"] = float(dd["move_optimal"].mean()) if len(dd) else None
+        rows.append(r)
+    return rows
 
 
 def rank_trend(combined: pd.DataFrame) -> dict[str, Any]:

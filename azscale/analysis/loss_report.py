@@ -16,7 +16,8 @@ from .. import runs
 from ..config import analysis_settings, check_late_turn
 from ..errors import ThinData, UserError
 from .endgame import applicability
-from .loss import FRAME, curves, early_late_summary, observe, rank_trend, smooth_log_rank, state_losses
+from .loss import (FRAME, checkpoint_means, curves, early_late_summary, move_accuracy_summary, observe, rank_trend,
+                   smooth_log_rank, state_losses)
 from .sizeboot import check_resampling
 from .states import build_states, histories_for, outcome_side_to_move
 
@@ -142,6 +143,13 @@ def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thres
     else:
         early_late = {"applicable": False, "reason": endgame["reason"]}
     early_late.update(late_turn=late_turn, max_game_length=endgame["max_game_length"])
+    if target != "solver":
+        accuracy = {"applicable": False, "reason": "needs exact values (--target solver)"}
+    elif split:
+        accuracy = move_accuracy_summary(per_state, selection["pooled"], reps=replicates, seed=seed)
+    else:
+        accuracy = {"applicable": False, "reason": endgame["reason"]}
+    accuracy.update(late_turn=late_turn)
     caption = (f"{target} target, {FRAME} frame; games {selection['window']}, states seen ≥ {selection['min_count']} "
                f"times, {'pooled states (same for every size)' if selection['pooled'] else 'each run on its own states'}")
     if selection.get("unsolved"):
@@ -153,7 +161,8 @@ def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thres
                "smoothing": {"kernel": "gaussian in log10(rank)", "sigma_decades": sigma},
                "late_turn": late_turn, "frontier_threshold": frontier_threshold,
                "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
-               "loss_rises_with_rank": trend, "early_late": early_late, "figures": figs}
+               "loss_rises_with_rank": trend, "early_late": early_late, "move_accuracy": accuracy,
+               "by_checkpoint": checkpoint_means(per_state) if split else [], "figures": figs}
     runs.atomic_write_json(out / "loss.json", summary)
     return summary
 

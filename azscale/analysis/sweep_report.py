@@ -200,7 +200,27 @@ def _early_late_md(lj: dict[str, Any]) -> str:
     why = missing_subsets(el, lj["selection"].get("min_count"))
     return (f"\nEarly (mean turn < {el['late_turn']:g}) and late states, final checkpoints ({el['statistic']}; "
             f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
-            + ("\n" + "\n".join(why) + "\n" if why else ""))
+            + ("\n" + "\n".join(why) + "\n" if why else "") + _accuracy_md(lj))
+
+
+def _accuracy_md(lj: dict[str, Any]) -> str:
+    """Exact move accuracy by size (loss against exact values only)."""
+    acc = lj.get("move_accuracy") or {}
+    if not acc.get("applicable"):
+        return ""
+    rows = [{"params": f"{int(p):,}", "seeds": v["seeds"], "early accuracy": num(v["early_accuracy"], 3),
+             "early 95% CI": fmt_ci(*(v.get("early_ci") or [None, None]), 3),
+             "late accuracy": num(v["late_accuracy"], 3),
+             "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 3), "early decisive states": v["early_states"],
+             "late decisive states": v["late_states"]}
+            for p, v in sorted(acc["by_params"].items(), key=lambda kv: int(kv[0]))]
+    pairs = [f"{int(v['params_from']):,} → {int(v['params_to']):,} parameters: early "
+             f"{_signed(v.get('early_diff'))} {_ci_text(v.get('early_ci'))}, late {_signed(v.get('late_diff'))} "
+             f"{_ci_text(v.get('late_ci'))}" for v in (acc.get("pairs") or {}).values()]
+    return (f"\nExact move accuracy, the same states ({acc['statistic']}; intervals: "
+            f"{acc['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
+            + ("\nChange in accuracy from the smaller size to the larger (paired on the same states):\n\n"
+               + "\n".join(f"- {x}" for x in pairs) + "\n" if pairs else ""))
 
 
 def _ci_text(ci) -> str:
