@@ -443,6 +443,10 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
             run: Optional[List[Path]] = typer.Option(None, help="The run directories of the rated agents (repeatable): "
                                                                 "the verdict then also requires every run to be "
                                                                 "saturated and lists each run's state"),
+            exact: Optional[Path] = typer.Option(None, help="With --run: loss.json of azscale loss --target solver "
+                                                            "--checkpoints all, whose exact move-accuracy gains "
+                                                            "measure saturation where the Elo gain cannot (games "
+                                                            "the seat decides)"),
             plan: bool = typer.Option(False, "--plan", help="Size a study before running it: power of a design to "
                                                             "detect a fall of --fall Elo, and what it takes"),
             sizes: Optional[str] = typer.Option(None, help="--plan: comma-separated parameter counts, ascending"),
@@ -482,10 +486,13 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
         return
     if elo_dir is None or out is None:
         raise UserError("the verdict needs an elo directory and --out (or --plan to size a study)")
+    if exact is not None and not run:
+        raise UserError("--exact measures the runs' saturation: give their directories with --run")
     from .analysis.elo_report import verdict as run_verdict
     replicates = number(replicates, "--replicates", lo=0, hi=1_000_000, integer=True)
     res = run_verdict(elo_dir, out, zipf=zipf, loss=loss, fwer=fwer, replicates=replicates,
-                      seed_resampling=seed_resampling, seed=seed, power_sims=power_sims, run_dirs=run or ())
+                      seed_resampling=seed_resampling, seed=seed, power_sims=power_sims, run_dirs=run or (),
+                      exact=exact)
     pw = res.get("power") or {}
     mde = (f"; smallest fall detectable with 80% power: {pw['minimum_detectable_fall']:,.0f} Elo"
            if pw.get("applicable") and pw.get("minimum_detectable_fall") is not None else

@@ -139,25 +139,30 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _saturation(run_dir: Path, elo) -> dict[str, Any]:
+def _saturation(run_dir: Path, elo, seat: dict[str, Any] | None = None,
+                exact: dict[str, Any] | None = None) -> dict[str, Any]:
     """Improving / saturated / cannot tell (analysis/saturation.py) from the run's train loss and,
-    where the sweep has an Elo fit with within-run checkpoints, its Elo gain over the last third."""
+    where the sweep has an Elo fit with within-run checkpoints, its Elo gain over the last third
+    (or, where the seat decides those games, its exact move-accuracy gain)."""
     from .analysis.saturation import run_saturation
-    r = run_saturation(run_dir, elo, ck.read_metrics)
+    r = run_saturation(run_dir, elo, ck.read_metrics, seat, exact)
     return {"state": r["state"], "reason": r["reason"], "elo_gain": r["elo"].get("gain"), "elo_ci": r["elo"].get("ci"),
-            "loss_change": r["loss"].get("relative_change"), "loss_ci": r["loss"].get("ci")}
+            "loss_change": r["loss"].get("relative_change"), "loss_ci": r["loss"].get("ci"),
+            "exact_gain": r["exact"].get("gain"), "exact_ci": r["exact"].get("ci")}
 
 
 def _sweep_elo(root: Path):
-    """The sweep's Elo fit (table, bootstrap samples) for saturation, or None (not there, damaged)."""
-    if not (root / "analysis" / "elo" / "elo.csv").exists():
-        return None
+    """The sweep's Elo fit ((table, bootstrap samples), within-run seat counts by run) and exact
+    move-accuracy gains by run, for saturation; None / {} where not there or damaged."""
+    from .analysis.saturation import elo_seat, read_exact_gains
+    elo, seat, exact = None, {}, {}
     try:
-        from .analysis.elo_files import load_elo
-        table, samples, _ = load_elo(root / "analysis" / "elo")
+        if (root / "analysis" / "elo" / "elo.csv").exists():
+            elo, seat = elo_seat(root / "analysis" / "elo")
+        exact = read_exact_gains(root / "analysis" / "loss-solver" / "loss.json")
     except UserError:
-        return None
-    return table.reset_index(drop=True), samples
+        pass
+    return elo, seat, exact
 
 
 def _sweep_log_state(root: Path) -> dict[str, Any]:
@@ -199,11 +204,11 @@ def sweep_status(root: Path) -> dict[str, Any]:
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
-    elo = _sweep_elo(root)
-    if elo is not None:
+    elo, seat, exact = _sweep_elo(root)
+    if elo is not None or exact:
         for r in rows:
             if "saturation" in r:
-                r["saturation"] = _saturation(root / "runs" / r["run"], elo)
+                r["saturation"] = _saturation(root / "runs" / r["run"], elo, seat.get(r["run"]), exact.get(r["run"]))
     done, _ = runs.read_sweep_steps(root)
     skipped_p = root / "analysis" / "skipped.json"
     skipped = runs.read_json(skipped_p, "list of skipped steps") if skipped_p.exists() else {}

@@ -43,6 +43,9 @@ INPUTS: dict[str, Callable[[SweepConfig, list[str], dict[str, Any]], Any]] = {
     # in the solver loss's fingerprint only when set, so sweeps made before it keep their step
     "solver_budget": lambda sc, runs, eg: sc.solver_budget or _OMIT,
     "checkpoints": lambda sc, runs, eg: sc.checkpoint_tournament,
+    # the solver loss evaluates every checkpoint (it used to evaluate the final ones): sweeps whose
+    # step ran before redo it
+    "solver_checkpoints": lambda sc, runs, eg: "all",
     "temperatures": lambda sc, runs, eg: sorted(sc.temperature_study),
 }
 
@@ -156,13 +159,13 @@ _register(
     Step("loss", "sweepwork:run_loss", inputs=_LOSS, outputs=("analysis/loss",), output_kind="loss", optional=True),
     Step("loss-pooled", "sweepwork:run_loss_pooled", inputs=_LOSS, outputs=("analysis/loss-pooled",), output_kind="loss",
          optional=True),
-    Step("loss-solver", "sweepwork:run_loss_solver", inputs=(*_LOSS, "solver_budget"), outputs=("analysis/loss-solver",),
-         output_kind="loss",
+    Step("loss-solver", "sweepwork:run_loss_solver", inputs=(*_LOSS, "solver_budget", "solver_checkpoints"),
+         outputs=("analysis/loss-solver",), output_kind="loss",
          optional=True, needs_oracle=True),
     Step("scaling", "sweepwork:run_scaling", inputs=("runs", "bootstrap"), outputs=("analysis/scaling",),
          output_kind="scaling", depends=("elo", "zipf")),
     Step("verdict", "sweepwork:run_verdict", outputs=("analysis/verdict.md", "analysis/verdict.json"),
-         depends=("elo", "zipf", "loss", "loss-pooled")),
+         depends=("elo", "zipf", "loss", "loss-pooled", "loss-solver")),
     # optional: off unless the sweep asks for temperatures
     Step("temperature", "sweepwork:run_temperature",
          inputs=("runs", "temperatures", "games_per_pair", "simulations", "bootstrap"), optional=True,

@@ -60,8 +60,11 @@ def run_loss_pooled(c) -> None:
 
 def run_loss_solver(c) -> None:
     from .analysis.loss_report import loss_analysis
-    loss_analysis(c.run_dirs, c.a / "loss-solver", "solver", cache_dir=c.root / "cache", workers=c.workers,
-                  progress=False, late_turn=c.eg["late_turn"], solver_budget=c.sc.solver_budget)
+    # every checkpoint: the exact move-accuracy gain over the last third measures saturation where
+    # the seat decides the within-run games (the networks are cheap to evaluate; the states are
+    # solved once)
+    loss_analysis(c.run_dirs, c.a / "loss-solver", "solver", checkpoints="all", cache_dir=c.root / "cache",
+                  workers=c.workers, progress=False, late_turn=c.eg["late_turn"], solver_budget=c.sc.solver_budget)
 
 
 def _sizes(run_dirs) -> int:
@@ -82,7 +85,9 @@ def run_verdict(c) -> None:
     from .analysis.elo_report import verdict
     # the pooled split, else the runs' own states (read when the verdict runs)
     split = next((c.a / x / "loss.json" for x in ("loss-pooled", "loss") if (c.a / x / "loss.json").exists()), None)
-    verdict(c.a / "elo", c.a / "verdict.md", zipf=c.a / "zipf" / "fits.json", loss=split, run_dirs=c.run_dirs)
+    exact = c.a / "loss-solver" / "loss.json"
+    verdict(c.a / "elo", c.a / "verdict.md", zipf=c.a / "zipf" / "fits.json", loss=split, run_dirs=c.run_dirs,
+            exact=exact if exact.exists() else None)
 
 
 def run_temperature(c) -> None:

@@ -352,3 +352,10 @@ def test_exact_move_accuracy_on_small_oware_end_to_end(tmp_path):
     assert v["late_accuracy"] == pytest.approx(last[last["late"] & last["decisive"]]["move_optimal"].mean())
     steps = sorted({row["step"] for row in res["by_checkpoint"]})
     assert steps == sorted(per["step"].unique()) and len(steps) >= 2
+    # the exact move-accuracy gain over the last third (to the final checkpoint from the one
+    # nearest two thirds), which stands in for the Elo gain in the run's saturation
+    from azscale.analysis.saturation import reference_step, saturation_table
+    g = res["exact_gain"][(tmp_path / "r").name]
+    assert g["applicable"] and (g["from_step"], g["to_step"]) == (reference_step(steps)[0], max(steps)), g
+    row, = saturation_table(None, [tmp_path / "r"], exact=tmp_path / "l" / "loss.json")
+    assert row["exact"] == g and "exact move-accuracy gain (the Elo gain: no Elo fit yet)" in row["reason"]

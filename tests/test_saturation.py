@@ -179,3 +179,60 @@ def test_seat_decided_games_are_counted_and_stop_the_verdict_and_the_elo_gain():
     assert run_saturation(Path("r"), (t, smp), lambda r: flat)["state"] == "saturated"
     row = run_saturation(Path("r"), (t, smp), lambda r: flat, s["within_runs"]["a"])
     assert row["state"] == "cannot tell" and "pairs of its checkpoints were won by the first mover" in row["reason"]
+
+
+def planted_exact(acc_ref, acc_final, n=600, steps=(10, 100, 200, 300), seed=0):
+    """A run's per-state move correctness at its checkpoints: planted accuracy acc_ref at step
+    200 (the one nearest two thirds of 300) and acc_final at 300; a fifth of the states are not
+    decisive and must not count."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for step in steps:
+        p = acc_final if step == steps[-1] else acc_ref if step == 200 else 0.3
+        decisive = np.arange(n) % 5 != 0
+        ok = (rng.random(n) < p).astype(float)
+        ok[~decisive] = 1.0
+        rows.append(pd.DataFrame({"run": "r", "step": step, "key": np.arange(n), "decisive": decisive,
+                                  "move_optimal": ok}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_exact_gain_measures_a_planted_gain_with_coverage_and_stands_in_for_elo():
+    """Planted accuracy gains over the last third: +0.15 reads improving, 0 saturated (with a flat
+    train loss), and the interval holds the planted gain in most of 20 planted runs. It is used
+    only where the Elo gain is not applicable, and the reason says so."""
+    from azscale.analysis.saturation import exact_gain
+    cover = 0
+    for k in range(20):
+        g = exact_gain(planted_exact(0.6, 0.75, seed=k), reps=400, seed=k)
+        assert g["applicable"] and (g["from_step"], g["to_step"], g["states"]) == (200, 300, 480)
+        cover += g["ci"][0] <= 0.15 <= g["ci"][1]
+    assert cover >= 17, f"the 95% interval held the planted gain in {cover} of 20"
+    flat_loss = loss_trend(metrics(lambda x: 1.0))
+    seat = {"applicable": False, "reason": "not applicable: the first mover won every game"}
+    up = exact_gain(planted_exact(0.6, 0.75), reps=400)
+    state, why = classify(seat, flat_loss, up)
+    assert state == "improving" and why.startswith("exact move-accuracy gain (the Elo gain: not applicable")
+    same = exact_gain(planted_exact(0.8, 0.8, n=4000), reps=400)
+    assert classify(seat, flat_loss, same)[0] == "saturated"
+    # an applicable Elo gain is kept; the exact gain does not replace it
+    elo = {"applicable": True, "gain": 200.0, "ci": [120.0, 280.0], "from_step": 200, "to_step": 300}
+    assert classify(elo, flat_loss, same)[1].startswith("Elo gain +200")
+    # no checkpoint near two thirds, or too few checkpoints: not applicable, with the reason
+    far = planted_exact(0.6, 0.6, steps=(10, 100, 300))
+    assert "between steps 150 and 250" in exact_gain(far)["reason"]
+    assert not exact_gain(planted_exact(0.6, 0.6, steps=(300,)))["applicable"]
+
+
+def test_verdict_exact_needs_runs_and_a_readable_file(tmp_path):
+    from conftest import run_cli
+    r = run_cli("verdict", tmp_path, "--out", tmp_path / "v.md", "--exact", tmp_path / "loss.json")
+    assert r.returncode == 2 and r.stderr.strip() == "azscale: error: --exact measures the runs' saturation: give their " \
+                                                     "directories with --run"
+    from azscale.analysis.saturation import read_exact_gains
+    (tmp_path / "bad.json").write_text("{not json")
+    import pytest
+    from azscale.errors import UserError
+    with pytest.raises(UserError):
+        read_exact_gains(tmp_path / "bad.json")
+    assert read_exact_gains(None) == {} and read_exact_gains(tmp_path / "none.json") == {}

@@ -281,10 +281,18 @@ def claim_verdict_files(out: Path) -> Path:
 
 def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | None = None, fwer: float = 0.05,
             replicates: int = DEFAULT_REPS, seed_resampling: str = "pooled", seed: int = 0,
-            power_sims: int | None = None, run_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+            power_sims: int | None = None, run_dirs: Sequence[Path] = (),
+            exact: Path | None = None) -> dict[str, Any]:
     """`run_dirs`: the runs of the final checkpoints; given, the verdict also requires every run to
-    be saturated (analysis/saturation.py) and lists each run's state in verdict.json."""
+    be saturated (analysis/saturation.py) and lists each run's state in verdict.json. `exact`: a
+    `loss --target solver` loss.json whose exact move-accuracy gains stand in for the Elo gain
+    where that is not applicable."""
     check_resampling(replicates, seed)
+    if exact is not None:
+        from .saturation import read_exact_gains
+        if not Path(exact).is_file():
+            raise UserError(f"--exact {exact}: no such file (loss.json of azscale loss --target solver)")
+        read_exact_gains(Path(exact))           # a damaged file is refused before anything is written
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
     vj = claim_verdict_files(out)
@@ -309,7 +317,8 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
         missing = sorted(set(final["run"].dropna()) - named)
         if missing:
             raise UserError(f"--run: the Elo table's runs {', '.join(missing[:3])} are not among the runs given")
-        saturation = saturation_table(elo_dir, [Path(r) for r in run_dirs if Path(r).name in set(final["run"])])
+        saturation = saturation_table(elo_dir, [Path(r) for r in run_dirs if Path(r).name in set(final["run"])],
+                                      exact=exact)
         test.conditions.append(saturation_condition(saturation))
     text = verdict_markdown(summary["game"], test, z, lo)
     out = Path(out)

@@ -18,6 +18,7 @@ from ..errors import ThinData, UserError
 from .endgame import applicability
 from .loss import (FRAME, checkpoint_means, curves, early_late_summary, move_accuracy_summary, observe, rank_trend,
                    smooth_log_rank, state_losses)
+from .saturation import exact_gain
 from .sizeboot import check_resampling
 from .states import build_states, histories_for, outcome_side_to_move
 
@@ -162,7 +163,10 @@ def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thres
                "late_turn": late_turn, "frontier_threshold": frontier_threshold,
                "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
                "loss_rises_with_rank": trend, "early_late": early_late, "move_accuracy": accuracy,
-               "by_checkpoint": checkpoint_means(per_state) if split else [], "figures": figs}
+               "by_checkpoint": checkpoint_means(per_state) if split else [],
+               "exact_gain": ({str(r): exact_gain(g, seed=seed) for r, g in per_state.groupby("run")}
+                              if target == "solver" else {}),
+               "figures": figs}
     runs.atomic_write_json(out / "loss.json", summary)
     return summary
 

@@ -10,6 +10,14 @@
   means gives the change over the last third relative to its mean, with a t interval on
   `BLOCKS - 2` degrees of freedom (blocks, not steps, because neighbouring steps share data).
 
+- **Exact move-accuracy gain** (where exact values exist: `loss --target solver` over a run's
+  checkpoints): the share of decisive states (some move gives the exact value away) where the
+  network's most likely move keeps the value, at the final checkpoint minus at the checkpoint
+  nearest two thirds (the same window rule as the Elo gain), paired on the same states, with a
+  95% interval over states. It stands in for the Elo gain where that is not applicable, e.g. on a
+  board whose games the seat decides (3x2 oware: every game goes to the first mover), where
+  matches cannot tell checkpoints apart; its tolerance is `ACC_TOL`.
+
 A run is **improving** when the Elo gain's interval lies above `ELO_TOL` or the loss falls by more than
 `LOSS_TOL` with its whole interval; **saturated** when the Elo gain's interval lies below
 `ELO_TOL` and the loss's interval lies above -`LOSS_TOL`; otherwise **cannot tell** (too few
@@ -29,6 +37,8 @@ from scipy import stats
 FRACTION = 1 / 3           # the last third of training
 ELO_TOL = 50.0             # a gain whose interval stays below this is no gain
 LOSS_TOL = 0.05            # a relative loss change within +-5% over the last third is flat
+ACC_TOL = 0.02             # an exact move-accuracy gain whose interval stays below 2 points is no gain
+ACC_REPS = 2000
 BLOCKS = 6
 
 
@@ -91,33 +101,92 @@ def elo_gain(table, samples, run: str, fraction: float = FRACTION) -> dict[str, 
     return out
 
 
+def reference_step(steps: Sequence[int], fraction: float = FRACTION) -> tuple[int | None, str]:
+    """The checkpoint step nearest (1 - fraction) of the last, or None with the reason when none
+    lies between half and five sixths of the last step (the Elo gain's rule)."""
+    steps = sorted(int(s) for s in steps)
+    if len(steps) < 2:
+        return None, "one checkpoint evaluated (loss --checkpoints all)"
+    last = steps[-1]
+    ref = min(steps[:-1], key=lambda s: abs(s - last * (1 - fraction)))
+    lo, hi = last * (1 - 1.5 * fraction), last * (1 - 0.5 * fraction)
+    if not lo <= ref <= hi:
+        return None, f"no checkpoint evaluated between steps {lo:.0f} and {hi:.0f} of {last}"
+    return ref, ""
+
+
+def exact_gain(per_state, fraction: float = FRACTION, reps: int = ACC_REPS, seed: int = 0) -> dict[str, Any]:
+    """One run's exact move-accuracy gain over its last third (rows of `loss --target solver`'s
+    per-state table for that run: step, key, decisive, move_optimal), paired on the states
+    decisive at both checkpoints, with a 95% bootstrap interval over states."""
+    if "move_optimal" not in per_state.columns or per_state.empty:
+        return {"applicable": False, "reason": "no exact values (loss --target solver)"}
+    steps = per_state["step"].unique()
+    ref, why = reference_step(steps, fraction)
+    if ref is None:
+        return {"applicable": False, "reason": why}
+    last = int(max(steps))
+    d = per_state[per_state["decisive"].astype(bool)]
+    a = d[d["step"] == ref].set_index("key")["move_optimal"]
+    b = d[d["step"] == last].set_index("key")["move_optimal"]
+    keys = a.index.intersection(b.index)
+    if len(keys) < 20:
+        return {"applicable": False, "reason": f"{len(keys)} decisive states at both checkpoints; needs 20"}
+    diff = (b.loc[keys] - a.loc[keys]).to_numpy(float)
+    rng = np.random.default_rng(seed)
+    n = len(diff)
+    boot = np.array([diff[rng.integers(0, n, n)].mean() for _ in range(reps)])
+    return {"applicable": True, "gain": float(diff.mean()), "ci": [float(np.percentile(boot, 2.5)),
+                                                                    float(np.percentile(boot, 97.5))],
+            "from_step": int(ref), "to_step": last, "states": int(n),
+            "accuracy_from": float(a.loc[keys].mean()), "accuracy_to": float(b.loc[keys].mean())}
+
+
+def read_exact_gains(loss_json: Path | None) -> dict[str, dict[str, Any]]:
+    """Each run's exact move-accuracy gain from a `loss --target solver` result (empty when there
+    is none, or it holds no gains: it was made on final checkpoints only, or before gains)."""
+    if loss_json is None or not Path(loss_json).exists():
+        return {}
+    from ..runs import read_json
+    gains = read_json(Path(loss_json), "loss result").get("exact_gain")
+    return {str(k): v for k, v in gains.items() if isinstance(v, dict)} if isinstance(gains, dict) else {}
+
+
 def _finite(ci) -> bool:
     return ci is not None and all(np.isfinite(x) for x in ci)
 
 
-def classify(elo: dict[str, Any], loss: dict[str, Any]) -> tuple[str, str]:
+def classify(elo: dict[str, Any], loss: dict[str, Any], exact: dict[str, Any] | None = None) -> tuple[str, str]:
     """(state, reason): improving, saturated or cannot tell. Improving: a gain or a fall beyond
     the tolerance with its whole interval; saturated: the gain's interval below the tolerance and
-    the loss's within it; the reason names what decided it, or what is missing."""
+    the loss's within it; the reason names what decided it, or what is missing. The gain is the
+    Elo gain, or where that is not applicable the exact move-accuracy gain (`exact`)."""
+    tol, unit = ELO_TOL, "{:+.0f}"
+    if not (elo.get("applicable") and _finite(elo.get("ci"))) and exact and exact.get("applicable") \
+            and _finite(exact.get("ci")):
+        why_not = elo.get("reason") or "no bootstrap interval"
+        elo = {**exact, "label": f"exact move-accuracy gain (the Elo gain: {why_not})"}
+        tol, unit = ACC_TOL, "{:+.3f}"
     e_ci = elo.get("ci") if elo.get("applicable") and _finite(elo.get("ci")) else None
     l_ci = loss.get("ci") if loss.get("applicable") and _finite(loss.get("ci")) else None
-    e_txt = (f"Elo gain {elo['gain']:+.0f} [{e_ci[0]:+.0f}, {e_ci[1]:+.0f}] from step {elo['from_step']} to "
-             f"{elo['to_step']}" if e_ci is not None else None)
+    f = unit.format
+    e_txt = (f"{elo.get('label', 'Elo gain')} {f(elo['gain'])} [{f(e_ci[0])}, {f(e_ci[1])}] from step "
+             f"{elo['from_step']} to {elo['to_step']}" if e_ci is not None else None)
     l_txt = (f"train loss change {loss['relative_change']:+.1%} [{l_ci[0]:+.1%}, {l_ci[1]:+.1%}] over the last third"
              if l_ci is not None else None)
-    if e_ci is not None and e_ci[0] > ELO_TOL:
-        return "improving", f"{e_txt}: above +{ELO_TOL:.0f}"
+    if e_ci is not None and e_ci[0] > tol:
+        return "improving", f"{e_txt}: above {f(tol)}"
     if l_ci is not None and l_ci[1] < -LOSS_TOL:
         return "improving", f"{l_txt}: falling by more than {LOSS_TOL:.0%}"
-    elo_flat = e_ci is not None and e_ci[1] < ELO_TOL
+    elo_flat = e_ci is not None and e_ci[1] < tol
     loss_flat = l_ci is None or l_ci[0] > -LOSS_TOL
     if elo_flat and loss_flat:
-        return "saturated", f"{e_txt}: below +{ELO_TOL:.0f}" + (f"; {l_txt}" if l_txt else "")
+        return "saturated", f"{e_txt}: below {f(tol)}" + (f"; {l_txt}" if l_txt else "")
     why = []
     if e_ci is None:
         why.append("Elo gain: " + (elo.get("reason") or "no bootstrap interval"))
     elif not elo_flat:
-        why.append(f"{e_txt}: neither above nor below +{ELO_TOL:.0f}")
+        why.append(f"{e_txt}: neither above nor below {f(tol)}")
     if l_ci is None:
         why.append("loss: " + (loss.get("reason") or "no interval"))
     elif not loss_flat:
@@ -125,35 +194,45 @@ def classify(elo: dict[str, Any], loss: dict[str, Any]) -> tuple[str, str]:
     return "cannot tell", "; ".join(why)
 
 
-def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=None) -> list[dict[str, Any]]:
+def saturation_table(elo_dir: Path | None, run_dirs: Sequence[Path], metrics=None,
+                     exact: Path | None = None) -> list[dict[str, Any]]:
     """One row per run: its Elo gain and loss trend over the last third and the state.
     `metrics(run_dir)`: the run's recorded metrics lines (default `checkpoints.recorded_metrics`;
-    the report passes its reader, which also reads a copy of the inputs without games)."""
+    the report passes its reader, which also reads a copy of the inputs without games);
+    `exact`: a `loss --target solver` loss.json whose exact move-accuracy gains stand in where
+    the Elo gain is not applicable."""
     from ..checkpoints import recorded_metrics
     metrics = metrics or recorded_metrics
-    table = samples = None
-    seat: dict[str, Any] = {}
+    elo, seat = None, {}
     if elo_dir is not None and (Path(elo_dir) / "elo.csv").exists():
-        from .elo_files import load_elo
-        table, samples, summary = load_elo(Path(elo_dir))
-        table = table.reset_index(drop=True)
-        within = (summary.get("seat") or {}).get("within_runs") if isinstance(summary, dict) else None
-        seat = within if isinstance(within, dict) else {}
-    elo = (table, samples) if table is not None else None
-    return [run_saturation(Path(rd), elo, metrics, seat.get(Path(rd).name)) for rd in run_dirs]
+        elo, seat = elo_seat(Path(elo_dir))
+    gains = read_exact_gains(exact)
+    return [run_saturation(Path(rd), elo, metrics, seat.get(Path(rd).name), gains.get(Path(rd).name))
+            for rd in run_dirs]
 
 
-def run_saturation(run_dir: Path, elo, metrics, seat: dict[str, Any] | None = None) -> dict[str, Any]:
+def elo_seat(elo_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """(Elo table, bootstrap samples), and the within-run seat counts by run, of an Elo fit."""
+    from .elo_files import load_elo
+    table, samples, summary = load_elo(Path(elo_dir))
+    within = (summary.get("seat") or {}).get("within_runs") if isinstance(summary, dict) else None
+    return (table.reset_index(drop=True), samples), (within if isinstance(within, dict) else {})
+
+
+def run_saturation(run_dir: Path, elo, metrics, seat: dict[str, Any] | None = None,
+                   exact: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run's row: `elo` is (Elo table, bootstrap samples) or None where there is no fit yet;
     `metrics(run_dir)` its metrics lines; `seat` the seat count of its within-run games
-    (seat.seat_summary): where the seat decides them, the Elo gain is not applicable."""
+    (seat.seat_summary): where the seat decides them, the Elo gain is not applicable; `exact`
+    its exact move-accuracy gain (`exact_gain`), which then stands in for it."""
     loss = loss_trend(metrics(run_dir))
     gain = elo_gain(*elo, run_dir.name) if elo is not None else {"applicable": False, "reason": "no Elo fit yet"}
     if gain.get("applicable") and isinstance(seat, dict) and seat.get("seat_decided"):
         from .seat import seat_text
         gain = {"applicable": False, "reason": "not applicable: " + seat_text(seat, "pairs of its checkpoints")}
-    state, reason = classify(gain, loss)
-    return {"run": run_dir.name, "state": state, "reason": reason, "elo": gain, "loss": loss}
+    exact = exact if isinstance(exact, dict) else {"applicable": False, "reason": "no exact values"}
+    state, reason = classify(gain, loss, exact)
+    return {"run": run_dir.name, "state": state, "reason": reason, "elo": gain, "loss": loss, "exact": exact}
 
 
 def summary_line(rows: Sequence[dict[str, Any]]) -> str:

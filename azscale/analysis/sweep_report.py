@@ -520,10 +520,11 @@ def _elo(sw: Sweep) -> list[dict[str, Any]]:
 
 def _saturation(sw: Sweep) -> list[dict[str, Any]]:
     """Per run: has it stopped improving (Elo gain and train-loss trend over its last third)."""
-    from .saturation import ELO_TOL, LOSS_TOL, saturation_table, summary_line
+    from .saturation import ACC_TOL, ELO_TOL, LOSS_TOL, saturation_table, summary_line
     elo_dir = sw.a / "elo" if (sw.a / "elo" / "elo.csv").exists() else None
     sw.reading[0] = elo_dir or sw.dir / "runs"
-    rows = saturation_table(elo_dir, sw.run_dirs, metrics=run_metrics)
+    exact = sw.a / "loss-solver" / "loss.json"
+    rows = saturation_table(elo_dir, sw.run_dirs, metrics=run_metrics, exact=exact if exact.exists() else None)
     sw.results["saturation"] = rows
 
     def ci(d, fmt):
@@ -537,6 +538,8 @@ def _saturation(sw: Sweep) -> list[dict[str, Any]]:
                            "steps compared": (f"{r['elo']['from_step']} -> {r['elo']['to_step']}"
                                               if r["elo"].get("applicable") else "-"),
                            "train-loss change, last third": ci(r["loss"], "{:+.1%}"),
+                           **({"exact move-accuracy gain": ci(r["exact"], "{:+.3f}")}
+                              if any(x["exact"].get("applicable") for x in rows) else {}),
                            "state": r["state"], "why": r["reason"]} for r in rows])
     md = (f"**{summary_line(rows)}.** A run is *improving* when its Elo gain from the checkpoint nearest two "
           f"thirds of training to the final one has its 95% interval above +{ELO_TOL:.0f}, or its train loss "
@@ -545,8 +548,15 @@ def _saturation(sw: Sweep) -> list[dict[str, Any]]:
           f"-{LOSS_TOL:.0%}; otherwise *cannot tell* (a flat loss alone never makes a run saturated). The Elo "
           "gain needs within-run checkpoints in the tournament (`--checkpoint-tournament K`, K ≥ 3, which "
           "includes the checkpoint nearest two thirds); the loss trend is a line through 6 block means of "
-          "the last third's steps (t interval).\n\n" + _md_table(table))
-    return [{"id": "saturation", "title": "Saturation per run", "source": "runs/*/metrics.jsonl, analysis/elo",
+          "the last third's steps (t interval)."
+          + (f" Where the Elo gain is not applicable (e.g. the seat decides the within-run games) and exact "
+             f"values exist, the *exact move-accuracy gain* stands in for it: the share of decisive states "
+             f"(some move gives the exact value away) where the network's most likely move keeps the value, final "
+             f"checkpoint minus the checkpoint nearest two thirds, paired on the same states (95% bootstrap "
+             f"interval over states), with tolerance +{ACC_TOL:.2f}." if any(x["exact"].get("applicable") for x in rows)
+             else "") + "\n\n" + _md_table(table))
+    return [{"id": "saturation", "title": "Saturation per run",
+             "source": "runs/*/metrics.jsonl, analysis/elo, analysis/loss-solver (exact gains, where present)",
              "md": md}]
 
 
