@@ -49,7 +49,7 @@ from . import checkpoints as ck
 from . import parallel, runs
 from .errors import Terminated, ThinData, UserError
 from .status import Progress, SweepLog, duration, run_progress
-from .sweepcfg import Executor, SweepConfig, build, compare, from_record, record
+from .sweepcfg import Executor, SweepConfig, build, compare, from_record, grown_steps, record
 from .sweepsteps import ANALYSIS_STEPS, STEPS, Context, Step, check_reanalyse, dependents, step_inputs
 
 
@@ -153,6 +153,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
         if analyse_finished and len(pending) == len(configs):
             raise _nothing_finished()
+        if have_sc is not None and grown_steps(have_sc, sc)[1] is not None:
+            _keep_matches_aside(root, grown_steps(have_sc, sc)[0])
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
             legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
@@ -195,6 +197,24 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
 
 def _nothing_finished() -> UserError:
     return UserError("--analyse-finished: no run of this sweep has finished training yet; rerun without it to train them")
+
+
+def _keep_matches_aside(root: Path, old_steps: int) -> None:
+    """The runs train on (their steps grew): the games between their old final checkpoints, and
+    the within-run round-robins that end at them, move to `matches/steps-<old>/` (kept, never
+    mixed with the new agents' games; a tournament refuses players that changed). Each move is
+    one rename, so a sweep stopped halfway moves the rest when it is rerun."""
+    src = root / "matches"
+    moving = [d for d in sorted(src.glob("*")) if d.is_dir() and (d.name == "final" or d.name.startswith("checkpoints-"))] \
+        if src.is_dir() else []
+    if not moving:
+        return
+    dest = src / f"steps-{old_steps}"
+    dest.mkdir(exist_ok=True)
+    for d in moving:
+        if (dest / d.name).exists():
+            raise UserError(f"{d}: cannot keep it aside, {dest / d.name} exists (move one of them away)")
+        os.replace(d, dest / d.name)
 
 
 def _finished(run_dir: Path, steps: int) -> bool:

@@ -10,7 +10,11 @@ but the executor's `kind` (`--executor`) and the training `overrides` (`--set`).
 
 What a rerun may change (each setting's `rerun`, `RERUN`):
 - grow: `widths`, `families` (a superset of the sweep's) and `seeds` (at least as many): only
-  the new runs train, and the analysis steps that read runs are redone;
+  the new runs train, and the analysis steps that read runs are redone; and the training
+  `steps` (`--set steps=N`, at least as many): every run trains on from its last step (each
+  run's resume file keeps its buffer and optimizer; checkpoints follow the longer schedule),
+  the match games between the old final checkpoints are kept aside (`matches/steps-<old>/`)
+  and every analysis step that reads runs is redone;
 - reanalyse: `bootstrap`, `solver`, `late_turn`, `shoulder_moves`, `temperature_study`,
   `checkpoint_tournament`: the steps that depend on them are redone (a temperature study plays
   only its new temperatures; another checkpoint count plays its own round-robins beside the
@@ -42,6 +46,8 @@ FAMILIES = ("mlp", "resnet")
 EXECUTORS = ("local", "ray")
 # training settings that a sweep may change between reruns: they change no recorded game
 FREE_TRAINING = {"device", "engine", "compile", "snapshot_seconds"}
+# training settings that a rerun may raise: the runs train on (see the module docstring)
+GROW_TRAINING = {"steps"}
 # what a rerun may do with a sweep setting (module docstring): change it freely; grow it; change
 # it, redoing the steps that read it; change it until its games are recorded (`_recorded`); or
 # nothing (the game and the training settings, compared as resolved training settings)
@@ -393,6 +399,12 @@ def record(sc: SweepConfig, ex: Executor) -> dict[str, Any]:
     return {**dataclasses.asdict(sc), "executor": dataclasses.asdict(ex)}
 
 
+def grown_steps(have: SweepConfig, want: SweepConfig) -> tuple[int, int | None]:
+    """(the sweep's training steps, the larger steps asked) or (steps, None) when they did not grow."""
+    a, b = have.train_config(have.widths[0], 0).steps, want.train_config(want.widths[0], 0).steps
+    return a, (b if b > a else None)
+
+
 def _training_values(sc: SweepConfig) -> dict[str, Any]:
     """The resolved training settings every run shares (no width, seed or family)."""
     cfg = sc.train_config(sc.widths[0], 0, (sc.families or [None])[0]).to_dict()
@@ -422,7 +434,11 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
         diffs.append(f"game: the sweep has {have.game!r}, asked {want.game!r}")
     else:
         a, b = _training_values(have), _training_values(want)
-        diffs += [f"{k}: the sweep has {a[k]!r}, asked {b[k]!r}" for k in sorted(a) if a[k] != b.get(k)]
+        for k in sorted(a):
+            if a[k] == b.get(k) or (k in GROW_TRAINING and isinstance(b.get(k), int) and b[k] > a[k]):
+                continue
+            why = f" ({k} may only grow: the runs keep what they trained)" if k in GROW_TRAINING else ""
+            diffs.append(f"{k}: the sweep has {a[k]!r}, asked {b.get(k)!r}{why}")
         fa, fb = families_of(have), families_of(want)
         if have.families is None and want.families is not None and fa[0] != "mlp":
             diffs.append(f"families: the sweep's {fa[0]} runs are named without their family; a sweep of "
@@ -452,6 +468,9 @@ def compare(have: SweepConfig, want: SweepConfig, root: Path) -> list[str]:
         grows.append(f"families +{','.join(new_f)}")
     if want.seeds > have.seeds:
         grows.append(f"seeds {have.seeds} -> {want.seeds}")
+    old, new = grown_steps(have, want)
+    if new is not None:
+        grows.append(f"steps {old} -> {new}")
     for k in (*REANALYSE, *FIXED_DATA):
         if getattr(have, k) != getattr(want, k):
             grows.append(f"{k} {show(getattr(have, k))} -> {show(getattr(want, k))}")

@@ -30,6 +30,9 @@ _OMIT = object()            # an input left out of the fingerprint (see checkpoi
 # sweep's settings, the names of the runs it reads and the analysis values (`analysis_values`).
 INPUTS: dict[str, Callable[[SweepConfig, list[str], dict[str, Any]], Any]] = {
     "runs": lambda sc, runs, eg: runs,
+    # the steps the runs train, in the fingerprint of every step that reads runs once a sweep sets
+    # them (`--set steps=N`: they may grow, and then the runs' results change, not their names)
+    "trained_steps": lambda sc, runs, eg: sc.overrides.get("steps", _OMIT),
     "games": lambda sc, runs, eg: sc.random_games,
     "replicates": lambda sc, runs, eg: sc.bootstrap // 4,
     "late_turn": lambda sc, runs, eg: eg["late_turn"],
@@ -121,8 +124,9 @@ class Step:
         return out
 
 
-_MATCH = ("runs", "games_per_pair", "simulations", "temperature")
-_LOSS = ("runs", "late_turn")
+_RUNS = ("runs", "trained_steps")          # a step that reads the runs
+_MATCH = (*_RUNS, "games_per_pair", "simulations", "temperature")
+_LOSS = (*_RUNS, "late_turn")
 
 STEPS: dict[str, Step] = {}
 
@@ -147,7 +151,7 @@ def _register(*steps: Step) -> None:
 
 _register(
     Step("random-games", "sweepwork:run_random_games", inputs=("games",)),
-    Step("zipf", "sweepwork:run_zipf", inputs=("runs", "replicates", "late_turn", "shoulder_moves"),
+    Step("zipf", "sweepwork:run_zipf", inputs=(*_RUNS, "replicates", "late_turn", "shoulder_moves"),
          outputs=("analysis/zipf",), output_kind="zipf"),
     Step("zipf-random", "sweepwork:run_zipf_random", inputs=("replicates", "late_turn", "shoulder_moves"),
          outputs=("analysis/zipf-random",), output_kind="zipf", depends=("random-games",)),
@@ -162,13 +166,13 @@ _register(
     Step("loss-solver", "sweepwork:run_loss_solver", inputs=(*_LOSS, "solver_budget", "solver_checkpoints"),
          outputs=("analysis/loss-solver",), output_kind="loss",
          optional=True, needs_oracle=True),
-    Step("scaling", "sweepwork:run_scaling", inputs=("runs", "bootstrap"), outputs=("analysis/scaling",),
+    Step("scaling", "sweepwork:run_scaling", inputs=(*_RUNS, "bootstrap"), outputs=("analysis/scaling",),
          output_kind="scaling", depends=("elo", "zipf")),
     Step("verdict", "sweepwork:run_verdict", outputs=("analysis/verdict.md", "analysis/verdict.json"),
          depends=("elo", "zipf", "loss", "loss-pooled", "loss-solver")),
     # optional: off unless the sweep asks for temperatures
     Step("temperature", "sweepwork:run_temperature",
-         inputs=("runs", "temperatures", "games_per_pair", "simulations", "bootstrap"), optional=True,
+         inputs=(*_RUNS, "temperatures", "games_per_pair", "simulations", "bootstrap"), optional=True,
          asked=lambda sc: bool(sc.temperature_study)),
 )
 ANALYSIS_STEPS = list(STEPS)

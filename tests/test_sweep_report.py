@@ -921,3 +921,40 @@ def test_games_the_seat_decides_are_named_in_the_report_and_stop_the_verdict(tin
     seat = [c for c in v["conditions"] if c["name"] == "seat"]
     assert v["verdict"] in ("cannot tell", "not applicable") and seat and not seat[0]["holds"]
     assert "the seat, not the agent, decides" in (tmp_path / "v.md").read_text()
+
+
+def test_sweep_steps_grow_in_place(tiny_sweep, tmp_path):
+    """`--set steps=N` with more steps than the sweep trained: every run trains on from its last
+    step (no game recorded twice or lost), the old final checkpoints' games are kept aside,
+    every analysis that reads runs is redone on the longer-trained agents; fewer steps are
+    refused in one line."""
+    sw = tmp_path / "sw"
+    shutil.copytree(tiny_sweep, sw)
+    grown = [a if a != "steps=8" else "steps=12" for a in SWEEP_ARGS]
+    r = subprocess.run(cli(*[a if a != "steps=8" else "steps=6" for a in SWEEP_ARGS], "--out", sw),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "steps: the sweep has 8, asked 6 (steps may only grow" in r.stderr
+    r = subprocess.run(cli(*grown, "--out", sw), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    log = (sw / "sweep.log").read_text()
+    assert "grows: steps 8 -> 12" in log
+    for run in ("tic_tac_toe-w4-s0", "tic_tac_toe-w16-s0"):
+        rd = sw / "runs" / run
+        assert json.loads((rd / "config.json").read_text())["settings"]["steps"] == 12
+        steps = [json.loads(x)["step"] for x in (rd / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, 13))                              # each step once, none lost
+        ids = read_games(rd)["game_id"].to_pylist()
+        assert len(ids) == len(set(ids))                                # no game recorded twice
+    old = json.loads((sw / "matches" / "steps-8" / "final" / "tournament.json").read_text())
+    new = json.loads((sw / "matches" / "final" / "tournament.json").read_text())
+    agents = lambda t, k: {p["name"] for p in t["players"] if p["kind"] == "agent"}    # noqa: E731
+    assert agents(old, 8) == {"tic_tac_toe-w4-s0@8", "tic_tac_toe-w16-s0@8"}
+    assert agents(new, 12) == {"tic_tac_toe-w4-s0@12", "tic_tac_toe-w16-s0@12"}
+    elo = json.loads((sw / "analysis" / "elo" / "elo.json").read_text())
+    assert elo.get("tournaments") and all("steps-8" not in str(t) for t in elo["tournaments"])
+    # asked again: nothing grows, nothing is redone
+    before = (sw / "steps.json").read_text()
+    r = subprocess.run(cli(*grown, "--out", sw), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (sw / "steps.json").read_text() == before
