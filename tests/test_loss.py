@@ -347,6 +347,7 @@ def test_exact_move_accuracy_on_small_oware_end_to_end(tmp_path):
     (p, v), = acc["by_params"].items()
     assert 0 <= v["early_accuracy"] <= 1 and v["early_states"] > 0 and v["late_states"] > 0
     assert "move accuracy early" in r.stdout
+    assert (tmp_path / "l" / "accuracy_early_late_vs_step.png").stat().st_size > 0
     per = pd.read_parquet(tmp_path / "l" / "per_state.parquet")
     last = per[per["step"] == per["step"].max()]
     assert v["late_accuracy"] == pytest.approx(last[last["late"] & last["decisive"]]["move_optimal"].mean())

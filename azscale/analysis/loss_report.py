@@ -171,6 +171,41 @@ def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thres
     return summary
 
 
+def accuracy_vs_step(per_state, sizes, colour, late_turn, caption, plt, save) -> None:
+    """Exact move accuracy on decisive states across checkpoints, early and late, per size (runs'
+    accuracies averaged over seeds, the seeds' range shaded): the learning curves against the
+    truth where matches cannot tell agents apart."""
+    d = per_state[per_state["decisive"].astype(bool)]
+    runs_ = d.groupby(["run", "params", "step", "late"])["move_optimal"].mean().reset_index()
+    parts = [(flag, name) for flag, name in ((False, f"early decisive states (mean turn < {late_turn:g})"),
+                                             (True, f"late decisive states (mean turn ≥ {late_turn:g})"))
+             if (runs_["late"] == flag).any()]
+    if not parts:
+        return
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True, squeeze=False)
+    for ax, (flag, name) in zip(axes[0], parts):
+        dd = runs_[runs_["late"] == flag]
+        for p in sizes:
+            g = dd[dd["params"] == p].groupby("step")["move_optimal"]
+            if not len(g):
+                continue
+            x = np.asarray(list(g.groups)).clip(1)
+            ax.plot(x, g.mean().to_numpy(), "o-", ms=3, color=colour[p], label=f"{int(p):,} params")
+            if g.count().max() > 1:
+                ax.fill_between(x, g.min().to_numpy(), g.max().to_numpy(), color=colour[p], alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("learner step (checkpoint)")
+        ax.set_ylabel("exact move accuracy (network's top move)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("share of decisive states where the network's most likely move keeps the exact value "
+                 f"(mean over seeds, range shaded); {caption}", fontsize=8)
+    fig.tight_layout()
+    save(fig, "accuracy_early_late_vs_step")
+
+
 def figures(combined, fronts, per_state, out, target, thr, late_turn, caption="", split=True) -> list[str]:
     from .plotting import pyplot, save as save_figure, size_colours
     plt = pyplot()
@@ -246,6 +281,8 @@ def figures(combined, fronts, per_state, out, target, thr, late_turn, caption=""
                          f"{caption}", fontsize=8)
             fig.tight_layout()
             save(fig, "loss_early_late_vs_step")
+        if "move_optimal" in per_state.columns and per_state["step"].nunique() > 1:
+            accuracy_vs_step(per_state, sizes, colour, late_turn, caption, plt, save)
     f = fronts[fronts["subset"] == "all"]
     if f["step"].nunique() > 1:
         from .plotting import run_styles, seed_of

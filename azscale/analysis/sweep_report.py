@@ -76,6 +76,10 @@ CAPTIONS = {
                        "{late_turn}).",
     "loss_early_late_vs_step": "The paper's Fig. 8: mean loss on early and on late states across checkpoints, "
                                "one colour per size.",
+    "accuracy_early_late_vs_step": "Exact move accuracy across checkpoints: the share of decisive states (some "
+                                   "move gives the exact value away) where the network's most likely move keeps "
+                                   "the value, early and late, one colour per size (mean over seeds, their range "
+                                   "shaded).",
     "frontier_vs_step": "The learned frontier: the rank up to which the smoothed loss stays below the threshold, "
                         "against learner step; one colour per size, one line style per seed.",
     "solver_effort": "Perfect-play solver effort (seconds and nodes per state, smoothed) against state rank.",
