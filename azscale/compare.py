@@ -85,6 +85,8 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
         arms[label] = {"sweep": str(sweep), "elo": cmp.final_elo_by_size(an / "elo" / "elo.csv"),
                        "verdict": cmp.verdict_summary(an / "verdict.json"),
                        "early_late": cmp.early_late_by_size(an / "loss-solver" / "loss.json"),
+                       "accuracy": cmp.early_late_by_size(an / "loss-solver" / "loss.json", "move_accuracy",
+                                                          "accuracy"),
                        "replay": cmp.replay_by_size([{"params": ck.read_run_config(rd[n])["params"],
                                                       "metrics": ck.read_metrics(rd[n])} for n in common])}
     runs.claim_dir(out, "compare")
@@ -175,6 +177,9 @@ def markdown(r: dict[str, Any]) -> str:
         for key, title, cols in (("elo", "final Elo against random, by size", ("elo", "seeds", "seed_sd")),
                                  ("early_late", "value loss against exact values, early and late states",
                                   ("early_loss", "early_ci", "late_loss", "late_ci", "seeds")),
+                                 ("accuracy", "exact move accuracy on decisive states, early and late (the "
+                                              "network's most likely move keeps the exact value)",
+                                  ("early_accuracy", "early_ci", "late_accuracy", "late_ci", "seeds")),
                                  ("replay", "replay metrics", cmp.REPLAY_METRICS)):
             t = a[key]
             if not t["available"]:

@@ -116,3 +116,20 @@ def test_compare_end_to_end_and_its_refusals(tmp_path):
     assert same.returncode != 0 and "same settings" in same.stderr and "Traceback" not in same.stderr
     bad = run_cli("compare", tmp_path / "plain", tmp_path / "nowhere", "--out", tmp_path / "e")
     assert bad.returncode != 0 and "not a sweep directory" in bad.stderr
+
+
+def test_each_arm_reads_its_exact_accuracy_or_says_why_not(tmp_path):
+    from azscale.analysis.compare import early_late_by_size
+    from azscale.errors import UserError
+    row = {"seeds": 3, "early_accuracy": 0.6, "early_ci": [0.5, 0.7], "late_accuracy": 0.55, "late_ci": [0.5, 0.6]}
+    f = tmp_path / "loss.json"
+    f.write_text(json.dumps({"early_late": {"applicable": True, "by_params": {"116": {"seeds": 3}}},
+                             "move_accuracy": {"applicable": True, "by_params": {"116": row}, "late_turn": 7}}))
+    acc = early_late_by_size(f, "move_accuracy", "accuracy")
+    assert acc["available"] and acc["by_params"]["116"] == {**row} and acc["late_turn"] == 7
+    f.write_text(json.dumps({"early_late": {"applicable": True, "by_params": {}}}))      # made before accuracy
+    acc = early_late_by_size(f, "move_accuracy", "accuracy")
+    assert not acc["available"] and "holds no move_accuracy" in acc["reason"]
+    f.write_text(json.dumps({"move_accuracy": {"by_params": [1, 2]}}))
+    with pytest.raises(UserError, match="move_accuracy is not a table by size"):
+        early_late_by_size(f, "move_accuracy", "accuracy")

@@ -128,17 +128,22 @@ def verdict_summary(verdict_json: Path) -> dict[str, Any]:
             "detectable_fall": power.get("minimum_detectable_fall") if isinstance(power, dict) else None}
 
 
-def early_late_by_size(loss_json: Path) -> dict[str, Any]:
+def early_late_by_size(loss_json: Path, key: str = "early_late", name: str = "loss") -> dict[str, Any]:
+    """A `loss --target solver` result's early/late table by size: the value loss (`early_late`)
+    or, with key="move_accuracy" and name="accuracy", the exact move accuracy."""
     if not Path(loss_json).exists():
         return {"available": False, "reason": f"{loss_json} is missing (no exact values for this game, or the "
                                               f"sweep's analysis has not run)"}
-    el = read_json(loss_json, "loss result").get("early_late", {})
+    el = read_json(loss_json, "loss result").get(key, {})
     if not isinstance(el, dict) or not isinstance(el.get("by_params", {}), dict) \
             or not all(isinstance(e, dict) for e in el.get("by_params", {}).values()):
-        raise UserError(f"{loss_json}: damaged loss result (early_late is not a table by size)")
+        raise UserError(f"{loss_json}: damaged loss result ({key} is not a table by size)")
+    if not el:
+        return {"available": False, "reason": f"{loss_json} holds no {key} (made before azscale measured it; "
+                                              f"rerun the sweep with --reanalyse loss-solver)"}
     if not el.get("applicable", False):
         return {"available": False, "reason": el.get("reason", "not applicable")}
-    return {"available": True, "by_params": {p: {k: e.get(k) for k in ("early_loss", "early_ci", "late_loss",
+    return {"available": True, "by_params": {p: {k: e.get(k) for k in (f"early_{name}", "early_ci", f"late_{name}",
                                                                           "late_ci", "seeds")}
                                              for p, e in el.get("by_params", {}).items()},
             "late_turn": el.get("late_turn")}
