@@ -554,7 +554,8 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
             if a:
                 line += (f"; move accuracy early {num(a['early_accuracy'], 3)} "
                          f"{fmt_ci(*(a.get('early_ci') or [None, None]), 3)}, late {num(a['late_accuracy'], 3)} "
-                         f"{fmt_ci(*(a.get('late_ci') or [None, None]), 3)}")
+                         f"{fmt_ci(*(a.get('late_ci') or [None, None]), 3)} (a random move: "
+                         f"{num(a.get('early_chance'), 3)}, {num(a.get('late_chance'), 3)})")
             typer.echo(line)
     typer.echo(f"-> {out}/loss.json, curves.csv, per_state.parquet, figures")
 

@@ -280,8 +280,9 @@ def test_move_columns_split_ties_and_mark_decisive_states():
     logp = np.full(probs.shape, -np.inf)
     logp[legal] = np.log(probs[legal])
     best = np.array([0b0001, 0b0010, 0b0100, 0b0011, 0], np.uint64)
-    opt, mass, decisive = move_columns(logp, legal, best)
+    opt, mass, decisive, chance = move_columns(logp, legal, best)
     assert opt[:4] == pytest.approx([1.0, 0.0, 1 / 3, 1.0]) and np.isnan(opt[4])
+    assert chance[:4] == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0]) and np.isnan(chance[4])
     assert mass[:4] == pytest.approx([0.7, 0.2, 1 / 3, 1.0]) and np.isnan(mass[4])
     assert decisive.tolist() == [True, True, True, False, False]
 
@@ -351,6 +352,8 @@ def test_exact_move_accuracy_on_small_oware_end_to_end(tmp_path):
     per = pd.read_parquet(tmp_path / "l" / "per_state.parquet")
     last = per[per["step"] == per["step"].max()]
     assert v["late_accuracy"] == pytest.approx(last[last["late"] & last["decisive"]]["move_optimal"].mean())
+    assert v["late_chance"] == pytest.approx(last[last["late"] & last["decisive"]]["chance_optimal"].mean())
+    assert 0 < v["late_chance"] < 1
     steps = sorted({row["step"] for row in res["by_checkpoint"]})
     assert steps == sorted(per["step"].unique()) and len(steps) >= 2
     # the exact move-accuracy gain over the last third (to the final checkpoint from the one

@@ -80,7 +80,7 @@ def state_losses(model: torch.nn.Module, states: pd.DataFrame, target: dict[str,
         "loss_value": (target["z"] - v) ** 2})
     if "best_mask" in target:
         part["policy_ce"] = optimal_policy_ce(logp, target["best_mask"])
-        part["move_optimal"], part["optimal_mass"], part["decisive"] = move_columns(
+        part["move_optimal"], part["optimal_mass"], part["decisive"], part["chance_optimal"] = move_columns(
             logp, target["info"].legal, target["best_mask"])
         part["solver_nodes"] = target["nodes"]
         part["solver_seconds"] = target["seconds"]
@@ -170,17 +170,26 @@ def move_accuracy_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 200
                    statistic="share of decisive states (some legal move gives the exact value away) where the "
                              "network's most likely move (no search; ties split) keeps the exact value, at each "
                              "run's last checkpoint; seeds combined by the arithmetic mean")
+    if "chance_optimal" in per_state.columns:       # what a uniformly random move scores on the same states
+        last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
+        last = last[last["decisive"].astype(bool)]
+        for p, e in out["by_params"].items():
+            for subset, flag in (("early", False), ("late", True)):
+                c = last[(last["params"] == int(p)) & (last["late"] == flag)].groupby("run")["chance_optimal"].mean()
+                e[f"{subset}_chance"] = float(c.mean()) if len(c) else None
+        out["chance"] = "the accuracy of a uniformly random legal move on the same states (mean over seeds)"
     return out
 
 
 def move_columns(logp: np.ndarray, legal: np.ndarray, best_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                                        np.ndarray]:
+                                                                                        np.ndarray, np.ndarray]:
     """Per state, against a perfect-play target (`best_mask`: the value-keeping moves as bits):
     `move_optimal`, the share of the network's most likely moves (ties split evenly) that keep
     the value; `optimal_mass`, the policy's probability on such moves (a move drawn from the
     policy keeps the value this often); `decisive`, whether some legal move gives the value away
-    (elsewhere every move is optimal and the accuracy says nothing). NaN / False where the
-    target has no optimal move (unsolved)."""
+    (elsewhere every move is optimal and the accuracy says nothing); `chance`, the accuracy of a
+    uniformly random legal move (the baseline). NaN / False where the target has no optimal move
+    (unsolved)."""
     n, A = logp.shape
     bits = ((best_mask.astype(np.uint64)[:, None] >> np.arange(A, dtype=np.uint64)) & np.uint64(1)).astype(bool)
     known = bits.any(1)
@@ -188,8 +197,9 @@ def move_columns(logp: np.ndarray, legal: np.ndarray, best_mask: np.ndarray) -> 
     with np.errstate(invalid="ignore", divide="ignore"):
         optimal = (top & bits).sum(1) / np.maximum(top.sum(1), 1)
         mass = np.where(bits, np.exp(logp), 0.0).sum(1)
+        chance = (legal & bits).sum(1) / np.maximum(legal.sum(1), 1)
     decisive = known & (legal & ~bits).any(1)
-    return np.where(known, optimal, np.nan), np.where(known, mass, np.nan), decisive
+    return np.where(known, optimal, np.nan), np.where(known, mass, np.nan), decisive, np.where(known, chance, np.nan)
 
 
 def _by_size(per_state: pd.DataFrame, pooled: bool, column: str, name: str, *, log: bool, reps: int, seed: int,
@@ -296,6 +306,8 @@ def checkpoint_means(per_state: pd.DataFrame) -> list[dict[str, Any]]:
                 dd = d[d["decisive"].astype(bool)]
                 r[f"{subset}_decisive"] = int(len(dd))
                 r[f"{subset}_accuracy"] = float(dd["move_optimal"].mean()) if len(dd) else None
+                if "chance_optimal" in dd.columns:
+                    r[f"{subset}_chance"] = float(dd["chance_optimal"].mean()) if len(dd) else None
         rows.append(r)
     return rows
 

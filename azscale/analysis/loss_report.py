@@ -201,7 +201,7 @@ def accuracy_vs_step(per_state, sizes, colour, late_turn, caption, plt, save) ->
         ax.grid(True, which="major", alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle("share of decisive states where the network's most likely move keeps the exact value "
-                 f"(mean over seeds, range shaded); {caption}", fontsize=8)
+                 f"(mean over seeds, range shaded)\n{caption}", fontsize=8)
     fig.tight_layout()
     save(fig, "accuracy_early_late_vs_step")
 

@@ -215,8 +215,9 @@ def _accuracy_md(lj: dict[str, Any]) -> str:
     rows = [{"params": f"{int(p):,}", "seeds": v["seeds"], "early accuracy": num(v["early_accuracy"], 3),
              "early 95% CI": fmt_ci(*(v.get("early_ci") or [None, None]), 3),
              "late accuracy": num(v["late_accuracy"], 3),
-             "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 3), "early decisive states": v["early_states"],
-             "late decisive states": v["late_states"]}
+             "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 3),
+             "random move, early / late": f"{num(v.get('early_chance'), 3)} / {num(v.get('late_chance'), 3)}",
+             "early decisive states": v["early_states"], "late decisive states": v["late_states"]}
             for p, v in sorted(acc["by_params"].items(), key=lambda kv: int(kv[0]))]
     pairs = [f"{int(v['params_from']):,} → {int(v['params_to']):,} parameters: early "
              f"{_signed(v.get('early_diff'))} {_ci_text(v.get('early_ci'))}, late {_signed(v.get('late_diff'))} "
