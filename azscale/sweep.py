@@ -155,6 +155,8 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
             raise _nothing_finished()
         if have_sc is not None and grown_steps(have_sc, sc)[1] is not None:
             _keep_matches_aside(root, grown_steps(have_sc, sc)[0])
+        elif inputs is not None:
+            inputs = _with_trained_steps(inputs, sc)
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
             base = have_sc or sc
             legacy = step_inputs(base, [base.run_name(w, s, f) for f, w, s in base.sizes()], True)
@@ -199,18 +201,28 @@ def _nothing_finished() -> UserError:
     return UserError("--analyse-finished: no run of this sweep has finished training yet; rerun without it to train them")
 
 
+def _with_trained_steps(inputs: dict[str, Any], sc: SweepConfig) -> dict[str, Any]:
+    """Steps recorded before `trained_steps` was an input were made with the sweep's steps (these
+    did not change: a change is a growth, handled before): they get it, so they are not redone."""
+    steps = sc.train_config(sc.widths[0], 0).steps
+    return {k: ({**v, "trained_steps": steps} if isinstance(v, dict) and "trained_steps" not in v
+                and k in STEPS and "trained_steps" in STEPS[k].inputs else v) for k, v in inputs.items()}
+
+
 def _keep_matches_aside(root: Path, old_steps: int) -> None:
-    """The runs train on (their steps grew): the games between their old final checkpoints, and
-    the within-run round-robins that end at them, move to `matches/steps-<old>/` (kept, never
-    mixed with the new agents' games; a tournament refuses players that changed). Each move is
-    one rename, so a sweep stopped halfway moves the rest when it is rerun."""
+    """The runs train on (their steps grew): the games between their old final checkpoints, the
+    within-run round-robins that end at them, and a temperature study of them move to
+    `matches/steps-<old>/` (kept, never mixed with the new agents' games; a tournament or study
+    refuses players that changed). Each move is one rename, so a sweep stopped halfway moves the
+    rest when it is rerun."""
     src = root / "matches"
     moving = [d for d in sorted(src.glob("*")) if d.is_dir() and (d.name == "final" or d.name.startswith("checkpoints-"))] \
         if src.is_dir() else []
+    moving += [root / "temperature"] if (root / "temperature").is_dir() else []
     if not moving:
         return
     dest = src / f"steps-{old_steps}"
-    dest.mkdir(exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
     for d in moving:
         if (dest / d.name).exists():
             raise UserError(f"{d}: cannot keep it aside, {dest / d.name} exists (move one of them away)")

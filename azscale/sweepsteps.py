@@ -30,9 +30,10 @@ _OMIT = object()            # an input left out of the fingerprint (see checkpoi
 # sweep's settings, the names of the runs it reads and the analysis values (`analysis_values`).
 INPUTS: dict[str, Callable[[SweepConfig, list[str], dict[str, Any]], Any]] = {
     "runs": lambda sc, runs, eg: runs,
-    # the steps the runs train, in the fingerprint of every step that reads runs once a sweep sets
-    # them (`--set steps=N`: they may grow, and then the runs' results change, not their names)
-    "trained_steps": lambda sc, runs, eg: sc.overrides.get("steps", _OMIT),
+    # the steps the runs train (resolved), in the fingerprint of every step that reads runs: they
+    # may grow (`--set steps=N`), and then the runs' results change, not their names. A step
+    # recorded before this input counts as made with the sweep's steps (`sweep._with_trained_steps`)
+    "trained_steps": lambda sc, runs, eg: sc.train_config(sc.widths[0], 0).steps,
     "games": lambda sc, runs, eg: sc.random_games,
     "replicates": lambda sc, runs, eg: sc.bootstrap // 4,
     "late_turn": lambda sc, runs, eg: eg["late_turn"],

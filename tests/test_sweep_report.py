@@ -953,8 +953,39 @@ def test_sweep_steps_grow_in_place(tiny_sweep, tmp_path):
     assert agents(new, 12) == {"tic_tac_toe-w4-s0@12", "tic_tac_toe-w16-s0@12"}
     elo = json.loads((sw / "analysis" / "elo" / "elo.json").read_text())
     assert elo.get("tournaments") and all("steps-8" not in str(t) for t in elo["tournaments"])
+    from azscale.sweepsteps import STEPS
+    recorded = json.loads((sw / "steps.json").read_text())
+    reads_runs = [k for k, v in recorded["inputs"].items() if "runs" in STEPS[k].inputs]
+    assert {"zipf", "tournament", "loss", "loss-solver"} <= set(reads_runs)
+    assert all(recorded["inputs"][k]["trained_steps"] == 12 for k in reads_runs)      # each redone on 12 steps
+    assert pd.read_parquet(sw / "analysis" / "loss" / "per_state.parquet", columns=["step"])["step"].max() == 12
     # asked again: nothing grows, nothing is redone
     before = (sw / "steps.json").read_text()
     r = subprocess.run(cli(*grown, "--out", sw), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (sw / "steps.json").read_text() == before
+
+
+def test_growth_moves_old_agents_games_aside_and_old_records_keep_their_steps(tmp_path):
+    """What a growth keeps aside (final matches, within-run round-robins, a temperature study)
+    and that a steps.json recorded before `trained_steps` was an input is not redone."""
+    from azscale.sweep import _keep_matches_aside, _with_trained_steps
+    from azscale.sweepcfg import build
+    from azscale.sweepsteps import step_inputs
+    for d in ("matches/final", "matches/checkpoints-3/r", "temperature/t", "matches/steps-4/final"):
+        (tmp_path / d).mkdir(parents=True)
+    _keep_matches_aside(tmp_path, 8)
+    assert sorted(p.name for p in (tmp_path / "matches" / "steps-8").iterdir()) == ["checkpoints-3", "final",
+                                                                                  "temperature"]
+    assert not (tmp_path / "temperature").exists() and (tmp_path / "matches" / "steps-4" / "final").is_dir()
+    (tmp_path / "matches" / "final").mkdir()
+    (tmp_path / "matches" / "steps-9" / "final").mkdir(parents=True)
+    import pytest
+    from azscale.errors import UserError
+    with pytest.raises(UserError, match="cannot keep it aside"):
+        _keep_matches_aside(tmp_path, 9)
+    sc, _ = build({"game": "tic_tac_toe", "widths": [4, 16], "seeds": 1, "preset": "smoke",
+                   "overrides": {"steps": 8}}, {})
+    want = step_inputs(sc, ["a", "b"], True)
+    old = {k: {i: x for i, x in v.items() if i != "trained_steps"} for k, v in want.items()}
+    assert old != want and _with_trained_steps(old, sc) == want
