@@ -324,6 +324,8 @@ class Progress:
                     self.bars[n] = progress_bar(total=r["steps"] or 1, desc=n, unit="step",
                                         bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}]{postfix}")
                 b = self.bars[n]
+                if b.total != r["steps"]:          # the sweep's steps grew: the run trains on to the new total
+                    b.total = r["steps"]
                 b.n = r["step"]
                 b.set_postfix_str(self._postfix(r), refresh=True)
         if time.monotonic() - self.last_log >= self.log_every and rows:
