@@ -33,6 +33,8 @@ def _sync(device) -> None:
 
 
 def _ours(cfg_dict: dict[str, Any], index: int, seconds: float, device: str, out) -> None:
+    from .procs import die_with_parent
+    die_with_parent()
     import torch
     torch.set_num_threads(1)
     from .nets import flush_subnormals
@@ -101,6 +103,8 @@ def wave_profile(cfg, device: str = "cpu") -> dict[str, Any]:
 
 
 def _baseline(game: str, simulations: int, seconds: float, seed: int, out) -> None:
+    from .procs import die_with_parent
+    die_with_parent()
     import pyspiel
     g = pyspiel.load_game(game)
     bot = pyspiel.MCTSBot(g, pyspiel.RandomRolloutEvaluator(1, seed), 2.0, simulations, 1000,

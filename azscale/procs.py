@@ -98,6 +98,7 @@ def die_with_parent_from_env() -> None:
     if os.getppid() != parent:      # the sweep died before the signal was armed
         os._exit(1)
     threading.Thread(target=_watch, args=(parent,), name="azscale-parent-watch", daemon=True).start()
+    _thread_lock_for_bars()             # it too ends by a kill when the sweep goes
 
 
 @contextlib.contextmanager

@@ -262,6 +262,10 @@ def _worker(conn, cfg_dict: dict[str, Any], index: int, device: str) -> None:
     traceback to the run's log."""
     from .procs import die_with_parent
     die_with_parent()
+    # The search's graphs compile in this process, without a pool of compile workers: n actors
+    # would each start one (n x cores processes, each importing torch) for a few graphs.
+    import torch._inductor.config as inductor_config
+    inductor_config.compile_threads = 1
     try:
         _serve(conn, cfg_dict, index, device)
     except (EOFError, KeyboardInterrupt, BrokenPipeError):

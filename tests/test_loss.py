@@ -285,6 +285,9 @@ def test_move_columns_split_ties_and_mark_decisive_states():
     assert chance[:4] == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0]) and np.isnan(chance[4])
     assert mass[:4] == pytest.approx([0.7, 0.2, 1 / 3, 1.0]) and np.isnan(mass[4])
     assert decisive.tolist() == [True, True, True, False, False]
+    # a diverged network (NaN logits) is not scored, neither right nor wrong
+    opt, mass, decisive, chance = move_columns(np.full((1, 4), np.nan), legal[:1], best[:1])
+    assert np.isnan(opt[0]) and np.isnan(mass[0]) and decisive[0] and chance[0] == pytest.approx(1 / 3)
 
 
 def planted_accuracy_table(acc, seeds=3, states=(400, 400), spread=0.03, seed=0):
@@ -328,6 +331,10 @@ def test_move_accuracy_recovers_planted_accuracies_and_their_difference():
         assert pr["early_ci"][1] < 0 < pr["late_ci"][0]                 # worse early, better late, both shown
         assert pr["early_diff"] == pytest.approx(by["8000"]["early_accuracy"] - by["1000"]["early_accuracy"])
     assert cover / n >= 0.8, f"95% intervals covered the planted accuracy in {cover} of {n}"
+    # pooled states with no decisive state at all: still paired, no false note, no numbers
+    none = planted_accuracy_table(truth, seed=0).assign(decisive=False)
+    res = move_accuracy_summary(none, pooled=True, reps=100)
+    assert res["pooled"] and "pooled_note" not in res and res["by_params"]["1000"]["early_accuracy"] is None
     # no exact values: not applicable, with the reason
     assert not move_accuracy_summary(pd.DataFrame({"run": ["a"], "step": [1]}), pooled=True)["applicable"]
 

@@ -181,6 +181,28 @@ def test_seat_decided_games_are_counted_and_stop_the_verdict_and_the_elo_gain():
     assert row["state"] == "cannot tell" and "pairs of its checkpoints were won by the first mover" in row["reason"]
 
 
+def test_exact_gain_is_paired_on_states():
+    """A plateau where the final checkpoint repeats the reference's moves but for 5% of states
+    flipped at random (no gain planted): pairing on states makes the interval far narrower than
+    comparing two independent samples would, and the run reads saturated whatever the seed."""
+    from azscale.analysis.saturation import exact_gain
+    flat_loss = loss_trend(metrics(lambda x: 1.0))
+    seat = {"applicable": False, "reason": "not applicable: seat"}
+    for k in range(10):
+        rng = np.random.default_rng(k)
+        n = 3000
+        ref = (rng.random(n) < 0.7).astype(float)
+        flip = rng.random(n) < 0.05
+        fin = np.where(flip, 1 - ref, ref)
+        keys = rng.permutation(n)                      # the table's row order differs by checkpoint
+        rows = [pd.DataFrame({"run": "r", "step": 200, "key": np.arange(n), "decisive": True, "move_optimal": ref}),
+                pd.DataFrame({"run": "r", "step": 300, "key": keys, "decisive": True, "move_optimal": fin[keys]})]
+        g = exact_gain(pd.concat(rows, ignore_index=True), reps=400, seed=k)
+        unpaired = 2 * 1.96 * np.sqrt(2 * 0.7 * 0.3 / n)
+        assert g["ci"][1] - g["ci"][0] < unpaired / 2
+        assert classify(seat, flat_loss, g)[0] == "saturated"
+
+
 def planted_exact(acc_ref, acc_final, n=600, steps=(10, 100, 200, 300), seed=0):
     """A run's per-state move correctness at its checkpoints: planted accuracy acc_ref at step
     200 (the one nearest two thirds of 300) and acc_final at 300; a fifth of the states are not
@@ -214,7 +236,10 @@ def test_exact_gain_measures_a_planted_gain_with_coverage_and_stands_in_for_elo(
     state, why = classify(seat, flat_loss, up)
     assert state == "improving" and why.startswith("exact move-accuracy gain (the Elo gain: not applicable")
     same = exact_gain(planted_exact(0.8, 0.8, n=4000), reps=400)
-    assert classify(seat, flat_loss, same)[0] == "saturated"
+    assert same["ci"][0] < 0 < same["ci"][1] and classify(seat, flat_loss, same)[0] != "improving"
+    # where the exact gain cannot stand in, the reason says why
+    one = exact_gain(planted_exact(0.6, 0.6, steps=(300,)))
+    assert "exact move-accuracy gain: one checkpoint evaluated" in classify(seat, flat_loss, one)[1]
     # an applicable Elo gain is kept; the exact gain does not replace it
     elo = {"applicable": True, "gain": 200.0, "ci": [120.0, 280.0], "from_step": 200, "to_step": 300}
     assert classify(elo, flat_loss, same)[1].startswith("Elo gain +200")
@@ -225,6 +250,7 @@ def test_exact_gain_measures_a_planted_gain_with_coverage_and_stands_in_for_elo(
 
 
 def test_verdict_exact_needs_runs_and_a_readable_file(tmp_path):
+    import json
     from conftest import run_cli
     r = run_cli("verdict", tmp_path, "--out", tmp_path / "v.md", "--exact", tmp_path / "loss.json")
     assert r.returncode == 2 and r.stderr.strip() == "azscale: error: --exact measures the runs' saturation: give their " \
@@ -236,3 +262,13 @@ def test_verdict_exact_needs_runs_and_a_readable_file(tmp_path):
     with pytest.raises(UserError):
         read_exact_gains(tmp_path / "bad.json")
     assert read_exact_gains(None) == {} and read_exact_gains(tmp_path / "none.json") == {}
+    from azscale.analysis.saturation import check_exact_gains
+    f = tmp_path / "l.json"
+    for body, why in (({"target": "trainset"}, "a loss against 'trainset' targets"),
+                      ({"target": "solver"}, "none at all: made before"),
+                      ({"target": "solver", "exact_gain": {"other-run": {"applicable": False}}}, "other-run")):
+        f.write_text(json.dumps(body))
+        with pytest.raises(UserError, match=why):
+            check_exact_gains(f, ["r"])
+    f.write_text(json.dumps({"target": "solver", "exact_gain": {"r": {"applicable": False, "reason": "x"}}}))
+    assert check_exact_gains(f, ["r"]) == {"r": {"applicable": False, "reason": "x"}}

@@ -289,10 +289,8 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
     where that is not applicable."""
     check_resampling(replicates, seed)
     if exact is not None:
-        from .saturation import read_exact_gains
-        if not Path(exact).is_file():
-            raise UserError(f"--exact {exact}: no such file (loss.json of azscale loss --target solver)")
-        read_exact_gains(Path(exact))           # a damaged file is refused before anything is written
+        from .saturation import check_exact_gains
+        check_exact_gains(Path(exact), [Path(r).name for r in run_dirs])   # before anything is written
     if not 0 < fwer < 0.5:
         raise UserError(f"--fwer must be in (0, 0.5), got {fwer}")
     vj = claim_verdict_files(out)

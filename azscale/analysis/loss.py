@@ -199,7 +199,9 @@ def move_columns(logp: np.ndarray, legal: np.ndarray, best_mask: np.ndarray) -> 
         mass = np.where(bits, np.exp(logp), 0.0).sum(1)
         chance = (legal & bits).sum(1) / np.maximum(legal.sum(1), 1)
     decisive = known & (legal & ~bits).any(1)
-    return np.where(known, optimal, np.nan), np.where(known, mass, np.nan), decisive, np.where(known, chance, np.nan)
+    # a policy with no finite top move (a diverged network's NaN logits) is not scored as wrong
+    scored = known & top.any(1)
+    return np.where(scored, optimal, np.nan), np.where(scored, mass, np.nan), decisive, np.where(known, chance, np.nan)
 
 
 def _by_size(per_state: pd.DataFrame, pooled: bool, column: str, name: str, *, log: bool, reps: int, seed: int,
@@ -212,12 +214,13 @@ def _by_size(per_state: pd.DataFrame, pooled: bool, column: str, name: str, *, l
     fwd = (lambda x: np.log(np.maximum(x, 1e-12))) if log else (lambda x: x)
     back = np.exp if log else (lambda x: x)
     last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
-    if where is not None:
-        last = last[last[where].astype(bool)]
     run_names = sorted(per_state["run"].unique())
     params = per_state.groupby("run")["params"].first().reindex(run_names)
+    # paired when every run was evaluated on the same states (`where` is a property of the state)
     keysets = {r: frozenset(g["key"].tolist()) for r, g in last.groupby("run")}
-    shared = pooled and len(set(keysets.values())) <= 1 and len(keysets) == len(run_names)
+    shared = pooled and len(set(keysets.values())) == 1
+    if where is not None:
+        last = last[last[where].astype(bool)]
     out: dict[str, Any] = {"applicable": True, "pooled": bool(shared), "statistic": statistic}
     if where is not None:
         out["states"] = f"only rows where {where} holds"

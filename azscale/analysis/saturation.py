@@ -152,6 +152,24 @@ def read_exact_gains(loss_json: Path | None) -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in gains.items() if isinstance(v, dict)} if isinstance(gains, dict) else {}
 
 
+def check_exact_gains(loss_json: Path, run_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`--exact`'s file, refused in one line unless it is a `loss --target solver` result with
+    exact gains for at least one of the runs (else it would silently measure nothing)."""
+    from ..errors import UserError
+    from ..runs import read_json
+    if not Path(loss_json).is_file():
+        raise UserError(f"--exact {loss_json}: no such file (loss.json of azscale loss --target solver)")
+    d = read_json(Path(loss_json), "loss result")
+    if d.get("target") != "solver":
+        raise UserError(f"--exact {loss_json}: a loss against {d.get('target')!r} targets; exact gains need "
+                        f"azscale loss --target solver --checkpoints all")
+    gains = read_exact_gains(Path(loss_json))
+    if not set(gains) & set(run_names):
+        raise UserError(f"--exact {loss_json}: holds exact gains for none of the runs given "
+                        f"({', '.join(sorted(gains)[:3]) or 'none at all: made before azscale measured them'})")
+    return gains
+
+
 def _finite(ci) -> bool:
     return ci is not None and all(np.isfinite(x) for x in ci)
 
@@ -185,6 +203,8 @@ def classify(elo: dict[str, Any], loss: dict[str, Any], exact: dict[str, Any] | 
     why = []
     if e_ci is None:
         why.append("Elo gain: " + (elo.get("reason") or "no bootstrap interval"))
+        if exact and not exact.get("applicable") and exact.get("reason") not in (None, "no exact values"):
+            why.append("exact move-accuracy gain: " + exact["reason"])
     elif not elo_flat:
         why.append(f"{e_txt}: neither above nor below {f(tol)}")
     if l_ci is None:

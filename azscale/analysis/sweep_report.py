@@ -222,7 +222,7 @@ def _accuracy_md(lj: dict[str, Any]) -> str:
     pairs = [f"{int(v['params_from']):,} → {int(v['params_to']):,} parameters: early "
              f"{_signed(v.get('early_diff'))} {_ci_text(v.get('early_ci'))}, late {_signed(v.get('late_diff'))} "
              f"{_ci_text(v.get('late_ci'))}" for v in (acc.get("pairs") or {}).values()]
-    return (f"\nExact move accuracy, the same states ({acc['statistic']}; intervals: "
+    return (f"\nExact move accuracy on the decisive ones among these states ({acc['statistic']}; intervals: "
             f"{acc['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
             + ("\nChange in accuracy from the smaller size to the larger (paired on the same states):\n\n"
                + "\n".join(f"- {x}" for x in pairs) + "\n" if pairs else ""))
@@ -540,8 +540,8 @@ def _saturation(sw: Sweep) -> list[dict[str, Any]]:
         return point if lo_hi is None else f"{point} [{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]"
     table = pd.DataFrame([{"run": r["run"], "params": int(sw.sizes.set_index("run").loc[r["run"], "params"]),
                            "Elo gain to the final checkpoint": ci(r["elo"], "{:+.0f}"),
-                           "steps compared": (f"{r['elo']['from_step']} -> {r['elo']['to_step']}"
-                                              if r["elo"].get("applicable") else "-"),
+                           "steps compared": next((f"{d['from_step']} -> {d['to_step']}" for d in (r["elo"], r["exact"])
+                                                   if d.get("applicable")), "-"),
                            "train-loss change, last third": ci(r["loss"], "{:+.1%}"),
                            **({"exact move-accuracy gain": ci(r["exact"], "{:+.3f}")}
                               if any(x["exact"].get("applicable") for x in rows) else {}),

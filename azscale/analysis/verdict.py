@@ -164,10 +164,11 @@ def saturation_condition(rows: list[dict[str, Any]]) -> dict[str, Any]:
     holds = bool(rows) and all(r["state"] == "saturated" for r in rows)
     return {"name": "saturation", "holds": holds,
             "test": "every run saturated (Elo gain over the last third of training below +50 with its interval, "
-                    "train loss flat)",
+                    "or where Elo cannot tell, the exact move-accuracy gain below +0.02; train loss flat)",
             "text": "" if holds else f"not every run is shown to have stopped improving ({summary_line(rows)})",
-            "advice": "Train until every run is saturated, with within-run checkpoints in the tournament "
-                      "(sweep --checkpoint-tournament K) to measure it."}
+            "advice": "Train until every run is saturated (a sweep's steps may grow: --set steps=N), with "
+                      "within-run checkpoints in the tournament (sweep --checkpoint-tournament K) or exact values "
+                      "at every checkpoint (loss --target solver --checkpoints all) to measure it."}
 
 
 def seat_condition(seat: dict[str, Any] | None) -> dict[str, Any]:
