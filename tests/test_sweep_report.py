@@ -289,7 +289,8 @@ def test_notebooks_execute_in_a_jupyter_kernel(nb, tiny_sweep, grown_sweep, tmp_
 
 def test_sweep_refuses_other_settings(tiny_sweep):
     before = tree_digest(tiny_sweep)
-    for args, what in ((["--widths", "8"], "widths: 4, 16 would be dropped"), (["--set", "steps=9"], "steps: the sweep has 8"),
+    for args, what in ((["--widths", "8"], "widths: 4, 16 would be dropped"), (["--set", "steps=7"], "steps: the sweep has 8, asked 7 (steps may only grow"),
+                       (["--set", "games_in_flight=3"], "games_in_flight: the sweep has"),
                        (["--games-per-pair", "12"], "games_per_pair"), (["--preset", "cpu"], "simulations")):
         r = subprocess.run(cli(*SWEEP_ARGS, *args, "--out", tiny_sweep), capture_output=True, text=True)
         assert r.returncode == 2 and "other settings" in r.stderr and what in r.stderr, r.stderr
@@ -396,8 +397,8 @@ bootstrap = 20
     r = subprocess.run(cli("sweep", toml, "-q"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert tree_digest(sw / "runs") == before
-    r = subprocess.run(cli("sweep", toml, "--set", "steps=9", "-q"), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "steps: the sweep has 8, asked 9" in r.stderr
+    r = subprocess.run(cli("sweep", toml, "--set", "steps=7", "-q"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "steps: the sweep has 8, asked 7" in r.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text(toml.read_text().replace("seeds = 1", "seeds = 1\nwidht = 3"))
     r = subprocess.run(cli("sweep", bad), capture_output=True, text=True)
