@@ -204,6 +204,10 @@ def sweep_status(root: Path) -> dict[str, Any]:
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
+    want = sc.train_config(sc.widths[0], 0).steps
+    for r in rows:                  # the sweep's steps grew: a run finished at fewer trains on
+        if r.get("finished") and r.get("steps") and r["steps"] < want and r["run"] in names:
+            r.update(finished=False, state=f"trains on to {want:,}", eta_seconds=None)
     elo, seat, exact = _sweep_elo(root)
     if elo is not None or exact:
         for r in rows:
@@ -247,7 +251,8 @@ def run_table(rows: list[dict[str, Any]]) -> list[str]:
     out = [head]
     for r in rows:
         steps = f"{r['step']}/{r['steps']}" if r["steps"] else "-"
-        tail = r["state"] if r["state"] in ("finished", "not started", "damaged") else duration(r["eta_seconds"])
+        tail = r["state"] if r["state"] in ("finished", "not started", "damaged") or r["state"].startswith("trains on") \
+            else duration(r["eta_seconds"])
         if r.get("problem"):
             tail += f" ({r['problem']})"
         out.append(f"{r['run']:<28}{_num(r['params']):>9}{steps:>13}{_num(r['games']):>11}"

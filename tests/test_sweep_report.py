@@ -936,6 +936,14 @@ def test_sweep_steps_grow_in_place(tiny_sweep, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "steps: the sweep has 8, asked 6 (steps may only grow" in r.stderr
+    # status of a sweep whose steps grew before its runs trained on: not finished
+    look = tmp_path / "look"
+    shutil.copytree(tiny_sweep, look)
+    rec = json.loads((look / "sweep.json").read_text())
+    rec["overrides"]["steps"] = 12
+    (look / "sweep.json").write_text(json.dumps(rec))
+    st = json.loads(subprocess.run(cli("status", look, "--json"), capture_output=True, text=True).stdout)
+    assert st["runs_finished"] == 0 and {r["state"] for r in st["runs"]} == {"trains on to 12"}
     r = subprocess.run(cli(*grown, "--out", sw), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     log = (sw / "sweep.log").read_text()
