@@ -370,3 +370,13 @@ def test_exact_move_accuracy_on_small_oware_end_to_end(tmp_path):
     assert g["applicable"] and (g["from_step"], g["to_step"]) == (reference_step(steps)[0], max(steps)), g
     row, = saturation_table(None, [tmp_path / "r"], exact=tmp_path / "l" / "loss.json")
     assert row["exact"] == g and "exact move-accuracy gain (the Elo gain: no Elo fit yet)" in row["reason"]
+
+
+def test_the_report_shows_move_accuracy_beside_its_baseline():
+    from azscale.analysis.loss import move_accuracy_summary
+    from azscale.analysis.sweep_report import _accuracy_md
+    per = planted_accuracy_table({1000: (0.9, 0.6), 8000: (0.7, 0.8)}).assign(chance_optimal=0.4)
+    md = _accuracy_md({"move_accuracy": move_accuracy_summary(per, pooled=True, reps=200)})
+    assert "| random move, early / late |" in md and "0.400 / 0.400" in md
+    assert "1,000 → 8,000 parameters: early -0.2" in md
+    assert _accuracy_md({"move_accuracy": {"applicable": False, "reason": "x"}}) == ""
