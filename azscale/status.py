@@ -204,7 +204,7 @@ def sweep_status(root: Path) -> dict[str, Any]:
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
-    want = sc.train_config(sc.widths[0], 0).steps
+    want = sc.trained_steps
     for r in rows:                  # the sweep's steps grew: a run finished at fewer trains on
         if r.get("finished") and r.get("steps") and r["steps"] < want and r["run"] in names:
             r.update(finished=False, state=f"trains on to {want:,}", eta_seconds=None)

@@ -153,8 +153,9 @@ def sweep(sc: SweepConfig, root: Path, ex: Executor | None = None, log: Callable
         pending = [(c, d) for c, d in configs if not _finished(d, c.steps)]
         if analyse_finished and len(pending) == len(configs):
             raise _nothing_finished()
-        if have_sc is not None and grown_steps(have_sc, sc)[1] is not None:
-            _keep_matches_aside(root, grown_steps(have_sc, sc)[0])
+        old_steps, new_steps = grown_steps(have_sc, sc) if have_sc is not None else (None, None)
+        if new_steps is not None:
+            _keep_matches_aside(root, old_steps)
         elif inputs is not None:
             inputs = _with_trained_steps(inputs, sc)
         if inputs is None:        # an earlier azscale's steps.json: its steps were made from the stored settings
@@ -204,7 +205,7 @@ def _nothing_finished() -> UserError:
 def _with_trained_steps(inputs: dict[str, Any], sc: SweepConfig) -> dict[str, Any]:
     """Steps recorded before `trained_steps` was an input were made with the sweep's steps (these
     did not change: a change is a growth, handled before): they get it, so they are not redone."""
-    steps = sc.train_config(sc.widths[0], 0).steps
+    steps = sc.trained_steps
     return {k: ({**v, "trained_steps": steps} if isinstance(v, dict) and "trained_steps" not in v
                 and k in STEPS and "trained_steps" in STEPS[k].inputs else v) for k, v in inputs.items()}
 

@@ -163,6 +163,11 @@ class SweepConfig:
         fams = self.families or [None]
         return [(f, w, s) for f in fams for w in self.widths for s in range(self.seeds)]
 
+    @property
+    def trained_steps(self) -> int:
+        """The learner steps every run trains (resolved from the preset and overrides)."""
+        return self.train_config(self.widths[0], 0).steps
+
     def train_config(self, width: int, seed: int, family: str | None = None) -> TrainConfig:
         over = {**self.overrides, "width": width, "seed": seed}
         if family is not None:
@@ -401,7 +406,7 @@ def record(sc: SweepConfig, ex: Executor) -> dict[str, Any]:
 
 def grown_steps(have: SweepConfig, want: SweepConfig) -> tuple[int, int | None]:
     """(the sweep's training steps, the larger steps asked) or (steps, None) when they did not grow."""
-    a, b = have.train_config(have.widths[0], 0).steps, want.train_config(want.widths[0], 0).steps
+    a, b = have.trained_steps, want.trained_steps
     return a, (b if b > a else None)
 
 

@@ -33,7 +33,7 @@ INPUTS: dict[str, Callable[[SweepConfig, list[str], dict[str, Any]], Any]] = {
     # the steps the runs train (resolved), in the fingerprint of every step that reads runs: they
     # may grow (`--set steps=N`), and then the runs' results change, not their names. A step
     # recorded before this input counts as made with the sweep's steps (`sweep._with_trained_steps`)
-    "trained_steps": lambda sc, runs, eg: sc.train_config(sc.widths[0], 0).steps,
+    "trained_steps": lambda sc, runs, eg: sc.trained_steps,
     "games": lambda sc, runs, eg: sc.random_games,
     "replicates": lambda sc, runs, eg: sc.bootstrap // 4,
     "late_turn": lambda sc, runs, eg: eg["late_turn"],

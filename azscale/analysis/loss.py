@@ -56,10 +56,20 @@ def predict(model: torch.nn.Module, obs: np.ndarray, legal: np.ndarray, batch: i
     return np.concatenate(vs), np.concatenate(lps)
 
 
+def mask_bits(best_mask: np.ndarray, actions: int) -> np.ndarray:
+    """Optimal-move bit masks as booleans [states, actions]."""
+    return ((best_mask.astype(np.uint64)[:, None] >> np.arange(actions, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+
+
+def last_checkpoints(per_state: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's last checkpoint."""
+    return per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
+
+
 def optimal_policy_ce(logp: np.ndarray, best_mask: np.ndarray) -> np.ndarray:
     """Cross-entropy to the uniform distribution over optimal moves."""
     A = logp.shape[1]
-    bits = ((best_mask.astype(np.uint64)[:, None] >> np.arange(A, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+    bits = mask_bits(best_mask, A)
     k = bits.sum(1)
     with np.errstate(invalid="ignore"):
         ce = -np.where(bits, logp, 0.0).sum(1) / np.maximum(k, 1)
@@ -171,7 +181,7 @@ def move_accuracy_summary(per_state: pd.DataFrame, pooled: bool, reps: int = 200
                              "network's most likely move (no search; ties split) keeps the exact value, at each "
                              "run's last checkpoint; seeds combined by the arithmetic mean")
     if "chance_optimal" in per_state.columns:       # what a uniformly random move scores on the same states
-        last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
+        last = last_checkpoints(per_state)
         last = last[last["decisive"].astype(bool)]
         for p, e in out["by_params"].items():
             for subset, flag in (("early", False), ("late", True)):
@@ -191,7 +201,7 @@ def move_columns(logp: np.ndarray, legal: np.ndarray, best_mask: np.ndarray) -> 
     uniformly random legal move (the baseline). NaN / False where the target has no optimal move
     (unsolved)."""
     n, A = logp.shape
-    bits = ((best_mask.astype(np.uint64)[:, None] >> np.arange(A, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+    bits = mask_bits(best_mask, A)
     known = bits.any(1)
     top = np.isclose(logp, logp.max(1, keepdims=True), rtol=0, atol=1e-6) & legal if n else legal
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -213,7 +223,7 @@ def _by_size(per_state: pd.DataFrame, pooled: bool, column: str, name: str, *, l
     rng = np.random.default_rng(seed)
     fwd = (lambda x: np.log(np.maximum(x, 1e-12))) if log else (lambda x: x)
     back = np.exp if log else (lambda x: x)
-    last = per_state[per_state["step"] == per_state.groupby("run")["step"].transform("max")]
+    last = last_checkpoints(per_state)
     run_names = sorted(per_state["run"].unique())
     params = per_state.groupby("run")["params"].first().reindex(run_names)
     # paired when every run was evaluated on the same states (`where` is a property of the state)

@@ -85,10 +85,9 @@ def elo_gain(table, samples, run: str, fraction: float = FRACTION) -> dict[str, 
                                                "(sweep --checkpoint-tournament K, K >= 3)"}
     final = rows.iloc[-1]
     last = float(final["step"])
-    earlier = rows.iloc[:-1]
-    ref = earlier.loc[(earlier["step"] - last * (1 - fraction)).abs().idxmin()]
-    lo, hi = last * (1 - 1.5 * fraction), last * (1 - 0.5 * fraction)
-    if not lo <= float(ref["step"]) <= hi:
+    step, lo, hi, inside = _nearest_reference(rows["step"].tolist(), fraction)
+    ref = rows[rows["step"] == step].iloc[0]
+    if not inside:
         return {"applicable": False,
                 "reason": f"no within-run checkpoint between steps {lo:.0f} and {hi:.0f} of {last:.0f} "
                           f"(nearest two thirds: {int(ref['step'])}; sweep --checkpoint-tournament K >= 3 includes one)"}
@@ -107,12 +106,21 @@ def reference_step(steps: Sequence[int], fraction: float = FRACTION) -> tuple[in
     steps = sorted(int(s) for s in steps)
     if len(steps) < 2:
         return None, "one checkpoint evaluated (loss --checkpoints all)"
+    ref, lo, hi, inside = _nearest_reference(steps, fraction)
+    if not inside:
+        return None, f"no checkpoint evaluated between steps {lo:.0f} and {hi:.0f} of {steps[-1]}"
+    return int(ref), ""
+
+
+def _nearest_reference(steps: Sequence[float], fraction: float) -> tuple[float, float, float, bool]:
+    """The one rule of both gains: among the steps before the last (at least two steps), the one
+    nearest (1 - fraction) of the last (the earlier on a tie); the window it must lie in, half
+    to five sixths of the last step; whether it does."""
+    steps = sorted(steps)
     last = steps[-1]
     ref = min(steps[:-1], key=lambda s: abs(s - last * (1 - fraction)))
     lo, hi = last * (1 - 1.5 * fraction), last * (1 - 0.5 * fraction)
-    if not lo <= ref <= hi:
-        return None, f"no checkpoint evaluated between steps {lo:.0f} and {hi:.0f} of {last}"
-    return ref, ""
+    return ref, lo, hi, lo <= ref <= hi
 
 
 def exact_gain(per_state, fraction: float = FRACTION, reps: int = ACC_REPS, seed: int = 0) -> dict[str, Any]:
