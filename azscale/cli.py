@@ -557,6 +557,9 @@ def loss(runs_: List[Path] = typer.Argument(..., metavar="RUNS...", help="Run di
                          f"{fmt_ci(*(a.get('late_ci') or [None, None]), 3)} (a random move: "
                          f"{num(a.get('early_chance'), 3)}, {num(a.get('late_chance'), 3)})")
             typer.echo(line)
+    from .analysis.loss_report import floor_lines
+    for line in floor_lines(res.get("observation") or {}, split=el["applicable"]):
+        typer.echo(line)
     typer.echo(f"-> {out}/loss.json, curves.csv, per_state.parquet, figures")
 
 

@@ -361,6 +361,10 @@ def test_exact_move_accuracy_on_small_oware_end_to_end(tmp_path):
     assert v["late_accuracy"] == pytest.approx(last[last["late"] & last["decisive"]]["move_optimal"].mean())
     assert v["late_chance"] == pytest.approx(last[last["late"] & last["decisive"]]["chance_optimal"].mean())
     assert 0 < v["late_chance"] < 1
+    # the observation floor, from the same table (the network's input has no player to move)
+    ob = res["observation"]["by_params"][p]
+    spread = (last["target"] - last.groupby("obs_group")["target"].transform("mean")) ** 2
+    assert ob["all_floor"] == pytest.approx(spread.mean()) and ob["all_states"] == len(last)
     steps = sorted({row["step"] for row in res["by_checkpoint"]})
     assert steps == sorted(per["step"].unique()) and len(steps) >= 2
     # the exact move-accuracy gain over the last third (to the final checkpoint from the one
@@ -380,3 +384,65 @@ def test_the_report_shows_move_accuracy_beside_its_baseline():
     assert "| random move, early / late |" in md and "0.400 / 0.400" in md
     assert "1,000 → 8,000 parameters: early -0.2" in md
     assert _accuracy_md({"move_accuracy": {"applicable": False, "reason": "x"}}) == ""
+
+
+def test_observation_floor_is_the_spread_of_targets_among_states_with_one_input():
+    """Planted: early, two states share one input with targets +1 and -1 and a third has its own
+    (floor 2/3: the best one value for the pair is 0); late, every input is its own (floor 0).
+    A network that answers each input's mean target reaches the floor and no other does better;
+    only the last checkpoint counts."""
+    from azscale.analysis.loss import observation_floor
+    rows = []
+    for step, groups in ((10, [0, 0, 1, 2, 3]), (5, [7, 7, 7, 7, 7])):      # step 5's groups must be ignored
+        rows += [{"run": "a", "step": step, "params": 100, "key": k, "late": late, "obs_group": g, "target": z}
+                 for k, (late, g, z) in enumerate(zip([False, False, False, True, True], groups,
+                                                       [1.0, -1.0, 1.0, 0.0, -1.0]))]
+    per = pd.DataFrame(rows)
+    res = observation_floor(per)
+    v = res["by_params"]["100"]
+    assert v["early_floor"] == pytest.approx(2 / 3) and v["early_shared"] == pytest.approx(2 / 3)
+    assert v["late_floor"] == 0 and v["late_shared"] == 0
+    assert v["all_floor"] == pytest.approx(2 / 5) and v["early_states"] == 3 and v["late_states"] == 2
+    last = per[per["step"] == 10]
+    best = last.groupby("obs_group")["target"].transform("mean")
+    assert ((last["target"] - best) ** 2).mean() == pytest.approx(v["all_floor"])
+    rng = np.random.default_rng(0)
+    for _ in range(50):                                   # any one value per input does no better
+        guess = pd.Series(rng.uniform(-1, 1, 10)).reindex(last["obs_group"]).to_numpy()
+        assert ((last["target"].to_numpy() - guess) ** 2).mean() >= v["all_floor"] - 1e-12
+    assert not observation_floor(per.drop(columns="obs_group"))["applicable"]
+
+
+def test_oware_observation_does_not_say_who_moves():
+    """OpenSpiel's oware observation is the seeds and scores only: these two 3x2 positions (one
+    board, other players to move) are one input to the network, so the floor is real there."""
+    from azscale.analysis.loss import observation_groups, observe
+    engine = SpielEngine("oware(num_houses_per_player=3,num_seeds_per_house=2)")
+    info = observe(engine, [[0, 2, 1, 1, 1], [0, 1, 0, 2, 1, 1], [0]])
+    assert list(info.player) == [1, 0, 1]
+    groups = observation_groups(info.obs)
+    assert groups[0] == groups[1] != groups[2]
+    # tic_tac_toe's observation shows both players' marks: distinct states, distinct inputs
+    ttt = SpielEngine("tic_tac_toe")
+    hs = [[], [4], [4, 0], [0, 4], [4, 0, 8]]
+    hs = [h for h in hs if h]
+    assert len(set(observation_groups(observe(ttt, hs).obs))) == len(hs)
+
+
+def test_the_report_and_the_loss_command_show_the_floor_only_where_inputs_are_shared():
+    from azscale.analysis.loss import early_late_summary, observation_floor
+    from azscale.analysis.loss_report import floor_lines
+    from azscale.analysis.sweep_report import _early_late_md
+    per = planted_accuracy_table({1000: (0.9, 0.6), 8000: (0.7, 0.8)})
+    per = per.assign(loss_value=0.5, target=np.where(per["key"] % 2 == 0, 1.0, -1.0),
+                     obs_group=per["key"] // 2)                  # every input shared by two states, targets +1/-1
+    lj = {"early_late": {**early_late_summary(per, pooled=True, reps=100), "late_turn": 7},
+          "observation": observation_floor(per), "selection": {"min_count": 1}}
+    md = _early_late_md(lj)
+    assert "| floor, early / late |" in md and "1.0000 / 1.0000" in md and "100% / 100%" in md
+    assert "*Floor*" in md
+    lines = floor_lines(lj["observation"])
+    assert len(lines) == 2 and "early 100.0% (least loss any network can reach there: 1.000)" in lines[0]
+    alone = per.assign(obs_group=per["key"])                    # every state its own input: nothing shown
+    lj["observation"] = observation_floor(alone)
+    assert "floor" not in _early_late_md(lj) and floor_lines(lj["observation"]) == []

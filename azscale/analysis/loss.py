@@ -88,6 +88,8 @@ def state_losses(model: torch.nn.Module, states: pd.DataFrame, target: dict[str,
         "mean_turn": states["mean_turn"].to_numpy(), "late": states["mean_turn"].to_numpy() >= late_turn,
         "player": target["player"], "target": target["z"], "value": v,
         "loss_value": (target["z"] - v) ** 2})
+    if "obs_group" in target:
+        part["obs_group"] = target["obs_group"]
     if "best_mask" in target:
         part["policy_ce"] = optimal_policy_ce(logp, target["best_mask"])
         part["move_optimal"], part["optimal_mass"], part["decisive"], part["chance_optimal"] = move_columns(
@@ -95,6 +97,46 @@ def state_losses(model: torch.nn.Module, states: pd.DataFrame, target: dict[str,
         part["solver_nodes"] = target["nodes"]
         part["solver_seconds"] = target["seconds"]
     return part
+
+
+def observation_groups(obs: np.ndarray) -> np.ndarray:
+    """One id per state for its observation, the network's whole input: states with one id are
+    one input to every network, whatever else tells them apart (on OpenSpiel's oware the
+    observation is the seeds and scores, without the player to move)."""
+    if len(obs) == 0:
+        return np.zeros(0, np.int64)
+    _, inverse = np.unique(np.ascontiguousarray(obs.reshape(len(obs), -1)), axis=0, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
+
+
+def observation_floor(per_state: pd.DataFrame) -> dict[str, Any]:
+    """Per size, for early, late and all states at each run's last checkpoint: the share of
+    states whose observation another state of the same subset shares, and the *floor*, the least
+    mean value loss any network that sees only the observation can reach on those states (one
+    value per input: the mean target of the states sharing it; the floor is their spread around
+    it). A loss near its floor says the input, not the network's size, limits it. Means over the
+    seeds of a size (each run on its own states, or all on the pooled ones)."""
+    if "obs_group" not in per_state.columns:
+        return {"applicable": False, "reason": "per-state table written before observations were grouped"}
+    last = last_checkpoints(per_state)
+    by: dict[str, dict[str, Any]] = {}
+    for p, g in last.groupby("params"):
+        e: dict[str, Any] = {"seeds": int(g["run"].nunique())}
+        for subset, rows in (("early", g[~g["late"].astype(bool)]), ("late", g[g["late"].astype(bool)]), ("all", g)):
+            shared, floor = [], []
+            for _, d in rows.groupby("run"):
+                grp = d.groupby("obs_group")["target"]
+                shared.append(float((grp.transform("size") > 1).mean()))
+                floor.append(float(((d["target"] - grp.transform("mean")) ** 2).mean()))
+            e[f"{subset}_states"] = int(rows.groupby("run")["key"].nunique().mean()) if len(rows) else 0
+            e[f"{subset}_shared"] = float(np.mean(shared)) if shared else None
+            e[f"{subset}_floor"] = float(np.mean(floor)) if floor else None
+        by[str(int(p))] = e
+    return {"applicable": True, "by_params": by,
+            "statistic": "shared: share of the states whose network input (the observation) another state of the "
+                         "same subset has too; floor: the least mean value loss over these states that any network "
+                         "seeing only the observation can reach (the spread of the targets among states with one "
+                         "input); mean over seeds, each run's last checkpoint"}
 
 
 def smooth_log_rank(ranks: np.ndarray, values: np.ndarray, sigma: float = 0.15,

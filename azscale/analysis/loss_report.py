@@ -15,9 +15,10 @@ import pyarrow as pa
 from .. import runs
 from ..config import analysis_settings, check_late_turn
 from ..errors import ThinData, UserError
+from ..numfmt import num
 from .endgame import applicability
-from .loss import (FRAME, checkpoint_means, curves, early_late_summary, move_accuracy_summary, observe, rank_trend,
-                   smooth_log_rank, state_losses)
+from .loss import (FRAME, checkpoint_means, curves, early_late_summary, move_accuracy_summary, observation_floor,
+                   observation_groups, observe, rank_trend, smooth_log_rank, state_losses)
 from .saturation import exact_gain
 from .sizeboot import check_resampling
 from .states import build_states, histories_for, outcome_side_to_move
@@ -104,7 +105,7 @@ def loss_analysis(run_dirs: Sequence[Path], out: Path, target: str = "trainset",
                     if len(df) == 0:
                         raise ThinData(f"{rd}: the solver solved none of the states within its node budget")
             info = observe(engine, hist)
-            tgt = {"player": info.player}
+            tgt = {"player": info.player, "obs_group": observation_groups(info.obs)}
             if lk is None:
                 tgt["z"] = outcome_side_to_move(df["outcome_p0"].to_numpy(), info.player).astype(np.float32)
             else:
@@ -163,12 +164,29 @@ def write_outputs(per_state, out, target, game, sigma, late_turn, frontier_thres
                "late_turn": late_turn, "frontier_threshold": frontier_threshold,
                "states_per_run": per_state.groupby("run")["key"].nunique().to_dict(),
                "loss_rises_with_rank": trend, "early_late": early_late, "move_accuracy": accuracy,
+               "observation": observation_floor(per_state),
                "by_checkpoint": checkpoint_means(per_state) if split else [],
                "exact_gain": ({str(r): exact_gain(g, seed=seed) for r, g in per_state.groupby("run")}
                               if target == "solver" else {}),
                "figures": figs}
     runs.atomic_write_json(out / "loss.json", summary)
     return summary
+
+
+def floor_lines(observation: dict[str, Any], split: bool = True) -> list[str]:
+    """`observation_floor`'s result in words, one line per size; none where every state is its
+    own input (the floor is then zero)."""
+    by = observation.get("by_params") or {}
+    if not observation.get("applicable") or not any((v.get("all_shared") or 0) > 0 for v in by.values()):
+        return []
+    lines = []
+    for p, v in sorted(by.items(), key=lambda kv: int(kv[0])):
+        parts = [(f"{subset} {100 * v[f'{subset}_shared']:.1f}% (least loss any network can reach there: "
+                  f"{num(v[f'{subset}_floor'], 3)})") for subset in (("early", "late") if split else ("all",))
+                 if v.get(f"{subset}_shared") is not None]
+        lines.append(f"{int(p):,} params: states whose observation another state shares (one input, so one value "
+                     f"for both): " + ", ".join(parts))
+    return lines
 
 
 def accuracy_vs_step(per_state, sizes, colour, late_turn, caption, plt, save) -> None:

@@ -200,10 +200,23 @@ def _early_late_md(lj: dict[str, Any]) -> str:
              "early 95% CI": fmt_ci(*(v.get("early_ci") or [None, None]), 4), "late loss": num(v["late_loss"], 4),
              "late 95% CI": fmt_ci(*(v.get("late_ci") or [None, None]), 4), "early states": v["early_states"],
              "late states": v["late_states"]} for p, v in sorted(el["by_params"].items(), key=lambda kv: int(kv[0]))]
+    ob = lj.get("observation") or {}
+    floors = ob.get("by_params") or {}
+    shown = bool(ob.get("applicable")) and any((v.get("all_shared") or 0) > 0 for v in floors.values())
+    if shown:
+        for r, p in zip(rows, sorted(el["by_params"], key=int)):
+            f = floors.get(p) or {}
+            r["floor, early / late"] = f"{num(f.get('early_floor'), 4)} / {num(f.get('late_floor'), 4)}"
+            r["input shared, early / late"] = " / ".join(
+                "n/a" if f.get(k) is None else f"{100 * f[k]:.0f}%" for k in ("early_shared", "late_shared"))
     from .verdict import missing_subsets
     why = missing_subsets(el, lj["selection"].get("min_count"))
     return (f"\nEarly (mean turn < {el['late_turn']:g}) and late states, final checkpoints ({el['statistic']}; "
             f"intervals: {el['interval']['description']}):\n\n" + _md_table(pd.DataFrame(rows)) + "\n"
+            + ("\n*Floor*: the least mean value loss that any network seeing only the game's observation could "
+               "reach on these states; *input shared*: the share of these states whose observation another of "
+               "them has too (a network gives them one value). A loss near its floor is limited by the input, "
+               "not by the network's size.\n" if shown else "")
             + ("\n" + "\n".join(why) + "\n" if why else "") + _accuracy_md(lj))
 
 
