@@ -442,7 +442,7 @@ def test_the_report_and_the_loss_command_show_the_floor_only_where_inputs_are_sh
     assert "| floor, early / late |" in md and "1.0000 / 1.0000" in md and "100% / 100%" in md
     assert "*Floor*" in md
     lines = floor_lines(lj["observation"])
-    assert len(lines) == 2 and "early 100.0% (least loss any network can reach there: 1.000)" in lines[0]
+    assert len(lines) == 2 and "early 100.0%, late 100.0%; least value loss any network can reach on them: early 1.000" in lines[0]
     alone = per.assign(obs_group=per["key"])                    # every state its own input: nothing shown
     lj["observation"] = observation_floor(alone)
     assert "floor" not in _early_late_md(lj) and floor_lines(lj["observation"]) == []

@@ -179,13 +179,13 @@ def floor_lines(observation: dict[str, Any], split: bool = True) -> list[str]:
     by = observation.get("by_params") or {}
     if not observation.get("applicable") or not any((v.get("all_shared") or 0) > 0 for v in by.values()):
         return []
+    subsets = ("early", "late") if split else ("all",)
     lines = []
     for p, v in sorted(by.items(), key=lambda kv: int(kv[0])):
-        parts = [(f"{subset} {100 * v[f'{subset}_shared']:.1f}% (least loss any network can reach there: "
-                  f"{num(v[f'{subset}_floor'], 3)})") for subset in (("early", "late") if split else ("all",))
-                 if v.get(f"{subset}_shared") is not None]
-        lines.append(f"{int(p):,} params: states whose observation another state shares (one input, so one value "
-                     f"for both): " + ", ".join(parts))
+        shared = ", ".join(f"{x} {100 * v[f'{x}_shared']:.1f}%" for x in subsets if v.get(f"{x}_shared") is not None)
+        floor = ", ".join(f"{x} {num(v[f'{x}_floor'], 3)}" for x in subsets if v.get(f"{x}_floor") is not None)
+        lines.append(f"{int(p):,} params: states sharing their observation with another (one input, one value): "
+                     f"{shared}; least value loss any network can reach on them: {floor}")
     return lines
 
 
