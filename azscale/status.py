@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -201,13 +202,17 @@ def sweep_status(root: Path) -> dict[str, Any]:
     rec = runs.read_manifest(root, "sweep", ("game", "widths"))
     sc, ex = build(*from_record(rec, str(root / "sweep.json")))
     names = [sc.run_name(w, s, f) for f, w, s in sc.sizes()]
+    kinds = {sc.run_name(w, s, f): (f or "mlp", w) for f, w, s in sc.sizes()}
     extra = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in names) \
         if (root / "runs").is_dir() else []
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
     want = sc.trained_steps
     for r in rows:                  # the sweep's steps grew: a run finished at fewer trains on
-        if r.get("finished") and r.get("steps") and r["steps"] < want and r["run"] in names:
-            r.update(finished=False, state=f"trains on to {want:,}", eta_seconds=None)
+        if r.get("steps") and r["steps"] < want and r["run"] in names:
+            if r.get("finished"):
+                r.update(finished=False, state=f"trains on to {want:,}", eta_seconds=None)
+            elif r.get("seconds_per_step") is not None:         # still on its way to the old steps
+                r.update(steps=want, eta_seconds=(want - r["step"]) * r["seconds_per_step"])
     elo, seat, exact = _sweep_elo(root)
     if elo is not None or exact:
         for r in rows:
@@ -222,11 +227,36 @@ def sweep_status(root: Path) -> dict[str, Any]:
     return {"sweep": str(root), "id": rec.get("id"), "game": sc.game, "preset": sc.preset, "executor": ex.kind,
             "running": lock["alive"], "pid": lock["pid"],
             "runs": rows, "runs_finished": finished, "runs_total": len(rows),
-            "training_eta_seconds": max([r["eta_seconds"] for r in rows if r["eta_seconds"] is not None], default=None),
+            "training_left": training_left(rows, kinds, want, ex.parallel if ex.kind == "local" else None),
             "analysis": {"done": [s for s in STEPS if s in done], "skipped": skipped,
                          "running": logst["analysis_running"] if lock["alive"] else None,
                          "pending": [s.name for s in STEPS.values() if s.name not in done and s.asked(sc)]},
             "last_log": logst["last_log"]}
+
+
+def training_left(rows: list[dict[str, Any]], kinds: dict[str, tuple[str, int]], steps: int,
+                  parallel: int | None) -> dict[str, Any]:
+    """The sweep's training time left: every unfinished run's remaining steps at its own recent
+    seconds per step or, for a run with none yet, at the median of its size's (family and width)
+    runs' rates; divided by the runs trained at once (local executor; elsewhere the sum is
+    given as it is). Runs whose size has no rate yet are named, not guessed."""
+    rates: dict[tuple[str, int], list[float]] = {}
+    for r in rows:
+        if r.get("seconds_per_step") and r["run"] in kinds:
+            rates.setdefault(kinds[r["run"]], []).append(r["seconds_per_step"])
+    total, unknown = 0.0, []
+    for r in rows:
+        if r.get("finished") or r["run"] not in kinds or r.get("state") == "damaged":
+            continue
+        left = max(0, steps - (r.get("step") or 0))
+        own = r.get("seconds_per_step") if r.get("state") not in ("not started",) else None
+        rate = own or (statistics.median(rates[kinds[r["run"]]]) if rates.get(kinds[r["run"]]) else None)
+        if rate is None:
+            unknown.append(r["run"])
+        else:
+            total += left * rate
+    seconds = total / parallel if parallel else total
+    return {"seconds": seconds if total or not unknown else None, "parallel": parallel, "no_rate_yet": unknown}
 
 
 def status(path: Path) -> dict[str, Any]:
@@ -261,6 +291,17 @@ def run_table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _training_left_text(t: dict[str, Any], running: bool) -> str:
+    if t["seconds"] is None and not t["no_rate_yet"]:
+        return ""
+    text = f"; training left ~{duration(t['seconds'])}" if t["seconds"] is not None else "; training left unknown"
+    if t["parallel"] and t["parallel"] > 1:
+        text += f" ({t['parallel']} runs at once)"
+    if t["no_rate_yet"]:
+        text += f", more for {len(t['no_rate_yet'])} run(s) of sizes not trained yet ({', '.join(t['no_rate_yet'])})"
+    return text + ("" if running else " once resumed")
+
+
 def format_status(st: dict[str, Any]) -> str:
     if st["kind"] == "run":
         lines = [f"run {st['path']}: " + ("training now" if st["running"] else "not running")]
@@ -269,8 +310,7 @@ def format_status(st: dict[str, Any]) -> str:
     state = f"running (pid {st['pid']})" if st["running"] else "not running"
     lines = [f"sweep {st['sweep']} ({st['game']}, preset {st['preset']}, executor {st['executor']}): {state}; "
              f"{st['runs_finished']}/{st['runs_total']} runs finished"
-             + (f", training ETA {duration(st['training_eta_seconds'])}" if st["running"] and st["training_eta_seconds"]
-                else "")]
+             + _training_left_text(st["training_left"], st["running"])]
     lines += run_table(st["runs"])
     lines.append(f"analysis done: {', '.join(a['done']) or 'none'}")
     if a["running"]:

@@ -944,6 +944,8 @@ def test_sweep_steps_grow_in_place(tiny_sweep, tmp_path):
     (look / "sweep.json").write_text(json.dumps(rec))
     st = json.loads(subprocess.run(cli("status", look, "--json"), capture_output=True, text=True).stdout)
     assert st["runs_finished"] == 0 and {r["state"] for r in st["runs"]} == {"trains on to 12"}
+    left = sum((12 - r["step"]) * r["seconds_per_step"] for r in st["runs"])   # each at its own recent rate
+    assert st["training_left"]["seconds"] == pytest.approx(left) and not st["training_left"]["no_rate_yet"]
     r = subprocess.run(cli(*grown, "--out", sw), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     log = (sw / "sweep.log").read_text()
@@ -998,3 +1000,19 @@ def test_growth_moves_old_agents_games_aside_and_old_records_keep_their_steps(tm
     want = step_inputs(sc, ["a", "b"], True)
     old = {k: {i: x for i, x in v.items() if i != "trained_steps"} for k, v in want.items()}
     assert old != want and _with_trained_steps(old, sc) == want
+
+
+def test_training_left_sums_the_runs_at_their_size_s_rate_and_names_the_unknown():
+    from azscale.status import _training_left_text, training_left
+    rows = [{"run": "a", "step": 10, "seconds_per_step": 2.0, "state": "started", "finished": False},
+            {"run": "b", "step": 0, "seconds_per_step": None, "state": "not started", "finished": False},
+            {"run": "c", "step": 0, "seconds_per_step": None, "state": "not started", "finished": False},
+            {"run": "d", "step": 20, "seconds_per_step": 9.0, "state": "finished", "finished": True}]
+    kinds = {"a": ("mlp", 4), "b": ("mlp", 4), "c": ("mlp", 16), "d": ("mlp", 16)}
+    t = training_left(rows, kinds, 20, parallel=2)
+    # a: 10 steps at its own 2 s; b: 20 at its size's 2 s; c: 20 at d's 9 s (same size); d finished
+    assert t["seconds"] == pytest.approx((10 * 2 + 20 * 2 + 20 * 9) / 2) and t["no_rate_yet"] == []
+    t = training_left(rows[:3], kinds, 20, parallel=1)
+    assert t["seconds"] == pytest.approx(60) and t["no_rate_yet"] == ["c"]
+    assert "more for 1 run(s) of sizes not trained yet (c)" in _training_left_text(t, running=True)
+    assert training_left(rows[1:3], kinds, 20, 1)["seconds"] is None
