@@ -5,7 +5,9 @@ games it plays:
 - reachable positions (board, scores, player to move): a breadth-first walk over the moves that
   stops at finished games; the repetition rule only ends games, so this is the set a real game
   can visit (any position reached by a line with a repetition is reached by the line without
-  its cycle). Stopped at `max_positions` ("more than").
+  its cycle). Stopped at `max_positions` ("more than"). Also how many of them share their
+  observation (seeds and scores: OpenSpiel's oware observation has no player to move) with
+  another, which a network cannot tell apart.
 - random play: mean length and the share of games the repetition rule ends (the rules in
   `owaresolve.OwareRules`, LENGTH_GAMES games); the late turn and shoulder moves that the
   variant's rule gives (`config.late_turn_rule`); the end-game evidence of `azscale zipf` on
@@ -78,7 +80,12 @@ def reachable_positions(h: int, s: int, max_positions: int = 3_000_000) -> dict[
                 if len(seen) > max_positions:
                     return {"positions": None, "more_than": max_positions, "seconds": time.perf_counter() - t0}
                 todo.append(nxt)
-    return {"positions": len(seen), "seconds": time.perf_counter() - t0}
+    boards: dict[tuple, int] = {}
+    for b, sc, _ in seen:
+        boards[(b, sc)] = boards.get((b, sc), 0) + 1
+    # the network's input is the seeds and scores, not the player to move (OpenSpiel's observation)
+    shared = sum(n for n in boards.values() if n > 1)
+    return {"positions": len(seen), "shared_observation": shared, "seconds": time.perf_counter() - t0}
 
 
 def random_play(h: int, s: int, games: int = 300, seed: int = 0) -> dict[str, Any]:
@@ -228,6 +235,8 @@ def scan_markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         rp = r["reachable"]
         reach = f"{rp['positions']:,}" if rp["positions"] is not None else f"> {rp['more_than']:,}"
+        if rp.get("shared_observation") is not None and rp["positions"]:
+            reach += f" ({rp['shared_observation'] / rp['positions']:.0%} share their observation)"
         sv = r["solver"]
         if sv.get("applicable") is False:
             start = cover = "not applicable"
