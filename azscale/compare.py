@@ -175,8 +175,10 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"- verdict: {v['verdict']} (detectable fall {_fmt(v['detectable_fall'])} Elo)"
                      if v["available"] else f"- verdict: not available: {v['reason']}")
         for key, title, cols in (("elo", "final Elo against random, by size", ("elo", "seeds", "seed_sd")),
-                                 ("early_late", "value loss against exact values, early and late states",
-                                  ("early_loss", "early_ci", "late_loss", "late_ci", "seeds")),
+                                 ("early_late", "value loss against exact values, early and late states (floor: the least loss "
+                                                "any network seeing only the observation can reach on them)",
+                                  ("early_loss", "early_ci", "early_floor", "late_loss", "late_ci", "late_floor",
+                                   "seeds")),
                                  ("accuracy", "exact move accuracy on decisive states, early and late (the "
                                               "network's most likely move keeps the exact value)",
                                   ("early_accuracy", "early_ci", "late_accuracy", "late_ci", "seeds")),

@@ -133,3 +133,15 @@ def test_each_arm_reads_its_exact_accuracy_or_says_why_not(tmp_path):
     f.write_text(json.dumps({"move_accuracy": {"by_params": [1, 2]}}))
     with pytest.raises(UserError, match="move_accuracy is not a table by size"):
         early_late_by_size(f, "move_accuracy", "accuracy")
+
+
+def test_each_arm_s_exact_loss_carries_its_observation_floor(tmp_path):
+    from azscale.analysis.compare import early_late_by_size
+    f = tmp_path / "loss.json"
+    el = {"applicable": True, "by_params": {"116": {"seeds": 3, "early_loss": 0.7, "late_loss": 1.0}}}
+    f.write_text(json.dumps({"early_late": el, "observation": {
+        "applicable": True, "by_params": {"116": {"early_floor": 0.0, "late_floor": 0.23}}}}))
+    t = early_late_by_size(f)
+    assert t["by_params"]["116"]["late_floor"] == 0.23 and t["by_params"]["116"]["early_floor"] == 0.0
+    f.write_text(json.dumps({"early_late": el}))                    # made before the floor: none claimed
+    assert "late_floor" not in early_late_by_size(f)["by_params"]["116"]

@@ -134,7 +134,8 @@ def early_late_by_size(loss_json: Path, key: str = "early_late", name: str = "lo
     if not Path(loss_json).exists():
         return {"available": False, "reason": f"{loss_json} is missing (no exact values for this game, or the "
                                               f"sweep's analysis has not run)"}
-    el = read_json(loss_json, "loss result").get(key, {})
+    data = read_json(loss_json, "loss result")
+    el = data.get(key, {})
     if not isinstance(el, dict) or not isinstance(el.get("by_params", {}), dict) \
             or not all(isinstance(e, dict) for e in el.get("by_params", {}).values()):
         raise UserError(f"{loss_json}: damaged loss result ({key} is not a table by size)")
@@ -143,10 +144,14 @@ def early_late_by_size(loss_json: Path, key: str = "early_late", name: str = "lo
                                               f"rerun the sweep with --reanalyse loss-solver)"}
     if not el.get("applicable", False):
         return {"available": False, "reason": el.get("reason", "not applicable")}
-    return {"available": True, "by_params": {p: {k: e.get(k) for k in (f"early_{name}", "early_ci", f"late_{name}",
-                                                                          "late_ci", "seeds")}
-                                             for p, e in el.get("by_params", {}).items()},
-            "late_turn": el.get("late_turn")}
+    by = {p: {k: e.get(k) for k in (f"early_{name}", "early_ci", f"late_{name}", "late_ci", "seeds")}
+          for p, e in el.get("by_params", {}).items()}
+    floors = data.get("observation") or {}
+    if key == "early_late" and isinstance(floors, dict) and floors.get("applicable"):
+        for p, e in by.items():           # the least loss any network seeing only the observation reaches
+            f = (floors.get("by_params") or {}).get(p) or {}
+            e.update(early_floor=f.get("early_floor"), late_floor=f.get("late_floor"))
+    return {"available": True, "by_params": by, "late_turn": el.get("late_turn")}
 
 
 REPLAY_METRICS = ("replay_distinct_share", "replay_top_share", "learned_late_share")
