@@ -244,10 +244,11 @@ def training_left(rows: list[dict[str, Any]], kinds: dict[str, tuple[str, int]],
     for r in rows:
         if r.get("seconds_per_step") and r["run"] in kinds:
             rates.setdefault(kinds[r["run"]], []).append(r["seconds_per_step"])
-    total, unknown = 0.0, []
+    total, unknown, pending = 0.0, [], 0
     for r in rows:
         if r.get("finished") or r["run"] not in kinds or r.get("state") == "damaged":
             continue
+        pending += 1
         left = max(0, steps - (r.get("step") or 0))
         own = r.get("seconds_per_step") if r.get("state") not in ("not started",) else None
         rate = own or (statistics.median(rates[kinds[r["run"]]]) if rates.get(kinds[r["run"]]) else None)
@@ -256,7 +257,8 @@ def training_left(rows: list[dict[str, Any]], kinds: dict[str, tuple[str, int]],
         else:
             total += left * rate
     seconds = total / parallel if parallel else total
-    return {"seconds": seconds if total or not unknown else None, "parallel": parallel, "no_rate_yet": unknown}
+    known = pending > len(unknown)               # some run left has a rate (nothing left: no figure)
+    return {"seconds": seconds if known else None, "parallel": parallel, "no_rate_yet": unknown}
 
 
 def status(path: Path) -> dict[str, Any]:

@@ -1016,3 +1016,5 @@ def test_training_left_sums_the_runs_at_their_size_s_rate_and_names_the_unknown(
     assert t["seconds"] == pytest.approx(60) and t["no_rate_yet"] == ["c"]
     assert "more for 1 run(s) of sizes not trained yet (c)" in _training_left_text(t, running=True)
     assert training_left(rows[1:3], kinds, 20, 1)["seconds"] is None
+    done = training_left(rows[3:], kinds, 20, 1)                     # nothing left: no figure, no text
+    assert done["seconds"] is None and _training_left_text(done, running=False) == ""
