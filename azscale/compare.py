@@ -175,8 +175,7 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"- verdict: {v['verdict']} (detectable fall {_fmt(v['detectable_fall'])} Elo)"
                      if v["available"] else f"- verdict: not available: {v['reason']}")
         for key, title, cols in (("elo", "final Elo against random, by size", ("elo", "seeds", "seed_sd")),
-                                 ("early_late", "value loss against exact values, early and late states (floor: the least loss "
-                                                "any network seeing only the observation can reach on them)",
+                                 ("early_late", "value loss against exact values, early and late states",
                                   ("early_loss", "early_ci", "early_floor", "late_loss", "late_ci", "late_floor",
                                    "seeds")),
                                  ("accuracy", "exact move accuracy on decisive states, early and late (the "
@@ -188,6 +187,11 @@ def markdown(r: dict[str, Any]) -> str:
                 lines.append(f"- {title}: not available: {t['reason']}")
                 continue
             nd = 0 if key == "elo" else 3
+            if key == "early_late":
+                if all(e.get("early_floor") is None for e in t["by_params"].values()):
+                    cols = tuple(c for c in cols if not c.endswith("_floor"))      # made before the floor
+                else:
+                    title += " (floor: the least loss any network seeing only the observation can reach on them)"
             lines += ["", f"{title}" + (f" ({t['window']})" if "window" in t else "") + ":", "",
                       "| parameters | " + " | ".join(cols) + " |", "|---:|" + "---:|" * len(cols)]
             for p in sorted(t["by_params"], key=int):

@@ -208,7 +208,7 @@ def sweep_status(root: Path) -> dict[str, Any]:
     rows = [run_progress(root / "runs" / n, name=n) for n in names + extra]
     want = sc.trained_steps
     for r in rows:                  # the sweep's steps grew: a run finished at fewer trains on
-        if r.get("steps") and r["steps"] < want and r["run"] in names:
+        if r.get("steps") and r["steps"] < want and r["run"] in names and r.get("state") != "damaged":
             if r.get("finished"):
                 r.update(finished=False, state=f"trains on to {want:,}", eta_seconds=None)
             elif r.get("seconds_per_step") is not None:         # still on its way to the old steps
@@ -238,27 +238,33 @@ def training_left(rows: list[dict[str, Any]], kinds: dict[str, tuple[str, int]],
                   parallel: int | None) -> dict[str, Any]:
     """The sweep's training time left: every unfinished run's remaining steps at its own recent
     seconds per step or, for a run with none yet, at the median of its size's (family and width)
-    runs' rates; divided by the runs trained at once (local executor; elsewhere the sum is
-    given as it is). Runs whose size has no rate yet are named, not guessed."""
+    runs' rates. With the local executor's `parallel` runs at once: the summed time over the runs
+    trained at once, but never less than the longest single run's. Elsewhere (Ray) the sum is
+    given as it is (`summed`). Runs with no rate for their size are named, not guessed; damaged
+    runs are named too."""
     rates: dict[tuple[str, int], list[float]] = {}
     for r in rows:
         if r.get("seconds_per_step") and r["run"] in kinds:
             rates.setdefault(kinds[r["run"]], []).append(r["seconds_per_step"])
-    total, unknown, pending = 0.0, [], 0
+    times, unknown, damaged = [], [], []
     for r in rows:
-        if r.get("finished") or r["run"] not in kinds or r.get("state") == "damaged":
+        if r.get("finished") or r["run"] not in kinds:
             continue
-        pending += 1
+        if r.get("state") == "damaged":
+            damaged.append(r["run"])
+            continue
         left = max(0, steps - (r.get("step") or 0))
-        own = r.get("seconds_per_step") if r.get("state") not in ("not started",) else None
+        own = r.get("seconds_per_step") if r.get("state") != "not started" else None
         rate = own or (statistics.median(rates[kinds[r["run"]]]) if rates.get(kinds[r["run"]]) else None)
         if rate is None:
             unknown.append(r["run"])
         else:
-            total += left * rate
-    seconds = total / parallel if parallel else total
-    known = pending > len(unknown)               # some run left has a rate (nothing left: no figure)
-    return {"seconds": seconds if known else None, "parallel": parallel, "no_rate_yet": unknown}
+            times.append(left * rate)
+    seconds = None
+    if times:
+        seconds = max(sum(times) / min(parallel, len(times)), max(times)) if parallel else sum(times)
+    return {"seconds": seconds, "parallel": parallel, "summed": not parallel, "no_rate_yet": unknown,
+            "damaged": damaged}
 
 
 def status(path: Path) -> dict[str, Any]:
@@ -297,10 +303,15 @@ def _training_left_text(t: dict[str, Any], running: bool) -> str:
     if t["seconds"] is None and not t["no_rate_yet"]:
         return ""
     text = f"; training left ~{duration(t['seconds'])}" if t["seconds"] is not None else "; training left unknown"
-    if t["parallel"] and t["parallel"] > 1:
+    if t.get("summed"):
+        text += " (summed over the runs; the executor trains several at once)"
+    elif t["parallel"] and t["parallel"] > 1:
         text += f" ({t['parallel']} runs at once)"
     if t["no_rate_yet"]:
-        text += f", more for {len(t['no_rate_yet'])} run(s) of sizes not trained yet ({', '.join(t['no_rate_yet'])})"
+        text += (f"{', more' if t['seconds'] is not None else ''} for {len(t['no_rate_yet'])} run(s) with no "
+                 f"rate yet for their size ({', '.join(t['no_rate_yet'])})")
+    if t.get("damaged"):
+        text += f"; not counted, damaged: {', '.join(t['damaged'])}"
     return text + ("" if running else " once resumed")
 
 

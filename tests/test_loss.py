@@ -393,8 +393,10 @@ def test_observation_floor_is_the_spread_of_targets_among_states_with_one_input(
     only the last checkpoint counts."""
     from azscale.analysis.loss import observation_floor
     rows = []
-    for step, groups in ((10, [0, 0, 1, 2, 3]), (5, [7, 7, 7, 7, 7])):      # step 5's groups must be ignored
-        rows += [{"run": "a", "step": step, "params": 100, "key": k, "late": late, "obs_group": g, "target": z}
+    # input 1 is early state 2's and late state 3's: shared in "all" only; step 5's groups are ignored
+    for step, groups in ((10, [0, 0, 1, 1, 3]), (5, [7, 7, 7, 7, 7])):
+        rows += [{"run": "a", "step": step, "params": 100, "key": k, "late": late, "obs_group": g, "target": z,
+                  "loss_value": 1.0}
                  for k, (late, g, z) in enumerate(zip([False, False, False, True, True], groups,
                                                        [1.0, -1.0, 1.0, 0.0, -1.0]))]
     per = pd.DataFrame(rows)
@@ -402,7 +404,8 @@ def test_observation_floor_is_the_spread_of_targets_among_states_with_one_input(
     v = res["by_params"]["100"]
     assert v["early_floor"] == pytest.approx(2 / 3) and v["early_shared"] == pytest.approx(2 / 3)
     assert v["late_floor"] == 0 and v["late_shared"] == 0
-    assert v["all_floor"] == pytest.approx(2 / 5) and v["early_states"] == 3 and v["late_states"] == 2
+    assert v["all_floor"] == pytest.approx(2.5 / 5) and v["all_shared"] == pytest.approx(4 / 5)
+    assert v["early_states"] == 3 and v["late_states"] == 2
     last = per[per["step"] == 10]
     best = last.groupby("obs_group")["target"].transform("mean")
     assert ((last["target"] - best) ** 2).mean() == pytest.approx(v["all_floor"])
@@ -411,6 +414,28 @@ def test_observation_floor_is_the_spread_of_targets_among_states_with_one_input(
         guess = pd.Series(rng.uniform(-1, 1, 10)).reindex(last["obs_group"]).to_numpy()
         assert ((last["target"].to_numpy() - guess) ** 2).mean() >= v["all_floor"] - 1e-12
     assert not observation_floor(per.drop(columns="obs_group"))["applicable"]
+
+
+def test_a_size_s_floor_combines_seeds_as_its_loss_does_and_never_exceeds_it():
+    """Two seeds scored on their own states (not pooled), with their own input ids: each run's
+    floor is under its own loss, and so must the size's be, combined like the loss (geometric
+    mean); a run whose loss is NaN is left out of both."""
+    from azscale.analysis.loss import early_late_summary, observation_floor
+    rows = []
+    # s0: 1 of 20 input pairs has opposite targets (floor 0.05); s1: every pair (floor 1); both at
+    # their floors. The arithmetic mean of floors (0.525) would exceed the sizes' loss (0.224).
+    for run, mismatched, extra in (("s0", 1, 0.0), ("s1", 20, 0.0), ("s2", 5, np.nan)):
+        z = np.ones(40)
+        z[1:2 * mismatched:2] = -1.0
+        groups = np.arange(40) // 2
+        mean = pd.Series(z).groupby(groups).transform("mean").to_numpy()
+        rows.append(pd.DataFrame({"run": run, "step": 10, "params": 100, "key": np.arange(40), "late": False,
+                                  "obs_group": groups, "target": z, "loss_value": (z - mean) ** 2 + extra}))
+    per = pd.concat(rows, ignore_index=True)
+    floor = observation_floor(per)["by_params"]["100"]
+    loss = early_late_summary(per, pooled=False, reps=50)["by_params"]["100"]["early_loss"]
+    assert floor["early_floor"] == pytest.approx(np.sqrt(0.05 * 1.0)) and loss == pytest.approx(np.sqrt(0.05))
+    assert floor["early_floor"] <= loss + 1e-9
 
 
 def test_oware_observation_does_not_say_who_moves():
@@ -442,7 +467,8 @@ def test_the_report_and_the_loss_command_show_the_floor_only_where_inputs_are_sh
     assert "| floor, early / late |" in md and "1.0000 / 1.0000" in md and "100% / 100%" in md
     assert "*Floor*" in md
     lines = floor_lines(lj["observation"])
-    assert len(lines) == 2 and "early 100.0%, late 100.0%; least value loss any network can reach on them: early 1.000" in lines[0]
+    assert len(lines) == 2 and "early 100.0%, late 100.0%; least value loss any network can reach on the early / late states: early 1.000" \
+        in lines[0]
     alone = per.assign(obs_group=per["key"])                    # every state its own input: nothing shown
     lj["observation"] = observation_floor(alone)
     assert "floor" not in _early_late_md(lj) and floor_lines(lj["observation"]) == []

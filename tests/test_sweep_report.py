@@ -1010,11 +1010,22 @@ def test_training_left_sums_the_runs_at_their_size_s_rate_and_names_the_unknown(
             {"run": "d", "step": 20, "seconds_per_step": 9.0, "state": "finished", "finished": True}]
     kinds = {"a": ("mlp", 4), "b": ("mlp", 4), "c": ("mlp", 16), "d": ("mlp", 16)}
     t = training_left(rows, kinds, 20, parallel=2)
-    # a: 10 steps at its own 2 s; b: 20 at its size's 2 s; c: 20 at d's 9 s (same size); d finished
-    assert t["seconds"] == pytest.approx((10 * 2 + 20 * 2 + 20 * 9) / 2) and t["no_rate_yet"] == []
+    # a: 10 steps at its own 2 s; b: 20 at its size's 2 s; c: 20 at d's 9 s (same size); d finished;
+    # two at once: half the sum (120 s), but c alone takes 180 s
+    assert t["seconds"] == pytest.approx(max((10 * 2 + 20 * 2 + 20 * 9) / 2, 20 * 9)) and t["no_rate_yet"] == []
+    t2 = training_left([rows[0], rows[1], {**rows[0], "run": "e"}], {**kinds, "e": ("mlp", 4)}, 20, parallel=2)
+    assert t2["seconds"] == pytest.approx((20 + 40 + 20) / 2)                # the sum over two at once
     t = training_left(rows[:3], kinds, 20, parallel=1)
     assert t["seconds"] == pytest.approx(60) and t["no_rate_yet"] == ["c"]
-    assert "more for 1 run(s) of sizes not trained yet (c)" in _training_left_text(t, running=True)
+    assert ", more for 1 run(s) with no rate yet for their size (c)" in _training_left_text(t, running=True)
+    # fewer runs left than run at once: the longest run sets the time, not the sum over `parallel`
+    assert training_left(rows[:1], kinds, 20, parallel=4)["seconds"] == pytest.approx(20)
+    assert training_left(rows[:2], kinds, 20, parallel=4)["seconds"] == pytest.approx(40)
+    ray = training_left(rows[:2], kinds, 20, parallel=None)                        # Ray: the sum, said so
+    assert ray["seconds"] == pytest.approx(60) and "summed over the runs" in _training_left_text(ray, True)
+    bad = training_left(rows[:1] + [{**rows[1], "state": "damaged"}], kinds, 20, parallel=1)
+    assert bad["seconds"] == pytest.approx(20) and bad["damaged"] == ["b"]
+    assert "not counted, damaged: b" in _training_left_text(bad, True)
     assert training_left(rows[1:3], kinds, 20, 1)["seconds"] is None
     done = training_left(rows[3:], kinds, 20, 1)                     # nothing left: no figure, no text
     assert done["seconds"] is None and _training_left_text(done, running=False) == ""

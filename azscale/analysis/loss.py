@@ -114,8 +114,9 @@ def observation_floor(per_state: pd.DataFrame) -> dict[str, Any]:
     states whose observation another state of the same subset shares, and the *floor*, the least
     mean value loss any network that sees only the observation can reach on those states (one
     value per input: the mean target of the states sharing it; the floor is their spread around
-    it). A loss near its floor says the input, not the network's size, limits it. Means over the
-    seeds of a size (each run on its own states, or all on the pooled ones)."""
+    it). A loss near its floor says the input, not the network's size, limits it. Seeds are
+    combined as the loss is (`early_late_summary`): the geometric mean over the runs whose loss
+    is finite, so a size's floor never exceeds its loss (shares: the arithmetic mean)."""
     if "obs_group" not in per_state.columns:
         return {"applicable": False, "reason": "per-state table written before observations were grouped"}
     last = last_checkpoints(per_state)
@@ -125,18 +126,22 @@ def observation_floor(per_state: pd.DataFrame) -> dict[str, Any]:
         for subset, rows in (("early", g[~g["late"].astype(bool)]), ("late", g[g["late"].astype(bool)]), ("all", g)):
             shared, floor = [], []
             for _, d in rows.groupby("run"):
+                if not np.isfinite(d["loss_value"].mean()):
+                    continue                      # left out of the loss too
                 grp = d.groupby("obs_group")["target"]
                 shared.append(float((grp.transform("size") > 1).mean()))
                 floor.append(float(((d["target"] - grp.transform("mean")) ** 2).mean()))
             e[f"{subset}_states"] = int(rows.groupby("run")["key"].nunique().mean()) if len(rows) else 0
             e[f"{subset}_shared"] = float(np.mean(shared)) if shared else None
-            e[f"{subset}_floor"] = float(np.mean(floor)) if floor else None
+            e[f"{subset}_floor"] = (None if not floor else 0.0 if min(floor) <= 0
+                                    else float(np.exp(np.mean(np.log(floor)))))
         by[str(int(p))] = e
     return {"applicable": True, "by_params": by,
             "statistic": "shared: share of the states whose network input (the observation) another state of the "
-                         "same subset has too; floor: the least mean value loss over these states that any network "
-                         "seeing only the observation can reach (the spread of the targets among states with one "
-                         "input); mean over seeds, each run's last checkpoint"}
+                         "same subset has too (mean over seeds); floor: the least mean value loss over these states "
+                         "that any network seeing only the observation can reach (the spread of the targets among "
+                         "states with one input), seeds combined by the geometric mean as the loss is; each run's "
+                         "last checkpoint, runs with a finite loss"}
 
 
 def smooth_log_rank(ranks: np.ndarray, values: np.ndarray, sigma: float = 0.15,

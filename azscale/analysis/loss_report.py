@@ -185,7 +185,8 @@ def floor_lines(observation: dict[str, Any], split: bool = True) -> list[str]:
         shared = ", ".join(f"{x} {100 * v[f'{x}_shared']:.1f}%" for x in subsets if v.get(f"{x}_shared") is not None)
         floor = ", ".join(f"{x} {num(v[f'{x}_floor'], 3)}" for x in subsets if v.get(f"{x}_floor") is not None)
         lines.append(f"{int(p):,} params: states sharing their observation with another (one input, one value): "
-                     f"{shared}; least value loss any network can reach on them: {floor}")
+                     f"{shared}; least value loss any network can reach on the {' / '.join(subsets)} states: "
+                     f"{floor}")
     return lines
 
 
