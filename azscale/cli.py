@@ -479,7 +479,6 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
         res = run_plan(design, fall, sims=power_sims, seed=seed)
         text = plan_markdown(res)
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
             R.atomic_write_text(out, text)
             R.atomic_write_json(plan_json, res)
         typer.echo(text.rstrip("\n"))

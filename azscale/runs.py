@@ -110,9 +110,27 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def refuse_file_in_the_way(d: Path, target: Path | None = None) -> None:
+    """Refuse, in one line naming it, a file where the directory `d` or one of its parents must
+    be (`target`: the path to be written there), before any work and instead of an OS error's
+    'File exists' or 'Not a directory'. Creates nothing."""
+    d = Path(d)
+    for up in (d, *d.parents):
+        if up.exists():
+            if not up.is_dir():
+                raise UserError(f"cannot write {target or d}: {up} is a file, not a directory")
+            return
+
+
+def ensure_dir(d: Path, target: Path | None = None) -> None:
+    """`d` and its parents as directories (`refuse_file_in_the_way` first)."""
+    refuse_file_in_the_way(d, target)
+    Path(d).mkdir(parents=True, exist_ok=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent, path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)          # mkstemp makes 0600; give the usual permissions
@@ -435,6 +453,7 @@ def claim_dir(path: Path, kind: str) -> None:
     path = Path(path)
     if os.path.lexists(path) and not path.is_dir():
         raise UserError(f"{path} exists and is not a directory; choose another directory")
+    refuse_file_in_the_way(path.parent, path)
     if not path.exists():
         return
     have = dir_kinds(path)
@@ -495,6 +514,7 @@ def claim_file(path: Path, what: str, ours) -> None:
         raise UserError(f"{path} is a symbolic link; azscale does not write through it (choose another file)")
     if path.exists() and not path.is_file():
         raise UserError(f"{path} exists and is not a file; choose another file")
+    refuse_file_in_the_way(path.parent, path)
     parent = path.parent
     for d in (parent, parent.parent if parent.name in ("games", "checkpoints", "pairs") else None):
         kinds = [k for k in dir_kinds(d) if k in DATA_KINDS] if d is not None and d.is_dir() else []

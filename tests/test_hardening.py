@@ -562,3 +562,15 @@ def test_sigterm_to_a_compiled_two_actor_run_is_one_line(tmp_path):
             p.wait()
     assert p.returncode == 130 and err.strip().splitlines() == ["azscale: interrupted (rerun the same command to resume)"], \
         (p.returncode, err[-2000:])
+
+
+def test_a_file_where_an_output_folder_must_be_is_one_line(tmp_path):
+    """`--out A/p.md` where A is a file: one line naming A, not an OS error's 'File exists'."""
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match=r"afile is a file, not a directory"):
+        runs.atomic_write_text(tmp_path / "afile" / "deeper" / "p.md", "text")
+    r = run_cli("verdict", "--plan", "--sizes", "116,1028,13316", "--seeds", "3", "--out", tmp_path / "afile" / "p.md")
+    assert_refused(r, match="afile is a file, not a directory")                 # refused before its simulations
+    with pytest.raises(UserError, match=r"cannot write .*z: .*afile is a file, not a directory"):
+        runs.claim_dir(tmp_path / "afile" / "z", "zipf")                      # a directory --out, too
+    assert (tmp_path / "afile").read_text() == "x"

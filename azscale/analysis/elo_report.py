@@ -320,7 +320,6 @@ def verdict(elo_dir: Path, out: Path, *, zipf: Path | None = None, loss: Path | 
         test.conditions.append(saturation_condition(saturation))
     text = verdict_markdown(summary["game"], test, z, lo)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_text(out, text)
     runs.atomic_write_json(vj, {"kind": VERDICT_KIND, "game": summary["game"], **verdict_dict(test, z, lo),
                                 "saturation": saturation if saturation is not None else

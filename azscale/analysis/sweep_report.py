@@ -253,7 +253,7 @@ def build_report(sweep_dir: Path, out: Path) -> dict[str, Any]:
     sweep_dir, out = Path(sweep_dir), Path(out)
     runs.claim_dir(out, "report")
     reading: list[Path] = [sweep_dir / "sweep.json"]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.ensure_dir(out.parent, out)
     _remove_stale_stages(out)
     # built aside and moved into place whole: a damaged input never leaves a half-written report
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
