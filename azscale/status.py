@@ -13,6 +13,7 @@ large the runs are.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -36,6 +37,8 @@ def _tail_metrics(path: Path, nbytes: int = 65536) -> list[dict[str, Any]]:
             data = fh.read()
     except FileNotFoundError:
         return []
+    except OSError as e:
+        raise UserError(f"{path}: unreadable ({e.strerror or e})") from None
     lines = data.split(b"\n")
     if size > nbytes:
         lines = lines[1:]                  # the first line may be cut
@@ -46,13 +49,32 @@ def _tail_metrics(path: Path, nbytes: int = 65536) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            problem = _metrics_problem(rec)
+            if problem:
+                raise UserError(f"{path}: damaged record at step {rec['step']} ({problem})")
             out.append(rec)
     return out
 
 
+_COUNTS = ("games_total", "states_total", "states_per_s", "simulations_per_s", "loss_value", "loss_policy")
+
+
+def _metrics_problem(rec: dict[str, Any]) -> str | None:
+    """Why a metrics line cannot be what `train` wrote (None when it can): a step that is not a
+    count, a missing or impossible wall time, a figure that is not a finite number >= 0."""
+    def real(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+    if isinstance(rec["step"], bool) or rec["step"] < 0:
+        return f"step {rec['step']!r}"
+    if not real(rec.get("wall_seconds")):
+        return f"wall_seconds {rec['wall_seconds']!r}" if "wall_seconds" in rec else "no wall_seconds"
+    bad = [k for k in _COUNTS if k in rec and rec[k] is not None and not real(rec[k])]
+    return f"{bad[0]} {rec[bad[0]]!r}" if bad else None
+
+
 def duration(seconds: float | None) -> str:
     """`3 h 05 min`, `12 min`, `40 s`; `-` when unknown."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "-"
     s = int(round(seconds))
     if s >= 3600:
@@ -113,7 +135,10 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
     st = cfg["settings"]
     out.update(run=cfg["run"], params=cfg["params"], width=st.get("width"), family=st.get("family"),
                seed=st.get("seed"), steps=st["steps"], state="started")
-    tail = _tail_metrics(run_dir / ck.METRICS_FILE)
+    try:
+        tail = _tail_metrics(run_dir / ck.METRICS_FILE)
+    except UserError as e:
+        return {**out, "state": "damaged", "problem": str(e)}
     if tail:
         last = tail[-1]
         recent = [m for m in tail if m["step"] > last["step"] - RATE_STEPS]
@@ -135,6 +160,8 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
     out["finished"] = rs.finished
     if out["finished"]:
         out["state"] = "finished"
+    elif out["step"] >= st["steps"]:
+        out["state"] = "all steps, no final checkpoint"     # being written, or the run stopped there
     elif out["seconds_per_step"] is not None:
         out["eta_seconds"] = (st["steps"] - out["step"]) * out["seconds_per_step"]
     return out
@@ -212,7 +239,7 @@ def sweep_status(root: Path) -> dict[str, Any]:
             if r.get("finished"):
                 r.update(finished=False, state=f"trains on to {want:,}", eta_seconds=None)
             elif r.get("seconds_per_step") is not None:         # still on its way to the old steps
-                r.update(steps=want, eta_seconds=(want - r["step"]) * r["seconds_per_step"])
+                r.update(steps=want, state="started", eta_seconds=(want - r["step"]) * r["seconds_per_step"])
     elo, seat, exact = _sweep_elo(root)
     if elo is not None or exact:
         for r in rows:
@@ -289,8 +316,7 @@ def run_table(rows: list[dict[str, Any]]) -> list[str]:
     out = [head]
     for r in rows:
         steps = f"{r['step']}/{r['steps']}" if r["steps"] else "-"
-        tail = r["state"] if r["state"] in ("finished", "not started", "damaged") or r["state"].startswith("trains on") \
-            else duration(r["eta_seconds"])
+        tail = r["state"] if r["state"] not in ("started",) else duration(r["eta_seconds"])
         if r.get("problem"):
             tail += f" ({r['problem']})"
         out.append(f"{r['run']:<28}{_num(r['params']):>9}{steps:>13}{_num(r['games']):>11}"

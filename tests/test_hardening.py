@@ -100,6 +100,41 @@ def test_status_agrees_with_train_on_a_damaged_run(world, tmp_path):
     refused(["train", "tic_tac_toe", "--run-dir", r, *SMOKE], tmp_path, "part-000002.parquet is missing")
 
 
+@pytest.mark.parametrize("change,problem", [
+    (lambda m: m.pop("wall_seconds"), "no wall_seconds"),
+    (lambda m: m.update(wall_seconds="x"), "wall_seconds 'x'"),
+    (lambda m: m.update(wall_seconds=float("nan")), "wall_seconds nan"),
+    (lambda m: m.update(wall_seconds=float("inf")), "wall_seconds inf"),
+    (lambda m: m.update(games_total=[1]), "games_total [1]"),
+    (lambda m: m.update(loss_value="low"), "loss_value 'low'"),
+    (lambda m: m.update(states_per_s=-3), "states_per_s -3"),
+    (lambda m: m.update(step=-5), "step -5")])
+def test_status_marks_a_run_with_a_damaged_metrics_line_damaged(world, tmp_path, change, problem):
+    """A metrics.jsonl line that train cannot have written makes that run 'damaged' with the
+    reason, in the table and in --json, never a traceback."""
+    r = _copy(world, tmp_path, "ttt", "r")
+    path = r / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    last = json.loads(lines[-1])
+    change(last)
+    path.write_text("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+    for args in (["status", r], ["status", r, "--json"]):
+        out = run_cli(*args)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert "damaged" in out.stdout and problem in out.stdout, out.stdout
+
+
+def test_status_ignores_a_damaged_exact_gain(tmp_path):
+    from azscale.analysis.saturation import read_exact_gains
+    f = tmp_path / "loss.json"
+    f.write_text(json.dumps({"exact_gain": {
+        "a": {"gain": "big", "ci": 5, "applicable": True},
+        "b": {"applicable": True, "gain": 0.01, "ci": [0.0, 0.02], "from_step": 5, "to_step": 8},
+        "c": {"applicable": True, "gain": 0.01, "ci": [0.0, float("nan")], "from_step": 5, "to_step": 8},
+        "d": {"applicable": False, "reason": "no checkpoints"}, "e": [1]}}))
+    assert sorted(read_exact_gains(f)) == ["b", "d"]
+
+
 def test_random_games_resume_refuses_a_part_of_another_seed(world, tmp_path):
     d = _copy(world, tmp_path, "rnd")
     random_games("tic_tac_toe", 40, 2, tmp_path / "seed2" / "rnd", part_size=20, workers=1, progress=False)

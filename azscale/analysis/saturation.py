@@ -157,7 +157,22 @@ def read_exact_gains(loss_json: Path | None) -> dict[str, dict[str, Any]]:
         return {}
     from ..runs import read_json
     gains = read_json(Path(loss_json), "loss result").get("exact_gain")
-    return {str(k): v for k, v in gains.items() if isinstance(v, dict)} if isinstance(gains, dict) else {}
+    return {str(k): v for k, v in gains.items() if _well_formed_gain(v)} if isinstance(gains, dict) else {}
+
+
+def _real(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
+
+
+def _well_formed_gain(v) -> bool:
+    """An exact gain as `exact_gain` writes it; anything else (a damaged file) counts as none."""
+    if not isinstance(v, dict) or not isinstance(v.get("applicable"), bool):
+        return False
+    if not v["applicable"]:
+        return True
+    ci = v.get("ci")
+    return (_real(v.get("gain")) and isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_real(x) for x in ci)
+            and all(isinstance(v.get(k), int) and not isinstance(v.get(k), bool) for k in ("from_step", "to_step")))
 
 
 def check_exact_gains(loss_json: Path, run_names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -179,7 +194,7 @@ def check_exact_gains(loss_json: Path, run_names: Sequence[str]) -> dict[str, di
 
 
 def _finite(ci) -> bool:
-    return ci is not None and all(np.isfinite(x) for x in ci)
+    return isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_real(x) for x in ci)
 
 
 def classify(elo: dict[str, Any], loss: dict[str, Any], exact: dict[str, Any] | None = None) -> tuple[str, str]:
