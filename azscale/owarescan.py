@@ -174,7 +174,7 @@ def scan(variants: Sequence[tuple[int, int]], out: Path, *, random_games: int = 
     if (out / "scan.json").exists():              # a rerun keeps the variants measured with the same settings
         old = runs.read_json(out / "scan.json", "scan.json of azscale oware-scan")
         if old.get("settings") == settings:
-            done = {r["variant"]: r for r in old.get("variants", []) if isinstance(r, dict) and "variant" in r}
+            done = _kept_rows(old.get("variants", []), out / "scan.json")
     else:                                          # the marker first: a killed scan is ours to resume
         runs.atomic_write_json(out / "scan.json", {"variants": [], "settings": settings})
     rows = [r for v, r in done.items() if v not in {f"{h}x{s}" for h, s in variants}]
@@ -225,6 +225,25 @@ def _ev(e):
     gap = e["alpha_gap_late"]
     return (f"{e['pattern']} ({e['held']}); late share {_fmt(ls)}; gap {_fmt(gap['value'], '{:+.3f}')} "
             f"[{_fmt(gap['ci'][0], '{:+.3f}')}, {_fmt(gap['ci'][1], '{:+.3f}')}]")
+
+
+def _kept_rows(rows: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """The variants a rerun keeps from `scan.json`, each checked by drawing its table row (what
+    the scan reads of it); a damaged file is refused in one line, never half used."""
+    def damaged(why: str) -> UserError:
+        return UserError(f"{path}: damaged scan.json of azscale oware-scan ({why}); move it away or delete it")
+    if not isinstance(rows, list):
+        raise damaged("'variants' is not a list")
+    kept = {}
+    for r in rows:
+        if not isinstance(r, dict) or not isinstance(r.get("variant"), str):
+            raise damaged("a variant without its name")
+        try:
+            scan_markdown([r])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise damaged(f"variant {r['variant']}: {type(e).__name__}: {e}") from None
+        kept[r["variant"]] = r
+    return kept
 
 
 def scan_markdown(rows: list[dict[str, Any]]) -> str:

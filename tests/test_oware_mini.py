@@ -91,3 +91,20 @@ def test_scan_end_to_end_on_the_smallest_board(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "scan.json").read_text())["variants"][0]["selfplay"]["games"] == row["selfplay"]["games"]
+
+
+def test_a_damaged_scan_json_is_refused_in_one_line_not_half_used(tmp_path):
+    """A rerun keeps the variants of its scan.json; each is checked first (the committed scan's
+    rows pass), and a damaged one is refused with the file named."""
+    from pathlib import Path
+    from azscale.errors import UserError
+    from azscale.owarescan import _kept_rows
+    committed = json.loads((Path(__file__).parent.parent / "results" / "oware_mini" / "scan.json").read_text())
+    kept = _kept_rows(committed["variants"], tmp_path / "scan.json")
+    assert sorted(kept) == sorted(r["variant"] for r in committed["variants"])
+    good = committed["variants"][0]
+    for bad, why in ((5, "'variants' is not a list"), ([{"variant": "3x2"}], "variant 3x2: KeyError: 'reachable'"),
+                     ([{**good, "reachable": "lots"}], "TypeError"), ([{"no": "name"}], "a variant without its name")):
+        with pytest.raises(UserError, match=r"scan\.json: damaged scan\.json of azscale oware-scan \(.*"
+                           + __import__("re").escape(why)):
+            _kept_rows(bad, tmp_path / "scan.json")
