@@ -606,6 +606,9 @@ def test_a_file_where_an_output_folder_must_be_is_one_line(tmp_path):
         runs.atomic_write_text(tmp_path / "afile" / "deeper" / "p.md", "text")
     r = run_cli("verdict", "--plan", "--sizes", "116,1028,13316", "--seeds", "3", "--out", tmp_path / "afile" / "p.md")
     assert_refused(r, match="afile is a file, not a directory")                 # refused before its simulations
+    for out in ("", ".", "/", ".."):                                            # no file named at all
+        r = run_cli("verdict", "--plan", "--sizes", "116,1028", "--out", out)
+        assert_refused(r, match="name the Markdown file")
     with pytest.raises(UserError, match=r"cannot write .*z: .*afile is a file, not a directory"):
         runs.claim_dir(tmp_path / "afile" / "z", "zipf")                      # a directory --out, too
     assert (tmp_path / "afile").read_text() == "x"
