@@ -89,13 +89,14 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
                                                           "accuracy"),
                        "replay": cmp.replay_by_size([{"params": ck.read_run_config(rd[n])["params"],
                                                       "metrics": ck.read_metrics(rd[n])} for n in common])}
+    # every agent loaded before anything is written: an unreadable checkpoint leaves no folder
+    agents = {name: (replace(pa, name=f"plain:{pa.name}"), replace(pb, name=f"arm:{pb.name}"))
+              for name in common for pa, pb in [(agents_from_runs([a[name]])[0], agents_from_runs([b[name]])[0])]}
     runs.claim_dir(out, "compare")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for k, name in enumerate(common):
-        pa = agents_from_runs([a[name]])[0]
-        pb = agents_from_runs([b[name]])[0]
-        pa, pb = replace(pa, name=f"plain:{pa.name}"), replace(pb, name=f"arm:{pb.name}")
+        pa, pb = agents[name]
         res = tournament([pb, pa], out / "matches" / name, games_per_pair=games_per_pair, temperature=temperature,
                          simulations=simulations, seed=seed + k, workers=1, progress=progress,
                          label=f"head to head {name}")

@@ -116,6 +116,13 @@ def test_compare_end_to_end_and_its_refusals(tmp_path):
     assert same.returncode != 0 and "same settings" in same.stderr and "Traceback" not in same.stderr
     bad = run_cli("compare", tmp_path / "plain", tmp_path / "nowhere", "--out", tmp_path / "e")
     assert bad.returncode != 0 and "not a sweep directory" in bad.stderr
+    # an unreadable final checkpoint is refused before anything is written: no folder left behind
+    import shutil
+    shutil.copytree(tmp_path / "cap", tmp_path / "cap2")
+    ckpt = sorted((tmp_path / "cap2" / "runs" / "tic_tac_toe-w8-s1" / "checkpoints").glob("step-*.pt"))[-1]
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    cut = run_cli("compare", tmp_path / "plain", tmp_path / "cap2", "--out", tmp_path / "g" / "deeper")
+    assert cut.returncode == 2 and "unreadable checkpoint" in cut.stderr and not (tmp_path / "g").exists()
 
 
 def test_each_arm_reads_its_exact_accuracy_or_says_why_not(tmp_path):
