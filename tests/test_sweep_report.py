@@ -846,6 +846,11 @@ def test_report_names_every_section_it_leaves_out_and_why(tiny_sweep, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Left out of this report" in md and "2 sections left out" in md
     assert "## Value loss by rank: perfect-play target" not in md and "--reanalyse loss-solver" in md
+    # a damaged verdict.md is named (not verdict.json)
+    bad = tmp_path / "sw-vmd"
+    shutil.copytree(sw, bad)
+    (bad / "analysis" / "verdict.md").write_text("# one line only")
+    assert "analysis/verdict.md: damaged result file" in _refused(["report", bad, "--out", tmp_path / "rep3"], tmp_path)
     # a step the sweep has not reached says so
     steps = json.loads((sw / "steps.json").read_text())
     steps["done"].remove("verdict")

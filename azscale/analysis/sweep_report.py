@@ -593,7 +593,15 @@ def _verdict(sw: Sweep) -> list[dict[str, Any]]:
     if not (sw.a / "verdict.md").exists():
         sw.absent("Inverse-scaling verdict", "verdict", "verdict.md")
         return []
-    text = (sw.a / "verdict.md").read_text().split("\n", 1)[1]
+    from .verdict import VERDICT_TITLE
+    p = sw.a / "verdict.md"
+    try:
+        raw = p.read_text()
+    except (UnicodeDecodeError, OSError) as e:
+        raise UserError(f"{p}: damaged result file ({type(e).__name__})") from None
+    head, _, text = raw.partition("\n")
+    if not head.startswith(VERDICT_TITLE):
+        raise UserError(f"{p}: damaged result file (it does not begin as the verdicts azscale writes)")
     return [{"id": "verdict", "title": "Inverse-scaling verdict", "source": "analysis/verdict.md, analysis/verdict.json",
              "md": re.sub(r"^#{1,2} ", "### ", text, flags=re.M)}]
 
