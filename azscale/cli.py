@@ -416,10 +416,10 @@ def oware_scan_cmd(out: Path = typer.Option(..., help="Output directory: scan.js
 
 
 def _int_list(text: str, name: str) -> list[int]:
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{name} must be comma-separated whole numbers, got {text!r}") from None
+    items = [x.strip() for x in text.split(",")]
+    if not all(x.isascii() and x.isdigit() and len(x) <= 12 for x in items):     # no '', '1_000', '１', 10^13+
+        raise UserError(f"{name} must be comma-separated whole numbers (up to 12 digits each), got {text!r}")
+    vals = [int(x) for x in items]
     if len(vals) < 2 or min(vals) < 1 or sorted(set(vals)) != vals:
         raise UserError(f"{name} needs two or more distinct sizes >= 1 in ascending order, got {text!r}")
     return vals
@@ -462,6 +462,10 @@ def verdict(elo_dir: Optional[Path] = typer.Argument(None, help="An azscale elo 
     fwer = number(fwer, "--fwer", lo=0, lo_open=True, hi=0.5, hi_open=True)
     seed = number(seed, "--seed", lo=0, hi=SEED_MAX, integer=True)
     power_sims = number(power_sims, "--power-sims", lo=50, hi=100_000, integer=True)
+    from .analysis.sizeboot import SCHEMES, check_resampling
+    check_resampling(replicates, seed)            # checked in both modes, used or not
+    if seed_resampling not in SCHEMES:
+        raise UserError(f"--seed-resampling must be {' or '.join(SCHEMES)}, got {seed_resampling!r}")
     if plan:
         from .analysis.power import Design, claim_plan_files, plan as run_plan, plan_markdown
         from . import runs as R

@@ -124,7 +124,9 @@ def test_plan_cli(tmp_path):
     want = detectable_fall(Design([608, 1304, 2984, 7496], 2, 400, 40.0), sims=200).mde
     assert mde == pytest.approx(want) and f"**{mde:,.0f} Elo**" in r.stdout
     assert "| 4 | 400 |" in r.stdout and {g["seeds"] for g in res["grid"]} == {2, 3, 4, 6}
-    for bad in (("--sizes", "200,100"), ("--fall", "-5"), ("--power-sims", "3")):
+    for bad in (("--sizes", "200,100"), ("--fall", "-5"), ("--power-sims", "3"), ("--sizes", "100,,400"),
+                ("--sizes", "100,1_000"), ("--sizes", "100," + "9" * 30), ("--seed-resampling", "xyz"),
+                ("--replicates", "-1")):
         args = {"--sizes": "100,200,400", "--fall": "100", **dict([bad])}
         r = run_cli("verdict", "--plan", *[x for kv in args.items() for x in kv])
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
