@@ -59,6 +59,8 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
     from .tournament import agents_from_runs, tournament
     plain, arm, out = Path(plain), Path(arm), Path(out)
     a, b = _runs(plain), _runs(arm)
+    if plain.resolve() == arm.resolve():
+        raise UserError(f"{plain} and {arm} are the same sweep given twice; give the plain sweep and the arm")
     common = sorted(set(a) & set(b))
     if not common:
         raise UserError(f"{plain} and {arm} share no run names (the same game, widths and seeds are needed)")

@@ -113,7 +113,7 @@ def test_compare_end_to_end_and_its_refusals(tmp_path):
     odd = run_cli("compare", tmp_path / "plain", tmp_path / "cap", "--out", tmp_path / "f", "--games-per-pair", 7)
     assert odd.returncode != 0 and "even" in odd.stderr and not (tmp_path / "f").exists()
     same = run_cli("compare", tmp_path / "plain", tmp_path / "plain", "--out", tmp_path / "d")
-    assert same.returncode != 0 and "same settings" in same.stderr and "Traceback" not in same.stderr
+    assert same.returncode != 0 and "the same sweep given twice" in same.stderr and "Traceback" not in same.stderr
     bad = run_cli("compare", tmp_path / "plain", tmp_path / "nowhere", "--out", tmp_path / "e")
     assert bad.returncode != 0 and "not a sweep directory" in bad.stderr
     # an unreadable final checkpoint is refused before anything is written: no folder left behind
