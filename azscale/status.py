@@ -25,7 +25,7 @@ from . import runs
 from .errors import UserError
 from .sweepsteps import STEPS
 
-RATE_STEPS = 20            # recent steps that give the seconds per step (and so the ETA)
+RATE_STEPS = 20            # recent steps whose median time is the seconds per step (and so the ETA)
 
 
 def _tail_metrics(path: Path, nbytes: int = 65536) -> list[dict[str, Any]]:
@@ -143,8 +143,12 @@ def run_progress(run_dir: Path, name: str | None = None) -> dict[str, Any]:
         last = tail[-1]
         recent = [m for m in tail if m["step"] > last["step"] - RATE_STEPS]
         sps = None
-        if len(recent) >= 2 and recent[-1]["step"] > recent[0]["step"]:
-            sps = (recent[-1]["wall_seconds"] - recent[0]["wall_seconds"]) / (recent[-1]["step"] - recent[0]["step"])
+        # the median of the recent steps' own times: a burst of load (or a snapshot) at the end
+        # does not set the rate of a run, or of the runs of its size that are still to train
+        per = [(b["wall_seconds"] - a["wall_seconds"]) / (b["step"] - a["step"])
+               for a, b in zip(recent, recent[1:]) if b["step"] > a["step"] and b["wall_seconds"] >= a["wall_seconds"]]
+        if per:
+            sps = statistics.median(per)
         elif last["step"] > 0:
             sps = last.get("wall_seconds", 0.0) / last["step"]
         out.update(step=last["step"], games=last.get("games_total", 0), states=last.get("states_total", 0),

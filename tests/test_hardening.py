@@ -124,6 +124,20 @@ def test_status_marks_a_run_with_a_damaged_metrics_line_damaged(world, tmp_path,
         assert "damaged" in out.stdout and problem in out.stdout, out.stdout
 
 
+def test_status_rate_is_the_median_step_so_a_burst_at_the_end_does_not_set_it(world, tmp_path):
+    from azscale.status import status
+    r = _copy(world, tmp_path, "ttt", "r")
+    path = r / "metrics.jsonl"
+    recs = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(recs) >= 4
+    wall = 0.0
+    for i, m in enumerate(recs):
+        wall += 100.0 if i == len(recs) - 1 else 2.0          # the last step took 50 times longer
+        m["wall_seconds"] = wall
+    path.write_text("".join(json.dumps(m) + "\n" for m in recs))
+    assert status(r)["seconds_per_step"] == pytest.approx(2.0)
+
+
 def test_status_ignores_a_damaged_exact_gain(tmp_path):
     from azscale.analysis.saturation import read_exact_gains
     f = tmp_path / "loss.json"
