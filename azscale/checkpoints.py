@@ -136,9 +136,11 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     if not isinstance(d["settings"], dict) or not isinstance(d["run"], str) or not d["run"] \
             or not isinstance(d["params"], int) or isinstance(d["params"], bool):
         raise UserError(f"{run_dir / CONFIG_FILE}: damaged run configuration")
-    steps = d["settings"].get("steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise UserError(f"{run_dir / CONFIG_FILE}: damaged run configuration (settings.steps)")
+    st = d["settings"]
+    for key, lo in (("steps", 1), ("width", 1), ("seed", 0)):     # width and seed: where given
+        v = st.get(key)
+        if (key == "steps" or key in st) and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+            raise UserError(f"{run_dir / CONFIG_FILE}: damaged run configuration (settings.{key})")
     return d
 
 

@@ -536,6 +536,8 @@ def read_manifest(path: Path, kind: str, keys: Iterable[str] = ()) -> dict[str, 
     """The marker file of a `kind` directory, checked to be one and to hold `keys`."""
     path = Path(path)
     f = path / DATA_KINDS[kind]
+    if os.path.lexists(f) and not f.is_file():
+        raise UserError(f"{f}: damaged {KIND_NAMES[kind]} (it is not a file)")
     if not f.is_file():
         raise UserError(f"{path}: not {KIND_NAMES[kind]} (no {DATA_KINDS[kind]})")
     d = read_json(f, f"{DATA_KINDS[kind]} of {KIND_NAMES[kind]}")

@@ -138,6 +138,21 @@ def test_status_rate_is_the_median_step_so_a_burst_at_the_end_does_not_set_it(wo
     assert status(r)["seconds_per_step"] == pytest.approx(2.0)
 
 
+def test_status_names_a_config_that_is_a_folder_or_has_an_impossible_width(world, tmp_path):
+    from azscale.status import status
+    r = _copy(world, tmp_path, "ttt", "r")
+    cfg = json.loads((r / "config.json").read_text())
+    cfg["settings"]["width"] = "wide"
+    (r / "config.json").write_text(json.dumps(cfg))
+    st = status(r)
+    assert st["state"] == "damaged" and "settings.width" in st["problem"]
+    (r / "config.json").unlink()
+    (r / "config.json").mkdir()                      # a sweep's run whose config.json is a folder
+    from azscale.status import run_progress
+    st = run_progress(r)
+    assert st["state"] == "damaged" and "it is not a file" in st["problem"] and "no config.json" not in st["problem"]
+
+
 def test_status_ignores_a_damaged_exact_gain(tmp_path):
     from azscale.analysis.saturation import read_exact_gains
     f = tmp_path / "loss.json"
