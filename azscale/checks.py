@@ -29,6 +29,12 @@ def _describe(lo, hi, lo_open: bool, hi_open: bool, integer: bool) -> str:
     return what
 
 
+def is_finite_number(x: Any) -> bool:
+    """Whether a value read back from a file is a real, finite number (not a bool, a string, NaN
+    or an infinity): for checking records, where a bad value is damage, not a user's mistake."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def number(value: Any, name: str, *, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> Any:
     """`value` if it is a finite number (an integer when `integer`) inside the bounds; else a

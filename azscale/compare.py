@@ -92,8 +92,10 @@ def compare(plain: Path, arm: Path, out: Path, *, games_per_pair: int = 100, sim
                        "replay": cmp.replay_by_size([{"params": ck.read_run_config(rd[n])["params"],
                                                       "metrics": ck.read_metrics(rd[n])} for n in common])}
     # every agent loaded before anything is written: an unreadable checkpoint leaves no folder
-    agents = {name: (replace(pa, name=f"plain:{pa.name}"), replace(pb, name=f"arm:{pb.name}"))
-              for name in common for pa, pb in [(agents_from_runs([a[name]])[0], agents_from_runs([b[name]])[0])]}
+    agents = {}
+    for name in common:
+        pa, pb = agents_from_runs([a[name]])[0], agents_from_runs([b[name]])[0]
+        agents[name] = (replace(pa, name=f"plain:{pa.name}"), replace(pb, name=f"arm:{pb.name}"))
     runs.claim_dir(out, "compare")
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -80,10 +80,8 @@ def reachable_positions(h: int, s: int, max_positions: int = 3_000_000) -> dict[
                 if len(seen) > max_positions:
                     return {"positions": None, "more_than": max_positions, "seconds": time.perf_counter() - t0}
                 todo.append(nxt)
-    boards: dict[tuple, int] = {}
-    for b, sc, _ in seen:
-        boards[(b, sc)] = boards.get((b, sc), 0) + 1
     # the network's input is the seeds and scores, not the player to move (OpenSpiel's observation)
+    boards = Counter((b, sc) for b, sc, _ in seen)
     shared = sum(n for n in boards.values() if n > 1)
     return {"positions": len(seen), "shared_observation": shared, "seconds": time.perf_counter() - t0}
 

@@ -495,11 +495,9 @@ def claim_markdown_and_json(out: Path, what: str, title: str, json_ok, example: 
     JSON's path, after refusing to overwrite anything that is not such a file azscale wrote
     (`claim_file`; `json_ok(data)` recognises the JSON). Both are checked before any work."""
     out = Path(out)
-    if out.name in ("", ".", ".."):
+    if out.name in ("", ".", "..") or out.with_suffix(".json") == out:     # (with_suffix needs a name)
         raise UserError(f"--out {str(out)!r}: name the Markdown file (such as {example}); its .json is written beside it")
     js = out.with_suffix(".json")
-    if js == out:
-        raise UserError(f"--out {out}: name the Markdown file (such as {example}); its .json is written beside it")
     claim_file(out, f"{what} (Markdown)", lambda p: starts_with(p, title))
     claim_file(js, f"{what} (JSON)", lambda p: json_ok(json_of(p)))
     return js

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import checkpoints as ck
+from .checks import is_finite_number
 from . import runs
 from .errors import UserError
 from .sweepsteps import STEPS
@@ -63,7 +64,7 @@ def _metrics_problem(rec: dict[str, Any]) -> str | None:
     """Why a metrics line cannot be what `train` wrote (None when it can): a step that is not a
     count, a missing or impossible wall time, a figure that is not a finite number >= 0."""
     def real(x):
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+        return is_finite_number(x) and x >= 0
     if isinstance(rec["step"], bool) or rec["step"] < 0:
         return f"step {rec['step']!r}"
     if not real(rec.get("wall_seconds")):

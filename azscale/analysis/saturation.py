@@ -34,6 +34,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from ..checks import is_finite_number
+
 FRACTION = 1 / 3           # the last third of training
 ELO_TOL = 50.0             # a gain whose interval stays below this is no gain
 LOSS_TOL = 0.05            # a relative loss change within +-5% over the last third is flat
@@ -160,10 +162,6 @@ def read_exact_gains(loss_json: Path | None) -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in gains.items() if _well_formed_gain(v)} if isinstance(gains, dict) else {}
 
 
-def _real(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
-
-
 def _well_formed_gain(v) -> bool:
     """An exact gain as `exact_gain` writes it; anything else (a damaged file) counts as none."""
     if not isinstance(v, dict) or not isinstance(v.get("applicable"), bool):
@@ -171,7 +169,7 @@ def _well_formed_gain(v) -> bool:
     if not v["applicable"]:
         return True
     ci = v.get("ci")
-    return (_real(v.get("gain")) and isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_real(x) for x in ci)
+    return (is_finite_number(v.get("gain")) and isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_finite_number(x) for x in ci)
             and all(isinstance(v.get(k), int) and not isinstance(v.get(k), bool) for k in ("from_step", "to_step")))
 
 
@@ -194,7 +192,7 @@ def check_exact_gains(loss_json: Path, run_names: Sequence[str]) -> dict[str, di
 
 
 def _finite(ci) -> bool:
-    return isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_real(x) for x in ci)
+    return isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_finite_number(x) for x in ci)
 
 
 def classify(elo: dict[str, Any], loss: dict[str, Any], exact: dict[str, Any] | None = None) -> tuple[str, str]:
